@@ -1,0 +1,378 @@
+//! `rlm.chunk.create` (with its per-strategy cache and paging) and
+//! `rlm.span.get` (in the order asked, cut at the response cap with the
+//! rest listed in `omitted`).
+
+use rayon::prelude::*;
+use rusqlite::{OptionalExtension, params};
+
+use rlm::tools::{
+    ChunkCreateArgs, ChunkCreateResult, ChunkSpan, ChunkStrategy, SpanContent, SpanGetArgs,
+    SpanGetResult, SpanRef,
+};
+use rlm::{ErrorCode, ToolError};
+
+use super::{CallContext, Engine, SessionRow, cut_to_fit, json_chars, list_budget, now};
+use crate::chunk::{self, Strategy};
+use crate::store::sha256_hex;
+
+/// Spans one chunking may make; more would bloat the store for no reader.
+pub(crate) const MAX_SPANS_PER_CHUNKING: u64 = 100_000;
+/// Span ids one `rlm.span.get` may ask for.
+const MAX_SPAN_IDS: usize = 1000;
+/// Characters of a span's preview.
+const PREVIEW_CHARS: u64 = 100;
+
+/// A span row.
+#[derive(Debug, Clone)]
+pub(crate) struct SpanRow {
+    pub span_id: String,
+    pub session_id: String,
+    pub doc_id: String,
+    pub start: u64,
+    pub end: u64,
+}
+
+impl Engine {
+    pub(crate) fn chunk_create(
+        &self,
+        session: &SessionRow,
+        args: ChunkCreateArgs,
+        ctx: &CallContext,
+    ) -> Result<ChunkCreateResult, ToolError> {
+        session.require_active("rlm.chunk.create")?;
+        let doc = self.doc(session, &args.doc_id)?;
+        let (strategy, max_chunks) = to_strategy(&args.strategy);
+        if max_chunks == Some(0) {
+            return Err(ToolError::invalid("strategy.max_chunks must be at least 1")
+                .with("field", "strategy.max_chunks"));
+        }
+        chunk::validate(&strategy)
+            .map_err(|e| ToolError::invalid(e.to_string()).with("field", "strategy"))?;
+        let limit = args.limit.unwrap_or(u64::MAX);
+        if limit == 0 {
+            return Err(
+                ToolError::invalid("limit must be at least 1 (or left out)").with("field", "limit")
+            );
+        }
+        let offset = args.offset.unwrap_or(0);
+        let key = serde_json::to_string(&args.strategy)
+            .map_err(|e| ToolError::internal(e.to_string()))?;
+        let reuse = session.config.chunk_cache_enabled || offset > 0;
+        let store = &self.inner.store;
+        let mut found = if reuse {
+            self.find_chunking(session, &doc.doc_id, &key)?
+        } else {
+            None
+        };
+        let cached = found.is_some();
+        if found.is_none() {
+            let _lock = store.lock_session(&session.id)?;
+            // Another call may have made it while this one waited for the lock.
+            found = if reuse {
+                self.find_chunking(session, &doc.doc_id, &key)?
+            } else {
+                None
+            };
+            if found.is_none() {
+                ctx.check_cancel()?;
+                let text = store.text(&doc.hash)?;
+                let ranges =
+                    chunk::chunk(text.as_str(), doc.length_chars, &strategy, max_chunks)
+                        .map_err(|e| ToolError::invalid(e.to_string()).with("field", "strategy"))?;
+                if ranges.len() as u64 > MAX_SPANS_PER_CHUNKING {
+                    return Err(ToolError::new(
+                        ErrorCode::TooLarge,
+                        format!(
+                            "this strategy cuts document {} into {} spans, more than the {MAX_SPANS_PER_CHUNKING} one chunking may make; use larger chunks or set max_chunks",
+                            doc.doc_id,
+                            ranges.len()
+                        ),
+                    )
+                    .with("spans", ranges.len() as u64));
+                }
+                let s = text.as_str();
+                let hashes: Vec<String> = ranges
+                    .par_iter()
+                    .map(|r| sha256_hex(&s.as_bytes()[r.start_byte..r.end_byte]))
+                    .collect();
+                let created = now();
+                let set_id = store.db.write_durable(|tx| {
+                    // The session may have been closed while we waited for the lock.
+                    let status: String =
+                        tx.query_row("SELECT status FROM sessions WHERE session_id = ?1", [&session.id], |r| r.get(0))?;
+                    if status != "active" {
+                        self.load_session(&session.id)?.require_active("rlm.chunk.create")?;
+                    }
+                    tx.execute(
+                        "INSERT INTO chunk_sets (session_id, doc_id, strategy, total_spans, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                        params![session.id, doc.doc_id, key, ranges.len() as i64, created],
+                    )?;
+                    let set_id = tx.last_insert_rowid();
+                    let mut put = tx.prepare_cached(
+                        "INSERT INTO spans (span_id, session_id, doc_id, set_id, idx, start, \"end\", content_hash, created_at) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    )?;
+                    for (i, (r, h)) in ranges.iter().zip(&hashes).enumerate() {
+                        put.execute(params![
+                            uuid::Uuid::new_v4().to_string(),
+                            session.id,
+                            doc.doc_id,
+                            set_id,
+                            i as i64,
+                            r.start_char as i64,
+                            r.end_char as i64,
+                            h,
+                            created
+                        ])?;
+                    }
+                    Ok::<_, ToolError>(set_id)
+                })?;
+                found = Some((set_id, ranges.len() as u64));
+            }
+        }
+        let (set_id, total_spans) = found.unwrap_or((0, 0));
+        let page = self.inner.store.db.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT span_id, idx, start, \"end\", content_hash FROM spans WHERE set_id = ?1 AND idx >= ?2 ORDER BY idx LIMIT ?3",
+            )?;
+            let rows = st
+                .query_map(params![set_id, offset as i64, limit.min(i64::MAX as u64) as i64], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)? as u64,
+                        r.get::<_, i64>(2)? as u64,
+                        r.get::<_, i64>(3)? as u64,
+                        r.get::<_, Option<String>>(4)?,
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok::<_, ToolError>(rows)
+        })?;
+        let text = store.text(&doc.hash)?;
+        let mut budget = list_budget(session);
+        let mut spans = Vec::with_capacity(page.len());
+        let mut truncated = false;
+        for (span_id, index, start, end, hash) in page {
+            let content_hash = match hash {
+                Some(h) => h,
+                None => sha256_hex(text.slice(start, end).as_bytes()),
+            };
+            let preview = text.slice(start, end.min(start + PREVIEW_CHARS)).to_owned();
+            let entry = ChunkSpan {
+                span_id,
+                index,
+                span: SpanRef {
+                    doc_id: doc.doc_id.clone(),
+                    start,
+                    end,
+                },
+                length_chars: end - start,
+                content_hash,
+                preview,
+            };
+            let cost = json_chars(&entry) + 1;
+            if cost > budget {
+                truncated = true;
+                break;
+            }
+            budget -= cost;
+            spans.push(entry);
+        }
+        let next = offset + spans.len() as u64;
+        Ok(ChunkCreateResult {
+            spans,
+            total_spans,
+            cached,
+            truncated,
+            next_offset: (next < total_spans).then_some(next),
+        })
+    }
+
+    /// The newest chunking of this document with this strategy, if any.
+    fn find_chunking(
+        &self,
+        session: &SessionRow,
+        doc_id: &str,
+        key: &str,
+    ) -> Result<Option<(i64, u64)>, ToolError> {
+        self.inner.store.db.read(|c| {
+            c.prepare_cached(
+                "SELECT set_id, total_spans FROM chunk_sets WHERE session_id = ?1 AND doc_id = ?2 AND strategy = ?3 \
+                 ORDER BY set_id DESC LIMIT 1",
+            )?
+            .query_row(params![session.id, doc_id, key], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))
+            .optional()
+            .map_err(ToolError::from)
+        })
+    }
+
+    /// Finds a span of this session, or explains why the id does not name one.
+    pub(crate) fn span(&self, session: &SessionRow, span_id: &str) -> Result<SpanRow, ToolError> {
+        let row = self.inner.store.db.read(|c| {
+            c.prepare_cached(
+                "SELECT span_id, session_id, doc_id, start, \"end\" FROM spans WHERE span_id = ?1",
+            )?
+            .query_row([span_id], |r| {
+                Ok(SpanRow {
+                    span_id: r.get(0)?,
+                    session_id: r.get(1)?,
+                    doc_id: r.get(2)?,
+                    start: r.get::<_, i64>(3)? as u64,
+                    end: r.get::<_, i64>(4)? as u64,
+                })
+            })
+            .optional()
+            .map_err(ToolError::from)
+        })?;
+        match row {
+            Some(s) if s.session_id == session.id => Ok(s),
+            Some(_) => Err(ToolError::new(
+                ErrorCode::SpanNotFound,
+                format!(
+                    "span {span_id} belongs to another session, not to session {}; a span is reachable only through its own session",
+                    session.id
+                ),
+            )
+            .with("span_id", span_id.to_owned())),
+            None => {
+                let hint = self.id_hint(session, span_id)?;
+                Err(ToolError::new(
+                    ErrorCode::SpanNotFound,
+                    format!("session {} has no span {span_id:?}; {hint}", session.id),
+                )
+                .with("span_id", span_id.to_owned()))
+            }
+        }
+    }
+
+    /// What an id that is not a span of this session might be.
+    fn id_hint(&self, session: &SessionRow, id: &str) -> Result<String, ToolError> {
+        let kind = self.inner.store.db.read(|c| {
+            let doc: Option<String> = c
+                .prepare_cached(
+                    "SELECT source FROM documents WHERE doc_id = ?1 AND session_id = ?2",
+                )?
+                .query_row([id, &session.id], |r| r.get(0))
+                .optional()?;
+            let artifact = c
+                .prepare_cached(
+                    "SELECT 1 FROM artifacts WHERE artifact_id = ?1 AND session_id = ?2",
+                )?
+                .exists([id, &session.id])?;
+            Ok::<_, ToolError>((doc, artifact))
+        })?;
+        Ok(match kind {
+            (Some(source), _) => format!(
+                "{id} is the doc_id of document {source}; use rlm.docs.peek to read it, or rlm.chunk.create to cut it into spans"
+            ),
+            (None, true) => format!("{id} is an artifact_id; use rlm.artifact.get to read it"),
+            _ => "span ids come from rlm.chunk.create or rlm.artifact.store of this session".into(),
+        })
+    }
+
+    pub(crate) fn span_get(
+        &self,
+        session: &SessionRow,
+        args: SpanGetArgs,
+    ) -> Result<SpanGetResult, ToolError> {
+        if args.span_ids.len() > MAX_SPAN_IDS {
+            return Err(ToolError::invalid(format!(
+                "{} span ids asked; at most {MAX_SPAN_IDS} per call, ask in several calls",
+                args.span_ids.len()
+            ))
+            .with("field", "span_ids"));
+        }
+        let rows = args
+            .span_ids
+            .iter()
+            .map(|id| self.span(session, id))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut budget = list_budget(session);
+        let mut spans = Vec::new();
+        let mut omitted = Vec::new();
+        let mut total = 0u64;
+        let mut full = false;
+        for row in rows {
+            if full {
+                omitted.push(row.span_id);
+                continue;
+            }
+            let doc = self.doc(session, &row.doc_id)?;
+            let text = self.inner.store.text(&doc.hash)?;
+            let whole = text.slice(row.start, row.end);
+            let mut entry = SpanContent {
+                span_id: row.span_id.clone(),
+                span: SpanRef {
+                    doc_id: row.doc_id.clone(),
+                    start: row.start,
+                    end: row.end,
+                },
+                content: String::new(),
+                content_hash: String::new(),
+                truncated: false,
+            };
+            entry.content_hash = "0".repeat(64);
+            let overhead = json_chars(&entry) + 1;
+            if overhead >= budget {
+                full = true;
+                omitted.push(row.span_id);
+                continue;
+            }
+            let (content, cut) = cut_to_fit(whole, usize::MAX, budget - overhead);
+            if cut && content.is_empty() {
+                full = true;
+                omitted.push(row.span_id);
+                continue;
+            }
+            budget -= overhead + json_chars(content) - 2;
+            total += content.chars().count() as u64;
+            entry.content_hash = sha256_hex(content.as_bytes());
+            entry.content = content.to_owned();
+            entry.truncated = cut;
+            full = cut;
+            spans.push(entry);
+        }
+        Ok(SpanGetResult {
+            spans,
+            total_chars_returned: total,
+            omitted,
+        })
+    }
+}
+
+/// The chunk module's strategy and `max_chunks` of a contract strategy.
+fn to_strategy(s: &ChunkStrategy) -> (Strategy, Option<u64>) {
+    match s {
+        ChunkStrategy::Fixed {
+            chunk_size,
+            overlap,
+            max_chunks,
+        } => (
+            Strategy::Fixed {
+                chunk_size: *chunk_size,
+                overlap: *overlap,
+            },
+            *max_chunks,
+        ),
+        ChunkStrategy::Lines {
+            line_count,
+            overlap,
+            max_chunks,
+        } => (
+            Strategy::Lines {
+                line_count: *line_count,
+                overlap: *overlap,
+            },
+            *max_chunks,
+        ),
+        ChunkStrategy::Delimiter {
+            delimiter,
+            max_chunks,
+        } => (
+            Strategy::Delimiter {
+                pattern: delimiter.clone(),
+            },
+            *max_chunks,
+        ),
+    }
+}

@@ -1,0 +1,605 @@
+//! The engine: one entry point, `Engine::call(name, arguments, context)`,
+//! that validates arguments, charges the session's budget, runs the tool,
+//! and records a trace row for every call.
+
+mod artifacts;
+mod chunks;
+mod docs;
+mod index;
+mod search;
+mod sessions;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
+
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use rlm::tools::{SessionConfig, Tool};
+use rlm::{ErrorCode, ToolError};
+
+use crate::store::{Store, StoreError, sha256_hex};
+
+pub use index::IndexManager;
+
+/// Server-side settings of the engine.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// The data directory (SQLite, blobs, indexes, locks).
+    pub data_dir: PathBuf,
+    /// Defaults of every new session's config.
+    pub session_defaults: SessionConfig,
+    /// Files larger than this are not loaded.
+    pub max_file_size_mb: u64,
+    /// Threads that read and hash files during a load (0: one per core).
+    pub load_threads: usize,
+    /// When set, file loads may read only below these folders.
+    pub allowed_roots: Option<Vec<PathBuf>>,
+    /// Session indexes kept open in memory.
+    pub index_cache_sessions: usize,
+    /// Build a session's index in the background right after each load.
+    pub background_index: bool,
+    /// Text analysis of new indexes (stop words, stemming).
+    pub analyzer: crate::search::analyzer::AnalyzerOptions,
+}
+
+impl EngineConfig {
+    /// The defaults, with data under `data_dir`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> EngineConfig {
+        EngineConfig {
+            data_dir: data_dir.into(),
+            session_defaults: SessionConfig::default(),
+            max_file_size_mb: 100,
+            load_threads: 0,
+            allowed_roots: None,
+            index_cache_sessions: 32,
+            background_index: true,
+            analyzer: crate::search::analyzer::AnalyzerOptions::DEFAULT,
+        }
+    }
+}
+
+/// Progress of a long call: (done, total if known, message).
+pub type ProgressFn = dyn Fn(u64, Option<u64>, &str) + Send + Sync;
+
+/// What the caller of a tool brings besides its arguments.
+#[derive(Clone, Default)]
+pub struct CallContext {
+    /// The client's working directory: relative paths are resolved against it.
+    pub cwd: Option<PathBuf>,
+    /// Receives progress of long calls (loads, index builds).
+    pub progress: Option<Arc<ProgressFn>>,
+    /// Set when the client cancels the call.
+    pub cancel: Option<Arc<AtomicBool>>,
+}
+
+impl std::fmt::Debug for CallContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallContext")
+            .field("cwd", &self.cwd)
+            .finish()
+    }
+}
+
+impl CallContext {
+    pub fn with_cwd(cwd: impl Into<PathBuf>) -> CallContext {
+        CallContext {
+            cwd: Some(cwd.into()),
+            ..CallContext::default()
+        }
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::Relaxed))
+    }
+
+    fn check_cancel(&self) -> Result<(), ToolError> {
+        if self.cancelled() {
+            return Err(ToolError::new(
+                ErrorCode::Cancelled,
+                "the call was cancelled by the client",
+            ));
+        }
+        Ok(())
+    }
+
+    fn progress(&self, done: u64, total: Option<u64>, message: &str) {
+        if let Some(p) = &self.progress {
+            p(done, total, message);
+        }
+    }
+}
+
+/// Why a call produced no result.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// No tool has this name: a protocol error (JSON-RPC -32602), not a tool error.
+    #[error(
+        "unknown tool {0:?}; the tools are rlm.session.create, rlm.session.info, ... (see tools/list)"
+    )]
+    UnknownTool(String),
+    /// The tool ran and failed; the model can read the error and fix its call.
+    #[error(transparent)]
+    Tool(#[from] ToolError),
+}
+
+/// Counters the daemon reports.
+#[derive(Debug, Default)]
+pub struct EngineStats {
+    pub calls: AtomicU64,
+    pub errors: AtomicU64,
+}
+
+pub(crate) struct Inner {
+    pub(crate) config: EngineConfig,
+    pub(crate) store: Store,
+    pub(crate) indexes: IndexManager,
+    pub(crate) stats: EngineStats,
+}
+
+/// The engine. Cheap to clone; every method blocks, so async callers run it
+/// on a blocking thread.
+#[derive(Clone)]
+pub struct Engine {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("data_dir", &self.inner.config.data_dir)
+            .finish()
+    }
+}
+
+/// A session row as the tools need it.
+#[derive(Debug, Clone)]
+pub(crate) struct SessionRow {
+    pub id: String,
+    pub name: Option<String>,
+    pub status: String,
+    pub created_at: String,
+    pub closed_at: Option<String>,
+    pub config: SessionConfig,
+    pub tool_calls_used: u64,
+    pub generation: u64,
+    pub document_count: u64,
+    pub total_chars: u64,
+    pub total_tokens_est: u64,
+}
+
+impl SessionRow {
+    pub const COLUMNS: &'static str = "session_id, name, status, created_at, closed_at, config, tool_calls_used, \
+         generation, document_count, total_chars, total_tokens_est";
+
+    pub fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRow> {
+        let config: String = r.get(5)?;
+        Ok(SessionRow {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            status: r.get(2)?,
+            created_at: r.get(3)?,
+            closed_at: r.get(4)?,
+            config: serde_json::from_str(&config).map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    5,
+                    rusqlite::types::Type::Text,
+                    Box::new(e),
+                )
+            })?,
+            tool_calls_used: r.get::<_, i64>(6)? as u64,
+            generation: r.get::<_, i64>(7)? as u64,
+            document_count: r.get::<_, i64>(8)? as u64,
+            total_chars: r.get::<_, i64>(9)? as u64,
+            total_tokens_est: r.get::<_, i64>(10)? as u64,
+        })
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.status == "active"
+    }
+
+    /// Fails with `session_closed` when the session no longer takes changes.
+    pub fn require_active(&self, operation: &str) -> Result<(), ToolError> {
+        if self.is_active() {
+            return Ok(());
+        }
+        Err(ToolError::new(
+            ErrorCode::SessionClosed,
+            format!(
+                "session {} was closed at {}; it is read-only, so {operation} is refused. Create a new session with rlm.session.create to load or change documents.",
+                self.id,
+                self.closed_at.as_deref().unwrap_or("?")
+            ),
+        )
+        .with("session_id", self.id.clone()))
+    }
+}
+
+impl From<StoreError> for ToolError {
+    fn from(e: StoreError) -> Self {
+        ToolError::internal(format!(
+            "store error: {e}; the call changed nothing it could not finish, retry it"
+        ))
+    }
+}
+
+impl From<crate::store::DbError> for ToolError {
+    fn from(e: crate::store::DbError) -> Self {
+        ToolError::from(StoreError::from(e))
+    }
+}
+
+/// Now, as RFC 3339 UTC.
+pub(crate) fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// Deserializes arguments, naming the offending field in the error.
+pub(crate) fn parse_args<T: DeserializeOwned>(tool: Tool, args: &Value) -> Result<T, ToolError> {
+    serde_path_to_error::deserialize::<_, T>(args).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let at = if path == "." {
+            String::new()
+        } else {
+            format!(" at `{path}`")
+        };
+        ToolError::invalid(format!(
+            "invalid arguments for {}{at}: {inner}. See the tool's inputSchema.",
+            tool.name()
+        ))
+        .with("field", path)
+    })
+}
+
+/// Characters of the JSON serialization of `v` (what a client receives).
+pub(crate) fn json_chars<T: Serialize + ?Sized>(v: &T) -> usize {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.iter().filter(|&&b| b & 0xC0 != 0x80).count();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut c = Counter(0);
+    let _ = serde_json::to_writer(&mut c, v);
+    c.0
+}
+
+pub(crate) fn to_value<T: Serialize>(v: &T) -> Result<Value, ToolError> {
+    serde_json::to_value(v).map_err(|e| ToolError::internal(format!("serializing the result: {e}")))
+}
+
+/// The session-id field of a call, checked to be a string.
+fn session_id_of(tool: Tool, args: &Value) -> Result<String, ToolError> {
+    match args.get("session_id") {
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(other) => Err(ToolError::invalid(format!(
+            "invalid arguments for {}: `session_id` must be a string (the id rlm.session.create returned), got {other}",
+            tool.name()
+        ))
+        .with("field", "session_id")),
+        None => Err(ToolError::invalid(format!(
+            "invalid arguments for {}: missing `session_id`; create a session with rlm.session.create first",
+            tool.name()
+        ))
+        .with("field", "session_id")),
+    }
+}
+
+impl Engine {
+    /// Opens the engine on its data directory.
+    pub fn open(config: EngineConfig) -> Result<Engine, StoreError> {
+        let store = Store::open(&config.data_dir)?;
+        let indexes = IndexManager::new(config.index_cache_sessions);
+        Ok(Engine {
+            inner: Arc::new(Inner {
+                config,
+                store,
+                indexes,
+                stats: EngineStats::default(),
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn stats(&self) -> &EngineStats {
+        &self.inner.stats
+    }
+
+    /// Runs one tool call. `name` takes either spelling of a tool name.
+    pub fn call(&self, name: &str, args: Value, ctx: &CallContext) -> Result<Value, CallError> {
+        let tool = Tool::from_name(name).ok_or_else(|| CallError::UnknownTool(name.to_owned()))?;
+        let started = Instant::now();
+        let args = if args.is_null() {
+            Value::Object(Default::default())
+        } else {
+            args
+        };
+        let result = if args.is_object() {
+            self.run(tool, &args, ctx)
+        } else {
+            Err(ToolError::invalid(format!(
+                "arguments of {} must be a JSON object, got {}",
+                tool.name(),
+                json_type(&args)
+            )))
+        };
+        self.inner.stats.calls.fetch_add(1, Ordering::Relaxed);
+        if result.is_err() {
+            self.inner.stats.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        let session_id = match (&result, tool) {
+            (Ok(v), Tool::SessionCreate) => v
+                .get("session_id")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            _ => args
+                .get("session_id")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        };
+        self.record_trace(
+            tool,
+            session_id.as_deref(),
+            &args,
+            &result,
+            started.elapsed().as_secs_f64() * 1000.0,
+        );
+        result.map_err(CallError::Tool)
+    }
+
+    fn run(&self, tool: Tool, args: &Value, ctx: &CallContext) -> Result<Value, ToolError> {
+        match tool {
+            Tool::SessionCreate => to_value(&self.session_create(parse_args(tool, args)?)?),
+            Tool::SessionClose => {
+                let sid = session_id_of(tool, args)?;
+                let a: rlm::tools::SessionArgs = parse_args(tool, args)?;
+                debug_assert_eq!(a.session_id, sid);
+                to_value(&self.session_close(&sid)?)
+            }
+            _ => {
+                let sid = session_id_of(tool, args)?;
+                let session = self.charge(&sid)?;
+                match tool {
+                    Tool::SessionInfo => {
+                        let _: rlm::tools::SessionArgs = parse_args(tool, args)?;
+                        to_value(&self.session_info(&session)?)
+                    }
+                    Tool::DocsLoad => {
+                        to_value(&self.docs_load(&session, parse_args(tool, args)?, ctx)?)
+                    }
+                    Tool::DocsList => to_value(&self.docs_list(&session, parse_args(tool, args)?)?),
+                    Tool::DocsPeek => to_value(&self.docs_peek(&session, parse_args(tool, args)?)?),
+                    Tool::ChunkCreate => {
+                        to_value(&self.chunk_create(&session, parse_args(tool, args)?, ctx)?)
+                    }
+                    Tool::SpanGet => to_value(&self.span_get(&session, parse_args(tool, args)?)?),
+                    Tool::SearchQuery => {
+                        to_value(&self.search_query(&session, parse_args(tool, args)?, ctx)?)
+                    }
+                    Tool::ArtifactStore => {
+                        to_value(&self.artifact_store(&session, parse_args(tool, args)?)?)
+                    }
+                    Tool::ArtifactList => {
+                        to_value(&self.artifact_list(&session, parse_args(tool, args)?)?)
+                    }
+                    Tool::ArtifactGet => {
+                        to_value(&self.artifact_get(&session, parse_args(tool, args)?)?)
+                    }
+                    Tool::SessionCreate | Tool::SessionClose => unreachable!("handled above"),
+                }
+            }
+        }
+    }
+
+    /// Counts one call against the session's budget, atomically, and returns
+    /// the session as it is after the charge.
+    fn charge(&self, session_id: &str) -> Result<SessionRow, ToolError> {
+        let charged = self.inner.store.db.write(|tx| {
+            let row = tx
+                .prepare_cached(&format!(
+                    "UPDATE sessions SET tool_calls_used = tool_calls_used + 1 \
+                     WHERE session_id = ?1 AND tool_calls_used < max_tool_calls RETURNING {}",
+                    SessionRow::COLUMNS
+                ))?
+                .query_row([session_id], SessionRow::from_row)
+                .optional()?;
+            if row.is_some() {
+                return Ok(Ok(row));
+            }
+            let spent = tx
+                .prepare_cached(
+                    "SELECT tool_calls_used, max_tool_calls FROM sessions WHERE session_id = ?1",
+                )?
+                .query_row([session_id], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+                })
+                .optional()?;
+            Ok::<_, ToolError>(Err(spent))
+        })?;
+        match charged {
+            Ok(Some(row)) => Ok(row),
+            Ok(None) => unreachable!("a charged row is returned"),
+            Err(Some((used, limit))) => Err(ToolError::new(
+                ErrorCode::BudgetExceeded,
+                format!(
+                    "session {session_id} has used its budget of tool calls (used {used}, limit {limit}); \
+                     create a new session with a larger config.max_tool_calls to go on"
+                ),
+            )
+            .with("used", used)
+            .with("limit", limit)),
+            Err(None) => Err(self.session_not_found(session_id)),
+        }
+    }
+
+    pub(crate) fn session_not_found(&self, session_id: &str) -> ToolError {
+        ToolError::new(
+            ErrorCode::SessionNotFound,
+            format!(
+                "no session has id {session_id:?}; use the session_id that rlm.session.create returned, or create one"
+            ),
+        )
+        .with("session_id", session_id.to_owned())
+    }
+
+    /// Reads a session without charging it.
+    pub(crate) fn load_session(&self, session_id: &str) -> Result<SessionRow, ToolError> {
+        self.inner
+            .store
+            .db
+            .read(|c| {
+                c.prepare_cached(&format!(
+                    "SELECT {} FROM sessions WHERE session_id = ?1",
+                    SessionRow::COLUMNS
+                ))?
+                .query_row([session_id], SessionRow::from_row)
+                .optional()
+                .map_err(ToolError::from)
+            })?
+            .ok_or_else(|| self.session_not_found(session_id))
+    }
+
+    fn record_trace(
+        &self,
+        tool: Tool,
+        session_id: Option<&str>,
+        args: &Value,
+        result: &Result<Value, ToolError>,
+        duration_ms: f64,
+    ) {
+        let arguments = redact_arguments(tool, args).to_string();
+        let (outcome, code, chars, hash) = match result {
+            Ok(v) => {
+                let text = v.to_string();
+                (
+                    "ok",
+                    None,
+                    Some(text.chars().count() as i64),
+                    Some(sha256_hex(text.as_bytes())),
+                )
+            }
+            Err(e) => ("error", Some(e.code.as_str()), None, None),
+        };
+        let written = self.inner.store.db.write(|tx| {
+            tx.prepare_cached(
+                "INSERT INTO traces (session_id, operation, arguments, outcome, error_code, duration_ms, result_chars, result_hash, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?
+            .execute(params![session_id, tool.name(), arguments, outcome, code, duration_ms, chars, hash, now()])?;
+            Ok::<_, StoreError>(())
+        });
+        if let Err(e) = written {
+            tracing::warn!(operation = tool.name(), error = %e, "could not record the trace of a call");
+        }
+    }
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// The arguments as traces keep them: document text and artifact content are
+/// replaced by their SHA-256 and length, never copied.
+fn redact_arguments(tool: Tool, args: &Value) -> Value {
+    fn digest(v: &Value) -> Value {
+        let text = match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        serde_json::json!({"sha256": sha256_hex(text.as_bytes()), "chars": text.chars().count()})
+    }
+    let mut out = args.clone();
+    match tool {
+        Tool::DocsLoad => {
+            if let Some(Value::Array(sources)) = out.get_mut("sources") {
+                for s in sources {
+                    if let Some(c) = s.get_mut("content") {
+                        *c = digest(c);
+                    }
+                }
+            }
+        }
+        Tool::ArtifactStore => {
+            if let Some(c) = out.get_mut("content") {
+                *c = digest(c);
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+/// Characters `c` takes inside a JSON string.
+fn json_char_cost(c: char) -> usize {
+    match c {
+        '"' | '\\' | '\n' | '\r' | '\t' | '\u{8}' | '\u{c}' => 2,
+        c if (c as u32) < 0x20 => 6,
+        _ => 1,
+    }
+}
+
+/// The longest prefix of `text` with at most `max_chars` characters whose
+/// JSON form takes at most `max_json_chars`. Returns it and whether it cut.
+pub(crate) fn cut_to_fit(text: &str, max_chars: usize, max_json_chars: usize) -> (&str, bool) {
+    let mut json = 0usize;
+    for (n, (i, c)) in text.char_indices().enumerate() {
+        json += json_char_cost(c);
+        if n >= max_chars || json > max_json_chars {
+            return (&text[..i], true);
+        }
+    }
+    (text, false)
+}
+
+/// Keeps items of a list while their JSON fits in `budget` characters
+/// (taking each item's size off the budget). Returns the kept items and
+/// whether any was left out.
+pub(crate) fn fit_list<T: Serialize>(
+    items: impl IntoIterator<Item = T>,
+    budget: &mut usize,
+) -> (Vec<T>, bool) {
+    let mut kept = Vec::new();
+    for item in items {
+        let cost = json_chars(&item) + 1;
+        if cost > *budget {
+            return (kept, true);
+        }
+        *budget -= cost;
+        kept.push(item);
+    }
+    (kept, false)
+}
+
+/// Room left for list items once the fixed part of a response is counted:
+/// the cap less what the rest of the response (ids, counts, keys) takes.
+pub(crate) const RESPONSE_OVERHEAD: usize = 400;
+
+pub(crate) fn list_budget(session: &SessionRow) -> usize {
+    (session.config.max_chars_per_response as usize).saturating_sub(RESPONSE_OVERHEAD)
+}

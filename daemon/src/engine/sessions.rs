@@ -1,0 +1,147 @@
+//! `rlm.session.create`, `rlm.session.info` and `rlm.session.close`.
+
+use rusqlite::{OptionalExtension, params};
+
+use rlm::tools::{
+    CloseSummary, SessionCloseResult, SessionConfig, SessionConfigArgs, SessionCreateArgs,
+    SessionCreateResult, SessionInfoResult,
+};
+use rlm::{ErrorCode, ToolError};
+
+use super::{Engine, SessionRow, now};
+
+/// Limits on a session's config values.
+const MIN_RESPONSE_CHARS: u64 = 1000;
+const MIN_PEEK_CHARS: u64 = 100;
+/// Upper bounds keep one response within what any client accepts at all.
+const MAX_RESPONSE_CHARS: u64 = 10_000_000;
+
+/// Applies a client's overrides to the server defaults, checking each value.
+pub(crate) fn effective_config(
+    defaults: &SessionConfig,
+    over: Option<SessionConfigArgs>,
+) -> Result<SessionConfig, ToolError> {
+    let mut c = defaults.clone();
+    let Some(o) = over else { return Ok(c) };
+    let range = |field: &str, v: u64, min: u64, max: u64| -> Result<u64, ToolError> {
+        if v < min || v > max {
+            return Err(ToolError::invalid(format!(
+                "config.{field} = {v} is out of range; it must be between {min} and {max}"
+            ))
+            .with("field", format!("config.{field}"))
+            .with("value", v));
+        }
+        Ok(v)
+    };
+    if let Some(v) = o.max_tool_calls {
+        c.max_tool_calls = range("max_tool_calls", v, 1, i64::MAX as u64)?;
+    }
+    if let Some(v) = o.max_chars_per_response {
+        c.max_chars_per_response = range(
+            "max_chars_per_response",
+            v,
+            MIN_RESPONSE_CHARS,
+            MAX_RESPONSE_CHARS,
+        )?;
+    }
+    if let Some(v) = o.max_chars_per_peek {
+        c.max_chars_per_peek = range("max_chars_per_peek", v, MIN_PEEK_CHARS, MAX_RESPONSE_CHARS)?;
+    }
+    if let Some(v) = o.chunk_cache_enabled {
+        c.chunk_cache_enabled = v;
+    }
+    if let Some(h) = o.model_hints {
+        c.model_hints = h;
+    }
+    Ok(c)
+}
+
+impl Engine {
+    pub(crate) fn session_create(
+        &self,
+        args: SessionCreateArgs,
+    ) -> Result<SessionCreateResult, ToolError> {
+        let config = effective_config(&self.inner.config.session_defaults, args.config)?;
+        let session_id = uuid::Uuid::new_v4().to_string();
+        let created_at = now();
+        let config_json =
+            serde_json::to_string(&config).map_err(|e| ToolError::internal(e.to_string()))?;
+        self.inner.store.db.write_durable(|tx| {
+            // Creating the session counts as its first call.
+            tx.execute(
+                "INSERT INTO sessions (session_id, name, status, created_at, config, max_tool_calls, tool_calls_used) \
+                 VALUES (?1, ?2, 'active', ?3, ?4, ?5, 1)",
+                params![session_id, args.name, created_at, config_json, config.max_tool_calls as i64],
+            )?;
+            Ok::<_, ToolError>(())
+        })?;
+        Ok(SessionCreateResult {
+            session_id,
+            created_at,
+            config,
+        })
+    }
+
+    pub(crate) fn session_info(&self, s: &SessionRow) -> Result<SessionInfoResult, ToolError> {
+        let index_built = self.inner.indexes.is_current(self, &s.id, s.generation);
+        Ok(SessionInfoResult {
+            session_id: s.id.clone(),
+            name: s.name.clone(),
+            status: s.status.clone(),
+            created_at: s.created_at.clone(),
+            closed_at: s.closed_at.clone(),
+            document_count: s.document_count,
+            total_chars: s.total_chars,
+            total_tokens_est: s.total_tokens_est,
+            tool_calls_used: s.tool_calls_used,
+            tool_calls_remaining: s.config.max_tool_calls.saturating_sub(s.tool_calls_used),
+            index_built,
+            config: s.config.clone(),
+        })
+    }
+
+    /// Closes a session: exactly one of any number of concurrent closes wins.
+    pub(crate) fn session_close(&self, session_id: &str) -> Result<SessionCloseResult, ToolError> {
+        let store = &self.inner.store;
+        // The lock orders the close after any load or index build in flight,
+        // so the index it leaves on disk is complete.
+        let exists = self.load_session(session_id)?;
+        let _lock = store.lock_session(&exists.id)?;
+        let closed_at = now();
+        let outcome = store.db.write_durable(|tx| {
+            let changed = tx.execute(
+                "UPDATE sessions SET status = 'completed', closed_at = ?2 WHERE session_id = ?1 AND status = 'active'",
+                params![session_id, closed_at],
+            )?;
+            if changed == 0 {
+                let when: Option<Option<String>> = tx
+                    .query_row("SELECT closed_at FROM sessions WHERE session_id = ?1", [session_id], |r| r.get(0))
+                    .optional()?;
+                return Ok(Err(when.flatten()));
+            }
+            let count = |sql: &str| -> rusqlite::Result<u64> {
+                tx.query_row(sql, [session_id], |r| r.get::<_, i64>(0)).map(|n| n as u64)
+            };
+            Ok::<_, ToolError>(Ok(CloseSummary {
+                documents: count("SELECT document_count FROM sessions WHERE session_id = ?1")?,
+                spans: count("SELECT count(*) FROM spans WHERE session_id = ?1")?,
+                artifacts: count("SELECT count(*) FROM artifacts WHERE session_id = ?1")?,
+                tool_calls: count("SELECT tool_calls_used FROM sessions WHERE session_id = ?1")?,
+            }))
+        })?;
+        match outcome {
+            Ok(summary) => {
+                self.inner.indexes.forget(session_id);
+                Ok(SessionCloseResult { session_id: session_id.to_owned(), status: "completed".into(), closed_at, summary })
+            }
+            Err(when) => Err(ToolError::new(
+                ErrorCode::SessionClosed,
+                format!(
+                    "session {session_id} is already closed (at {}); nothing to do. Its data stays readable.",
+                    when.as_deref().unwrap_or("?")
+                ),
+            )
+            .with("session_id", session_id.to_owned())),
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! The rlm engine: the store, the twelve tools and search, served by `rlmd`.
+
+pub mod chunk;
+pub mod engine;
+pub mod search;
+pub mod store;
+pub mod text;
+
+pub use engine::{CallContext, CallError, Engine, EngineConfig};

@@ -1,0 +1,644 @@
+//! Text analysis shared by indexing and querying: Unicode words, lower case, identifier parts.
+//!
+//! A *word* is a maximal run of characters that are [`char::is_alphanumeric`] or `_`
+//! (a run made only of `_` is not a word). Each word is emitted lower-cased as a whole,
+//! followed by its identifier parts when it has several: `snake_case` is split on `_`, and
+//! `camelCase` / `PascalCase` / `HTTPServer` humps are split where the case changes
+//! (`parseHTTPHeader` gives `parsehttpheader`, `parse`, `http`, `header`; `read_file` gives
+//! `read_file`, `read`, `file`; `__init__` gives `__init__`, `init`). Parts share the
+//! position of their word and carry the byte offsets of the part itself.
+//!
+//! Tokens longer than [`MAX_TOKEN_BYTES`] (after lower-casing) are dropped (a part of a
+//! dropped long identifier is still kept when it is short enough). Stop words (the English
+//! list tantivy and Lucene use) and English stemming (tantivy's snowball `Stemmer`) are
+//! switchable through [`AnalyzerOptions`]; the options an index was built with are recorded
+//! in its stamp (see `bm25.rs`).
+
+use tantivy::tokenizer::{
+    Language, Stemmer, TextAnalyzer, Token as TantivyToken, TokenStream, Tokenizer,
+};
+
+/// The name under which [`text_analyzer`] is registered in a tantivy index.
+pub const TOKENIZER_NAME: &str = "rlm";
+
+/// Tokens longer than this many bytes (lower-cased UTF-8) are dropped.
+pub const MAX_TOKEN_BYTES: usize = 64;
+
+/// The English stop words removed when [`AnalyzerOptions::stop_words`] is on: the list of
+/// tantivy's `StopWordFilter::new(Language::English)` (Lucene's `EnglishAnalyzer` list).
+pub const ENGLISH_STOP_WORDS: &[&str] = &[
+    "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is", "it",
+    "no", "not", "of", "on", "or", "such", "that", "the", "their", "then", "there", "these",
+    "they", "this", "to", "was", "will", "with",
+];
+
+/// Switches of the analysis. Both indexing and querying must use the same options; an
+/// index records the ones it was built with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AnalyzerOptions {
+    /// Drop English stop words ([`ENGLISH_STOP_WORDS`]).
+    pub stop_words: bool,
+    /// Reduce words to their English snowball stem (after stop-word removal).
+    pub stemming: bool,
+}
+
+impl AnalyzerOptions {
+    /// The options new indexes are built with.
+    pub const DEFAULT: AnalyzerOptions = AnalyzerOptions {
+        stop_words: true,
+        stemming: false,
+    };
+
+    /// A short stable description, e.g. `stop=1;stem=0` (used in index stamps).
+    pub fn describe(&self) -> String {
+        format!(
+            "stop={};stem={}",
+            u8::from(self.stop_words),
+            u8::from(self.stemming)
+        )
+    }
+
+    /// Parses what [`AnalyzerOptions::describe`] wrote.
+    pub fn parse(description: &str) -> Option<AnalyzerOptions> {
+        let mut stop_words = None;
+        let mut stemming = None;
+        for item in description.split(';') {
+            let (key, value) = item.split_once('=')?;
+            let value = match value {
+                "0" => false,
+                "1" => true,
+                _ => return None,
+            };
+            let slot = match key {
+                "stop" => &mut stop_words,
+                "stem" => &mut stemming,
+                _ => return None,
+            };
+            if slot.replace(value).is_some() {
+                return None;
+            }
+        }
+        Some(AnalyzerOptions {
+            stop_words: stop_words?,
+            stemming: stemming?,
+        })
+    }
+}
+
+impl Default for AnalyzerOptions {
+    fn default() -> Self {
+        AnalyzerOptions::DEFAULT
+    }
+}
+
+/// One token of [`analyze`]: the indexed term and where it comes from in the text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Token {
+    /// The term as indexed (lower-cased, maybe stemmed).
+    pub term: String,
+    /// Byte offset of the first byte of the word or part in the analysed text.
+    pub byte_start: usize,
+    /// Byte offset just after the word or part.
+    pub byte_end: usize,
+}
+
+/// Analyses `text` exactly as the index does, returning the tokens in text order (a word
+/// first, then its parts).
+pub fn analyze(text: &str, opts: AnalyzerOptions) -> Vec<Token> {
+    let mut out = Vec::new();
+    for_each_token(text, opts, |t| {
+        out.push(Token {
+            term: t.text.clone(),
+            byte_start: t.offset_from,
+            byte_end: t.offset_to,
+        });
+    });
+    out
+}
+
+/// Runs the analysis of `text` and hands every token to `sink` (no allocation per token
+/// beyond what the analysis itself needs).
+pub fn for_each_token(text: &str, opts: AnalyzerOptions, mut sink: impl FnMut(&TantivyToken)) {
+    if opts.stemming {
+        let mut analyzer = text_analyzer(opts);
+        let mut stream = analyzer.token_stream(text);
+        while let Some(token) = stream.next() {
+            sink(token);
+        }
+    } else {
+        // No filter: use the tokenizer directly (no boxing).
+        let mut tokenizer = RlmTokenizer::new(opts.stop_words);
+        let mut stream = tokenizer.token_stream(text);
+        while let Some(token) = stream.next() {
+            sink(token);
+        }
+    }
+}
+
+/// The tantivy analyzer to register as [`TOKENIZER_NAME`] for these options.
+pub fn text_analyzer(opts: AnalyzerOptions) -> TextAnalyzer {
+    let tokenizer = RlmTokenizer::new(opts.stop_words);
+    if opts.stemming {
+        TextAnalyzer::builder(tokenizer)
+            .filter(Stemmer::new(Language::English))
+            .build()
+    } else {
+        TextAnalyzer::from(tokenizer)
+    }
+}
+
+/// The tokenizer: words, lower case, identifier parts, long-token removal and (optionally)
+/// stop-word removal. Stemming, when wanted, is a tantivy filter on top of it.
+#[derive(Debug, Clone, Default)]
+pub struct RlmTokenizer {
+    stop_words: bool,
+    token: TantivyToken,
+    parts: Vec<(usize, usize)>,
+}
+
+impl RlmTokenizer {
+    /// A tokenizer that drops English stop words when `stop_words` is true.
+    pub fn new(stop_words: bool) -> RlmTokenizer {
+        RlmTokenizer {
+            stop_words,
+            token: TantivyToken::default(),
+            parts: Vec::new(),
+        }
+    }
+}
+
+impl Tokenizer for RlmTokenizer {
+    type TokenStream<'a> = RlmTokenStream<'a>;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> RlmTokenStream<'a> {
+        self.token.reset();
+        self.parts.clear();
+        RlmTokenStream {
+            text,
+            cursor: 0,
+            token: &mut self.token,
+            parts: &mut self.parts,
+            next_part: 0,
+            position: usize::MAX,
+            stop_words: self.stop_words,
+        }
+    }
+}
+
+/// The token stream of [`RlmTokenizer`].
+pub struct RlmTokenStream<'a> {
+    text: &'a str,
+    /// Byte offset where the search for the next word starts.
+    cursor: usize,
+    token: &'a mut TantivyToken,
+    /// Byte ranges of the parts of the current word still to emit (from `next_part`).
+    parts: &'a mut Vec<(usize, usize)>,
+    next_part: usize,
+    /// Position of the current word (wrapping from `usize::MAX` to 0 on the first word).
+    position: usize,
+    stop_words: bool,
+}
+
+/// A word found by [`RlmTokenStream::next_word`].
+struct Word {
+    start: usize,
+    end: usize,
+    /// Only ASCII lower-case letters and digits: already lower case and a single part.
+    simple: bool,
+    /// Contains at least one alphanumeric character (not only `_`).
+    has_alnum: bool,
+}
+
+#[inline]
+fn char_at(text: &str, byte: usize) -> char {
+    // `byte` is always a char boundary here; a failure would be a bug, so fall back safely.
+    text[byte..].chars().next().unwrap_or('\0')
+}
+
+impl RlmTokenStream<'_> {
+    fn next_word(&mut self) -> Option<Word> {
+        let text = self.text;
+        let bytes = text.as_bytes();
+        let len = bytes.len();
+        let mut i = self.cursor;
+        // Skip to the next word character.
+        while i < len {
+            let b = bytes[i];
+            if b < 0x80 {
+                if b.is_ascii_alphanumeric() || b == b'_' {
+                    break;
+                }
+                i += 1;
+            } else {
+                let c = char_at(text, i);
+                if c.is_alphanumeric() {
+                    break;
+                }
+                i += c.len_utf8();
+            }
+        }
+        if i >= len {
+            self.cursor = len;
+            return None;
+        }
+        let start = i;
+        let mut simple = true;
+        let mut has_alnum = false;
+        while i < len {
+            let b = bytes[i];
+            if b < 0x80 {
+                if b.is_ascii_lowercase() || b.is_ascii_digit() {
+                    has_alnum = true;
+                } else if b.is_ascii_uppercase() {
+                    has_alnum = true;
+                    simple = false;
+                } else if b == b'_' {
+                    simple = false;
+                } else {
+                    break;
+                }
+                i += 1;
+            } else {
+                let c = char_at(text, i);
+                if !c.is_alphanumeric() {
+                    break;
+                }
+                has_alnum = true;
+                simple = false;
+                i += c.len_utf8();
+            }
+        }
+        self.cursor = i;
+        Some(Word {
+            start,
+            end: i,
+            simple,
+            has_alnum,
+        })
+    }
+
+    /// Makes the current token the lower-cased `text[start..end]`; false when the filters
+    /// (length, stop words) drop it.
+    fn set_token(&mut self, start: usize, end: usize, already_lower: bool) -> bool {
+        // A char lower-cases to at least a third of its UTF-8 length (e.g. KELVIN SIGN -> k),
+        // so anything this long stays too long: skip the work.
+        if end - start > 3 * MAX_TOKEN_BYTES {
+            return false;
+        }
+        let src = &self.text[start..end];
+        let token = &mut *self.token;
+        token.text.clear();
+        if already_lower {
+            token.text.push_str(src);
+        } else if src.is_ascii() {
+            token.text.push_str(src);
+            token.text.make_ascii_lowercase();
+        } else {
+            for c in src.chars() {
+                token.text.extend(c.to_lowercase());
+            }
+        }
+        if token.text.len() > MAX_TOKEN_BYTES {
+            return false;
+        }
+        if self.stop_words && is_stop_word(&token.text) {
+            return false;
+        }
+        token.offset_from = start;
+        token.offset_to = end;
+        token.position = self.position;
+        token.position_length = 1;
+        true
+    }
+}
+
+fn is_stop_word(word: &str) -> bool {
+    // All stop words are at most 5 bytes: most tokens are rejected by the length test.
+    word.len() <= 5 && ENGLISH_STOP_WORDS.contains(&word)
+}
+
+/// Pushes the byte ranges of the identifier parts of the word `text[start..end]` into `out`:
+/// split on `_`, then at case humps (`aB` -> `a|B`, `1B` -> `1|B`, `ABc` -> `A|Bc`).
+fn split_parts(text: &str, start: usize, end: usize, out: &mut Vec<(usize, usize)>) {
+    let word = &text[start..end];
+    let mut part_start: Option<usize> = None;
+    let mut prev: Option<char> = None;
+    let mut chars = word.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if c == '_' {
+            if let Some(ps) = part_start.take() {
+                out.push((start + ps, start + i));
+            }
+            prev = None;
+            continue;
+        }
+        if let Some(p) = prev {
+            let boundary = c.is_uppercase()
+                && (p.is_lowercase()
+                    || p.is_numeric()
+                    || (p.is_uppercase()
+                        && chars.peek().is_some_and(|&(_, next)| next.is_lowercase())));
+            if boundary {
+                if let Some(ps) = part_start {
+                    out.push((start + ps, start + i));
+                }
+                part_start = Some(i);
+            }
+        }
+        if part_start.is_none() {
+            part_start = Some(i);
+        }
+        prev = Some(c);
+    }
+    if let Some(ps) = part_start {
+        out.push((start + ps, end));
+    }
+}
+
+impl TokenStream for RlmTokenStream<'_> {
+    fn advance(&mut self) -> bool {
+        loop {
+            if self.next_part < self.parts.len() {
+                let (start, end) = self.parts[self.next_part];
+                self.next_part += 1;
+                if self.set_token(start, end, false) {
+                    return true;
+                }
+                continue;
+            }
+            let Some(word) = self.next_word() else {
+                self.parts.clear();
+                self.next_part = 0;
+                return false;
+            };
+            self.parts.clear();
+            self.next_part = 0;
+            if !word.has_alnum {
+                continue;
+            }
+            self.position = self.position.wrapping_add(1);
+            if !word.simple {
+                split_parts(self.text, word.start, word.end, self.parts);
+                if self.parts.len() == 1 && self.parts[0] == (word.start, word.end) {
+                    self.parts.clear();
+                }
+            }
+            if self.set_token(word.start, word.end, word.simple) {
+                return true;
+            }
+        }
+    }
+
+    fn token(&self) -> &TantivyToken {
+        self.token
+    }
+
+    fn token_mut(&mut self) -> &mut TantivyToken {
+        self.token
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NO_STOP: AnalyzerOptions = AnalyzerOptions {
+        stop_words: false,
+        stemming: false,
+    };
+
+    fn terms(text: &str, opts: AnalyzerOptions) -> Vec<String> {
+        analyze(text, opts).into_iter().map(|t| t.term).collect()
+    }
+
+    /// Every token's offsets are char boundaries and the source lower-cases to the term
+    /// (without stemming).
+    fn check_offsets(text: &str, opts: AnalyzerOptions) {
+        for t in analyze(text, opts) {
+            assert!(text.is_char_boundary(t.byte_start) && text.is_char_boundary(t.byte_end));
+            assert!(t.byte_start < t.byte_end);
+            if !opts.stemming {
+                assert_eq!(text[t.byte_start..t.byte_end].to_lowercase(), t.term);
+            }
+        }
+    }
+
+    #[test]
+    fn snake_case() {
+        assert_eq!(terms("read_file", NO_STOP), ["read_file", "read", "file"]);
+        assert_eq!(terms("__init__", NO_STOP), ["__init__", "init"]);
+        assert_eq!(terms("a_", NO_STOP), ["a_", "a"]);
+        assert_eq!(
+            terms("MAX_TOKEN_BYTES", NO_STOP),
+            ["max_token_bytes", "max", "token", "bytes"]
+        );
+        // Only underscores: not a word.
+        assert!(terms("_ __ ___", NO_STOP).is_empty());
+    }
+
+    #[test]
+    fn camel_and_humps() {
+        assert_eq!(
+            terms("parseHTTPHeader", NO_STOP),
+            ["parsehttpheader", "parse", "http", "header"]
+        );
+        assert_eq!(
+            terms("HTTPServer", NO_STOP),
+            ["httpserver", "http", "server"]
+        );
+        assert_eq!(
+            terms("PascalCase", NO_STOP),
+            ["pascalcase", "pascal", "case"]
+        );
+        assert_eq!(terms("IOError", NO_STOP), ["ioerror", "io", "error"]);
+        assert_eq!(terms("Hello", NO_STOP), ["hello"]);
+        assert_eq!(terms("HELLO", NO_STOP), ["hello"]);
+        assert_eq!(
+            terms("get_userName", NO_STOP),
+            ["get_username", "get", "user", "name"]
+        );
+    }
+
+    #[test]
+    fn digits() {
+        assert_eq!(
+            terms("utf8Decode", NO_STOP),
+            ["utf8decode", "utf8", "decode"]
+        );
+        assert_eq!(
+            terms("HTTP2Server", NO_STOP),
+            ["http2server", "http2", "server"]
+        );
+        assert_eq!(terms("x86_64", NO_STOP), ["x86_64", "x86", "64"]);
+        assert_eq!(
+            terms("base64 sha256 42", NO_STOP),
+            ["base64", "sha256", "42"]
+        );
+    }
+
+    #[test]
+    fn non_ascii_words() {
+        assert_eq!(terms("Größe naïve", NO_STOP), ["größe", "naïve"]);
+        assert_eq!(terms("ÉCOLE café", NO_STOP), ["école", "café"]);
+        assert_eq!(terms("日本語 テキスト", NO_STOP), ["日本語", "テキスト"]);
+        assert_eq!(terms("größeWert", NO_STOP), ["größewert", "größe", "wert"]);
+        check_offsets("Größe naïve 日本語 ÉCOLE größeWert İstanbul", NO_STOP);
+    }
+
+    #[test]
+    fn punctuation_and_offsets() {
+        let text = "fn main() { let x = a.b(c)?; } // done: \"ok\"";
+        assert_eq!(
+            terms(text, NO_STOP),
+            ["fn", "main", "let", "x", "a", "b", "c", "done", "ok"]
+        );
+        let toks = analyze("  parseHTTPHeader(x)", NO_STOP);
+        let spans: Vec<(&str, usize, usize)> = toks
+            .iter()
+            .map(|t| (t.term.as_str(), t.byte_start, t.byte_end))
+            .collect();
+        assert_eq!(
+            spans,
+            [
+                ("parsehttpheader", 2, 17),
+                ("parse", 2, 7),
+                ("http", 7, 11),
+                ("header", 11, 17),
+                ("x", 18, 19)
+            ]
+        );
+        // Non-ASCII offsets are byte offsets of the original text.
+        let text = "é read_file ü";
+        let toks = analyze(text, NO_STOP);
+        assert_eq!(toks[1].term, "read_file");
+        assert_eq!(&text[toks[1].byte_start..toks[1].byte_end], "read_file");
+        assert_eq!(&text[toks[3].byte_start..toks[3].byte_end], "file");
+        check_offsets(text, NO_STOP);
+        assert!(terms("?!... ,;: -- ()", NO_STOP).is_empty());
+        assert!(terms("", NO_STOP).is_empty());
+    }
+
+    #[test]
+    fn parts_share_positions() {
+        let mut tokenizer = RlmTokenizer::new(false);
+        let mut stream = tokenizer.token_stream("one read_file two");
+        let mut got = Vec::new();
+        while let Some(t) = stream.next() {
+            got.push((t.text.clone(), t.position));
+        }
+        let want: Vec<(String, usize)> = [
+            ("one", 0),
+            ("read_file", 1),
+            ("read", 1),
+            ("file", 1),
+            ("two", 2),
+        ]
+        .iter()
+        .map(|&(s, p)| (s.to_string(), p))
+        .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn stop_words_toggle() {
+        let text = "The cat is on the mat and this_is_it";
+        assert_eq!(
+            terms(text, NO_STOP),
+            [
+                "the",
+                "cat",
+                "is",
+                "on",
+                "the",
+                "mat",
+                "and",
+                "this_is_it",
+                "this",
+                "is",
+                "it"
+            ]
+        );
+        let with_stop = AnalyzerOptions {
+            stop_words: true,
+            stemming: false,
+        };
+        assert_eq!(terms(text, with_stop), ["cat", "mat", "this_is_it"]);
+        assert_eq!(terms("What is the a?", with_stop), ["what"]);
+    }
+
+    #[test]
+    fn stemming_toggle() {
+        let stem = AnalyzerOptions {
+            stop_words: true,
+            stemming: true,
+        };
+        assert_eq!(terms("running Runs", stem), ["run", "run"]);
+        assert_eq!(terms("running Runs", NO_STOP), ["running", "runs"]);
+        let toks = analyze("the runningDogs", stem);
+        assert_eq!(toks[1].term, "run");
+        assert_eq!((toks[1].byte_start, toks[1].byte_end), (4, 11));
+    }
+
+    #[test]
+    fn long_tokens_dropped() {
+        let long = "x".repeat(MAX_TOKEN_BYTES + 1);
+        let exact = "y".repeat(MAX_TOKEN_BYTES);
+        let text = format!("a {long} {exact} b");
+        assert_eq!(terms(&text, NO_STOP), ["a", exact.as_str(), "b"]);
+        // The parts of a long identifier survive.
+        let ident = format!("{}_short", "z".repeat(70));
+        assert_eq!(terms(&ident, NO_STOP), ["short"]);
+        let huge = "Q".repeat(10_000);
+        assert!(terms(&huge, NO_STOP).is_empty());
+    }
+
+    #[test]
+    fn options_describe_parse() {
+        for stop_words in [false, true] {
+            for stemming in [false, true] {
+                let o = AnalyzerOptions {
+                    stop_words,
+                    stemming,
+                };
+                assert_eq!(AnalyzerOptions::parse(&o.describe()), Some(o));
+            }
+        }
+        assert_eq!(AnalyzerOptions::DEFAULT.describe(), "stop=1;stem=0");
+        assert_eq!(AnalyzerOptions::parse("stop=1"), None);
+        assert_eq!(AnalyzerOptions::parse("stop=1;stem=2"), None);
+        assert_eq!(AnalyzerOptions::parse("stop=1;stem=0;x=1"), None);
+    }
+
+    #[test]
+    fn tantivy_analyzer_matches_analyze() {
+        let text = "The parseHTTPHeader of read_file, Größe 日本語 running";
+        for opts in [
+            NO_STOP,
+            AnalyzerOptions::DEFAULT,
+            AnalyzerOptions {
+                stop_words: true,
+                stemming: true,
+            },
+        ] {
+            let mut analyzer = text_analyzer(opts);
+            let mut stream = analyzer.token_stream(text);
+            let mut got = Vec::new();
+            while let Some(t) = stream.next() {
+                got.push(Token {
+                    term: t.text.clone(),
+                    byte_start: t.offset_from,
+                    byte_end: t.offset_to,
+                });
+            }
+            assert_eq!(got, analyze(text, opts));
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn offsets_always_valid(text in "[a-zA-Z0-9_ .é日Ö\\-\n]{0,200}") {
+            check_offsets(&text, NO_STOP);
+            check_offsets(&text, AnalyzerOptions::DEFAULT);
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Regex and literal scanners over stored text, case-insensitive and linear-time.

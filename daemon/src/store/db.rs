@@ -1,0 +1,355 @@
+//! The SQLite side of the store: connections (WAL, busy timeout), the schema
+//! and its `PRAGMA user_version` migrations, and write transactions that
+//! always begin `IMMEDIATE`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+
+/// Schema migrations, applied in order; `user_version` counts those applied.
+/// Never edit a released step: add a new one.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: sessions, blobs, documents, chunkings and spans, artifacts, traces.
+    r#"
+    CREATE TABLE sessions (
+        session_id       TEXT PRIMARY KEY,
+        name             TEXT,
+        status           TEXT NOT NULL CHECK (status IN ('active', 'completed')),
+        created_at       TEXT NOT NULL,
+        closed_at        TEXT,
+        config           TEXT NOT NULL,
+        max_tool_calls   INTEGER NOT NULL,
+        tool_calls_used  INTEGER NOT NULL DEFAULT 0,
+        generation       INTEGER NOT NULL DEFAULT 0,
+        document_count   INTEGER NOT NULL DEFAULT 0,
+        total_chars      INTEGER NOT NULL DEFAULT 0,
+        total_tokens_est INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE blobs (
+        hash         TEXT PRIMARY KEY,
+        length_bytes INTEGER NOT NULL,
+        length_chars INTEGER NOT NULL,
+        checkpoints  BLOB,
+        created_at   TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE documents (
+        doc_id            TEXT PRIMARY KEY,
+        session_id        TEXT NOT NULL REFERENCES sessions (session_id),
+        seq               INTEGER NOT NULL,
+        hash              TEXT NOT NULL REFERENCES blobs (hash),
+        source            TEXT NOT NULL,
+        length_chars      INTEGER NOT NULL,
+        length_tokens_est INTEGER NOT NULL,
+        created_at        TEXT NOT NULL,
+        UNIQUE (session_id, seq)
+    );
+    CREATE TABLE chunk_sets (
+        set_id      INTEGER PRIMARY KEY,
+        session_id  TEXT NOT NULL REFERENCES sessions (session_id),
+        doc_id      TEXT NOT NULL REFERENCES documents (doc_id),
+        strategy    TEXT NOT NULL,
+        total_spans INTEGER NOT NULL,
+        created_at  TEXT NOT NULL
+    );
+    CREATE TABLE spans (
+        span_id      TEXT PRIMARY KEY,
+        session_id   TEXT NOT NULL REFERENCES sessions (session_id),
+        doc_id       TEXT NOT NULL REFERENCES documents (doc_id),
+        set_id       INTEGER REFERENCES chunk_sets (set_id),
+        idx          INTEGER,
+        start        INTEGER NOT NULL,
+        "end"        INTEGER NOT NULL,
+        content_hash TEXT,
+        created_at   TEXT NOT NULL
+    );
+    CREATE TABLE artifacts (
+        seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+        artifact_id TEXT NOT NULL UNIQUE,
+        session_id  TEXT NOT NULL REFERENCES sessions (session_id),
+        span_id     TEXT REFERENCES spans (span_id),
+        type        TEXT NOT NULL,
+        content     TEXT NOT NULL,
+        provenance  TEXT,
+        created_at  TEXT NOT NULL
+    );
+    CREATE TABLE traces (
+        id           INTEGER PRIMARY KEY,
+        session_id   TEXT,
+        operation    TEXT NOT NULL,
+        arguments    TEXT NOT NULL,
+        outcome      TEXT NOT NULL,
+        error_code   TEXT,
+        duration_ms  REAL NOT NULL,
+        result_chars INTEGER,
+        result_hash  TEXT,
+        created_at   TEXT NOT NULL
+    );
+    "#,
+    // 2: the indexes that the per-session reads need once sessions grow.
+    r#"
+    CREATE INDEX chunk_sets_by_key ON chunk_sets (session_id, doc_id, strategy);
+    CREATE INDEX spans_by_set ON spans (set_id, idx);
+    CREATE INDEX spans_by_doc ON spans (doc_id);
+    CREATE INDEX artifacts_by_session ON artifacts (session_id, seq);
+    CREATE INDEX traces_by_session ON traces (session_id, id);
+    "#,
+];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Errors of the database layer.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error(
+        "the store at {path} has schema version {found}, newer than this rlmd understands ({SCHEMA_VERSION}); upgrade rlmd"
+    )]
+    TooNew { path: PathBuf, found: i64 },
+}
+
+/// A small pool of connections to one database file.
+pub struct Db {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db").field("path", &self.path).finish()
+    }
+}
+
+/// How long a writer waits for another process's write transaction.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Connections kept open for reuse.
+const MAX_IDLE: usize = 16;
+
+impl Db {
+    /// Opens (creating if needed) the database and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Db, DbError> {
+        let db = Db {
+            path: path.to_owned(),
+            idle: Mutex::new(Vec::new()),
+        };
+        let mut conn = db.connect()?;
+        migrate(&mut conn, path)?;
+        db.put(conn);
+        Ok(db)
+    }
+
+    fn connect(&self) -> Result<Connection, DbError> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        // WAL lets readers run beside the one writer, in any process.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // NORMAL: a commit is atomic and survives a process crash; commits
+        // that hold user data switch to FULL (see `write_durable`).
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.set_prepared_statement_cache_capacity(64);
+        Ok(conn)
+    }
+
+    fn take(&self) -> Result<Connection, DbError> {
+        let pooled = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        match pooled {
+            Some(c) => Ok(c),
+            None => self.connect(),
+        }
+    }
+
+    fn put(&self, conn: Connection) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < MAX_IDLE {
+            idle.push(conn);
+        }
+    }
+
+    /// Runs reads on a pooled connection.
+    pub fn read<T, E: From<DbError>>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let conn = self.take()?;
+        let out = f(&conn);
+        self.put(conn);
+        out
+    }
+
+    /// Runs `f` in one `IMMEDIATE` transaction, committed when `f` succeeds.
+    pub fn write<T, E: From<DbError>>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        self.write_with(false, f)
+    }
+
+    /// Like `write`, with the commit synced to disk (`synchronous = FULL`):
+    /// for commits that hold what a user gave us (documents, artifacts).
+    pub fn write_durable<T, E: From<DbError>>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        self.write_with(true, f)
+    }
+
+    fn write_with<T, E: From<DbError>>(
+        &self,
+        durable: bool,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut conn = self.take()?;
+        if durable {
+            conn.pragma_update(None, "synchronous", "FULL")
+                .map_err(DbError::from)?;
+        }
+        let out = (|| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(DbError::from)?;
+            let v = f(&tx)?;
+            tx.commit().map_err(DbError::from)?;
+            Ok(v)
+        })();
+        if durable {
+            let restored = conn.pragma_update(None, "synchronous", "NORMAL");
+            if restored.is_err() {
+                return out; // drop the connection rather than pool it in an unknown mode
+            }
+        }
+        self.put(conn);
+        out
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Applies the migrations `conn` lacks, each in its own IMMEDIATE
+/// transaction with its `user_version` bump, so concurrent openers agree.
+pub fn migrate(conn: &mut Connection, path: &Path) -> Result<(), DbError> {
+    migrate_to(conn, path, SCHEMA_VERSION)
+}
+
+/// Applies migrations up to version `target` (tests replay old versions).
+pub fn migrate_to(conn: &mut Connection, path: &Path, target: i64) -> Result<(), DbError> {
+    loop {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version > SCHEMA_VERSION {
+            return Err(DbError::TooNew {
+                path: path.to_owned(),
+                found: version,
+            });
+        }
+        if version >= target {
+            return Ok(());
+        }
+        tx.execute_batch(MIGRATIONS[version as usize])?;
+        tx.pragma_update(None, "user_version", version + 1)?;
+        tx.commit()?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table_names(conn: &Connection) -> Vec<String> {
+        let mut st = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type IN ('table', 'index') AND name NOT LIKE 'sqlite_%' ORDER BY name")
+            .unwrap();
+        st.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    #[test]
+    fn an_empty_file_migrates_to_the_current_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.sqlite");
+        let db = Db::open(&path).unwrap();
+        db.read(|c| {
+            let v: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            assert_eq!(v, SCHEMA_VERSION);
+            let mode: String = c.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+            assert_eq!(mode, "wal");
+            assert!(table_names(c).contains(&"spans_by_set".to_string()));
+            Ok::<_, DbError>(())
+        })
+        .unwrap();
+        // Opening again is a no-op.
+        drop(db);
+        Db::open(&path).unwrap();
+    }
+
+    #[test]
+    fn a_store_of_the_previous_version_keeps_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.sqlite");
+        let mut conn = Connection::open(&path).unwrap();
+        migrate_to(&mut conn, &path, SCHEMA_VERSION - 1).unwrap();
+        conn.execute(
+            "INSERT INTO sessions (session_id, status, created_at, config, max_tool_calls) VALUES ('s', 'active', 't', '{}', 5)",
+            [],
+        )
+        .unwrap();
+        drop(conn);
+        let db = Db::open(&path).unwrap();
+        db.read(|c| {
+            let n: i64 = c.query_row(
+                "SELECT max_tool_calls FROM sessions WHERE session_id = 's'",
+                [],
+                |r| r.get(0),
+            )?;
+            assert_eq!(n, 5);
+            let v: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            assert_eq!(v, SCHEMA_VERSION);
+            Ok::<_, DbError>(())
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn a_newer_store_is_refused_with_a_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.sqlite");
+        let conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        drop(conn);
+        let err = Db::open(&path).unwrap_err().to_string();
+        assert!(err.contains("upgrade rlmd"), "{err}");
+    }
+
+    #[test]
+    fn a_failed_write_rolls_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("s.sqlite")).unwrap();
+        let r: Result<(), DbError> = db.write(|tx| {
+            tx.execute(
+                "INSERT INTO sessions (session_id, status, created_at, config, max_tool_calls) VALUES ('x', 'active', 't', '{}', 1)",
+                [],
+            )?;
+            Err(DbError::Sqlite(rusqlite::Error::InvalidQuery))
+        });
+        assert!(r.is_err());
+        let n: i64 = db
+            .read(|c| {
+                Ok::<_, DbError>(c.query_row("SELECT count(*) FROM sessions", [], |r| r.get(0))?)
+            })
+            .unwrap();
+        assert_eq!(n, 0);
+    }
+}
