@@ -4,6 +4,7 @@
 
 use std::fs::File;
 use std::path::Path;
+use std::sync::Arc;
 
 use memmap2::Mmap;
 
@@ -33,7 +34,7 @@ impl TextShape {
         let mut chars = 0u64;
         for (i, &b) in bytes.iter().enumerate() {
             if !is_continuation(b) {
-                if chars % CHECKPOINT_STRIDE == 0 {
+                if chars.is_multiple_of(CHECKPOINT_STRIDE) {
                     checkpoints.push(i as u64);
                 }
                 chars += 1;
@@ -85,8 +86,24 @@ pub fn count_chars(bytes: &[u8]) -> u64 {
 
 enum Backing {
     Empty,
-    Mapped(Mmap),
+    /// A range of a mapped pack file.
+    Mapped {
+        map: Arc<Mmap>,
+        start: usize,
+        end: usize,
+    },
     Owned(String),
+}
+
+/// Maps a pack file read-only.
+pub fn map_file(path: &Path) -> std::io::Result<Option<Mmap>> {
+    let file = File::open(path)?;
+    if file.metadata()?.len() == 0 {
+        return Ok(None);
+    }
+    // SAFETY: packs are immutable once renamed into place (the store never
+    // writes to an existing pack), so the mapping does not change under us.
+    Ok(Some(unsafe { Mmap::map(&file)? }))
 }
 
 /// One stored text, readable by code-point offsets.
@@ -105,37 +122,44 @@ impl std::fmt::Debug for Text {
 }
 
 impl Text {
-    /// Maps a blob file. The bytes are checked to be UTF-8 of the recorded
-    /// length, so a damaged blob is an error rather than a wrong answer.
-    pub fn open(path: &Path, shape: TextShape, length_bytes: u64) -> std::io::Result<Text> {
-        let file = File::open(path)?;
-        let len = file.metadata()?.len();
-        if len != length_bytes {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!(
-                    "blob {} has {len} bytes, the store recorded {length_bytes}",
-                    path.display()
-                ),
-            ));
-        }
-        if len == 0 {
+    /// A text stored at `[offset, offset + length_bytes)` of a mapped pack.
+    /// The bytes are checked to be inside the pack and valid UTF-8, so a
+    /// damaged pack is an error rather than a wrong answer.
+    pub fn in_pack(
+        map: Arc<Mmap>,
+        offset: u64,
+        length_bytes: u64,
+        shape: TextShape,
+        what: &str,
+    ) -> std::io::Result<Text> {
+        if length_bytes == 0 {
             return Ok(Text {
                 backing: Backing::Empty,
                 shape,
             });
         }
-        // SAFETY: blob files are immutable once renamed into place (the store
-        // never writes to an existing blob), so the mapping does not change.
-        let map = unsafe { Mmap::map(&file)? };
-        if std::str::from_utf8(&map).is_err() {
+        let start = offset as usize;
+        let end = offset
+            .checked_add(length_bytes)
+            .map(|e| e as usize)
+            .filter(|&e| e <= map.len());
+        let Some(end) = end else {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
-                format!("blob {} is not valid UTF-8", path.display()),
+                format!(
+                    "{what}: recorded at bytes {offset}..+{length_bytes}, but its pack has only {} bytes",
+                    map.len()
+                ),
+            ));
+        };
+        if std::str::from_utf8(&map[start..end]).is_err() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{what}: not valid UTF-8"),
             ));
         }
         Ok(Text {
-            backing: Backing::Mapped(map),
+            backing: Backing::Mapped { map, start, end },
             shape,
         })
     }
@@ -152,8 +176,10 @@ impl Text {
     pub fn as_str(&self) -> &str {
         match &self.backing {
             Backing::Empty => "",
-            // SAFETY: validated as UTF-8 in `open`, and the mapping is immutable.
-            Backing::Mapped(m) => unsafe { std::str::from_utf8_unchecked(m) },
+            // SAFETY: validated as UTF-8 in `in_pack`, and the mapping is immutable.
+            Backing::Mapped { map, start, end } => unsafe {
+                std::str::from_utf8_unchecked(&map[*start..*end])
+            },
             Backing::Owned(s) => s,
         }
     }
@@ -292,16 +318,19 @@ mod tests {
     }
 
     #[test]
-    fn a_mapped_blob_is_checked() {
+    fn a_text_in_a_pack_is_checked() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("b");
-        std::fs::write(&p, "héllo").unwrap();
+        std::fs::write(&p, b"xxh\xc3\xa9llo\xff").unwrap();
+        let map = Arc::new(map_file(&p).unwrap().unwrap());
         let shape = TextShape::of("héllo");
-        let t = Text::open(&p, shape.clone(), 6).unwrap();
+        let t = Text::in_pack(map.clone(), 2, 6, shape.clone(), "t").unwrap();
         assert_eq!(t.slice(1, 3), "él");
-        assert!(Text::open(&p, shape.clone(), 7).is_err(), "length mismatch");
-        std::fs::write(&p, b"h\xffllo!").unwrap();
-        assert!(Text::open(&p, shape, 6).is_err(), "not UTF-8");
+        assert!(
+            Text::in_pack(map.clone(), 2, 60, shape.clone(), "t").is_err(),
+            "past the pack's end"
+        );
+        assert!(Text::in_pack(map, 3, 6, shape, "t").is_err(), "not UTF-8");
     }
 
     proptest! {

@@ -18,6 +18,7 @@ use rlm::{ErrorCode, ToolError};
 use super::{
     CallContext, Engine, RESPONSE_OVERHEAD, SessionRow, cut_to_fit, fit_list, list_budget, now,
 };
+use crate::store::blobs::PackWriter;
 use crate::store::sha256_hex;
 use crate::text::TextShape;
 
@@ -79,6 +80,8 @@ struct Stored {
     length_bytes: u64,
     shape: TextShape,
     hint: Option<u64>,
+    /// Where this load's pack holds the text; None when the store had it.
+    offset: Option<u64>,
 }
 
 /// Why a file was not loaded, grouped for the summary of long error lists.
@@ -115,7 +118,7 @@ impl Engine {
                 DocRow::COLUMNS
             ))?
             .query_row([doc_id], |r| {
-                Ok((DocRow::from_row(r)?, r.get::<_, String>(6)?))
+                Ok((DocRow::from_row(r)?, r.get::<_, String>(4)?))
             })
             .optional()
             .map_err(ToolError::from)
@@ -167,15 +170,47 @@ impl Engine {
         for (i, source) in args.sources.into_iter().enumerate() {
             self.expand_source(i, source, ctx, &mut items, &mut skips);
         }
+        let mut pack = self.inner.store.blobs.new_pack().map_err(|e| {
+            ToolError::internal(format!("starting a pack under the data directory: {e}"))
+        })?;
+        let stored = match self.read_and_pack(items, &mut pack, &mut skips, ctx) {
+            Ok(stored) => stored,
+            Err(e) => {
+                pack.abandon();
+                return Err(e);
+            }
+        };
+        // One durable point for the whole load, before the commit refers to it.
+        let pack_name = pack.finish().map_err(|e| {
+            ToolError::internal(format!(
+                "syncing stored texts to disk: {e}; check free space under the data directory"
+            ))
+        })?;
+        let loaded = self.commit_load(session, &stored, pack_name.as_deref())?;
+        if !stored.is_empty() {
+            self.inner.indexes.refresh_in_background(self, &session.id);
+        }
+        Ok(self.load_result(session, loaded, skips))
+    }
+
+    /// Reads, checks and hashes the items on the load threads, batch by
+    /// batch, and appends every text the store lacks to `pack`.
+    fn read_and_pack(
+        &self,
+        items: Vec<Item>,
+        pack: &mut PackWriter,
+        skips: &mut Vec<Skip>,
+        ctx: &CallContext,
+    ) -> Result<Vec<Stored>, ToolError> {
         let max_bytes = self.inner.config.max_file_size_mb.saturating_mul(1 << 20);
         let total_items = items.len() as u64;
         let done = AtomicU64::new(0);
         let mut stored: Vec<Stored> = Vec::with_capacity(items.len());
-        let mut written = Vec::new();
+        let mut placed: HashMap<String, u64> = HashMap::new();
         let mut batch: Vec<Item> = Vec::new();
         let mut batch_bytes = 0u64;
         let mut queue = items.into_iter().peekable();
-        while queue.peek().is_some() || !batch.is_empty() {
+        while queue.peek().is_some() {
             // Fill a batch up to the byte budget (file sizes from metadata).
             while let Some(item) = queue.peek() {
                 let size = match item {
@@ -190,6 +225,7 @@ impl Engine {
                 batch_bytes += size;
                 batch.extend(queue.next());
             }
+            batch_bytes = 0;
             ctx.check_cancel()?;
             let results: Vec<Result<Prepared, Skip>> = self.pool().install(|| {
                 std::mem::take(&mut batch)
@@ -197,66 +233,51 @@ impl Engine {
                     .map(|item| {
                         let r = prepare(item, max_bytes, ctx);
                         let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-                        if n % 64 == 0 || n == total_items {
+                        if n.is_multiple_of(64) || n == total_items {
                             ctx.progress(n, Some(total_items), "reading files");
                         }
                         r
                     })
                     .collect()
             });
-            batch_bytes = 0;
             ctx.check_cancel()?;
-            let mut to_write: Vec<&Prepared> = Vec::new();
-            let mut seen: HashSet<&str> = HashSet::new();
-            let mut ok = Vec::new();
+            let known = self.known_blobs(results.iter().flatten().map(|p| p.hash.as_str()))?;
+            let mut fresh: Vec<Stored> = Vec::new();
             for r in &results {
-                match r {
-                    Ok(p) => ok.push(p),
-                    Err(s) => skips.push(Skip::new(s.kind, s.line.clone())),
-                }
-            }
-            let known = self.known_blobs(ok.iter().map(|p| p.hash.as_str()))?;
-            for p in &ok {
-                if !known.contains(p.hash.as_str()) && seen.insert(p.hash.as_str()) {
-                    to_write.push(p);
-                }
-            }
-            let blobs = &self.inner.store.blobs;
-            let paths: Vec<Result<PathBuf, ToolError>> = self.pool().install(|| {
-                to_write
-                    .par_iter()
-                    .map(|p| {
-                        blobs.write(&p.hash, &p.bytes).map_err(|e| {
-                            ToolError::internal(format!("writing the blob of {}: {e}; check free space under the data directory", p.source))
-                        })
-                    })
-                    .collect()
-            });
-            for p in paths {
-                written.push(p?);
-            }
-            for p in results.into_iter().flatten() {
-                stored.push(Stored {
+                let p = match r {
+                    Ok(p) => p,
+                    Err(s) => {
+                        skips.push(Skip::new(s.kind, s.line.clone()));
+                        continue;
+                    }
+                };
+                let offset = if known.contains(p.hash.as_str()) {
+                    None
+                } else if let Some(&at) = placed.get(&p.hash) {
+                    Some(at)
+                } else {
+                    let at = pack.append(&p.bytes).map_err(|e| {
+                        ToolError::internal(format!(
+                            "storing the text of {}: {e}; check free space under the data directory",
+                            p.source
+                        ))
+                    })?;
+                    placed.insert(p.hash.clone(), at);
+                    Some(at)
+                };
+                fresh.push(Stored {
+                    source: p.source.clone(),
+                    hash: p.hash.clone(),
                     length_bytes: p.bytes.len() as u64,
-                    source: p.source,
-                    hash: p.hash,
-                    shape: p.shape,
+                    shape: p.shape.clone(),
                     hint: p.hint,
+                    offset,
                 });
             }
+            stored.extend(fresh);
         }
         ctx.check_cancel()?;
-        // One durable point for the whole load, before the commit refers to it.
-        self.inner
-            .store
-            .blobs
-            .sync(&written)
-            .map_err(|e| ToolError::internal(format!("syncing stored texts to disk: {e}")))?;
-        let loaded = self.commit_load(session, &stored)?;
-        if !stored.is_empty() {
-            self.inner.indexes.refresh_in_background(self, &session.id);
-        }
-        Ok(self.load_result(session, loaded, skips))
+        Ok(stored)
     }
 
     /// Which of these hashes the store lists: their files are known complete.
@@ -296,6 +317,7 @@ impl Engine {
         &self,
         session: &SessionRow,
         stored: &[Stored],
+        pack: Option<&str>,
     ) -> Result<Vec<LoadedDoc>, ToolError> {
         let store = &self.inner.store;
         let _lock = store.lock_session(&session.id)?;
@@ -312,7 +334,8 @@ impl Engine {
                 current.require_active("rlm.docs.load")?;
             }
             let mut put_blob = tx.prepare_cached(
-                "INSERT OR IGNORE INTO blobs (hash, length_bytes, length_chars, checkpoints, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT OR IGNORE INTO blobs (hash, pack, offset, length_bytes, length_chars, checkpoints, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
             let mut put_doc = tx.prepare_cached(
                 "INSERT INTO documents (doc_id, session_id, seq, hash, source, length_chars, length_tokens_est, created_at) \
@@ -321,13 +344,17 @@ impl Engine {
             let mut loaded = Vec::with_capacity(stored.len());
             let (mut chars, mut tokens) = (0u64, 0u64);
             for (i, s) in stored.iter().enumerate() {
-                put_blob.execute(params![
-                    s.hash,
-                    s.length_bytes as i64,
-                    s.shape.length_chars as i64,
-                    s.shape.checkpoints_blob(),
-                    created
-                ])?;
+                if let (Some(offset), Some(pack)) = (s.offset, pack) {
+                    put_blob.execute(params![
+                        s.hash,
+                        pack,
+                        offset as i64,
+                        s.length_bytes as i64,
+                        s.shape.length_chars as i64,
+                        s.shape.checkpoints_blob(),
+                        created
+                    ])?;
+                }
                 let doc_id = uuid::Uuid::new_v4().to_string();
                 let est = tokens_est(s.shape.length_chars, s.hint);
                 put_doc.execute(params![
@@ -496,7 +523,7 @@ impl Engine {
                 let mut found = Vec::new();
                 for entry in paths {
                     match entry {
-                        Ok(p) if p.is_file() && filters.keep(&p) => found.push(p),
+                        Ok(p) if p.is_file() && filters.keep(&p) => found.push((p, false)),
                         Ok(_) => {}
                         Err(e) => skips.push(Skip::new(
                             SkipKind::Unreadable,
@@ -554,6 +581,16 @@ impl Engine {
                         format!("{}: {why}", dir.display()),
                     ));
                 }
+                // Entries under a canonical root are canonical unless they are links.
+                let dir = match dir.canonicalize() {
+                    Ok(d) => d,
+                    Err(e) => {
+                        return skips.push(Skip::new(
+                            SkipKind::Unreadable,
+                            format!("{}: {}", dir.display(), io_reason(&e)),
+                        ));
+                    }
+                };
                 let walker = walkdir::WalkDir::new(&dir)
                     .max_depth(if recursive { usize::MAX } else { 1 })
                     .sort_by_file_name();
@@ -561,10 +598,10 @@ impl Engine {
                 for entry in walker {
                     match entry {
                         Ok(e) => {
-                            let is_file = e.file_type().is_file()
-                                || (e.file_type().is_symlink() && e.path().is_file());
+                            let link = e.file_type().is_symlink();
+                            let is_file = e.file_type().is_file() || (link && e.path().is_file());
                             if is_file && filters.keep(e.path()) {
-                                found.push(e.into_path());
+                                found.push((e.into_path(), !link));
                             }
                         }
                         Err(e) => skips.push(Skip::new(
@@ -603,15 +640,21 @@ impl Engine {
         }
     }
 
+    /// Queues files; `canonical` tells which paths need no resolving.
     fn push_files(
         &self,
-        found: Vec<PathBuf>,
+        found: Vec<(PathBuf, bool)>,
         hint: Option<u64>,
         items: &mut Vec<Item>,
         skips: &mut Vec<Skip>,
     ) {
-        for p in found {
-            match self.check_allowed(&p) {
+        for (p, canonical) in found {
+            let checked = if canonical {
+                self.check_root(p)
+            } else {
+                self.check_allowed(&p)
+            };
+            match checked {
                 Ok(p) => items.push(Item::File { path: p, hint }),
                 Err(s) => skips.push(s),
             }
@@ -637,19 +680,19 @@ impl Engine {
 
     /// Canonicalizes a file path and checks it against the allowed folders.
     fn check_allowed(&self, path: &Path) -> Result<PathBuf, Skip> {
-        let canonical = match path.canonicalize() {
-            Ok(c) => c,
-            Err(e) => {
-                return Err(Skip::new(
-                    SkipKind::Unreadable,
-                    format!("{}: {}", path.display(), io_reason(&e)),
-                ));
-            }
-        };
+        match path.canonicalize() {
+            Ok(c) => self.check_root(c),
+            Err(e) => Err(Skip::new(
+                SkipKind::Unreadable,
+                format!("{}: {}", path.display(), io_reason(&e)),
+            )),
+        }
+    }
+
+    /// Checks a canonical path against the allowed folders, if any are set.
+    fn check_root(&self, canonical: PathBuf) -> Result<PathBuf, Skip> {
         if let Some(roots) = &self.inner.config.allowed_roots {
-            let inside = roots
-                .iter()
-                .any(|r| r.canonicalize().is_ok_and(|r| canonical.starts_with(r)));
+            let inside = roots.iter().any(|r| canonical.starts_with(r));
             if !inside {
                 return Err(Skip::new(
                     SkipKind::Refused,

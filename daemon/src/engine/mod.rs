@@ -22,7 +22,7 @@ use serde_json::Value;
 use rlm::tools::{SessionConfig, Tool};
 use rlm::{ErrorCode, ToolError};
 
-use crate::store::{Store, StoreError, sha256_hex};
+use crate::store::{Store, StoreError, io_err, sha256_hex};
 
 pub use index::IndexManager;
 
@@ -299,7 +299,15 @@ fn session_id_of(tool: Tool, args: &Value) -> Result<String, ToolError> {
 
 impl Engine {
     /// Opens the engine on its data directory.
-    pub fn open(config: EngineConfig) -> Result<Engine, StoreError> {
+    pub fn open(mut config: EngineConfig) -> Result<Engine, StoreError> {
+        // Compared against canonical file paths, so canonical themselves.
+        if let Some(roots) = &mut config.allowed_roots {
+            for r in roots.iter_mut() {
+                *r = r
+                    .canonicalize()
+                    .map_err(io_err(format!("allowed root {}", r.display())))?;
+            }
+        }
         let store = Store::open(&config.data_dir)?;
         let indexes = IndexManager::new(config.index_cache_sessions);
         Ok(Engine {

@@ -11,22 +11,7 @@ use rlm::tools::{Highlight, SearchArgs, SearchMatch, SearchMethod, SearchResult,
 use super::docs::DocRow;
 use super::{CallContext, Engine, SessionRow, json_chars, list_budget};
 use crate::search::bm25::{self, IndexError};
-use tmpscan::{ScanMethod, Scanner};
-mod tmpscan {
-    pub enum ScanMethod {
-        Regex,
-        Literal,
-    }
-    pub struct Scanner;
-    impl Scanner {
-        pub fn new(_m: ScanMethod, _p: &str) -> Result<Scanner, String> {
-            Ok(Scanner)
-        }
-        pub fn find_iter<'t>(&'t self, _t: &'t str) -> impl Iterator<Item = (usize, usize)> + 't {
-            std::iter::empty()
-        }
-    }
-}
+use crate::search::scan::{ScanMethod, Scanner};
 use crate::text::Text;
 
 /// Matches one search may return.
@@ -188,6 +173,8 @@ impl Engine {
             Err(e) => return Err(ToolError::internal(format!("{e}; retry the search"))),
         };
         let terms = idx.index.query_terms(query);
+        // Contexts are analysed as the index was, so what is highlighted is what matched.
+        let opts = idx.index.options();
         let window = context_chars.max(1) as usize;
         let mut out: Vec<Found> = Vec::new();
         let mut taken: Vec<(u64, u64, u64)> = Vec::new(); // (ord, start, end) of returned contexts
@@ -200,7 +187,7 @@ impl Engine {
             };
             let text = self.inner.store.text(&doc.hash)?;
             let passage = text.slice(hit.start_char, hit.end_char);
-            let (cs, ce) = bm25::best_cluster(passage, &terms, window)
+            let (cs, ce) = bm25::best_cluster_with(passage, &terms, window, opts)
                 .map(|(a, b)| (hit.start_char + a as u64, hit.start_char + b as u64))
                 .unwrap_or((hit.start_char, hit.start_char));
             if taken.iter().any(|&(o, s, e)| {
@@ -210,7 +197,7 @@ impl Engine {
             }
             let (start, end) = centre(cs, ce, context_chars, text.len_chars());
             let context = text.slice(start, end);
-            let highlights: Vec<Highlight> = bm25::highlights(context, &terms)
+            let highlights: Vec<Highlight> = bm25::highlights_with(context, &terms, opts)
                 .into_iter()
                 .map(|(s, e, term)| Highlight {
                     start: s as u64,

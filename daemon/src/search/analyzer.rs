@@ -6,7 +6,9 @@
 //! `camelCase` / `PascalCase` / `HTTPServer` humps are split where the case changes
 //! (`parseHTTPHeader` gives `parsehttpheader`, `parse`, `http`, `header`; `read_file` gives
 //! `read_file`, `read`, `file`; `__init__` gives `__init__`, `init`). Parts share the
-//! position of their word and carry the byte offsets of the part itself.
+//! position of their word and carry the byte offsets of the part itself. Chinese and Japanese
+//! text (Han, hiragana, katakana), written without spaces, also gives each such char as a
+//! part, so that it stays searchable.
 //!
 //! Tokens longer than [`MAX_TOKEN_BYTES`] (after lower-casing) are dropped (a part of a
 //! dropped long identifier is still kept when it is short enough). Stop words (the English
@@ -215,6 +217,33 @@ fn char_at(text: &str, byte: usize) -> char {
     text[byte..].chars().next().unwrap_or('\0')
 }
 
+/// Byte classes for the word scan (bit flags, 0 = separator).
+const LOWER: u8 = 1; // ASCII lower-case letter or digit
+const UPPER: u8 = 2; // ASCII upper-case letter
+const UNDERSCORE: u8 = 4;
+const NON_ASCII: u8 = 8; // a byte of a multi-byte char: decode it
+
+static BYTE_CLASS: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0usize;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = if c >= 0x80 {
+            NON_ASCII
+        } else if c.is_ascii_lowercase() || c.is_ascii_digit() {
+            LOWER
+        } else if c.is_ascii_uppercase() {
+            UPPER
+        } else if c == b'_' {
+            UNDERSCORE
+        } else {
+            0
+        };
+        b += 1;
+    }
+    table
+};
+
 impl RlmTokenStream<'_> {
     fn next_word(&mut self) -> Option<Word> {
         let text = self.text;
@@ -223,18 +252,17 @@ impl RlmTokenStream<'_> {
         let mut i = self.cursor;
         // Skip to the next word character.
         while i < len {
-            let b = bytes[i];
-            if b < 0x80 {
-                if b.is_ascii_alphanumeric() || b == b'_' {
-                    break;
-                }
+            let class = BYTE_CLASS[bytes[i] as usize];
+            if class == 0 {
                 i += 1;
-            } else {
+            } else if class == NON_ASCII {
                 let c = char_at(text, i);
                 if c.is_alphanumeric() {
                     break;
                 }
                 i += c.len_utf8();
+            } else {
+                break;
             }
         }
         if i >= len {
@@ -242,38 +270,29 @@ impl RlmTokenStream<'_> {
             return None;
         }
         let start = i;
-        let mut simple = true;
-        let mut has_alnum = false;
+        let mut flags = 0u8;
         while i < len {
-            let b = bytes[i];
-            if b < 0x80 {
-                if b.is_ascii_lowercase() || b.is_ascii_digit() {
-                    has_alnum = true;
-                } else if b.is_ascii_uppercase() {
-                    has_alnum = true;
-                    simple = false;
-                } else if b == b'_' {
-                    simple = false;
-                } else {
-                    break;
-                }
-                i += 1;
-            } else {
+            let class = BYTE_CLASS[bytes[i] as usize];
+            if class == 0 {
+                break;
+            }
+            if class == NON_ASCII {
                 let c = char_at(text, i);
                 if !c.is_alphanumeric() {
                     break;
                 }
-                has_alnum = true;
-                simple = false;
                 i += c.len_utf8();
+            } else {
+                i += 1;
             }
+            flags |= class;
         }
         self.cursor = i;
         Some(Word {
             start,
             end: i,
-            simple,
-            has_alnum,
+            simple: flags == LOWER,
+            has_alnum: flags & (LOWER | UPPER | NON_ASCII) != 0,
         })
     }
 
@@ -313,8 +332,58 @@ impl RlmTokenStream<'_> {
 }
 
 fn is_stop_word(word: &str) -> bool {
-    // All stop words are at most 5 bytes: most tokens are rejected by the length test.
-    word.len() <= 5 && ENGLISH_STOP_WORDS.contains(&word)
+    // The same list as ENGLISH_STOP_WORDS (a test checks it), as a match: a jump on the
+    // length then a few comparisons, instead of a scan of the list for every token.
+    matches!(
+        word,
+        "a" | "an"
+            | "and"
+            | "are"
+            | "as"
+            | "at"
+            | "be"
+            | "but"
+            | "by"
+            | "for"
+            | "if"
+            | "in"
+            | "into"
+            | "is"
+            | "it"
+            | "no"
+            | "not"
+            | "of"
+            | "on"
+            | "or"
+            | "such"
+            | "that"
+            | "the"
+            | "their"
+            | "then"
+            | "there"
+            | "these"
+            | "they"
+            | "this"
+            | "to"
+            | "was"
+            | "will"
+            | "with"
+    )
+}
+
+/// Chinese / Japanese characters (Han ideographs, hiragana, katakana): these scripts do not
+/// separate words with spaces, so a whole sentence is one "word"; each such char is also
+/// emitted as a part, which keeps such text searchable (by its characters).
+fn is_unspaced_script(c: char) -> bool {
+    matches!(c,
+        '\u{3040}'..='\u{30FF}'   // hiragana, katakana
+        | '\u{31F0}'..='\u{31FF}' // katakana phonetic extensions
+        | '\u{3400}'..='\u{4DBF}' // CJK extension A
+        | '\u{4E00}'..='\u{9FFF}' // CJK unified ideographs
+        | '\u{F900}'..='\u{FAFF}' // CJK compatibility ideographs
+        | '\u{FF66}'..='\u{FF9F}' // half-width katakana
+        | '\u{20000}'..='\u{323AF}' // CJK extensions B to H, compatibility supplement
+    )
 }
 
 /// Pushes the byte ranges of the identifier parts of the word `text[start..end]` into `out`:
@@ -329,6 +398,15 @@ fn split_parts(text: &str, start: usize, end: usize, out: &mut Vec<(usize, usize
             if let Some(ps) = part_start.take() {
                 out.push((start + ps, start + i));
             }
+            prev = None;
+            continue;
+        }
+        if is_unspaced_script(c) {
+            // Scripts written without spaces: each char is a part of its own.
+            if let Some(ps) = part_start.take() {
+                out.push((start + ps, start + i));
+            }
+            out.push((start + i, start + i + c.len_utf8()));
             prev = None;
             continue;
         }
@@ -480,7 +558,23 @@ mod tests {
     fn non_ascii_words() {
         assert_eq!(terms("Größe naïve", NO_STOP), ["größe", "naïve"]);
         assert_eq!(terms("ÉCOLE café", NO_STOP), ["école", "café"]);
-        assert_eq!(terms("日本語 テキスト", NO_STOP), ["日本語", "テキスト"]);
+        // Han and kana: the run, then each char.
+        assert_eq!(
+            terms("日本語 テキ", NO_STOP),
+            ["日本語", "日", "本", "語", "テキ", "テ", "キ"]
+        );
+        assert_eq!(terms("中", NO_STOP), ["中"]);
+        assert_eq!(
+            terms("HTML文書です", NO_STOP),
+            ["html文書です", "html", "文", "書", "で", "す"]
+        );
+        // A long sentence is too long as a whole, not as chars.
+        let sentence = "日本語の文章は単語の間に空白を入れずに書かれます";
+        let got = terms(sentence, NO_STOP);
+        assert_eq!(got.len(), sentence.chars().count());
+        assert_eq!(got[0], "日");
+        // Hangul is written with spaces: words as usual.
+        assert_eq!(terms("한국어 텍스트", NO_STOP), ["한국어", "텍스트"]);
         assert_eq!(terms("größeWert", NO_STOP), ["größewert", "größe", "wert"]);
         check_offsets("Größe naïve 日本語 ÉCOLE größeWert İstanbul", NO_STOP);
     }
@@ -590,6 +684,23 @@ mod tests {
         assert_eq!(terms(&ident, NO_STOP), ["short"]);
         let huge = "Q".repeat(10_000);
         assert!(terms(&huge, NO_STOP).is_empty());
+    }
+
+    #[test]
+    fn stop_word_list_matches() {
+        for w in ENGLISH_STOP_WORDS {
+            assert!(is_stop_word(w), "{w}");
+        }
+        for w in ["", "th", "thee", "thes", "an_", "these_", "x", "own", "The"] {
+            assert!(!is_stop_word(w), "{w}");
+        }
+        // The same list as tantivy's English StopWordFilter.
+        let mut analyzer = TextAnalyzer::builder(tantivy::tokenizer::SimpleTokenizer::default())
+            .filter(tantivy::tokenizer::StopWordFilter::new(Language::English).unwrap())
+            .build();
+        let all = ENGLISH_STOP_WORDS.join(" ");
+        let mut stream = analyzer.token_stream(&all);
+        assert!(stream.next().is_none());
     }
 
     #[test]

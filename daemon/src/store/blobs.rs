@@ -1,12 +1,16 @@
-//! The content-addressed blob store: one file per distinct text, named by the
-//! SHA-256 of its bytes, written to a temporary name and renamed into place,
-//! and synced once per batch before any SQLite commit refers to it.
+//! The content-addressed blob store: each distinct text is stored once,
+//! keyed by the SHA-256 of its bytes, inside an append-once *pack* file
+//! (one per load), at an offset the `blobs` table records.
 //!
-//! A blob file counts only once the `blobs` table lists it: a file left by a
-//! crash before its commit is rewritten by the next load of the same text.
+//! A pack is written under a temporary name, synced, renamed into
+//! `packs/`, and its folder synced, all before the SQLite commit that
+//! refers to it: a crash leaves either no trace in SQLite or a complete
+//! pack. A pack is never written again once renamed. One pack per load
+//! costs one file creation and one fsync, where a file per blob cost one of
+//! each per text (measured in ARCHITECTURE.md).
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -16,86 +20,58 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// Where blobs live.
+/// Where packs live.
 #[derive(Debug, Clone)]
 pub struct BlobStore {
-    dir: PathBuf,
+    packs: PathBuf,
     tmp: PathBuf,
 }
 
 impl BlobStore {
     pub fn open(dir: &Path) -> io::Result<BlobStore> {
+        let packs = dir.join("packs");
         let tmp = dir.join("tmp");
+        fs::create_dir_all(&packs)?;
         fs::create_dir_all(&tmp)?;
-        Ok(BlobStore {
-            dir: dir.to_owned(),
-            tmp,
+        Ok(BlobStore { packs, tmp })
+    }
+
+    /// The path of a pack by name.
+    pub fn pack_path(&self, pack: &str) -> PathBuf {
+        self.packs.join(format!("{pack}.pack"))
+    }
+
+    /// Starts a new pack.
+    pub fn new_pack(&self) -> io::Result<PackWriter> {
+        let name = uuid::Uuid::new_v4().simple().to_string();
+        let tmp_path = self.tmp.join(format!("{name}.pack.tmp"));
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp_path)?;
+        Ok(PackWriter {
+            name,
+            tmp_path,
+            file: BufWriter::with_capacity(1 << 20, file),
+            len: 0,
+            packs: self.packs.clone(),
         })
     }
 
-    /// The final path of a blob.
-    pub fn path_of(&self, hash: &str) -> PathBuf {
-        self.dir.join(&hash[..2]).join(hash)
-    }
-
-    /// Writes a blob under its final name without syncing it: the caller
-    /// syncs the batch (`sync`) before committing rows that refer to it.
-    pub fn write(&self, hash: &str, bytes: &[u8]) -> io::Result<PathBuf> {
-        let final_path = self.path_of(hash);
-        let parent = final_path.parent().unwrap_or(&self.dir);
-        if !parent.exists() {
-            fs::create_dir_all(parent)?;
-        }
-        let tmp_path = self
-            .tmp
-            .join(format!("{hash}.{}", uuid::Uuid::new_v4().simple()));
-        let result = (|| {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&tmp_path)?;
-            f.write_all(bytes)?;
-            fs::rename(&tmp_path, &final_path)
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp_path);
-        }
-        result.map(|()| final_path)
-    }
-
-    /// Makes every blob written so far durable: one `syncfs` on Linux (a
-    /// single flush for the whole batch), else an fsync per file and folder.
-    pub fn sync(&self, written: &[PathBuf]) -> io::Result<()> {
-        if written.is_empty() {
-            return Ok(());
-        }
-        #[cfg(target_os = "linux")]
-        {
-            let _ = written;
-            let dir = File::open(&self.dir)?;
-            nix::unistd::syncfs(&dir).map_err(io::Error::from)
-        }
-        #[cfg(not(target_os = "linux"))]
-        {
-            let mut dirs = std::collections::BTreeSet::new();
-            for p in written {
-                File::open(p)?.sync_all()?;
-                if let Some(d) = p.parent() {
-                    dirs.insert(d.to_owned());
-                }
+    /// Names of every pack on disk.
+    pub fn pack_names(&self) -> io::Result<Vec<String>> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&self.packs)? {
+            let name = entry?.file_name().to_string_lossy().into_owned();
+            if let Some(stem) = name.strip_suffix(".pack") {
+                out.push(stem.to_owned());
             }
-            for d in dirs {
-                // Directories cannot be opened for sync on every platform.
-                if let Ok(f) = File::open(&d) {
-                    let _ = f.sync_all();
-                }
-            }
-            Ok(())
         }
+        Ok(out)
     }
 
-    /// Removes temporary files older than this process could still be writing
-    /// (left by a crash). Only files older than `min_age` are touched.
+    /// Removes temporary files old enough that no live load can own them
+    /// (left by a crash).
     pub fn clean_tmp(&self, min_age: std::time::Duration) -> io::Result<usize> {
         let mut removed = 0;
         for entry in fs::read_dir(&self.tmp)? {
@@ -114,12 +90,82 @@ impl BlobStore {
     }
 }
 
+/// A pack being written: blobs are appended, then `finish` makes it durable
+/// and visible under its final name.
+#[derive(Debug)]
+pub struct PackWriter {
+    name: String,
+    tmp_path: PathBuf,
+    file: BufWriter<File>,
+    len: u64,
+    packs: PathBuf,
+}
+
+impl PackWriter {
+    /// Appends a blob; returns its offset in the pack.
+    pub fn append(&mut self, bytes: &[u8]) -> io::Result<u64> {
+        let at = self.len;
+        self.file.write_all(bytes)?;
+        self.len += bytes.len() as u64;
+        Ok(at)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Syncs the pack, renames it into place and syncs the folder. An empty
+    /// pack is removed instead. Returns the pack's name when one was kept.
+    pub fn finish(self) -> io::Result<Option<String>> {
+        let PackWriter {
+            name,
+            tmp_path,
+            file,
+            len,
+            packs,
+        } = self;
+        let file = file.into_inner().map_err(|e| e.into_error())?;
+        if len == 0 {
+            drop(file);
+            fs::remove_file(&tmp_path)?;
+            return Ok(None);
+        }
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&tmp_path, packs.join(format!("{name}.pack")))?;
+        sync_dir(&packs)?;
+        Ok(Some(name))
+    }
+
+    /// Drops an unfinished pack.
+    pub fn abandon(self) {
+        let _ = fs::remove_file(&self.tmp_path);
+    }
+}
+
+/// Makes a rename inside `dir` durable.
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        File::open(dir)?.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn hashes_are_sha256_of_the_utf8_bytes() {
+    fn hashes_are_sha256_of_the_bytes() {
         assert_eq!(
             sha256_hex(b"abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
@@ -127,20 +173,33 @@ mod tests {
     }
 
     #[test]
-    fn a_blob_appears_whole_under_its_hash() {
+    fn a_pack_appears_whole_under_its_name() {
         let dir = tempfile::tempdir().unwrap();
         let store = BlobStore::open(dir.path()).unwrap();
-        let h = sha256_hex(b"abc");
-        let p = store.write(&h, b"abc").unwrap();
-        assert_eq!(fs::read(&p).unwrap(), b"abc");
-        assert!(p.ends_with(format!("ba/{h}")));
-        // Writing the same blob again replaces it atomically.
-        store.write(&h, b"abc").unwrap();
-        store.sync(&[p]).unwrap();
-        assert_eq!(
-            fs::read_dir(dir.path().join("tmp")).unwrap().count(),
-            0,
-            "no temp file left"
+        let mut w = store.new_pack().unwrap();
+        assert_eq!(w.append(b"abc").unwrap(), 0);
+        assert_eq!(w.append("héllo".as_bytes()).unwrap(), 3);
+        let tmp_count = || fs::read_dir(dir.path().join("tmp")).unwrap().count();
+        assert_eq!(tmp_count(), 1, "written under a temporary name first");
+        assert!(
+            store.pack_names().unwrap().is_empty(),
+            "not visible before finish"
         );
+        let name = w.finish().unwrap().unwrap();
+        assert_eq!(
+            fs::read(store.pack_path(&name)).unwrap(),
+            "abchéllo".as_bytes()
+        );
+        assert_eq!(tmp_count(), 0);
+        assert_eq!(store.pack_names().unwrap(), vec![name]);
+    }
+
+    #[test]
+    fn an_empty_pack_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(dir.path()).unwrap();
+        assert_eq!(store.new_pack().unwrap().finish().unwrap(), None);
+        assert!(store.pack_names().unwrap().is_empty());
+        assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
     }
 }

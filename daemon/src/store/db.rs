@@ -29,6 +29,8 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE TABLE blobs (
         hash         TEXT PRIMARY KEY,
+        pack         TEXT NOT NULL,
+        offset       INTEGER NOT NULL,
         length_bytes INTEGER NOT NULL,
         length_chars INTEGER NOT NULL,
         checkpoints  BLOB,

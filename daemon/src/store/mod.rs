@@ -7,7 +7,7 @@ pub mod db;
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use rusqlite::OptionalExtension;
@@ -15,7 +15,7 @@ use rusqlite::OptionalExtension;
 pub use blobs::{BlobStore, sha256_hex};
 pub use db::{Db, DbError};
 
-use crate::text::{Text, TextShape};
+use crate::text::{Text, TextShape, map_file};
 use rlm::lock::SessionLock;
 
 /// How long a change waits for another process holding the session's lock.
@@ -57,6 +57,7 @@ pub struct Store {
     locks: PathBuf,
     indexes: PathBuf,
     texts: Mutex<TextCache>,
+    packs: Mutex<HashMap<String, Weak<memmap2::Mmap>>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -94,6 +95,7 @@ impl Store {
             locks,
             indexes,
             texts: Mutex::new(TextCache::default()),
+            packs: Mutex::new(HashMap::new()),
         })
     }
 
@@ -125,27 +127,33 @@ impl Store {
         }
         let row = self.db.read(|c| {
             c.prepare_cached(
-                "SELECT length_bytes, length_chars, checkpoints FROM blobs WHERE hash = ?1",
+                "SELECT pack, offset, length_bytes, length_chars, checkpoints FROM blobs WHERE hash = ?1",
             )?
             .query_row([hash], |r| {
                 Ok((
-                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(0)?,
                     r.get::<_, i64>(1)?,
-                    r.get::<_, Option<Vec<u8>>>(2)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, Option<Vec<u8>>>(4)?,
                 ))
             })
             .optional()
             .map_err(StoreError::from)
         })?;
-        let (bytes, chars, cps) = row.ok_or_else(|| StoreError::MissingBlob {
+        let (pack, offset, bytes, chars, cps) = row.ok_or_else(|| StoreError::MissingBlob {
             hash: hash.to_owned(),
         })?;
         let shape = TextShape::from_stored(chars as u64, cps.as_deref());
-        let path = self.blobs.path_of(hash);
-        let text = Arc::new(
-            Text::open(&path, shape, bytes as u64)
-                .map_err(io_err(format!("reading blob {}", path.display())))?,
-        );
+        let text = if bytes == 0 {
+            Text::from_string(String::new())
+        } else {
+            let map = self.pack(&pack)?;
+            let what = format!("blob {hash} in pack {pack}");
+            Text::in_pack(map, offset as u64, bytes as u64, shape, &what)
+                .map_err(io_err("reading a stored text"))?
+        };
+        let text = Arc::new(text);
         let mut cache = self.texts.lock().unwrap_or_else(|p| p.into_inner());
         if !cache.map.contains_key(hash) {
             cache.map.insert(hash.to_owned(), text.clone());
@@ -157,5 +165,24 @@ impl Store {
             }
         }
         Ok(text)
+    }
+
+    /// A pack's mapping, shared by every text it holds while any is open.
+    fn pack(&self, pack: &str) -> Result<Arc<memmap2::Mmap>, StoreError> {
+        let mut packs = self.packs.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(map) = packs.get(pack).and_then(Weak::upgrade) {
+            return Ok(map);
+        }
+        let path = self.blobs.pack_path(pack);
+        let map = map_file(&path)
+            .map_err(io_err(format!("mapping pack {}", path.display())))?
+            .ok_or_else(|| StoreError::Io {
+                context: format!("pack {} is empty", path.display()),
+                source: std::io::Error::from(std::io::ErrorKind::UnexpectedEof),
+            })?;
+        let map = Arc::new(map);
+        packs.retain(|_, w| w.strong_count() > 0);
+        packs.insert(pack.to_owned(), Arc::downgrade(&map));
+        Ok(map)
     }
 }
