@@ -1,9 +1,11 @@
 //! The shared crate of rlm: what the daemon, the shim and the CLI must agree
 //! on. It stays light (no SQLite, no search engine): the tool contract types,
-//! tool errors, and the per-session lock helpers.
+//! tool errors, the IPC protocol, paths, and the per-session lock helpers.
 
 pub mod error;
 pub mod lock;
+pub mod paths;
+pub mod protocol;
 pub mod tools;
 
 pub use error::{ErrorCode, ToolError};

@@ -324,44 +324,69 @@ pub struct DocsLoadArgs {
 
 /// One source of `rlm.docs.load`.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
-#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+#[serde(tag = "type", rename_all = "lowercase")]
 pub enum Source {
     /// Text given in the call.
-    Inline {
-        content: String,
-        #[serde(default)]
-        name: Option<String>,
-        #[serde(default)]
-        token_count_hint: Option<u64>,
-    },
+    Inline(InlineSource),
     /// One file; a relative path is resolved against the client's working directory.
-    File {
-        path: String,
-        #[serde(default)]
-        token_count_hint: Option<u64>,
-    },
+    File(FileSource),
     /// A glob pattern such as `src/**/*.py` (`**` crosses directories).
-    Glob {
-        path: String,
-        #[serde(default)]
-        include_pattern: Option<String>,
-        #[serde(default)]
-        exclude_pattern: Option<String>,
-        #[serde(default)]
-        token_count_hint: Option<u64>,
-    },
+    Glob(GlobSource),
     /// The files of a directory (its subdirectories too when `recursive`).
-    Directory {
-        path: String,
-        #[serde(default)]
-        recursive: bool,
-        #[serde(default)]
-        include_pattern: Option<String>,
-        #[serde(default)]
-        exclude_pattern: Option<String>,
-        #[serde(default)]
-        token_count_hint: Option<u64>,
-    },
+    Directory(DirectorySource),
+}
+
+/// `{"type": "inline", ...}`
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InlineSource {
+    pub content: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub token_count_hint: Option<u64>,
+}
+
+/// `{"type": "file", ...}`
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileSource {
+    pub path: String,
+    #[serde(default)]
+    pub token_count_hint: Option<u64>,
+}
+
+/// `{"type": "glob", ...}`
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GlobSource {
+    pub path: String,
+    /// Regex a file's path must match.
+    #[serde(default)]
+    pub include_pattern: Option<String>,
+    /// Regex that leaves a file out when its path matches.
+    #[serde(default)]
+    pub exclude_pattern: Option<String>,
+    #[serde(default)]
+    pub token_count_hint: Option<u64>,
+}
+
+/// `{"type": "directory", ...}`
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DirectorySource {
+    pub path: String,
+    /// Descend into subdirectories (default false).
+    #[serde(default)]
+    pub recursive: bool,
+    /// Regex a file's path must match.
+    #[serde(default)]
+    pub include_pattern: Option<String>,
+    /// Regex that leaves a file out when its path matches.
+    #[serde(default)]
+    pub exclude_pattern: Option<String>,
+    #[serde(default)]
+    pub token_count_hint: Option<u64>,
 }
 
 /// A document as `rlm.docs.load` reports it.
@@ -484,32 +509,47 @@ pub struct ChunkCreateArgs {
 
 /// How to cut a document.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
-#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+#[serde(tag = "type", rename_all = "lowercase")]
 pub enum ChunkStrategy {
     /// Windows of `chunk_size` characters, each starting `chunk_size - overlap` after the last.
-    Fixed {
-        #[serde(default = "default_chunk_size")]
-        chunk_size: u64,
-        #[serde(default)]
-        overlap: u64,
-        #[serde(default)]
-        max_chunks: Option<u64>,
-    },
+    Fixed(FixedStrategy),
     /// Groups of `line_count` lines (newlines included), the next starting `line_count - overlap` lines later.
-    Lines {
-        #[serde(default = "default_line_count")]
-        line_count: u64,
-        #[serde(default)]
-        overlap: u64,
-        #[serde(default)]
-        max_chunks: Option<u64>,
-    },
+    Lines(LinesStrategy),
     /// A regex; each span starts at a match and runs to the next one.
-    Delimiter {
-        delimiter: String,
-        #[serde(default)]
-        max_chunks: Option<u64>,
-    },
+    Delimiter(DelimiterStrategy),
+}
+
+/// `{"type": "fixed", ...}`
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FixedStrategy {
+    #[serde(default = "default_chunk_size")]
+    pub chunk_size: u64,
+    #[serde(default)]
+    pub overlap: u64,
+    #[serde(default)]
+    pub max_chunks: Option<u64>,
+}
+
+/// `{"type": "lines", ...}`
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LinesStrategy {
+    #[serde(default = "default_line_count")]
+    pub line_count: u64,
+    #[serde(default)]
+    pub overlap: u64,
+    #[serde(default)]
+    pub max_chunks: Option<u64>,
+}
+
+/// `{"type": "delimiter", ...}`
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DelimiterStrategy {
+    pub delimiter: String,
+    #[serde(default)]
+    pub max_chunks: Option<u64>,
 }
 
 fn default_chunk_size() -> u64 {
@@ -785,10 +825,10 @@ mod tests {
             serde_json::from_value(serde_json::json!({"type": "directory", "path": "x"})).unwrap();
         assert!(matches!(
             ok,
-            Source::Directory {
+            Source::Directory(DirectorySource {
                 recursive: false,
                 ..
-            }
+            })
         ));
         let bad = serde_json::from_value::<Source>(
             serde_json::json!({"type": "file", "path": "x", "recurse": true}),

@@ -188,7 +188,8 @@ impl Text {
         self.shape.length_chars
     }
 
-    fn is_ascii(&self) -> bool {
+    /// Whether every char is one byte (no checkpoints needed).
+    pub fn is_ascii(&self) -> bool {
         self.shape.checkpoints.is_empty()
     }
 

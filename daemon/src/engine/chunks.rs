@@ -64,7 +64,7 @@ impl Engine {
         } else {
             None
         };
-        let cached = found.is_some();
+        let mut cached = found.is_some();
         if found.is_none() {
             let _lock = store.lock_session(&session.id)?;
             // Another call may have made it while this one waited for the lock.
@@ -73,22 +73,31 @@ impl Engine {
             } else {
                 None
             };
+            cached = found.is_some();
             if found.is_none() {
                 ctx.check_cancel()?;
                 let text = store.text(&doc.hash)?;
-                let ranges =
-                    chunk::chunk(text.as_str(), doc.length_chars, &strategy, max_chunks)
-                        .map_err(|e| ToolError::invalid(e.to_string()).with("field", "strategy"))?;
+                // One span past the limit is enough to refuse: never build more.
+                let cap = max_chunks
+                    .unwrap_or(u64::MAX)
+                    .min(MAX_SPANS_PER_CHUNKING + 1);
+                let ranges = chunk::chunk(text.as_str(), doc.length_chars, &strategy, Some(cap))
+                    .map_err(|e| {
+                        if e.0.starts_with("internal error") {
+                            ToolError::internal(e.to_string())
+                        } else {
+                            ToolError::invalid(e.to_string()).with("field", "strategy")
+                        }
+                    })?;
                 if ranges.len() as u64 > MAX_SPANS_PER_CHUNKING {
                     return Err(ToolError::new(
                         ErrorCode::TooLarge,
                         format!(
-                            "this strategy cuts document {} into {} spans, more than the {MAX_SPANS_PER_CHUNKING} one chunking may make; use larger chunks or set max_chunks",
-                            doc.doc_id,
-                            ranges.len()
+                            "this strategy cuts document {} into more than the {MAX_SPANS_PER_CHUNKING} spans one chunking may make; use larger chunks or set max_chunks",
+                            doc.doc_id
                         ),
                     )
-                    .with("spans", ranges.len() as u64));
+                    .with("limit", MAX_SPANS_PER_CHUNKING));
                 }
                 let s = text.as_str();
                 let hashes: Vec<String> = ranges
@@ -282,17 +291,35 @@ impl Engine {
             ))
             .with("field", "span_ids"));
         }
+        let mut budget = list_budget(session);
+        // Ids left out are listed in `omitted`, so the list of ids must fit
+        // beside the texts whatever happens.
+        let ids_chars = json_chars(&args.span_ids);
+        if ids_chars > budget {
+            let each = ids_chars / args.span_ids.len().max(1);
+            return Err(ToolError::invalid(format!(
+                "{} span ids take {ids_chars} characters, more than this session's max_chars_per_response ({}) leaves for a response; ask for at most {} ids per call",
+                args.span_ids.len(),
+                session.config.max_chars_per_response,
+                budget / each.max(1)
+            ))
+            .with("field", "span_ids"));
+        }
         let rows = args
             .span_ids
             .iter()
             .map(|id| self.span(session, id))
             .collect::<Result<Vec<_>, _>>()?;
-        let mut budget = list_budget(session);
+        // What listing the ids after each one in `omitted` would cost.
+        let mut reserve: Vec<usize> = vec![0; rows.len() + 1];
+        for i in (0..rows.len()).rev() {
+            reserve[i] = reserve[i + 1] + json_chars(&rows[i].span_id) + 1;
+        }
         let mut spans = Vec::new();
         let mut omitted = Vec::new();
         let mut total = 0u64;
         let mut full = false;
-        for row in rows {
+        for (i, row) in rows.into_iter().enumerate() {
             if full {
                 omitted.push(row.span_id);
                 continue;
@@ -308,17 +335,18 @@ impl Engine {
                     end: row.end,
                 },
                 content: String::new(),
-                content_hash: String::new(),
+                // A stand-in of the hash's length, to count the entry's size.
+                content_hash: "0".repeat(64),
                 truncated: false,
             };
-            entry.content_hash = "0".repeat(64);
             let overhead = json_chars(&entry) + 1;
-            if overhead >= budget {
+            let room = budget.saturating_sub(reserve[i + 1]);
+            if overhead >= room {
                 full = true;
                 omitted.push(row.span_id);
                 continue;
             }
-            let (content, cut) = cut_to_fit(whole, usize::MAX, budget - overhead);
+            let (content, cut) = cut_to_fit(whole, usize::MAX, room - overhead);
             if cut && content.is_empty() {
                 full = true;
                 omitted.push(row.span_id);
@@ -343,36 +371,25 @@ impl Engine {
 /// The chunk module's strategy and `max_chunks` of a contract strategy.
 fn to_strategy(s: &ChunkStrategy) -> (Strategy, Option<u64>) {
     match s {
-        ChunkStrategy::Fixed {
-            chunk_size,
-            overlap,
-            max_chunks,
-        } => (
+        ChunkStrategy::Fixed(f) => (
             Strategy::Fixed {
-                chunk_size: *chunk_size,
-                overlap: *overlap,
+                chunk_size: f.chunk_size,
+                overlap: f.overlap,
             },
-            *max_chunks,
+            f.max_chunks,
         ),
-        ChunkStrategy::Lines {
-            line_count,
-            overlap,
-            max_chunks,
-        } => (
+        ChunkStrategy::Lines(l) => (
             Strategy::Lines {
-                line_count: *line_count,
-                overlap: *overlap,
+                line_count: l.line_count,
+                overlap: l.overlap,
             },
-            *max_chunks,
+            l.max_chunks,
         ),
-        ChunkStrategy::Delimiter {
-            delimiter,
-            max_chunks,
-        } => (
+        ChunkStrategy::Delimiter(d) => (
             Strategy::Delimiter {
-                pattern: delimiter.clone(),
+                pattern: d.delimiter.clone(),
             },
-            *max_chunks,
+            d.max_chunks,
         ),
     }
 }

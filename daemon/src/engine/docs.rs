@@ -10,8 +10,8 @@ use rayon::prelude::*;
 use rusqlite::{OptionalExtension, params};
 
 use rlm::tools::{
-    DocEntry, DocsListArgs, DocsListResult, DocsLoadArgs, DocsLoadResult, DocsPeekArgs,
-    DocsPeekResult, LoadedDoc, Source, SpanRef,
+    DirectorySource, DocEntry, DocsListArgs, DocsListResult, DocsLoadArgs, DocsLoadResult,
+    DocsPeekArgs, DocsPeekResult, FileSource, GlobSource, InlineSource, LoadedDoc, Source, SpanRef,
 };
 use rlm::{ErrorCode, ToolError};
 
@@ -253,6 +253,9 @@ impl Engine {
                 };
                 let offset = if known.contains(p.hash.as_str()) {
                     None
+                } else if p.bytes.is_empty() {
+                    // The empty text needs no bytes in any pack.
+                    Some(0)
                 } else if let Some(&at) = placed.get(&p.hash) {
                     Some(at)
                 } else {
@@ -344,7 +347,14 @@ impl Engine {
             let mut loaded = Vec::with_capacity(stored.len());
             let (mut chars, mut tokens) = (0u64, 0u64);
             for (i, s) in stored.iter().enumerate() {
-                if let (Some(offset), Some(pack)) = (s.offset, pack) {
+                if let Some(offset) = s.offset {
+                    let pack = match (s.length_bytes, pack) {
+                        (0, _) => "",
+                        (_, Some(p)) => p,
+                        (_, None) => {
+                            return Err(ToolError::internal("a stored text has no pack; retry the load"));
+                        }
+                    };
                     put_blob.execute(params![
                         s.hash,
                         pack,
@@ -454,21 +464,21 @@ impl Engine {
         skips: &mut Vec<Skip>,
     ) {
         match source {
-            Source::Inline {
+            Source::Inline(InlineSource {
                 content,
                 name,
                 token_count_hint,
-            } => {
+            }) => {
                 items.push(Item::Inline {
                     content,
                     name,
                     hint: token_count_hint,
                 });
             }
-            Source::File {
+            Source::File(FileSource {
                 path,
                 token_count_hint,
-            } => match self.resolve(&path, ctx) {
+            }) => match self.resolve(&path, ctx) {
                 Ok(p) => match self.check_allowed(&p) {
                     Ok(p) => items.push(Item::File {
                         path: p,
@@ -481,12 +491,12 @@ impl Engine {
                     format!("sources[{index}] (file): {line}"),
                 )),
             },
-            Source::Glob {
+            Source::Glob(GlobSource {
                 path,
                 include_pattern,
                 exclude_pattern,
                 token_count_hint,
-            } => {
+            }) => {
                 let filters =
                     match Filters::new(include_pattern.as_deref(), exclude_pattern.as_deref()) {
                         Ok(f) => f,
@@ -544,13 +554,13 @@ impl Engine {
                 }
                 self.push_files(found, token_count_hint, items, skips);
             }
-            Source::Directory {
+            Source::Directory(DirectorySource {
                 path,
                 recursive,
                 include_pattern,
                 exclude_pattern,
                 token_count_hint,
-            } => {
+            }) => {
                 let filters =
                     match Filters::new(include_pattern.as_deref(), exclude_pattern.as_deref()) {
                         Ok(f) => f,

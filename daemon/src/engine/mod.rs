@@ -244,8 +244,8 @@ pub(crate) fn now() -> String {
 /// Deserializes arguments, naming the offending field in the error.
 pub(crate) fn parse_args<T: DeserializeOwned>(tool: Tool, args: &Value) -> Result<T, ToolError> {
     serde_path_to_error::deserialize::<_, T>(args).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
+        let (path, inner) = refine_error(args, e.path().to_string())
+            .unwrap_or_else(|| (e.path().to_string(), e.into_inner().to_string()));
         let at = if path == "." {
             String::new()
         } else {
@@ -257,6 +257,47 @@ pub(crate) fn parse_args<T: DeserializeOwned>(tool: Tool, args: &Value) -> Resul
         ))
         .with("field", path)
     })
+}
+
+/// A tagged variant (`{"type": ...}`) is read whole, so serde names only
+/// the variant when a field inside it is wrong; reading the variant's own
+/// type again names the field (`sources[1].path`, `strategy.overlap`).
+fn refine_error(args: &Value, path: String) -> Option<(String, String)> {
+    use rlm::tools::{
+        DelimiterStrategy, DirectorySource, FileSource, FixedStrategy, GlobSource, InlineSource,
+        LinesStrategy,
+    };
+    fn inner<T: DeserializeOwned>(v: &Value) -> Option<(String, String)> {
+        let mut v = v.clone();
+        v.as_object_mut()?.remove("type");
+        serde_path_to_error::deserialize::<_, T>(&v)
+            .err()
+            .map(|e| (e.path().to_string(), e.into_inner().to_string()))
+    }
+    let found = if path == "strategy" {
+        let v = args.get("strategy")?;
+        match v.get("type")?.as_str()? {
+            "fixed" => inner::<FixedStrategy>(v),
+            "lines" => inner::<LinesStrategy>(v),
+            "delimiter" => inner::<DelimiterStrategy>(v),
+            _ => None,
+        }
+    } else {
+        let i: usize = path
+            .strip_prefix("sources[")?
+            .strip_suffix(']')?
+            .parse()
+            .ok()?;
+        let v = args.get("sources")?.get(i)?;
+        match v.get("type")?.as_str()? {
+            "inline" => inner::<InlineSource>(v),
+            "file" => inner::<FileSource>(v),
+            "glob" => inner::<GlobSource>(v),
+            "directory" => inner::<DirectorySource>(v),
+            _ => None,
+        }
+    };
+    found.map(|(p, m)| (format!("{path}.{p}"), m))
 }
 
 /// Characters of the JSON serialization of `v` (what a client receives).

@@ -249,7 +249,7 @@ impl Engine {
                 }
                 let mut first = Vec::new();
                 let mut count = 0u64;
-                for m in scanner.find_iter(t.as_str()) {
+                for m in scanner.find_iter_hinted(t.as_str(), t.is_ascii()) {
                     if first.len() < keep {
                         first.push(m);
                     }

@@ -16,59 +16,72 @@
 //!   `STRASSE` does not match `straße`, which needs full folding).
 //!
 //! Speed notes (release, 2-core AMD EPYC Zen 4 VM shared with other jobs,
-//! 734 Python stdlib files = 12.0 MB scanned one document at a time, every
-//! match counted; p50 of 31 runs; the VM was noisy, figures vary ±30%):
+//! load ~3; 734 Python stdlib files = 12.0 MB scanned one document at a
+//! time, every match counted; p50 of 31 runs; figures move ±30% between
+//! runs on this VM).
 //!
-//! ASCII literal candidates (ms, whole corpus):
+//! ASCII literal candidates, measured side by side in a scratch bench (ms,
+//! whole corpus): Aho-Corasick with `ascii_case_insensitive`; the regex
+//! crate on the escaped needle, `(?i)` and `(?i-u)`; memchr2 on both cases
+//! of the rarest byte, then verify; the pair filter below, restarted per
+//! match; the same as an iterator that keeps its candidate mask (chosen).
 //!
-//! | needle               | aho-corasick | regex (?i) | regex (?i-u) | memchr2 rare byte | pair filter |
-//! |----------------------|------|------|------|------|------|
-//! | `def `               | 6.04 | 2.08 | 2.08 | 4.50 | 1.49 |
-//! | `self`               | 10.0 | 8.70 | 5.40 | 5.15 | 2.16 |
-//! | `import os`          | 6.48 | 1.59 | 1.50 | 3.41 | 1.13 |
-//! | `ValueError`         | 1.71 | 1.74 | 1.73 | 1.48 | 0.93 |
-//! | `__init__`           | 3.22 | 1.28 | 1.23 | 2.75 | 1.07 |
-//! | `return None`        | 7.77 | 2.33 | 2.37 | 4.01 | 1.70 |
-//! | `isinstance(`        | 17.9 | 1.94 | 1.84 | 2.74 | 0.98 |
-//! | `zirconiumrelay`     | 0.75 | 1.33 | 1.34 | 0.67 | 0.64 |
-//! | `http://`            | 1.08 | 1.54 | 1.52 | 1.92 | 0.53 |
-//! | `encoding`           | 13.4 | 2.15 | 2.05 | 2.74 | 0.88 |
-//! | `xyzzy`              | 0.91 | 1.00 | 0.98 | 0.53 | 0.67 |
-//! | `q`                  | 0.81 | 0.78 | 0.75 | 0.70 | 1.05 |
-//! | `Return the number of` | 7.73 | 2.31 | 2.27 | 2.15 | 0.66 |
+//! | needle                 | aho  | re (?i) | re (?i-u) | memchr2 | pair | pair iter |
+//! |------------------------|------|------|------|------|------|------|
+//! | `def `                 | 6.02 | 2.04 | 2.00 | 4.39 | 1.54 | 1.21 |
+//! | `self`                 | 10.1 | 9.63 | 5.73 | 5.28 | 2.61 | 1.75 |
+//! | `import os`            | 8.88 | 2.50 | 2.42 | 4.02 | 1.55 | 1.26 |
+//! | `ValueError`           | 2.02 | 2.50 | 2.52 | 1.68 | 1.26 | 0.99 |
+//! | `__init__`             | 3.07 | 1.31 | 1.27 | 2.79 | 0.95 | 0.79 |
+//! | `return None`          | 8.97 | 2.33 | 2.30 | 3.93 | 1.61 | 1.35 |
+//! | `isinstance(`          | 12.1 | 1.35 | 1.25 | 2.39 | 0.76 | 0.58 |
+//! | `zirconiumrelay`       | 0.47 | 0.93 | 0.93 | 0.45 | 0.51 | 0.35 |
+//! | `http://`              | 0.67 | 1.08 | 1.05 | 1.66 | 0.54 | 0.40 |
+//! | `encoding`             | 9.87 | 1.50 | 1.46 | 2.42 | 0.76 | 0.56 |
+//! | `xyzzy`                | 1.19 | 0.98 | 0.95 | 0.50 | 0.53 | 0.39 |
+//! | `q`                    | 0.85 | 0.79 | 0.76 | 0.70 | 0.97 | 0.71 |
+//! | `Return the number of` | 7.87 | 2.30 | 2.32 | 2.16 | 0.75 | 0.51 |
 //!
-//! So: one-byte needles use memchr2 (both cases); longer ASCII needles use
-//! the "pair filter" below (the two rarest needle bytes, by a byte-frequency
-//! table, tested for 64 candidate starts at a time in code that LLVM
-//! vectorizes, compiled a second time for AVX2 and picked at run time), then
-//! `eq_ignore_ascii_case` on each candidate. The pair filter's p50 over the
-//! 12 queries above is about 1.0 ms on this VM (0.5 ms with no candidates,
-//! i.e. ~24 GB/s, when the machine is quiet).
+//! So a one-byte needle uses memchr2 (both cases), and a longer ASCII
+//! needle the pair filter: its two rarest bytes (by a byte-frequency table)
+//! are tested for 64 candidate starts at a time in code LLVM vectorizes,
+//! compiled a second time for AVX2 and picked at run time (AVX2 vs SSE2:
+//! about 20% faster), then each candidate is checked with
+//! `eq_ignore_ascii_case`. A verify budget hands a pathological text over to
+//! Aho-Corasick, so the worst case stays linear. The memchr2-only approach
+//! loses whenever the rarest byte is a common letter; the regex crate's own
+//! prefilter for a case-insensitive literal is Teddy on the case variants
+//! of a prefix, about 2x slower here.
 //!
-//! Regex (ms, whole corpus, case-insensitive, Unicode):
+//! Regex (ms, whole corpus, case-insensitive, Unicode). Columns: this
+//! scanner without and with the ASCII hint (713 of the 734 files are ASCII);
+//! `regex::bytes` with Unicode on; a Unicode-off program run on every file
+//! (not valid on the 21 non-ASCII files, for timing only):
 //!
-//! | pattern               | `regex::Regex` | `regex::bytes` Unicode on | ASCII program on ASCII docs |
-//! |-----------------------|------|------|------|
-//! | `def __\w+__\(self`   | 1.89 | 1.89 | 1.89 |
-//! | `class \w+Error\(`    | 1.79 | 1.78 | 1.81 |
-//! | `\d{4}-\d{2}-\d{2}`   | 4.37 | 4.37 | 1.67 |
-//! | `[A-Z_]{12,} = \d+`   | 9.77 | 9.80 | 9.77 |
-//! | `zirconium\d+relay`   | 0.89 | 0.89 | 0.89 |
+//! | pattern               | `find_iter` | hinted | bytes, Unicode on | Unicode off |
+//! |-----------------------|------|------|------|------|
+//! | `def __\w+__\(self`   | 1.99 | 1.96 | 1.89 | 1.89 |
+//! | `class \w+Error\(`    | 1.85 | 1.91 | 1.78 | 1.81 |
+//! | `\d{4}-\d{2}-\d{2}`   | 4.64 | 3.03 | 4.37 | 1.67 |
+//! | `[A-Z_]{12,} = \d+`   | 9.89 | 9.74 | 9.80 | 9.77 |
+//! | `zirconium\d+relay`   | 0.91 | 0.90 | 0.89 | 0.89 |
 //!
 //! `regex::bytes` with Unicode on gains nothing. What helps is that on a
 //! text that is all ASCII, a pattern with only ASCII in it matches exactly
-//! the same with Unicode classes off (Unicode `\d`, `\w`, `\s`, `\b`, `.`
-//! and case folding differ from ASCII ones only on non-ASCII chars), and the
-//! ASCII program is smaller: 2.6x on `\d{4}-\d{2}-\d{2}`. The scanner builds
-//! that program when it is safe (see [`Scanner::find_iter_hinted`]); the
-//! caller says whether a text is ASCII (`chars == bytes`, known from the
-//! store), as checking costs a pass (0.5 ms over the corpus). The
-//! `[A-Z_]{12,} = \d+` case is slow because case-insensitivity makes every
-//! ` = ` after a long identifier a candidate (3.0 ms case-sensitive); no
-//! setting of the regex crate changed it (a 100 MB DFA cache neither).
-//! Searching one concatenated 12 MB haystack instead of per document was
-//! slower for the inner-literal patterns (`\d{4}-..` 18.8 ms,
-//! `[A-Z_]{12,} = \d+` 16.8 ms), so per-document scanning is right.
+//! the same with Unicode off (Unicode `\d`, `\w`, `\s`, `\b`, `.` and case
+//! folding differ from the ASCII ones only on non-ASCII chars), and the
+//! ASCII program is smaller and faster: 1.5x over the corpus, 2.6x on ASCII
+//! files, for `\d{4}-\d{2}-\d{2}`. The scanner builds that program when it
+//! is safe (see [`Scanner::find_iter_hinted`]); the caller says whether a
+//! text is ASCII (`chars == bytes`, known from the store), as checking
+//! costs a pass (0.5 ms over the corpus). `[A-Z_]{12,} = \d+` is slow
+//! because case-insensitivity makes every ` = ` after a long identifier a
+//! candidate for the regex crate's reverse-inner search (3.0 ms
+//! case-sensitive); neither a 100 MB DFA cache nor turning the meta
+//! engine's literal optimizations off (20 ms) helps. Searching one
+//! concatenated 12 MB haystack instead of one document at a time was slower
+//! for the inner-literal patterns (`\d{4}-..` 18.8 ms, `[A-Z_]{12,} = \d+`
+//! 16.8 ms), so scanning per document is right.
 
 use std::sync::OnceLock;
 
@@ -806,9 +819,12 @@ mod tests {
         }
     }
 
-    /// Timings over a directory of documents (default /tmp/pycorpus: 734
-    /// Python stdlib files), release:
-    /// `cargo test -p rlmd --release --lib search::scan::tests::bench_corpus -- --ignored --nocapture`
+    /// Timings over a directory of documents, release:
+    /// `RLM_SCAN_CORPUS=/tmp/pycorpus cargo test -p rlmd --release --lib
+    /// search::scan::tests::bench_corpus -- --ignored --nocapture`.
+    /// The figures in the module docs used 734 UTF-8 `.py` files (12.0 MB)
+    /// drawn at random from the Python 3.11 stdlib outside `test/` and
+    /// `site-packages/`, one file per document.
     #[test]
     #[ignore]
     #[allow(clippy::print_stdout)]

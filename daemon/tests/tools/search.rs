@@ -1,0 +1,503 @@
+//! `rlm.search.query`: BM25 passages with centred contexts and highlights,
+//! regex and literal scans, filters, limits, caps and index flags.
+
+use serde_json::{Value, json};
+
+use crate::common::*;
+
+const NEEDLE: &str = "The zanzibar quokka juggles marmalade jars beside the lighthouse.";
+
+/// Whole-word, case-insensitive occurrences of `words` in `text`, in chars.
+fn word_hits(text: &str, words: &[&str]) -> Vec<(u64, u64, String)> {
+    let cs: Vec<char> = text.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < cs.len() {
+        if cs[i].is_alphanumeric() || cs[i] == '_' {
+            let start = i;
+            while i < cs.len() && (cs[i].is_alphanumeric() || cs[i] == '_') {
+                i += 1;
+            }
+            let w: String = cs[start..i].iter().collect::<String>().to_lowercase();
+            if words.contains(&w.as_str()) {
+                out.push((start as u64, i as u64, w));
+            }
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+fn highlights_of(m: &Value) -> Vec<(u64, u64, String)> {
+    m["highlights"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                u64_of(h, "start"),
+                u64_of(h, "end"),
+                h["term"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Checks one match against the document text it claims to come from.
+fn check_match(text: &str, m: &Value) {
+    let (a, b) = (u64_of(&m["span"], "start"), u64_of(&m["span"], "end"));
+    assert!(a <= b && b <= char_len(text), "span inside the doc: {m}");
+    assert_eq!(m["span"]["doc_id"], m["doc_id"]);
+    assert!(m["span_id"].is_null());
+    let ctx = str_of(m, "context");
+    assert_eq!(ctx, chars(text, a, b), "context is the span's text");
+    let (hs, he) = (u64_of(m, "highlight_start"), u64_of(m, "highlight_end"));
+    assert!(
+        hs < he && he <= char_len(ctx),
+        "highlight inside context: {m}"
+    );
+}
+
+#[test]
+fn bm25_finds_a_needle_in_the_middle_of_a_large_document_with_its_own_surroundings() {
+    let env = Env::new();
+    let sid = env.session();
+    let mut text = filler_text(7, 3 << 20);
+    let mid = text.len() / 2;
+    let mid = mid + text[mid..].find('\n').unwrap() + 1;
+    text.insert_str(mid, &format!("{NEEDLE}\n"));
+    let big = env.load(&sid, &text);
+    let small = env.load_all(
+        &sid,
+        &[
+            "A short note about river stones and a silver market.",
+            "Another note: the lighthouse keeper keeps a garden.",
+        ],
+    );
+    let needle_at = text[..mid].chars().count() as u64;
+    let terms = ["zanzibar", "quokka", "marmalade"];
+
+    let r = env.search(&sid, json!({"query": "zanzibar quokka marmalade"}));
+    assert_eq!(r["index_built"], true);
+    let m = &r["matches"][0];
+    assert_eq!(m["doc_id"], big.as_str(), "{r}");
+    check_match(&text, m);
+    let (a, b) = (u64_of(&m["span"], "start"), u64_of(&m["span"], "end"));
+    let ctx = str_of(m, "context");
+    assert!(
+        a <= needle_at && b > needle_at,
+        "the context is at the needle: {m}"
+    );
+    for t in terms {
+        assert!(ctx.contains(t), "{t} in the context: {ctx:?}");
+    }
+    // About context_chars (default 200) around the hit, the hit near the middle.
+    let len = b - a;
+    assert!((150..=260).contains(&len), "context of {len} chars");
+    let first = needle_at + NEEDLE.find("zanzibar").unwrap() as u64;
+    let last_end = needle_at + (NEEDLE.find("marmalade").unwrap() + "marmalade".len()) as u64;
+    assert!(first - a >= 30, "room before the hit: {m}");
+    assert!(b - last_end >= 30, "room after the hit: {m}");
+    // The first highlight is a query term; every term hit in the context is highlighted.
+    let (hs, he) = (u64_of(m, "highlight_start"), u64_of(m, "highlight_end"));
+    assert!(
+        terms.contains(&chars(ctx, hs, he).to_lowercase().as_str()),
+        "{m}"
+    );
+    assert_eq!(highlights_of(m), word_hits(ctx, &terms));
+    assert_eq!(highlights_of(m).len(), 3);
+    assert!(m["score"].as_f64().unwrap() > 0.0);
+    // Scores are non-increasing.
+    let scores: Vec<f64> = r["matches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["score"].as_f64().unwrap())
+        .collect();
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
+
+    // Restricted to the small documents, the needle is not found.
+    let r = env.search(&sid, json!({"query": "zanzibar quokka", "doc_ids": small}));
+    assert_eq!(r["matches"], json!([]), "{r}");
+    // A term of both: only the asked document answers.
+    let r = env.search(&sid, json!({"query": "lighthouse", "doc_ids": [small[1]]}));
+    let ms = r["matches"].as_array().unwrap();
+    assert_eq!(ms.len(), 1, "{r}");
+    assert_eq!(ms[0]["doc_id"], small[1].as_str());
+    // A smaller context is still centred on the hit and holds it.
+    let r = env.search(&sid, json!({"query": "quokka", "context_chars": 40}));
+    let m = &r["matches"][0];
+    check_match(&text, m);
+    let ctx = str_of(m, "context");
+    assert!(ctx.contains("quokka"), "{m}");
+    assert!(char_len(ctx) <= 50, "{m}");
+}
+
+#[test]
+fn highlights_list_every_query_term_hit_in_the_context() {
+    let env = Env::new();
+    let sid = env.session();
+    let text = "Alpha beta gamma alpha delta. Epsilon ALPHA zeta delta_force alphabet.";
+    let doc = env.load(&sid, text);
+    let r = env.search(&sid, json!({"query": "alpha delta", "context_chars": 500}));
+    let m = &r["matches"][0];
+    assert_eq!(m["doc_id"], doc.as_str());
+    check_match(text, m);
+    assert_eq!(
+        m["context"], text,
+        "the whole short document is the context"
+    );
+    let hl = highlights_of(m);
+    let want: Vec<(u64, u64, String)> = vec![
+        (0, 5, "alpha".into()),
+        (17, 22, "alpha".into()),
+        (23, 28, "delta".into()),
+        (38, 43, "alpha".into()),
+        (49, 54, "delta".into()), // the part `delta` of `delta_force`
+    ];
+    assert_eq!(hl, want, "{m}");
+    assert!(
+        hl.iter()
+            .any(|h| (h.0, h.1) == (u64_of(m, "highlight_start"), u64_of(m, "highlight_end"))),
+        "the first hit is one of the highlights: {m}"
+    );
+}
+
+#[test]
+fn regex_search_is_case_insensitive_with_every_match_in_document_order() {
+    let env = Env::new();
+    let sid = env.session();
+    let t1 = "Foo then foo, FOO and fOoO.\nnothing here\n";
+    let t2 = "second doc: foo again";
+    let ids = env.load_all(&sid, &[t1, t2]);
+    let r = env.search(
+        &sid,
+        json!({"query": "fo+", "method": "regex", "context_chars": 10}),
+    );
+    let ms = r["matches"].as_array().unwrap();
+    let got: Vec<(String, u64)> = ms
+        .iter()
+        .map(|m| {
+            (
+                m["doc_id"].as_str().unwrap().to_owned(),
+                u64_of(&m["span"], "start") + u64_of(m, "highlight_start"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (ids[0].clone(), 0),
+            (ids[0].clone(), 9),
+            (ids[0].clone(), 14),
+            (ids[0].clone(), 22),
+            (ids[1].clone(), 12),
+        ],
+        "{r}"
+    );
+    for (m, text) in ms.iter().zip([t1, t1, t1, t1, t2]) {
+        check_match(text, m);
+        assert_eq!(m["score"].as_f64(), Some(1.0));
+        let ctx = str_of(m, "context");
+        let hit = chars(
+            ctx,
+            u64_of(m, "highlight_start"),
+            u64_of(m, "highlight_end"),
+        );
+        assert!(
+            hit.eq_ignore_ascii_case("foo") || hit.eq_ignore_ascii_case("fooo"),
+            "{m}"
+        );
+    }
+    // The longer match is matched whole.
+    let m = &ms[3];
+    assert_eq!(
+        chars(
+            str_of(m, "context"),
+            u64_of(m, "highlight_start"),
+            u64_of(m, "highlight_end")
+        ),
+        "fOoO"
+    );
+    assert_eq!(r["total_matches"], 5);
+    assert_eq!(r["truncated"], false);
+    assert_eq!(r["index_built_this_call"], false, "a scan builds no index");
+    // With a context covering the whole first document, every match in it is highlighted.
+    let r = env.search(
+        &sid,
+        json!({"query": "fo+", "method": "regex", "context_chars": 1000, "doc_ids": [ids[0]]}),
+    );
+    let m = &r["matches"][0];
+    assert_eq!(m["context"], t1);
+    let hl: Vec<(u64, u64)> = m["highlights"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| (u64_of(h, "start"), u64_of(h, "end")))
+        .collect();
+    assert_eq!(hl, vec![(0, 3), (9, 12), (14, 17), (22, 26)], "{m}");
+    for h in m["highlights"].as_array().unwrap() {
+        assert_eq!(
+            h["term"].as_str().unwrap(),
+            chars(t1, u64_of(h, "start"), u64_of(h, "end")),
+            "{m}"
+        );
+    }
+
+    // limit keeps the first matches in document order; total_matches counts all.
+    let r = env.search(&sid, json!({"query": "fo+", "method": "regex", "limit": 2}));
+    let ms = r["matches"].as_array().unwrap();
+    assert_eq!(ms.len(), 2);
+    assert_eq!(
+        u64_of(&ms[1]["span"], "start") + u64_of(&ms[1], "highlight_start"),
+        9
+    );
+    assert_eq!(r["total_matches"], 5);
+    // doc_ids restricts the scan.
+    let r = env.search(
+        &sid,
+        json!({"query": "fo+", "method": "regex", "doc_ids": [ids[1]]}),
+    );
+    let ms = r["matches"].as_array().unwrap();
+    assert_eq!(ms.len(), 1, "{r}");
+    assert_eq!(ms[0]["doc_id"], ids[1].as_str());
+    // Unicode case folding.
+    env.load(&sid, "ΣΊΣΥΦΟΣ and Straße");
+    let r = env.search(
+        &sid,
+        json!({"query": "σίσυφος|STRASSE|straße", "method": "regex"}),
+    );
+    assert_eq!(r["total_matches"], 2, "{r}");
+}
+
+#[test]
+fn literal_search_is_case_insensitive_and_takes_metacharacters_literally() {
+    let env = Env::new();
+    let sid = env.session();
+    let text = "a.b A.B axb (a.b) a+b [x] A.b.";
+    let doc = env.load(&sid, text);
+    let r = env.search(
+        &sid,
+        json!({"query": "a.b", "method": "literal", "context_chars": 6}),
+    );
+    let ms = r["matches"].as_array().unwrap();
+    let starts: Vec<u64> = ms
+        .iter()
+        .map(|m| u64_of(&m["span"], "start") + u64_of(m, "highlight_start"))
+        .collect();
+    assert_eq!(starts, vec![0, 4, 13, 26], "{r}");
+    for m in ms {
+        check_match(text, m);
+        assert_eq!(m["doc_id"], doc.as_str());
+        assert_eq!(m["score"].as_f64(), Some(1.0));
+        let ctx = str_of(m, "context");
+        let hit = chars(
+            ctx,
+            u64_of(m, "highlight_start"),
+            u64_of(m, "highlight_end"),
+        );
+        assert!(hit.eq_ignore_ascii_case("a.b"), "{m}");
+    }
+    assert_eq!(r["total_matches"], 4);
+    for (q, n) in [
+        ("(a.b)", 1u64),
+        ("a+b", 1),
+        ("[x]", 1),
+        ("(", 1),
+        ("A.B", 4),
+        ("zzz", 0),
+    ] {
+        let r = env.search(&sid, json!({"query": q, "method": "literal"}));
+        assert_eq!(r["total_matches"], n, "{q}: {r}");
+        assert_eq!(r["matches"].as_array().unwrap().len() as u64, n, "{q}");
+    }
+}
+
+#[test]
+fn a_pathological_regex_runs_in_linear_time() {
+    let env = Env::new();
+    let sid = env.session();
+    let doc = "a".repeat(200_000);
+    env.load(&sid, &doc);
+    let started = std::time::Instant::now();
+    let r = env.search(&sid, json!({"query": "(a|aa)*(a*)*c", "method": "regex"}));
+    assert_eq!(r["total_matches"], 0);
+    let r = env.search(
+        &sid,
+        json!({"query": "(a+)+$", "method": "regex", "limit": 1}),
+    );
+    assert_eq!(r["matches"].as_array().unwrap().len(), 1);
+    // Generous: a backtracking engine takes forever here, a linear one milliseconds.
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+}
+
+#[test]
+fn limit_and_total_matches() {
+    let env = Env::new();
+    let sid = env.session();
+    let text: String = (0..30)
+        .map(|i| format!("line {i} has the marker word\n"))
+        .collect();
+    env.load(&sid, &text);
+    for method in ["literal", "regex"] {
+        let r = env.search(
+            &sid,
+            json!({"query": "marker", "method": method, "limit": 5}),
+        );
+        assert_eq!(r["matches"].as_array().unwrap().len(), 5, "{method}");
+        assert_eq!(r["total_matches"], 30, "{method}");
+        let r = env.search(
+            &sid,
+            json!({"query": "marker", "method": method, "limit": 100}),
+        );
+        assert_eq!(r["matches"].as_array().unwrap().len(), 30, "{method}");
+    }
+    let r = env.search(&sid, json!({"query": "marker", "limit": 3}));
+    let ms = r["matches"].as_array().unwrap();
+    assert!(!ms.is_empty() && ms.len() <= 3, "{r}");
+    assert!(u64_of(&r, "total_matches") >= ms.len() as u64);
+    for m in ms {
+        check_match(&text, m);
+    }
+}
+
+#[test]
+fn contexts_past_the_response_cap_are_cut_and_say_so() {
+    let env = Env::new();
+    let sid = env.session_with(json!({"max_chars_per_response": 1000}));
+    let text: String = (0..40)
+        .map(|i| format!("paragraph {i} talks about the needle once, and then at length about other things entirely, {}\n", "padding ".repeat(20)))
+        .collect();
+    env.load(&sid, &text);
+    for method in ["bm25", "literal", "regex"] {
+        let r = env.search(
+            &sid,
+            json!({"query": "needle", "method": method, "context_chars": 300, "limit": 20}),
+        );
+        let n = r["matches"].as_array().unwrap().len() as u64;
+        assert_eq!(r["truncated"], true, "{method}: {r}");
+        assert!(n < 20, "{method}");
+        assert!(u64_of(&r, "total_matches") > n, "{method}: {r}");
+        assert!(json_len(&r) <= 1500, "{method}: {} chars", json_len(&r));
+        let ctx_total: u64 = r["matches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| char_len(str_of(m, "context")))
+            .sum();
+        assert!(ctx_total <= 1000, "{method}");
+        for m in r["matches"].as_array().unwrap() {
+            check_match(&text, m);
+        }
+    }
+}
+
+#[test]
+fn index_flags_say_when_the_index_exists_and_when_this_call_built_it() {
+    let env = Env::new();
+    let sid = env.session();
+    env.load(&sid, "the first document mentions apples\n");
+    assert_eq!(env.info(&sid)["index_built"], false);
+    // A scan does not build the index.
+    let r = env.search(&sid, json!({"query": "apples", "method": "literal"}));
+    assert_eq!(r["index_built_this_call"], false);
+    assert_eq!(r["index_built"], false);
+    let r = env.search(&sid, json!({"query": "apples"}));
+    assert_eq!(r["index_built"], true);
+    assert_eq!(r["index_built_this_call"], true);
+    assert_eq!(r["matches"].as_array().unwrap().len(), 1);
+    let r = env.search(&sid, json!({"query": "apples"}));
+    assert_eq!(r["index_built_this_call"], false);
+    assert_eq!(env.info(&sid)["index_built"], true);
+    let r = env.search(&sid, json!({"query": "apples", "method": "regex"}));
+    assert_eq!(r["index_built"], true);
+    assert_eq!(r["index_built_this_call"], false);
+    // A load makes the index stale until the next BM25 search brings it up to date.
+    env.load(&sid, "the second document mentions pears\n");
+    assert_eq!(env.info(&sid)["index_built"], false);
+    let r = env.search(&sid, json!({"query": "pears"}));
+    assert_eq!(r["index_built_this_call"], true);
+    assert_eq!(r["matches"].as_array().unwrap().len(), 1, "{r}");
+    assert_eq!(env.info(&sid)["index_built"], true);
+    // A failed load (nothing loaded) does not make it stale.
+    let r = env.call(
+        "rlm.docs.load",
+        json!({"session_id": sid, "sources": [{"type": "file", "path": "nope.txt"}]}),
+    );
+    assert_eq!(r["loaded_count"], 0);
+    assert_eq!(env.info(&sid)["index_built"], true);
+    let r = env.search(&sid, json!({"query": "pears"}));
+    assert_eq!(r["index_built_this_call"], false);
+}
+
+fn search_sees_new_documents(background: bool) {
+    let env = Env::with(|c| c.background_index = background);
+    let sid = env.session();
+    env.load(&sid, "old document about copper kettles\n");
+    let r = env.search(&sid, json!({"query": "kettles"}));
+    assert_eq!(r["matches"].as_array().unwrap().len(), 1, "{r}");
+    let r = env.search(&sid, json!({"query": "xylophone"}));
+    assert_eq!(r["matches"], json!([]));
+    let new = env.load(&sid, "new document about a xylophone\n");
+    let r = env.search(&sid, json!({"query": "xylophone"}));
+    let ms = r["matches"].as_array().unwrap();
+    assert_eq!(ms.len(), 1, "background {background}: {r}");
+    assert_eq!(ms[0]["doc_id"], new.as_str());
+    // Another engine on the same store (another daemon) sees them too.
+    let more = env.load(&sid, "third document about a zeppelin\n");
+    let other = env.reopen();
+    let r = ok(
+        "search",
+        other.call(
+            "rlm.search.query",
+            json!({"session_id": sid, "query": "zeppelin xylophone kettles"}),
+            &env.ctx,
+        ),
+    );
+    assert_eq!(r["matches"].as_array().unwrap().len(), 3, "{r}");
+    // And a load through the other engine is seen here.
+    let fourth = ok(
+        "load",
+        other.call(
+            "rlm.docs.load",
+            json!({"session_id": sid, "sources": [{"type": "inline", "content": "fourth about a quasar"}]}),
+            &env.ctx,
+        ),
+    );
+    let r = env.search(&sid, json!({"query": "quasar"}));
+    assert_eq!(
+        r["matches"][0]["doc_id"], fourth["loaded"][0]["doc_id"],
+        "{r}"
+    );
+    let r = env.search(&sid, json!({"query": "zeppelin"}));
+    assert_eq!(r["matches"][0]["doc_id"], more.as_str());
+    // The scans see every document, too.
+    let last = env.load(&sid, "fifth about a nebula\n");
+    for method in ["literal", "regex"] {
+        let r = env.search(&sid, json!({"query": "nebula", "method": method}));
+        let ms = r["matches"].as_array().unwrap();
+        assert_eq!(ms.len(), 1, "{method} (background {background}): {r}");
+        assert_eq!(ms[0]["doc_id"], last.as_str());
+    }
+}
+
+#[test]
+fn a_search_right_after_a_load_sees_the_new_documents() {
+    search_sees_new_documents(false);
+}
+
+#[test]
+fn a_search_right_after_a_load_sees_the_new_documents_with_background_indexing() {
+    search_sees_new_documents(true);
+}
+
+#[test]
+fn a_query_of_stop_words_only_finds_nothing_without_failing() {
+    let env = Env::new();
+    let sid = env.session();
+    env.load(&sid, "the cat and the hat of the town");
+    let r = env.search(&sid, json!({"query": "the and of"}));
+    assert_eq!(r["matches"], json!([]));
+    assert_eq!(r["total_matches"], 0);
+}
