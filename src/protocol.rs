@@ -155,6 +155,22 @@ pub struct DaemonStatus {
     pub indexes_cached: u64,
 }
 
+/// What a daemon started on demand tells its starter, as one JSON line on
+/// the file descriptor named by `RLM_READY_FD`, before it closes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum StartupReport {
+    /// Serving on the socket.
+    Ready { pid: u32 },
+    /// Another daemon holds the socket: connect to it.
+    AlreadyRunning { message: String },
+    /// Could not start; the message says why.
+    Failed { message: String },
+}
+
+/// The environment variable that carries the readiness descriptor.
+pub const READY_FD_ENV: &str = "RLM_READY_FD";
+
 /// Why a frame could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {

@@ -3,6 +3,7 @@
 pub mod chunk;
 pub mod engine;
 pub mod search;
+pub mod server;
 pub mod store;
 pub mod text;
 

@@ -373,6 +373,23 @@ impl Engine {
         &self.inner.stats
     }
 
+    /// Sessions still active, and all sessions, in the store.
+    pub fn session_counts(&self) -> Result<(u64, u64), StoreError> {
+        self.inner.store.db.read(|c| {
+            c.query_row(
+                "SELECT count(*) FILTER (WHERE status = 'active'), count(*) FROM sessions",
+                [],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+            )
+            .map_err(StoreError::from)
+        })
+    }
+
+    /// Session indexes open in memory.
+    pub fn indexes_cached(&self) -> usize {
+        self.inner.indexes.cached()
+    }
+
     /// Runs one tool call. `name` takes either spelling of a tool name.
     pub fn call(&self, name: &str, args: Value, ctx: &CallContext) -> Result<Value, CallError> {
         let tool = Tool::from_name(name).ok_or_else(|| CallError::UnknownTool(name.to_owned()))?;

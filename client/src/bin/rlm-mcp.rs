@@ -1,0 +1,100 @@
+//! `rlm-mcp`, the shim an MCP client spawns: MCP over stdio in, requests to
+//! the rlm daemon out (started on demand when none answers). Nothing but MCP
+//! is written to stdout; diagnostics go to stderr, prefixed `rlm-mcp:`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+
+use rlm_client::autostart::AutoStart;
+use rlm_client::daemon::{ClientOptions, DaemonClient};
+use rlm_client::mcp::{RlmServer, ShimOptions, ToolNames};
+
+/// The instructions every client gets in the `initialize` answer.
+const INSTRUCTIONS: &str = include_str!("../instructions.md");
+
+/// MCP server (stdio) for rlm: forwards the twelve rlm.* tools to the rlmd daemon.
+#[derive(Debug, Parser)]
+#[command(name = "rlm-mcp", version)]
+struct Args {
+    /// How tools are listed: `dotted` (rlm.session.create) or `underscore`
+    /// (rlm_session_create, for clients that accept only [A-Za-z0-9_-]).
+    /// Calls accept both spellings either way.
+    #[arg(long, value_name = "STYLE", default_value = "dotted")]
+    tool_names: ToolNames,
+    /// Daemon socket (default: $RLM_SOCKET, else the user's runtime folder).
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// Data directory for a daemon this shim starts (default: $RLM_DATA_DIR, else the platform's).
+    #[arg(long, value_name = "PATH")]
+    data_dir: Option<PathBuf>,
+    /// Never start a daemon; fail calls when none answers.
+    #[arg(long)]
+    no_autostart: bool,
+    /// Seconds a daemon this shim starts stays up without clients.
+    #[arg(long, value_name = "SECONDS", default_value_t = 600.0)]
+    idle_timeout: f64,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("rlm-mcp: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rlm-mcp: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let socket = match args.socket {
+        Some(s) => s,
+        None => rlm::paths::socket_path().map_err(|e| e.to_string())?,
+    };
+    let autostart = (!args.no_autostart).then(|| AutoStart {
+        rlmd: AutoStart::find_rlmd(),
+        data_dir: args.data_dir.clone(),
+        idle_timeout: Duration::from_secs_f64(args.idle_timeout.max(0.0)),
+        log_file: rlm::paths::log_dir().ok().map(|d| d.join("rlmd.log")),
+    });
+    let client = DaemonClient::new(ClientOptions {
+        socket,
+        client_name: "rlm-mcp".into(),
+        client_version: env!("CARGO_PKG_VERSION").into(),
+        cwd: std::env::current_dir().ok(),
+        autostart,
+    });
+    // Reach (or start) the daemon while the MCP client initializes, so the
+    // first call does not wait for it; a failure here is retried at the call.
+    let warm = client.clone();
+    tokio::spawn(async move {
+        if let Err(e) = warm.ensure_connected().await {
+            eprintln!("rlm-mcp: {e}");
+        }
+    });
+    let server = RlmServer::new(
+        Arc::new(client),
+        ShimOptions {
+            tool_names: args.tool_names,
+            instructions: INSTRUCTIONS.trim().to_owned(),
+            server_name: "rlm".into(),
+            server_version: env!("CARGO_PKG_VERSION").into(),
+        },
+    );
+    rlm_client::mcp::serve_stdio(server).await
+}

@@ -1,0 +1,286 @@
+//! `rlmd`, the daemon: takes its socket (bound here, or handed over by
+//! systemd), holds the one-daemon-per-socket lock, opens the engine, and
+//! serves until a signal, an idle timeout (when started on demand) or a
+//! client's request.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use fs4::{FileExt, TryLockError};
+use interprocess::local_socket::tokio::Listener;
+use interprocess::local_socket::traits::tokio::Stream as _;
+use interprocess::local_socket::{GenericFilePath, ListenerOptions, ToFsName};
+
+use rlm::paths;
+use rlm::protocol::{READY_FD_ENV, StartupReport};
+use rlmd::server::{self, ServerConfig};
+use rlmd::{Engine, EngineConfig};
+
+/// The rlm daemon: serves the rlm engine to rlm-mcp shims and the rlm CLI on a local socket.
+#[derive(Debug, Parser)]
+#[command(name = "rlmd", version)]
+struct Args {
+    /// Socket path (default: $RLM_SOCKET, else $XDG_RUNTIME_DIR/rlm/rlmd.sock, else /tmp/rlm-<uid>/rlmd.sock).
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// Data directory (default: $RLM_DATA_DIR, else ~/.local/share/rlm).
+    #[arg(long, value_name = "PATH")]
+    data_dir: Option<PathBuf>,
+    /// Exit after this many seconds with no connection and no call in flight.
+    #[arg(long, value_name = "SECONDS")]
+    idle_timeout: Option<f64>,
+    /// Set by a client that starts the daemon on demand.
+    #[arg(long, hide = true)]
+    auto_started: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RLM_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    let mut ready = ReadyPipe::from_env();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("rlmd")
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return fail(&mut ready, format!("starting the async runtime: {e}")),
+    };
+    match runtime.block_on(serve(args, &mut ready)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => fail(&mut ready, message),
+    }
+}
+
+fn fail(ready: &mut ReadyPipe, message: String) -> ExitCode {
+    eprintln!("rlmd: {message}");
+    ready.report(&StartupReport::Failed { message });
+    ExitCode::FAILURE
+}
+
+async fn serve(args: Args, ready: &mut ReadyPipe) -> Result<(), String> {
+    let socket = match args.socket {
+        Some(s) => s,
+        None => paths::socket_path().map_err(|e| e.to_string())?,
+    };
+    let data_dir = match args.data_dir {
+        Some(d) => d,
+        None => paths::data_dir().map_err(|e| e.to_string())?,
+    };
+    let (listener, _lock) = match systemd_listener()? {
+        Some(l) => (l, None),
+        None => match bind(&socket).await? {
+            Bound::Listening(l, lock) => (l, Some(lock)),
+            Bound::AlreadyRunning(message) => {
+                eprintln!("rlmd: {message}");
+                ready.report(&StartupReport::AlreadyRunning { message });
+                return Ok(());
+            }
+        },
+    };
+    let engine = Engine::open(EngineConfig::new(&data_dir))
+        .map_err(|e| format!("opening the data directory {}: {e}", data_dir.display()))?;
+    let config = ServerConfig {
+        socket: socket.clone(),
+        auto_started: args.auto_started,
+        idle_timeout: args.idle_timeout.map(Duration::from_secs_f64),
+        allowed_uid: allowed_uid(),
+    };
+    tracing::info!(socket = %socket.display(), data_dir = %data_dir.display(), pid = std::process::id(), "rlmd serving");
+    ready.report(&StartupReport::Ready {
+        pid: std::process::id(),
+    });
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    let reason = server::run(engine, config, listener, shutdown_signal())
+        .await
+        .map_err(|e| format!("serving on {}: {e}", socket.display()))?;
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    tracing::info!(?reason, "rlmd exiting");
+    Ok(())
+}
+
+#[cfg(unix)]
+fn allowed_uid() -> Option<u32> {
+    Some(nix::unistd::geteuid().as_raw())
+}
+
+#[cfg(not(unix))]
+fn allowed_uid() -> Option<u32> {
+    None
+}
+
+/// Completes on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        match (term, int) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => tracing::info!("SIGTERM: finishing the calls in flight"),
+                    _ = int.recv() => tracing::info!("SIGINT: finishing the calls in flight"),
+                }
+            }
+            _ => std::future::pending::<()>().await,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// The listening socket systemd passed (socket activation), if any.
+fn systemd_listener() -> Result<Option<Listener>, String> {
+    let pid_matches = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+        == Some(std::process::id());
+    let fds = std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|n| n.parse::<u32>().ok())
+        .unwrap_or(0);
+    if !pid_matches || fds == 0 {
+        return Ok(None);
+    }
+    // The variables are for this process only, not for anything it starts.
+    unsafe_env_cleanup();
+    #[cfg(unix)]
+    {
+        // SAFETY: systemd hands the first listening socket over as fd 3
+        // (SD_LISTEN_FDS_START) and nothing else in this process owns it.
+        let fd = unsafe { OwnedFd::from_raw_fd(3) };
+        let uds = interprocess::os::unix::uds_local_socket::tokio::Listener::try_from(fd)
+            .map_err(|e| format!("using the socket systemd passed (fd 3): {e}"))?;
+        tracing::info!("using the socket passed by systemd");
+        Ok(Some(Listener::from(uds)))
+    }
+    #[cfg(not(unix))]
+    {
+        Err("socket activation is only supported on Unix".into())
+    }
+}
+
+fn unsafe_env_cleanup() {
+    // SAFETY: called before any other thread of ours reads the environment
+    // (the runtime's workers do not), as systemd's sd_listen_fds() does.
+    unsafe {
+        std::env::remove_var("LISTEN_PID");
+        std::env::remove_var("LISTEN_FDS");
+        std::env::remove_var("LISTEN_FDNAMES");
+    }
+}
+
+enum Bound {
+    Listening(Listener, File),
+    AlreadyRunning(String),
+}
+
+/// Binds the socket: holds `<socket>.lock` (one daemon per socket), probes a
+/// leftover socket file before removing it, and creates the socket with mode
+/// 0600 inside a 0700 folder.
+async fn bind(socket: &Path) -> Result<Bound, String> {
+    paths::check_socket_path(socket).map_err(|e| e.to_string())?;
+    let dir = socket.parent().unwrap_or(Path::new("."));
+    paths::ensure_private_dir(dir)
+        .map_err(|e| format!("preparing the socket folder {}: {e}", dir.display()))?;
+    let lock_path = PathBuf::from(format!("{}.lock", socket.display()));
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| format!("opening the daemon lock {}: {e}", lock_path.display()))?;
+    match FileExt::try_lock(&lock) {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => {
+            return Ok(Bound::AlreadyRunning(format!(
+                "another rlmd already serves {} (it holds {}); use it, or stop it with `rlm daemon stop`",
+                socket.display(),
+                lock_path.display()
+            )));
+        }
+        Err(TryLockError::Error(e)) => return Err(format!("locking {}: {e}", lock_path.display())),
+    }
+    let name = socket
+        .to_fs_name::<GenericFilePath>()
+        .map_err(|e| format!("socket name {}: {e}", socket.display()))?;
+    if socket.exists() {
+        // A daemon without our lock (another version, another data layout)
+        // may still serve it: probe before removing.
+        let probe = tokio::time::timeout(
+            Duration::from_secs(2),
+            interprocess::local_socket::tokio::Stream::connect(name.clone()),
+        )
+        .await;
+        if let Ok(Ok(_)) = probe {
+            return Ok(Bound::AlreadyRunning(format!(
+                "something already answers on {}; use it, or stop it first",
+                socket.display()
+            )));
+        }
+        std::fs::remove_file(socket)
+            .map_err(|e| format!("removing the stale socket {}: {e}", socket.display()))?;
+        tracing::info!(socket = %socket.display(), "removed a stale socket file (nothing answered on it)");
+    }
+    let listener = with_private_umask(|| ListenerOptions::new().name(name).create_tokio())
+        .map_err(|e| format!("binding {}: {e}", socket.display()))?;
+    Ok(Bound::Listening(listener, lock))
+}
+
+/// Runs `f` with umask 0177, so the socket it creates is 0600 from the first
+/// byte. The umask is process-wide: this runs before the engine's threads.
+fn with_private_umask<T>(f: impl FnOnce() -> T) -> T {
+    #[cfg(unix)]
+    {
+        use nix::sys::stat::{Mode, umask};
+        let old = umask(Mode::from_bits_truncate(0o177));
+        let out = f();
+        umask(old);
+        out
+    }
+    #[cfg(not(unix))]
+    {
+        f()
+    }
+}
+
+/// The starter's readiness pipe (`RLM_READY_FD`), when a client started us.
+struct ReadyPipe(Option<File>);
+
+impl ReadyPipe {
+    fn from_env() -> ReadyPipe {
+        let fd = std::env::var(READY_FD_ENV)
+            .ok()
+            .and_then(|v| v.parse::<i32>().ok());
+        // SAFETY: the starter passes this descriptor to us and to nothing else.
+        let file = fd
+            .filter(|&fd| fd > 2)
+            .map(|fd| unsafe { File::from_raw_fd(fd) });
+        // SAFETY: read once at start-up, before other threads exist.
+        unsafe { std::env::remove_var(READY_FD_ENV) };
+        ReadyPipe(file)
+    }
+
+    /// Writes the one report and closes the pipe.
+    fn report(&mut self, report: &StartupReport) {
+        if let Some(mut f) = self.0.take() {
+            let mut line = serde_json::to_string(report).unwrap_or_default();
+            line.push('\n');
+            let _ = f.write_all(line.as_bytes());
+        }
+    }
+}
