@@ -187,23 +187,31 @@ impl Engine {
             };
             let text = self.inner.store.text(&doc.hash)?;
             let passage = text.slice(hit.start_char, hit.end_char);
-            let (cs, ce) = bm25::best_cluster_with(passage, &terms, window, opts)
+            // One analysis of the passage serves the cluster and, mostly, the highlights.
+            let occ = bm25::occurrences(passage, &terms, opts);
+            let (cs, ce) = bm25::best_cluster_in(&occ, &terms, window)
                 .map(|(a, b)| (hit.start_char + a as u64, hit.start_char + b as u64))
                 .unwrap_or((hit.start_char, hit.start_char));
-            if taken.iter().any(|&(o, s, e)| {
-                o == hit.doc_ord && cs < e && ce > s || o == hit.doc_ord && cs == s
-            }) {
+            if taken.iter().any(|&(o, s, e)| o == hit.doc_ord && (cs < e && ce > s || cs == s)) {
                 continue;
             }
             let (start, end) = centre(cs, ce, context_chars, text.len_chars());
             let context = text.slice(start, end);
-            let highlights: Vec<Highlight> = bm25::highlights_with(context, &terms, opts)
+            let inside = start >= hit.start_char && end <= hit.end_char;
+            let found = if inside {
+                let (from, to) = ((start - hit.start_char) as usize, (end - hit.start_char) as usize);
+                let shifted: Vec<(usize, usize, usize)> = occ
+                    .iter()
+                    .filter(|&&(s, e, _)| s >= from && e <= to)
+                    .map(|&(s, e, i)| (s - from, e - from, i))
+                    .collect();
+                bm25::highlights_in(&shifted, &terms)
+            } else {
+                bm25::highlights_with(context, &terms, opts)
+            };
+            let highlights: Vec<Highlight> = found
                 .into_iter()
-                .map(|(s, e, term)| Highlight {
-                    start: s as u64,
-                    end: e as u64,
-                    term,
-                })
+                .map(|(s, e, term)| Highlight { start: s as u64, end: e as u64, term })
                 .collect();
             // The first hit of the cluster the context is centred on.
             let primary = highlights

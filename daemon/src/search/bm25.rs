@@ -679,7 +679,10 @@ const TEXT_MATCH_OPTIONS: AnalyzerOptions = AnalyzerOptions {
 
 /// Occurrences of query terms in `text`: (start_char, end_char, index in `terms`), sorted by
 /// start (a word before its parts).
-fn occurrences(
+/// Every occurrence of a query term in `text`, as `(start_char, end_char, term index)`
+/// relative to `text`, sorted by start (longest first): what [`best_cluster`] and
+/// [`highlights`] work from, computed once when both are wanted.
+pub fn occurrences(
     text: &str,
     terms: &[QueryTerm],
     opts: AnalyzerOptions,
@@ -737,7 +740,15 @@ pub fn best_cluster_with(
     window_chars: usize,
     opts: AnalyzerOptions,
 ) -> Option<(usize, usize)> {
-    let occ = occurrences(text, terms, opts);
+    best_cluster_in(&occurrences(text, terms, opts), terms, window_chars)
+}
+
+/// [`best_cluster`] over occurrences already found by [`occurrences`].
+pub fn best_cluster_in(
+    occ: &[(usize, usize, usize)],
+    terms: &[QueryTerm],
+    window_chars: usize,
+) -> Option<(usize, usize)> {
     if occ.is_empty() {
         return None;
     }
@@ -801,9 +812,17 @@ pub fn highlights_with(
     terms: &[QueryTerm],
     opts: AnalyzerOptions,
 ) -> Vec<(usize, usize, String)> {
+    highlights_in(&occurrences(text, terms, opts), terms)
+}
+
+/// [`highlights`] over occurrences already found by [`occurrences`].
+pub fn highlights_in(
+    occ: &[(usize, usize, usize)],
+    terms: &[QueryTerm],
+) -> Vec<(usize, usize, String)> {
     let mut out = Vec::new();
     let mut covered_to = 0usize;
-    for (start, end, i) in occurrences(text, terms, opts) {
+    for &(start, end, i) in occ {
         if !out.is_empty() && end <= covered_to {
             continue;
         }
