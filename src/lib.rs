@@ -2,8 +2,10 @@
 //! on. It stays light (no SQLite, no search engine): the tool contract types,
 //! tool errors, the IPC protocol, paths, and the per-session lock helpers.
 
+pub mod config;
 pub mod error;
 pub mod lock;
+pub mod logging;
 pub mod paths;
 pub mod protocol;
 pub mod tools;

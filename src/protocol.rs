@@ -42,6 +42,10 @@ pub enum Request {
     ShutdownIfIdle { id: u64 },
     /// Asks the daemon to exit after the calls in flight finish.
     Shutdown { id: u64 },
+    /// Lists the sessions in the store (the CLI's `rlm sessions`).
+    ListSessions { id: u64 },
+    /// Removes files under the data directory that nothing references.
+    Gc { id: u64 },
 }
 
 /// The handshake: who the client is and where it works.
@@ -95,6 +99,13 @@ pub enum Response {
         accepted: bool,
         reason: String,
     },
+    /// The answer to `ListSessions`.
+    Sessions {
+        id: u64,
+        sessions: Vec<SessionSummary>,
+    },
+    /// The answer to `Gc`.
+    GcDone { id: u64, report: GcReport },
     /// A request the daemon could not read; when `id` is null the daemon
     /// closes this connection after sending it.
     Error { id: Option<u64>, message: String },
@@ -170,6 +181,36 @@ pub enum StartupReport {
 
 /// The environment variable that carries the readiness descriptor.
 pub const READY_FD_ENV: &str = "RLM_READY_FD";
+
+/// One session as `rlm sessions` lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionSummary {
+    pub session_id: String,
+    pub name: Option<String>,
+    pub status: String,
+    pub created_at: String,
+    pub closed_at: Option<String>,
+    pub document_count: u64,
+    pub total_chars: u64,
+    pub tool_calls_used: u64,
+    pub max_tool_calls: u64,
+}
+
+/// What `rlm gc` removed (or, for errors, could not).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GcReport {
+    /// Pack files no stored text refers to (left by a crash or a lost race).
+    pub packs_removed: u64,
+    pub bytes_freed: u64,
+    /// Temporary files of loads that never finished.
+    pub temp_files_removed: u64,
+    /// Index folders and lock files of sessions the store does not know.
+    pub index_dirs_removed: u64,
+    pub lock_files_removed: u64,
+    /// Files newer than the grace period are kept: a load in another process may still commit them.
+    pub grace_seconds: u64,
+    pub errors: Vec<String>,
+}
 
 /// Why a frame could not be read or written.
 #[derive(Debug, thiserror::Error)]

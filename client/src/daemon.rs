@@ -381,6 +381,29 @@ impl DaemonClient {
     }
 }
 
+impl DaemonClient {
+    /// Every session in the store.
+    pub async fn list_sessions(&self) -> Result<Vec<rlm::protocol::SessionSummary>, String> {
+        match self
+            .request(|id| Request::ListSessions { id }, None, None)
+            .await?
+        {
+            Response::Sessions { sessions, .. } => Ok(sessions),
+            Response::Error { message, .. } => Err(message),
+            other => Err(format!("rlmd answered list-sessions with {other:?}")),
+        }
+    }
+
+    /// Collects unreferenced files under the data directory.
+    pub async fn gc(&self) -> Result<rlm::protocol::GcReport, String> {
+        match self.request(|id| Request::Gc { id }, None, None).await? {
+            Response::GcDone { report, .. } => Ok(report),
+            Response::Error { message, .. } => Err(message),
+            other => Err(format!("rlmd answered gc with {other:?}")),
+        }
+    }
+}
+
 impl Backend for DaemonClient {
     fn call(
         &self,
@@ -419,6 +442,8 @@ async fn read_loop(conn: Arc<Connection>) {
                     Response::Result { id, .. }
                     | Response::Status { id, .. }
                     | Response::ShutdownAck { id, .. }
+                    | Response::Sessions { id, .. }
+                    | Response::GcDone { id, .. }
                     | Response::Error { id: Some(id), .. } => *id,
                     _ => continue,
                 };

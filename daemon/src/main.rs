@@ -16,6 +16,8 @@ use interprocess::local_socket::tokio::Listener;
 use interprocess::local_socket::traits::tokio::Stream as _;
 use interprocess::local_socket::{GenericFilePath, ListenerOptions, ToFsName};
 
+use rlm::config::Config;
+use rlm::logging::{self, LogTargets};
 use rlm::paths;
 use rlm::protocol::{READY_FD_ENV, StartupReport};
 use rlmd::server::{self, ServerConfig};
@@ -31,9 +33,13 @@ struct Args {
     /// Data directory (default: $RLM_DATA_DIR, else ~/.local/share/rlm).
     #[arg(long, value_name = "PATH")]
     data_dir: Option<PathBuf>,
-    /// Exit after this many seconds with no connection and no call in flight.
+    /// Exit after this many seconds with no connection and no call in flight
+    /// (default: never, or config's idle_timeout_seconds when started on demand).
     #[arg(long, value_name = "SECONDS")]
     idle_timeout: Option<f64>,
+    /// Also log to stderr in a human format (the JSON log file is always written).
+    #[arg(long)]
+    log_stderr: bool,
     /// Set by a client that starts the daemon on demand.
     #[arg(long, hide = true)]
     auto_started: bool,
@@ -41,14 +47,19 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RLM_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
     let mut ready = ReadyPipe::from_env();
+    let config = match Config::load() {
+        Ok(l) => l,
+        Err(e) => return fail(&mut ready, e.to_string()),
+    };
+    let targets = LogTargets {
+        file: true,
+        stderr: args.log_stderr || config.config.log.stderr,
+    };
+    let _log = logging::init("rlmd", &config.config, targets);
+    if let Some(file) = &config.file {
+        tracing::info!(config = %file.display(), "configuration read");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("rlmd")
@@ -57,26 +68,27 @@ fn main() -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(&mut ready, format!("starting the async runtime: {e}")),
     };
-    match runtime.block_on(serve(args, &mut ready)) {
+    match runtime.block_on(serve(args, config.config, &mut ready)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => fail(&mut ready, message),
     }
 }
 
 fn fail(ready: &mut ReadyPipe, message: String) -> ExitCode {
+    tracing::error!("{message}");
     eprintln!("rlmd: {message}");
     ready.report(&StartupReport::Failed { message });
     ExitCode::FAILURE
 }
 
-async fn serve(args: Args, ready: &mut ReadyPipe) -> Result<(), String> {
+async fn serve(args: Args, config: Config, ready: &mut ReadyPipe) -> Result<(), String> {
     let socket = match args.socket {
         Some(s) => s,
-        None => paths::socket_path().map_err(|e| e.to_string())?,
+        None => config.socket().map_err(|e| e.to_string())?,
     };
     let data_dir = match args.data_dir {
         Some(d) => d,
-        None => paths::data_dir().map_err(|e| e.to_string())?,
+        None => config.data_dir().map_err(|e| e.to_string())?,
     };
     let (listener, _lock) = match systemd_listener()? {
         Some(l) => (l, None),
@@ -89,12 +101,25 @@ async fn serve(args: Args, ready: &mut ReadyPipe) -> Result<(), String> {
             }
         },
     };
-    let engine = Engine::open(EngineConfig::new(&data_dir))
+    let mut engine_config = EngineConfig::new(&data_dir);
+    engine_config.session_defaults = config.session_defaults();
+    engine_config.max_file_size_mb = config.load.max_file_size_mb;
+    engine_config.load_threads = config.load.threads;
+    engine_config.allowed_roots = config.allowed_roots.clone();
+    let engine = Engine::open(engine_config)
         .map_err(|e| format!("opening the data directory {}: {e}", data_dir.display()))?;
+    // A daemon started on demand leaves when idle; one a person or a service
+    // runs stays unless told otherwise.
+    let idle_timeout = match args.idle_timeout {
+        Some(s) if s > 0.0 => Some(Duration::from_secs_f64(s)),
+        Some(_) => None,
+        None if args.auto_started => config.idle_timeout(),
+        None => None,
+    };
     let config = ServerConfig {
         socket: socket.clone(),
         auto_started: args.auto_started,
-        idle_timeout: args.idle_timeout.map(Duration::from_secs_f64),
+        idle_timeout,
         allowed_uid: allowed_uid(),
     };
     tracing::info!(socket = %socket.display(), data_dir = %data_dir.display(), pid = std::process::id(), "rlmd serving");

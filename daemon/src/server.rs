@@ -210,7 +210,11 @@ impl Drop for ConnectionGuard {
     }
 }
 
+/// Numbers connections for correlation ids (`<connection>-<request id>`).
+static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
+
 async fn serve_connection(shared: Arc<Shared>, stream: Stream) {
+    let conn_id = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
     shared.connections.fetch_add(1, Ordering::SeqCst);
     shared.touch();
     let _guard = ConnectionGuard(shared.clone());
@@ -303,6 +307,11 @@ async fn serve_connection(shared: Arc<Shared>, stream: Stream) {
                     let engine = shared.engine.clone();
                     let started = Instant::now();
                     let tool = call.tool.clone();
+                    let mut session_id = call
+                        .arguments
+                        .get("session_id")
+                        .and_then(serde_json::Value::as_str)
+                        .map(str::to_owned);
                     let joined = tokio::task::spawn_blocking(move || {
                         engine.call(&call.tool, call.arguments, &ctx)
                     })
@@ -315,11 +324,27 @@ async fn serve_connection(shared: Arc<Shared>, stream: Stream) {
                             message: format!("rlmd: the call failed inside the daemon: {e}"),
                         },
                     };
-                    tracing::debug!(
-                        id,
-                        tool,
+                    // A create names its session only in the result.
+                    if let (None, CallOutcome::Ok { result }) = (&session_id, &outcome) {
+                        session_id = result
+                            .get("session_id")
+                            .and_then(serde_json::Value::as_str)
+                            .map(str::to_owned);
+                    }
+                    let (success, error_code) = match &outcome {
+                        CallOutcome::Ok { .. } => (true, ""),
+                        CallOutcome::ToolError { error } => (false, error.code.as_str()),
+                        CallOutcome::UnknownTool { .. } => (false, "unknown_tool"),
+                        CallOutcome::Failed { .. } => (false, "failed"),
+                    };
+                    tracing::info!(
+                        correlation_id = %format!("{conn_id}-{id}"),
+                        session_id = session_id.as_deref().unwrap_or(""),
+                        operation = %tool,
                         duration_ms = started.elapsed().as_secs_f64() * 1000.0,
-                        "call done"
+                        success,
+                        error_code,
+                        "call"
                     );
                     let _ = tx.send(Response::Result { id, outcome });
                     cancels
@@ -330,6 +355,45 @@ async fn serve_connection(shared: Arc<Shared>, stream: Stream) {
                     shared.in_flight.fetch_sub(1, Ordering::SeqCst);
                     shared.touch();
                     shared.drained.notify_waiters();
+                });
+            }
+            Request::ListSessions { id } => {
+                let (engine, tx) = (shared.engine.clone(), tx.clone());
+                tokio::spawn(async move {
+                    let listed = tokio::task::spawn_blocking(move || engine.list_sessions()).await;
+                    let _ = tx.send(match listed {
+                        Ok(Ok(sessions)) => Response::Sessions { id, sessions },
+                        Ok(Err(e)) => Response::Error {
+                            id: Some(id),
+                            message: format!("rlmd: listing sessions: {e}"),
+                        },
+                        Err(e) => Response::Error {
+                            id: Some(id),
+                            message: format!("rlmd: listing sessions: {e}"),
+                        },
+                    });
+                });
+            }
+            Request::Gc { id } => {
+                let (engine, tx) = (shared.engine.clone(), tx.clone());
+                tokio::spawn(async move {
+                    let done =
+                        tokio::task::spawn_blocking(move || engine.gc(crate::engine::GC_GRACE))
+                            .await;
+                    let _ = tx.send(match done {
+                        Ok(Ok(report)) => {
+                            tracing::info!(?report, "gc");
+                            Response::GcDone { id, report }
+                        }
+                        Ok(Err(e)) => Response::Error {
+                            id: Some(id),
+                            message: format!("rlmd: gc: {e}"),
+                        },
+                        Err(e) => Response::Error {
+                            id: Some(id),
+                            message: format!("rlmd: gc: {e}"),
+                        },
+                    });
                 });
             }
             Request::Cancel { id } => {

@@ -34,13 +34,27 @@ struct Args {
     /// Never start a daemon; fail calls when none answers.
     #[arg(long)]
     no_autostart: bool,
-    /// Seconds a daemon this shim starts stays up without clients.
-    #[arg(long, value_name = "SECONDS", default_value_t = 600.0)]
-    idle_timeout: f64,
+    /// Seconds a daemon this shim starts stays up without clients
+    /// (default: config's idle_timeout_seconds, 600).
+    #[arg(long, value_name = "SECONDS")]
+    idle_timeout: Option<f64>,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    let config = match rlm::config::Config::load() {
+        Ok(l) => l.config,
+        Err(e) => {
+            eprintln!("rlm-mcp: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Files and stderr only: stdout carries MCP and nothing else.
+    let targets = rlm::logging::LogTargets {
+        file: true,
+        stderr: config.log.stderr,
+    };
+    let _log = rlm::logging::init("rlm-mcp", &config, targets);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -52,7 +66,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(args)) {
+    match runtime.block_on(run(args, config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("rlm-mcp: {e}");
@@ -61,16 +75,21 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(args: Args) -> Result<(), String> {
+async fn run(args: Args, config: rlm::config::Config) -> Result<(), String> {
     let socket = match args.socket {
         Some(s) => s,
-        None => rlm::paths::socket_path().map_err(|e| e.to_string())?,
+        None => config.socket().map_err(|e| e.to_string())?,
+    };
+    let idle = match args.idle_timeout {
+        Some(s) => Duration::from_secs_f64(s.max(0.0)),
+        None => config.idle_timeout().unwrap_or(Duration::ZERO),
     };
     let autostart = (!args.no_autostart).then(|| AutoStart {
         rlmd: AutoStart::find_rlmd(),
         data_dir: args.data_dir.clone(),
-        idle_timeout: Duration::from_secs_f64(args.idle_timeout.max(0.0)),
-        log_file: rlm::paths::log_dir().ok().map(|d| d.join("rlmd.log")),
+        idle_timeout: idle,
+        // The daemon writes its own log files; this catches what it says before it can.
+        log_file: config.log_dir().ok().map(|d| d.join("rlmd.stderr.log")),
     });
     let client = DaemonClient::new(ClientOptions {
         socket,

@@ -2,6 +2,7 @@
 //! that validates arguments, charges the session's budget, runs the tool,
 //! and records a trace row for every call.
 
+mod admin;
 mod artifacts;
 mod chunks;
 mod docs;
@@ -24,6 +25,7 @@ use rlm::{ErrorCode, ToolError};
 
 use crate::store::{Store, StoreError, io_err, sha256_hex};
 
+pub use admin::GC_GRACE;
 pub use index::IndexManager;
 
 /// Server-side settings of the engine.

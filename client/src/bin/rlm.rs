@@ -1,0 +1,437 @@
+//! `rlm`, the command line for people: the daemon's status, sessions, any
+//! tool by hand, a one-line search demo, garbage collection, and starting or
+//! stopping the daemon. It talks to `rlmd` like the shim does.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use rlm::protocol::CallOutcome;
+use rlm_client::autostart::AutoStart;
+use rlm_client::daemon::{ClientOptions, DaemonClient};
+
+/// Command line of rlm: keeps large texts outside an LLM's context, in sessions served by rlmd.
+#[derive(Debug, Parser)]
+#[command(name = "rlm", version)]
+struct Cli {
+    /// Daemon socket (default: $RLM_SOCKET, config, else the user's runtime folder).
+    #[arg(long, global = true, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The daemon's version, uptime, socket, data folder, sessions, index cache and calls served.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The sessions in the store, newest first.
+    Sessions {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Calls one tool: `rlm call rlm.session.create '{"name": "x"}'`. Prints the result JSON; errors go to stderr with a non-zero exit.
+    Call {
+        /// Tool name (`rlm.docs.load` or `rlm_docs_load`).
+        tool: String,
+        /// Arguments as a JSON object (default `{}`).
+        arguments: Option<String>,
+    },
+    /// Loads a folder into a new session and prints the passages that best match a query.
+    Search {
+        /// The folder to load (recursively).
+        folder: PathBuf,
+        /// Words or a question.
+        query: String,
+        /// Passages to show.
+        #[arg(long, default_value_t = 5)]
+        limit: u64,
+        /// Only files whose path matches this regex (e.g. `\.py$`).
+        #[arg(long, value_name = "REGEX")]
+        include: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Removes files under the data folder that nothing references (crash leftovers); never anything in use.
+    Gc {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Starts or stops the daemon.
+    Daemon {
+        #[command(subcommand)]
+        action: DaemonAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DaemonAction {
+    /// Starts a daemon in the background unless one is running.
+    Start,
+    /// Asks the daemon to stop after the calls in flight.
+    Stop,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match rlm::config::Config::load() {
+        Ok(l) => l.config,
+        Err(e) => {
+            eprintln!("rlm: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("rlm: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli, config)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("rlm: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn client(socket: PathBuf, config: &rlm::config::Config, autostart: bool) -> DaemonClient {
+    DaemonClient::new(ClientOptions {
+        socket,
+        client_name: "rlm".into(),
+        client_version: env!("CARGO_PKG_VERSION").into(),
+        cwd: std::env::current_dir().ok(),
+        autostart: autostart.then(|| AutoStart {
+            rlmd: AutoStart::find_rlmd(),
+            data_dir: None,
+            idle_timeout: config.idle_timeout().unwrap_or(Duration::ZERO),
+            log_file: config.log_dir().ok().map(|d| d.join("rlmd.stderr.log")),
+        }),
+    })
+}
+
+fn print_json(v: &impl serde::Serialize) {
+    // stdout is this command's output.
+    #[allow(clippy::print_stdout)]
+    {
+        println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    }
+}
+
+#[allow(clippy::print_stdout)]
+async fn run(cli: Cli, config: rlm::config::Config) -> Result<ExitCode, String> {
+    let socket = match cli.socket {
+        Some(s) => s,
+        None => config.socket().map_err(|e| e.to_string())?,
+    };
+    match cli.command {
+        Command::Status { json } => {
+            let c = client(socket.clone(), &config, false);
+            let status = match c.status().await {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("rlm: {e}");
+                    return Ok(ExitCode::from(3));
+                }
+            };
+            if json {
+                print_json(&status);
+            } else {
+                println!(
+                    "rlmd {} (protocol {}), pid {}",
+                    status.daemon_version, status.protocol_version, status.pid
+                );
+                println!(
+                    "up {:.0} s since {}{}",
+                    status.uptime_seconds,
+                    status.started_at,
+                    if status.auto_started {
+                        ", started on demand"
+                    } else {
+                        ""
+                    }
+                );
+                println!("socket    {}", status.socket.display());
+                println!("data      {}", status.data_dir.display());
+                println!(
+                    "sessions  {} active, {} in all",
+                    status.sessions_active, status.sessions_total
+                );
+                println!("indexes   {} open in memory", status.indexes_cached);
+                println!(
+                    "calls     {} served, {} in flight, {} connections",
+                    status.requests_served, status.calls_in_flight, status.connections
+                );
+            }
+        }
+        Command::Sessions { json } => {
+            let sessions = client(socket, &config, true).list_sessions().await?;
+            if json {
+                print_json(&sessions);
+            } else if sessions.is_empty() {
+                println!("no sessions");
+            } else {
+                println!(
+                    "{:<36}  {:<9}  {:>6}  {:>12}  {:>11}  name",
+                    "session_id", "status", "docs", "chars", "calls"
+                );
+                for s in sessions {
+                    println!(
+                        "{:<36}  {:<9}  {:>6}  {:>12}  {:>5}/{:<5}  {}",
+                        s.session_id,
+                        s.status,
+                        s.document_count,
+                        s.total_chars,
+                        s.tool_calls_used,
+                        s.max_tool_calls,
+                        s.name.unwrap_or_default()
+                    );
+                }
+            }
+        }
+        Command::Call { tool, arguments } => {
+            let args: Value = match arguments.as_deref() {
+                None => json!({}),
+                Some(text) => serde_json::from_str(text).map_err(|e| format!("the arguments are not JSON ({e}); give an object such as '{{\"session_id\": \"...\"}}'"))?,
+            };
+            let c = client(socket, &config, true);
+            let outcome = call_with_progress(&c, &tool, args, "working").await?;
+            return Ok(match outcome {
+                CallOutcome::Ok { result } => {
+                    print_json(&result);
+                    ExitCode::SUCCESS
+                }
+                CallOutcome::ToolError { error } => {
+                    eprintln!("rlm: {}: {}", error.code.as_str(), error.message);
+                    ExitCode::from(2)
+                }
+                CallOutcome::UnknownTool { name } => {
+                    eprintln!(
+                        "rlm: unknown tool {name:?}; the tools are rlm.session.create, rlm.session.info, rlm.session.close, rlm.docs.load, rlm.docs.list, rlm.docs.peek, rlm.chunk.create, rlm.span.get, rlm.search.query, rlm.artifact.store, rlm.artifact.list, rlm.artifact.get"
+                    );
+                    ExitCode::from(2)
+                }
+                CallOutcome::Failed { message } => {
+                    eprintln!("rlm: {message}");
+                    ExitCode::FAILURE
+                }
+            });
+        }
+        Command::Search {
+            folder,
+            query,
+            limit,
+            include,
+            json,
+        } => {
+            let c = client(socket, &config, true);
+            let folder =
+                std::fs::canonicalize(&folder).map_err(|e| format!("{}: {e}", folder.display()))?;
+            let created = expect_ok(
+                call_with_progress(
+                    &c,
+                    "rlm.session.create",
+                    json!({"name": format!("rlm search {}", folder.display())}),
+                    "",
+                )
+                .await?,
+            )?;
+            let sid = created["session_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            let mut source = json!({"type": "directory", "path": folder, "recursive": true});
+            if let Some(inc) = include {
+                source["include_pattern"] = json!(inc);
+            }
+            let loaded = expect_ok(
+                call_with_progress(
+                    &c,
+                    "rlm.docs.load",
+                    json!({"session_id": sid, "sources": [source]}),
+                    "loading",
+                )
+                .await?,
+            )?;
+            let found = expect_ok(
+                call_with_progress(&c, "rlm.search.query", json!({"session_id": sid, "query": query, "limit": limit, "context_chars": 300}), "searching").await?,
+            )?;
+            let docs = expect_ok(
+                call_with_progress(
+                    &c,
+                    "rlm.docs.list",
+                    json!({"session_id": sid, "limit": 10000}),
+                    "",
+                )
+                .await?,
+            )?;
+            let _ =
+                call_with_progress(&c, "rlm.session.close", json!({"session_id": sid}), "").await;
+            if json {
+                print_json(
+                    &json!({"session_id": sid, "loaded": loaded["loaded_count"], "errors": loaded["error_count"], "matches": found["matches"]}),
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            let source_of = |doc_id: &str| -> String {
+                docs["documents"]
+                    .as_array()
+                    .and_then(|ds| ds.iter().find(|d| d["doc_id"] == doc_id))
+                    .and_then(|d| d["source"].as_str())
+                    .map(|s| {
+                        s.strip_prefix(&format!("{}/", folder.display()))
+                            .unwrap_or(s)
+                            .to_owned()
+                    })
+                    .unwrap_or_else(|| doc_id.to_owned())
+            };
+            eprintln!(
+                "rlm: loaded {} files ({} chars, {} not loaded) into session {sid}",
+                loaded["loaded_count"], loaded["total_chars"], loaded["error_count"]
+            );
+            let matches = found["matches"].as_array().cloned().unwrap_or_default();
+            if matches.is_empty() {
+                println!("no passage matches {query:?}");
+            }
+            for (i, m) in matches.iter().enumerate() {
+                println!(
+                    "{}. {} [{}..{}] score {:.2}",
+                    i + 1,
+                    source_of(m["doc_id"].as_str().unwrap_or("")),
+                    m["span"]["start"],
+                    m["span"]["end"],
+                    m["score"].as_f64().unwrap_or(0.0)
+                );
+                for line in m["context"].as_str().unwrap_or("").lines() {
+                    println!("    {line}");
+                }
+                println!();
+            }
+        }
+        Command::Gc { json } => {
+            let report = client(socket, &config, true).gc().await?;
+            if json {
+                print_json(&report);
+            } else {
+                println!(
+                    "removed {} packs, {} temporary files, {} index folders, {} lock files ({} bytes); files younger than {} s are kept",
+                    report.packs_removed,
+                    report.temp_files_removed,
+                    report.index_dirs_removed,
+                    report.lock_files_removed,
+                    report.bytes_freed,
+                    report.grace_seconds
+                );
+                for e in &report.errors {
+                    eprintln!("rlm: gc: {e}");
+                }
+            }
+        }
+        Command::Daemon {
+            action: DaemonAction::Start,
+        } => {
+            let c = client(socket.clone(), &config, true);
+            let welcome = c.ensure_connected().await?;
+            println!(
+                "rlmd {} serving on {} (pid {}, data {})",
+                welcome.daemon_version,
+                welcome.socket.display(),
+                welcome.pid,
+                welcome.data_dir.display()
+            );
+        }
+        Command::Daemon {
+            action: DaemonAction::Stop,
+        } => {
+            let c = client(socket.clone(), &config, false);
+            match c.shutdown().await {
+                Ok((true, reason)) => println!("rlmd stopping: {reason}"),
+                Ok((false, reason)) => {
+                    eprintln!("rlm: rlmd refused to stop: {reason}");
+                    return Ok(ExitCode::FAILURE);
+                }
+                Err(e) => {
+                    eprintln!("rlm: {e}");
+                    return Ok(ExitCode::from(3));
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn expect_ok(outcome: CallOutcome) -> Result<Value, String> {
+    match outcome {
+        CallOutcome::Ok { result } => Ok(result),
+        CallOutcome::ToolError { error } => {
+            Err(format!("{}: {}", error.code.as_str(), error.message))
+        }
+        CallOutcome::UnknownTool { name } => Err(format!("unknown tool {name}")),
+        CallOutcome::Failed { message } => Err(message),
+    }
+}
+
+/// Runs a call, showing its progress on a bar when stderr is a terminal.
+async fn call_with_progress(
+    c: &DaemonClient,
+    tool: &str,
+    args: Value,
+    label: &str,
+) -> Result<CallOutcome, String> {
+    let show = std::io::stderr().is_terminal() && !label.is_empty();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let bar = show.then(|| {
+        let b = ProgressBar::new_spinner();
+        b.set_style(
+            ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        b.set_message(label.to_owned());
+        b.enable_steady_tick(Duration::from_millis(100));
+        b
+    });
+    let cancel = CancellationToken::new();
+    let call = c.call_tool(tool.to_owned(), args, show.then_some(tx), cancel.clone());
+    tokio::pin!(call);
+    let outcome = loop {
+        tokio::select! {
+            o = &mut call => break o,
+            Some((done, total, message)) = rx.recv() => {
+                if let Some(b) = &bar {
+                    if let Some(t) = total {
+                        b.set_length(t);
+                    }
+                    b.set_position(done);
+                    b.set_message(message);
+                }
+            }
+            _ = tokio::signal::ctrl_c() => {
+                cancel.cancel();
+            }
+        }
+    };
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    outcome
+}

@@ -1,0 +1,384 @@
+//! Configuration: an optional `config.toml` (in the platform's config folder,
+//! or where `RLM_CONFIG` points), every key with a default, overridden by the
+//! environment (`RLM_DATA_DIR`, `RLM_SOCKET`, `RLM_LOG_DIR`, `RLM_LOG`).
+//! An unknown key, a wrong type or an impossible value is an error that
+//! names the key and the file.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::tools::SessionConfig;
+
+/// Everything `config.toml` may set. Field docs are the reference the README
+/// repeats.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the store lives (default: the platform's data folder, `~/.local/share/rlm`).
+    pub data_dir: Option<PathBuf>,
+    /// The daemon's socket (default: `$XDG_RUNTIME_DIR/rlm/rlmd.sock`, else `/tmp/rlm-<uid>/rlmd.sock`).
+    pub socket: Option<PathBuf>,
+    /// Seconds a daemon started on demand stays up with no client (default 600; 0: never exits).
+    pub idle_timeout_seconds: u64,
+    /// Folders file loads may read (canonicalized; default: no restriction).
+    pub allowed_roots: Option<Vec<PathBuf>>,
+    pub session: SessionDefaults,
+    pub load: LoadConfig,
+    pub log: LogConfig,
+}
+
+/// Defaults of new sessions (a client may override them per session).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionDefaults {
+    /// Tool calls a session may make (default 500).
+    pub max_tool_calls: u64,
+    /// Characters one response may carry (default 50000).
+    pub max_chars_per_response: u64,
+    /// Characters one peek may return (default 10000).
+    pub max_chars_per_peek: u64,
+    /// Whether repeating a chunking returns the same spans (default true).
+    pub chunk_cache_enabled: bool,
+}
+
+/// Limits of `rlm.docs.load`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoadConfig {
+    /// Files larger than this many MB are not loaded (default 100).
+    pub max_file_size_mb: u64,
+    /// Threads that read and hash files (default 0: one per core).
+    pub threads: usize,
+}
+
+/// Logging.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// Log filter, as `RUST_LOG` reads it: `info`, `rlmd=debug` (default `info`; `RLM_LOG` overrides).
+    pub level: String,
+    /// Log folder (default: the platform's state folder, `~/.local/state/rlm`; `RLM_LOG_DIR` overrides).
+    pub dir: Option<PathBuf>,
+    /// Also log to stderr in a human format (default false; the daemon's JSON log file is always written).
+    pub stderr: bool,
+    /// Daily log files kept (default 7).
+    pub keep_files: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: None,
+            socket: None,
+            idle_timeout_seconds: 600,
+            allowed_roots: None,
+            session: SessionDefaults::default(),
+            load: LoadConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for SessionDefaults {
+    fn default() -> Self {
+        let s = SessionConfig::default();
+        SessionDefaults {
+            max_tool_calls: s.max_tool_calls,
+            max_chars_per_response: s.max_chars_per_response,
+            max_chars_per_peek: s.max_chars_per_peek,
+            chunk_cache_enabled: s.chunk_cache_enabled,
+        }
+    }
+}
+
+impl Default for LoadConfig {
+    fn default() -> Self {
+        LoadConfig {
+            max_file_size_mb: 100,
+            threads: 0,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".into(),
+            dir: None,
+            stderr: false,
+            keep_files: 7,
+        }
+    }
+}
+
+/// Why the configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+/// The configuration as loaded, with where it came from.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: Config,
+    /// The file read, if any.
+    pub file: Option<PathBuf>,
+}
+
+impl Config {
+    /// The config file's path: `RLM_CONFIG`, else `config.toml` in the
+    /// platform's config folder (`~/.config/rlm/config.toml`).
+    pub fn path() -> Option<PathBuf> {
+        if let Some(p) = std::env::var_os("RLM_CONFIG").filter(|v| !v.is_empty()) {
+            return Some(PathBuf::from(p));
+        }
+        directories::ProjectDirs::from("", "", "rlm").map(|d| d.config_dir().join("config.toml"))
+    }
+
+    /// Reads the config file (a missing default file is fine; a missing file
+    /// named by `RLM_CONFIG` is not), applies the environment, and checks it.
+    pub fn load() -> Result<Loaded, ConfigError> {
+        let explicit = std::env::var_os("RLM_CONFIG").is_some_and(|v| !v.is_empty());
+        let path = Config::path();
+        let (mut config, file) = match &path {
+            Some(p) if p.exists() => (Config::from_file(p)?, Some(p.clone())),
+            Some(p) if explicit => {
+                return Err(ConfigError(format!(
+                    "RLM_CONFIG names {}, which does not exist; create it or unset RLM_CONFIG",
+                    p.display()
+                )));
+            }
+            _ => (Config::default(), None),
+        };
+        config.apply_env();
+        Ok(Loaded { config, file })
+    }
+
+    /// Parses and checks one file.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("reading config file {}: {e}", path.display())))?;
+        Config::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses and checks config text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| {
+            ConfigError(format!(
+                "config file {origin}: {}",
+                e.to_string().trim_end().replace('\n', "\n  ")
+            ))
+        })?;
+        config.check(origin)?;
+        Ok(config)
+    }
+
+    fn check(&self, origin: &str) -> Result<(), ConfigError> {
+        let bad = |key: &str, value: String, why: &str| {
+            Err(ConfigError(format!(
+                "config file {origin}: `{key}` = {value} {why}"
+            )))
+        };
+        let s = &self.session;
+        if s.max_tool_calls < 1 {
+            return bad(
+                "session.max_tool_calls",
+                s.max_tool_calls.to_string(),
+                "must be at least 1",
+            );
+        }
+        if s.max_chars_per_response < 1000 {
+            return bad(
+                "session.max_chars_per_response",
+                s.max_chars_per_response.to_string(),
+                "must be at least 1000",
+            );
+        }
+        if s.max_chars_per_peek < 100 {
+            return bad(
+                "session.max_chars_per_peek",
+                s.max_chars_per_peek.to_string(),
+                "must be at least 100",
+            );
+        }
+        if self.load.max_file_size_mb < 1 {
+            return bad(
+                "load.max_file_size_mb",
+                self.load.max_file_size_mb.to_string(),
+                "must be at least 1",
+            );
+        }
+        if self.load.threads > 1024 {
+            return bad(
+                "load.threads",
+                self.load.threads.to_string(),
+                "is more threads than makes sense (0 means one per core)",
+            );
+        }
+        if let Some(roots) = &self.allowed_roots {
+            for r in roots {
+                if !r.is_absolute() {
+                    return bad(
+                        "allowed_roots",
+                        format!("{r:?}"),
+                        "must hold absolute paths",
+                    );
+                }
+            }
+        }
+        if let Some(socket) = &self.socket {
+            crate::paths::check_socket_path(socket)
+                .map_err(|e| ConfigError(format!("config file {origin}: `socket`: {e}")))?;
+        }
+        if self.log.keep_files < 1 {
+            return bad(
+                "log.keep_files",
+                self.log.keep_files.to_string(),
+                "must be at least 1",
+            );
+        }
+        Ok(())
+    }
+
+    /// Environment variables win over the file.
+    fn apply_env(&mut self) {
+        let var = |n: &str| std::env::var_os(n).filter(|v| !v.is_empty());
+        if let Some(v) = var("RLM_DATA_DIR") {
+            self.data_dir = Some(v.into());
+        }
+        if let Some(v) = var("RLM_SOCKET") {
+            self.socket = Some(v.into());
+        }
+        if let Some(v) = var("RLM_LOG_DIR") {
+            self.log.dir = Some(v.into());
+        }
+        if let Some(v) = std::env::var("RLM_LOG").ok().filter(|v| !v.is_empty()) {
+            self.log.level = v;
+        }
+    }
+
+    /// The data directory in effect.
+    pub fn data_dir(&self) -> std::io::Result<PathBuf> {
+        match &self.data_dir {
+            Some(d) => Ok(d.clone()),
+            None => crate::paths::data_dir(),
+        }
+    }
+
+    /// The socket in effect.
+    pub fn socket(&self) -> std::io::Result<PathBuf> {
+        match &self.socket {
+            Some(s) => {
+                crate::paths::check_socket_path(s)?;
+                Ok(s.clone())
+            }
+            None => crate::paths::socket_path(),
+        }
+    }
+
+    /// The log folder in effect.
+    pub fn log_dir(&self) -> std::io::Result<PathBuf> {
+        match &self.log.dir {
+            Some(d) => Ok(d.clone()),
+            None => crate::paths::log_dir(),
+        }
+    }
+
+    /// The idle timeout of a daemon started on demand (None: never exits).
+    pub fn idle_timeout(&self) -> Option<Duration> {
+        (self.idle_timeout_seconds > 0).then(|| Duration::from_secs(self.idle_timeout_seconds))
+    }
+
+    /// Session defaults as the engine takes them.
+    pub fn session_defaults(&self) -> SessionConfig {
+        SessionConfig {
+            max_tool_calls: self.session.max_tool_calls,
+            max_chars_per_response: self.session.max_chars_per_response,
+            max_chars_per_peek: self.session.max_chars_per_peek,
+            chunk_cache_enabled: self.session.chunk_cache_enabled,
+            model_hints: Default::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_file_gives_the_defaults() {
+        let c = Config::parse("", "t.toml").unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(c.session.max_tool_calls, 500);
+        assert_eq!(c.session.max_chars_per_response, 50_000);
+        assert_eq!(c.session.max_chars_per_peek, 10_000);
+        assert_eq!(c.load.max_file_size_mb, 100);
+        assert_eq!(c.idle_timeout(), Some(Duration::from_secs(600)));
+    }
+
+    #[test]
+    fn every_key_is_read() {
+        let c = Config::parse(
+            r#"
+            data_dir = "/d"
+            socket = "/s/rlmd.sock"
+            idle_timeout_seconds = 0
+            allowed_roots = ["/home/me/src"]
+            [session]
+            max_tool_calls = 9
+            max_chars_per_response = 2000
+            max_chars_per_peek = 300
+            chunk_cache_enabled = false
+            [load]
+            max_file_size_mb = 5
+            threads = 2
+            [log]
+            level = "rlmd=debug"
+            dir = "/l"
+            stderr = true
+            keep_files = 3
+            "#,
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(c.data_dir, Some("/d".into()));
+        assert_eq!(c.idle_timeout(), None);
+        assert_eq!(c.session_defaults().max_tool_calls, 9);
+        assert!(!c.session_defaults().chunk_cache_enabled);
+        assert_eq!(c.load.threads, 2);
+        assert_eq!(c.log.level, "rlmd=debug");
+        assert_eq!(c.allowed_roots, Some(vec![PathBuf::from("/home/me/src")]));
+    }
+
+    #[test]
+    fn unknown_keys_wrong_types_and_impossible_values_name_the_key_and_file() {
+        let e = Config::parse("[session]\nmax_tool_call = 5\n", "/etc/x.toml")
+            .unwrap_err()
+            .0;
+        assert!(
+            e.contains("/etc/x.toml") && e.contains("max_tool_call"),
+            "{e}"
+        );
+        let e = Config::parse("idle_timeout_seconds = \"ten\"\n", "x.toml")
+            .unwrap_err()
+            .0;
+        assert!(
+            e.contains("x.toml") && e.contains("idle_timeout_seconds"),
+            "{e}"
+        );
+        let e = Config::parse("[session]\nmax_chars_per_response = 10\n", "x.toml")
+            .unwrap_err()
+            .0;
+        assert!(
+            e.contains("session.max_chars_per_response") && e.contains("1000"),
+            "{e}"
+        );
+        let e = Config::parse("allowed_roots = [\"rel/dir\"]\n", "x.toml")
+            .unwrap_err()
+            .0;
+        assert!(e.contains("allowed_roots") && e.contains("absolute"), "{e}");
+        let e = Config::parse("colour = 1\n", "x.toml").unwrap_err().0;
+        assert!(e.contains("colour"), "{e}");
+    }
+}
