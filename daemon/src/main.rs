@@ -90,10 +90,11 @@ async fn serve(args: Args, config: Config, ready: &mut ReadyPipe) -> Result<(), 
         Some(d) => d,
         None => config.data_dir().map_err(|e| e.to_string())?,
     };
-    let (listener, _lock) = match systemd_listener()? {
-        Some(l) => (l, None),
+    let (listener, _lock, socket) = match systemd_listener()? {
+        // Report the path systemd bound, not the one this process would have.
+        Some((l, path)) => (l, None, path.unwrap_or(socket)),
         None => match bind(&socket).await? {
-            Bound::Listening(l, lock) => (l, Some(lock)),
+            Bound::Listening(l, lock) => (l, Some(lock), socket),
             Bound::AlreadyRunning(message) => {
                 eprintln!("rlmd: {message}");
                 ready.report(&StartupReport::AlreadyRunning { message });
@@ -169,7 +170,7 @@ async fn shutdown_signal() {
 }
 
 /// The listening socket systemd passed (socket activation), if any.
-fn systemd_listener() -> Result<Option<Listener>, String> {
+fn systemd_listener() -> Result<Option<(Listener, Option<PathBuf>)>, String> {
     let pid_matches = std::env::var("LISTEN_PID")
         .ok()
         .and_then(|p| p.parse::<u32>().ok())
@@ -188,10 +189,15 @@ fn systemd_listener() -> Result<Option<Listener>, String> {
         // SAFETY: systemd hands the first listening socket over as fd 3
         // (SD_LISTEN_FDS_START) and nothing else in this process owns it.
         let fd = unsafe { OwnedFd::from_raw_fd(3) };
+        let path = nix::sys::socket::getsockname::<nix::sys::socket::UnixAddr>(
+            std::os::fd::AsRawFd::as_raw_fd(&fd),
+        )
+        .ok()
+        .and_then(|a| a.path().map(Path::to_owned));
         let uds = interprocess::os::unix::uds_local_socket::tokio::Listener::try_from(fd)
             .map_err(|e| format!("using the socket systemd passed (fd 3): {e}"))?;
-        tracing::info!("using the socket passed by systemd");
-        Ok(Some(Listener::from(uds)))
+        tracing::info!(socket = ?path, "using the socket passed by systemd");
+        Ok(Some((Listener::from(uds), path)))
     }
     #[cfg(not(unix))]
     {
