@@ -46,7 +46,9 @@ type Reply = Result<Response, String>;
 enum SendError {
     /// The request is larger than a frame may be; nothing was sent.
     TooLarge { size: usize, max: usize },
-    /// The daemon could not be reached or went away.
+    /// No daemon could be reached (or it refused us); nothing was sent.
+    Unreachable(String),
+    /// The connection broke after the request was sent.
     Broken(String),
 }
 
@@ -56,7 +58,7 @@ impl From<SendError> for String {
             SendError::TooLarge { size, max } => {
                 format!("a request of {size} bytes is larger than the {max} a frame may carry")
             }
-            SendError::Broken(s) => s,
+            SendError::Broken(s) | SendError::Unreachable(s) => s,
         }
     }
 }
@@ -181,8 +183,16 @@ impl DaemonClient {
                         }
                     }
                     return Err(format!(
-                        "rlmd at {} will not talk to this client: {}",
+                        "the rlmd serving {} is version {} (protocol {}), and this {} {} speaks protocol {PROTOCOL_VERSION}: \
+                         stop that daemon (`rlm daemon stop`, or restart its service) so that one of this version starts, \
+                         or use a {} of version {}. The daemon said: {}",
                         self.inner.options.socket.display(),
+                        refused.daemon_version,
+                        refused.protocol_version,
+                        self.inner.options.client_name,
+                        self.inner.options.client_version,
+                        self.inner.options.client_name,
+                        refused.daemon_version,
                         refused.message
                     ));
                 }
@@ -258,39 +268,51 @@ impl DaemonClient {
     /// Sends a request and waits for its answer.
     async fn request(
         &self,
-        make: impl FnOnce(u64) -> Request,
+        mut req: Request,
         progress: Option<ProgressSink>,
         cancel: Option<CancellationToken>,
     ) -> Result<Response, SendError> {
-        let conn = self.connection().await?;
-        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = oneshot::channel();
-        conn.pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(
-                id,
-                Pending {
-                    reply: tx,
-                    progress,
-                },
-            );
-        if !conn.alive.load(Ordering::SeqCst) {
+        // A connection whose daemon died may not know it yet: a send that
+        // fails on it delivered nothing, so one more try on a fresh
+        // connection (starting a daemon if needed) is always safe.
+        let mut tries = 0;
+        let (conn, id, rx) = loop {
+            tries += 1;
+            let conn = self.connection().await.map_err(SendError::Unreachable)?;
+            let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+            let (tx, rx) = oneshot::channel();
             conn.pending
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .remove(&id);
-            return Err(SendError::Broken(
-                "the connection to rlmd closed; retry".into(),
-            ));
-        }
-        if let Err(e) = conn.send(&make(id)).await {
-            conn.pending
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&id);
-            return Err(e);
-        }
+                .insert(
+                    id,
+                    Pending {
+                        reply: tx,
+                        progress: progress.clone(),
+                    },
+                );
+            set_id(&mut req, id);
+            let sent = if conn.alive.load(Ordering::SeqCst) {
+                conn.send(&req).await
+            } else {
+                Err(SendError::Broken("the connection to rlmd closed".into()))
+            };
+            match sent {
+                Ok(()) => break (conn, id, rx),
+                Err(e) => {
+                    conn.pending
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&id);
+                    match e {
+                        SendError::Broken(_) if tries < 2 => continue,
+                        SendError::Broken(why) => return Err(SendError::Unreachable(why)),
+                        other => return Err(other),
+                    }
+                }
+            }
+        };
+        drop(req); // sent: a large load's text need not stay in memory meanwhile
         let mut rx = rx;
         let reply = match cancel {
             Some(token) => {
@@ -320,14 +342,12 @@ impl DaemonClient {
         let wants = progress.is_some();
         let sent = self
             .request(
-                move |id| {
-                    Request::Call(Call {
-                        id,
-                        tool,
-                        arguments,
-                        progress: wants,
-                    })
-                },
+                Request::Call(Call {
+                    id: 0,
+                    tool,
+                    arguments,
+                    progress: wants,
+                }),
                 progress,
                 Some(cancel),
             )
@@ -344,6 +364,7 @@ impl DaemonClient {
                     ),
                 });
             }
+            Err(SendError::Unreachable(e)) => return Err(e),
             Err(SendError::Broken(e)) => {
                 return Err(format!(
                     "{e}. The rlm daemon went away during this call (it restarted or was stopped); the call may or may not have taken effect: check with rlm.session.info, then retry"
@@ -358,10 +379,7 @@ impl DaemonClient {
 
     /// The daemon's status.
     pub async fn status(&self) -> Result<DaemonStatus, String> {
-        match self
-            .request(|id| Request::Status { id }, None, None)
-            .await?
-        {
+        match self.request(Request::Status { id: 0 }, None, None).await? {
             Response::Status { status, .. } => Ok(status),
             other => Err(format!("rlmd answered status with {other:?}")),
         }
@@ -370,7 +388,7 @@ impl DaemonClient {
     /// Asks the daemon to stop after the calls in flight.
     pub async fn shutdown(&self) -> Result<(bool, String), String> {
         match self
-            .request(|id| Request::Shutdown { id }, None, None)
+            .request(Request::Shutdown { id: 0 }, None, None)
             .await?
         {
             Response::ShutdownAck {
@@ -385,7 +403,7 @@ impl DaemonClient {
     /// Every session in the store.
     pub async fn list_sessions(&self) -> Result<Vec<rlm::protocol::SessionSummary>, String> {
         match self
-            .request(|id| Request::ListSessions { id }, None, None)
+            .request(Request::ListSessions { id: 0 }, None, None)
             .await?
         {
             Response::Sessions { sessions, .. } => Ok(sessions),
@@ -396,7 +414,7 @@ impl DaemonClient {
 
     /// Collects unreferenced files under the data directory.
     pub async fn gc(&self) -> Result<rlm::protocol::GcReport, String> {
-        match self.request(|id| Request::Gc { id }, None, None).await? {
+        match self.request(Request::Gc { id: 0 }, None, None).await? {
             Response::GcDone { report, .. } => Ok(report),
             Response::Error { message, .. } => Err(message),
             other => Err(format!("rlmd answered gc with {other:?}")),
@@ -414,6 +432,20 @@ impl Backend for DaemonClient {
     ) -> BoxFuture<'static, Result<CallOutcome, String>> {
         let this = self.clone();
         Box::pin(async move { this.call_tool(tool, arguments, progress, cancel).await })
+    }
+}
+
+/// Gives a request the id its answer will carry.
+fn set_id(req: &mut Request, new: u64) {
+    match req {
+        Request::Call(Call { id, .. })
+        | Request::Cancel { id }
+        | Request::Status { id }
+        | Request::ShutdownIfIdle { id }
+        | Request::Shutdown { id }
+        | Request::ListSessions { id }
+        | Request::Gc { id } => *id = new,
+        Request::Hello(_) => {}
     }
 }
 

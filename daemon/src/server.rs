@@ -84,6 +84,14 @@ impl Shared {
         self.stop.notify_one();
     }
 
+    /// A call's result was delivered (or its client is gone).
+    fn finish_call(&self) {
+        self.served.fetch_add(1, Ordering::SeqCst);
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.touch();
+        self.drained.notify_waiters();
+    }
+
     fn status(&self) -> DaemonStatus {
         let (active, total) = self.engine.session_counts().unwrap_or((0, 0));
         DaemonStatus {
@@ -231,7 +239,7 @@ async fn serve_connection(shared: Arc<Shared>, stream: Stream) {
     let stream = Arc::new(stream);
     let mut recv = &*stream;
     let (tx, rx) = mpsc::unbounded_channel::<Response>();
-    let writer = tokio::spawn(write_loop(stream.clone(), rx));
+    let writer = tokio::spawn(write_loop(shared.clone(), stream.clone(), rx));
     let cwd = match handshake(&shared, &mut recv, &tx).await {
         Some(cwd) => cwd,
         None => {
@@ -268,12 +276,17 @@ async fn serve_connection(shared: Arc<Shared>, stream: Stream) {
             }
             Request::Call(call) => {
                 if shared.stopping.load(Ordering::SeqCst) {
-                    let _ = tx.send(Response::Result {
+                    // Counted like any call, so its refusal is written before the daemon exits.
+                    shared.in_flight.fetch_add(1, Ordering::SeqCst);
+                    let refused = Response::Result {
                         id: call.id,
                         outcome: CallOutcome::Failed {
                             message: "rlmd is shutting down and takes no new calls; retry in a moment (a new daemon starts on demand)".into(),
                         },
-                    });
+                    };
+                    if tx.send(refused).is_err() {
+                        shared.finish_call();
+                    }
                     continue;
                 }
                 let flag = Arc::new(AtomicBool::new(false));
@@ -346,15 +359,15 @@ async fn serve_connection(shared: Arc<Shared>, stream: Stream) {
                         error_code,
                         "call"
                     );
-                    let _ = tx.send(Response::Result { id, outcome });
                     cancels
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
                         .remove(&id);
-                    shared.served.fetch_add(1, Ordering::SeqCst);
-                    shared.in_flight.fetch_sub(1, Ordering::SeqCst);
-                    shared.touch();
-                    shared.drained.notify_waiters();
+                    // The call counts as in flight until its result is written
+                    // (by the writer), so a shutdown never drops it unsent.
+                    if tx.send(Response::Result { id, outcome }).is_err() {
+                        shared.finish_call();
+                    }
                 });
             }
             Request::ListSessions { id } => {
@@ -542,16 +555,35 @@ async fn handshake(
     Some(hello.cwd)
 }
 
-async fn write_loop(stream: Arc<Stream>, mut rx: mpsc::UnboundedReceiver<Response>) {
+/// Writes a connection's answers in order. A call ends (stops counting as
+/// in flight) once its result is written, or once the client is gone.
+async fn write_loop(
+    shared: Arc<Shared>,
+    stream: Arc<Stream>,
+    mut rx: mpsc::UnboundedReceiver<Response>,
+) {
     let mut send = &*stream;
     while let Some(msg) = rx.recv().await {
         let close = matches!(msg, Response::Error { id: None, .. } | Response::Refused(_));
-        if let Err(e) = write_frame(&mut send, &msg).await {
+        let is_result = matches!(msg, Response::Result { .. });
+        let written = write_frame(&mut send, &msg).await;
+        if is_result {
+            shared.finish_call();
+        }
+        if let Err(e) = written {
             tracing::debug!(error = %e, "writing to a client failed; it is gone");
             break;
         }
         if close {
             break;
+        }
+    }
+    // Results queued for a client that is gone end here; later ones fail to
+    // send and end in their call task.
+    rx.close();
+    while let Ok(msg) = rx.try_recv() {
+        if matches!(msg, Response::Result { .. }) {
+            shared.finish_call();
         }
     }
 }

@@ -1,0 +1,557 @@
+//! Real MCP clients end to end through `rlm-mcp` and `rlmd`: the rmcp client (Rust) and the
+//! official Python SDK, a 1.x and a 2.x release (tests/python/all_tools.py, run from venvs
+//! this file creates under `<target>/py/`), each calling all twelve tools.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rmcp::model::CallToolRequestParams;
+use rmcp::service::{RoleClient, RunningService};
+use rmcp::transport::TokioChildProcess;
+use rmcp::{ServiceError, ServiceExt};
+use serde_json::{Value, json};
+
+use common::{
+    Outcome, TestDir, outcome_of_response, sha256_hex, shim_bin, target_dir, vars_to_clear,
+};
+
+const TOOLS: [&str; 12] = [
+    "rlm.session.create",
+    "rlm.session.info",
+    "rlm.session.close",
+    "rlm.docs.load",
+    "rlm.docs.list",
+    "rlm.docs.peek",
+    "rlm.chunk.create",
+    "rlm.span.get",
+    "rlm.search.query",
+    "rlm.artifact.store",
+    "rlm.artifact.list",
+    "rlm.artifact.get",
+];
+
+/// The texts every client loads, under `<dir>/work` (the MCP client's working directory).
+const ALPHA: &str = "Alpha notes on the harbour.\nThe café serves naïve tourists ✓ every day.\n\
+The rare mineral zanzibarite was found near the pier.\nLine four closes the file.\n";
+const MEMO: &str = "inline memo über alles";
+
+fn write_work_dir(dir: &TestDir) -> PathBuf {
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(work.join("notes")).unwrap();
+    std::fs::create_dir_all(work.join("src/sub")).unwrap();
+    std::fs::write(work.join("notes/alpha.txt"), ALPHA).unwrap();
+    std::fs::write(
+        work.join("src/a.py"),
+        "def a():\n    return 'first module'\n",
+    )
+    .unwrap();
+    std::fs::write(
+        work.join("src/sub/b.py"),
+        "def b():\n    return 'second module'\n",
+    )
+    .unwrap();
+    work
+}
+
+fn chars(s: &str, start: usize, end: usize) -> String {
+    s.chars().skip(start).take(end - start).collect()
+}
+
+// ---------------------------------------------------------------- rmcp
+
+type Client = RunningService<RoleClient, ()>;
+
+async fn call(client: &Client, name: &str, args: Value) -> Outcome {
+    let Value::Object(args) = args else {
+        panic!("arguments are an object")
+    };
+    match client
+        .call_tool(CallToolRequestParams::new(name.to_owned()).with_arguments(args))
+        .await
+    {
+        Ok(result) => {
+            let result = serde_json::to_value(&result).unwrap();
+            outcome_of_response(&json!({ "result": result }))
+        }
+        Err(ServiceError::McpError(e)) => Outcome::Rpc(serde_json::to_value(&e).unwrap()),
+        Err(e) => panic!("{name}: the MCP session failed: {e}"),
+    }
+}
+
+async fn ok(client: &Client, name: &str, args: Value) -> Value {
+    match call(client, name, args).await {
+        Outcome::Ok(v) => v,
+        other => panic!("{name} failed: {other:?}"),
+    }
+}
+
+async fn tool_error(client: &Client, name: &str, args: Value) -> (String, String) {
+    match call(client, name, args).await {
+        Outcome::ToolError { code, message, .. } => (code, message),
+        other => panic!("{name} should fail with a tool error: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rmcp_client_calls_all_twelve_tools_through_the_shim() {
+    let dir = TestDir::new();
+    let work = write_work_dir(&dir);
+    let mut cmd = tokio::process::Command::new(shim_bin());
+    for key in vars_to_clear() {
+        cmd.env_remove(key);
+    }
+    for (key, value) in dir.env() {
+        cmd.env(key, value);
+    }
+    cmd.current_dir(&work)
+        .arg("--socket")
+        .arg(&dir.socket)
+        .arg("--data-dir")
+        .arg(&dir.data);
+    let stderr = std::fs::File::create(dir.logs.join("rlm-mcp-rmcp.log")).unwrap();
+    let (transport, _) = TokioChildProcess::builder(cmd)
+        .stderr(stderr)
+        .spawn()
+        .expect("rlm-mcp starts");
+    let client: Client = ().serve(transport).await.expect("initialize");
+    let server = client.peer_info().expect("the server's initialize answer");
+    assert!(
+        server.capabilities.tools.is_some(),
+        "the tools capability is announced"
+    );
+
+    // tools/list: the twelve tools of the contract, in order, each with both schemas.
+    let tools = client.list_all_tools().await.expect("tools/list");
+    let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+    assert_eq!(names, TOOLS);
+    for t in &tools {
+        assert_eq!(
+            t.input_schema.get("type"),
+            Some(&json!("object")),
+            "{}",
+            t.name
+        );
+        assert!(t.output_schema.is_some(), "{} has an outputSchema", t.name);
+        assert!(
+            t.description.as_ref().is_some_and(|d| d.len() > 20),
+            "{} has a description",
+            t.name
+        );
+    }
+
+    // rlm.session.create
+    let created = ok(
+        &client,
+        "rlm.session.create",
+        json!({"name": "e2e", "config": {"max_tool_calls": 200, "max_chars_per_peek": 500}}),
+    )
+    .await;
+    let sid = created["session_id"].as_str().unwrap().to_owned();
+    assert_eq!(sid.len(), 36, "a UUID: {sid}");
+    assert_eq!(sid.matches('-').count(), 4, "a UUID: {sid}");
+    assert_eq!(created["config"]["max_tool_calls"], 200);
+    assert_eq!(created["config"]["max_chars_per_peek"], 500);
+    assert!(created["created_at"].as_str().unwrap().contains('T'));
+    let mut named = 0u64; // successful calls naming the session
+
+    // rlm.docs.load: a relative file (resolved against the client's cwd), a glob, an inline
+    // text, and a missing file that is reported without failing the call.
+    let loaded = ok(
+        &client,
+        "rlm.docs.load",
+        json!({"session_id": sid, "sources": [
+            {"type": "file", "path": "notes/alpha.txt"},
+            {"type": "glob", "path": "src/**/*.py"},
+            {"type": "inline", "content": MEMO, "name": "memo"},
+            {"type": "file", "path": "notes/missing.txt"},
+        ]}),
+    )
+    .await;
+    named += 1;
+    let docs = loaded["loaded"].as_array().unwrap();
+    assert_eq!(docs.len(), 4, "{loaded}");
+    let errors = loaded["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{loaded}");
+    assert!(
+        errors[0].as_str().unwrap().contains("missing.txt"),
+        "{errors:?}"
+    );
+    let alpha_path = work.join("notes/alpha.txt");
+    let alpha = docs
+        .iter()
+        .find(|d| d["source"] == alpha_path.to_str().unwrap())
+        .unwrap_or_else(|| panic!("the relative path resolves against the client's cwd: {loaded}"));
+    let alpha_chars = ALPHA.chars().count();
+    assert_eq!(alpha["length_chars"], alpha_chars, "code points, not bytes");
+    assert_eq!(alpha["length_tokens_est"], alpha_chars.div_ceil(4));
+    assert_eq!(alpha["content_hash"], sha256_hex(ALPHA.as_bytes()));
+    let memo = docs.iter().find(|d| d["source"] == "memo").expect("memo");
+    assert_eq!(memo["content_hash"], sha256_hex(MEMO.as_bytes()));
+    let py_sources: Vec<&str> = docs
+        .iter()
+        .filter_map(|d| d["source"].as_str())
+        .filter(|s| s.ends_with(".py"))
+        .collect();
+    assert_eq!(
+        py_sources.len(),
+        2,
+        "the glob crosses folders: {py_sources:?}"
+    );
+    let total: u64 = docs
+        .iter()
+        .map(|d| d["length_chars"].as_u64().unwrap())
+        .sum();
+    assert_eq!(loaded["total_chars"], total);
+    let alpha_id = alpha["doc_id"].as_str().unwrap().to_owned();
+
+    // rlm.docs.list: every document, in load order.
+    let listed = ok(&client, "rlm.docs.list", json!({"session_id": sid})).await;
+    named += 1;
+    assert_eq!(listed["total"], 4);
+    assert_eq!(listed["has_more"], false);
+    let listed_ids: Vec<&Value> = listed["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| &d["doc_id"])
+        .collect();
+    let loaded_ids: Vec<&Value> = docs.iter().map(|d| &d["doc_id"]).collect();
+    assert_eq!(listed_ids, loaded_ids);
+
+    // rlm.docs.peek: offsets in code points; an end past the document is refused.
+    let peek = ok(
+        &client,
+        "rlm.docs.peek",
+        json!({"session_id": sid, "doc_id": alpha_id, "start": 30, "end": 50}),
+    )
+    .await;
+    named += 1;
+    let expected = chars(ALPHA, 30, 50);
+    assert_eq!(peek["content"], expected.as_str());
+    assert_eq!(peek["span"]["end"], 50);
+    assert_eq!(peek["total_length"], alpha_chars);
+    assert_eq!(peek["truncated"], false);
+    assert_eq!(peek["content_hash"], sha256_hex(expected.as_bytes()));
+    let (code, message) = tool_error(
+        &client,
+        "rlm.docs.peek",
+        json!({"session_id": sid, "doc_id": alpha_id, "start": 0, "end": alpha_chars + 5}),
+    )
+    .await;
+    assert_eq!(code, "invalid_argument");
+    assert!(
+        message.contains(&alpha_chars.to_string()),
+        "names the length: {message}"
+    );
+
+    // rlm.chunk.create: two lines per span; the same request again is cached.
+    let strategy = json!({"type": "lines", "line_count": 2});
+    let chunks = ok(
+        &client,
+        "rlm.chunk.create",
+        json!({"session_id": sid, "doc_id": alpha_id, "strategy": strategy}),
+    )
+    .await;
+    named += 1;
+    let spans = chunks["spans"].as_array().unwrap().clone();
+    assert_eq!(chunks["total_spans"], 2, "{chunks}");
+    assert_eq!(spans.len(), 2);
+    assert_eq!(chunks["cached"], false);
+    assert_eq!(spans[0]["span"]["start"], 0);
+    assert_eq!(spans[1]["span"]["end"], alpha_chars);
+    let again = ok(
+        &client,
+        "rlm.chunk.create",
+        json!({"session_id": sid, "doc_id": alpha_id, "strategy": strategy}),
+    )
+    .await;
+    named += 1;
+    assert_eq!(again["cached"], true);
+    assert_eq!(again["spans"][0]["span_id"], spans[0]["span_id"]);
+    let span0 = spans[0]["span_id"].as_str().unwrap().to_owned();
+    let span1 = spans[1]["span_id"].as_str().unwrap().to_owned();
+
+    // rlm.span.get: in the order asked, the exact text of each span.
+    let got = ok(
+        &client,
+        "rlm.span.get",
+        json!({"session_id": sid, "span_ids": [span1, span0]}),
+    )
+    .await;
+    named += 1;
+    let got_spans = got["spans"].as_array().unwrap();
+    assert_eq!(got_spans[0]["span_id"], span1.as_str());
+    let (s, e) = (
+        spans[1]["span"]["start"].as_u64().unwrap() as usize,
+        spans[1]["span"]["end"].as_u64().unwrap() as usize,
+    );
+    assert_eq!(got_spans[0]["content"], chars(ALPHA, s, e).as_str());
+    assert_eq!(got["omitted"], json!([]));
+    assert!(
+        got_spans[0]["content"]
+            .as_str()
+            .unwrap()
+            .contains("zanzibarite")
+    );
+
+    // rlm.search.query: bm25 points at the passage; regex and literal find every hit.
+    let found = ok(
+        &client,
+        "rlm.search.query",
+        json!({"session_id": sid, "query": "zanzibarite"}),
+    )
+    .await;
+    named += 1;
+    let m = &found["matches"][0];
+    assert_eq!(m["doc_id"], alpha_id.as_str(), "{found}");
+    let context = m["context"].as_str().unwrap();
+    let (hs, he) = (
+        m["highlight_start"].as_u64().unwrap() as usize,
+        m["highlight_end"].as_u64().unwrap() as usize,
+    );
+    assert_eq!(chars(context, hs, he).to_lowercase(), "zanzibarite", "{m}");
+    assert!(m["span_id"].is_null());
+    assert_eq!(found["index_built"], true);
+    let regex = ok(
+        &client,
+        "rlm.search.query",
+        json!({"session_id": sid, "query": "caf[eé]|MODULE", "method": "regex"}),
+    )
+    .await;
+    named += 1;
+    assert_eq!(
+        regex["total_matches"], 3,
+        "case-insensitive, every match: {regex}"
+    );
+    assert_eq!(regex["matches"][0]["score"], 1.0);
+    let literal = ok(
+        &client,
+        "rlm.search.query",
+        json!({"session_id": sid, "query": "ÜBER", "method": "literal"}),
+    )
+    .await;
+    named += 1;
+    assert_eq!(literal["total_matches"], 1, "{literal}");
+    assert_eq!(literal["matches"][0]["doc_id"], memo["doc_id"]);
+
+    // rlm.artifact.store / list / get, on a span and at session level.
+    let stored = ok(
+        &client,
+        "rlm.artifact.store",
+        json!({"session_id": sid, "type": "summary", "span_id": span0,
+               "content": {"text": "harbour notes", "score": 3},
+               "provenance": {"model": "test-model", "tool": "rmcp"}}),
+    )
+    .await;
+    named += 1;
+    assert_eq!(stored["span_id"], span0.as_str());
+    let art = stored["artifact_id"].as_str().unwrap().to_owned();
+    let session_level = ok(
+        &client,
+        "rlm.artifact.store",
+        json!({"session_id": sid, "type": "verdict", "content": {"answer": "zanzibarite"}}),
+    )
+    .await;
+    named += 1;
+    assert!(session_level["span_id"].is_null());
+    let listed = ok(
+        &client,
+        "rlm.artifact.list",
+        json!({"session_id": sid, "span_id": span0}),
+    )
+    .await;
+    named += 1;
+    let arts = listed["artifacts"].as_array().unwrap();
+    assert_eq!(arts.len(), 1, "{listed}");
+    assert_eq!(arts[0]["artifact_id"], art.as_str());
+    assert_eq!(arts[0]["type"], "summary");
+    let all = ok(&client, "rlm.artifact.list", json!({"session_id": sid})).await;
+    named += 1;
+    assert_eq!(all["artifacts"].as_array().unwrap().len(), 2);
+    let fetched = ok(
+        &client,
+        "rlm.artifact.get",
+        json!({"session_id": sid, "artifact_id": art}),
+    )
+    .await;
+    named += 1;
+    assert_eq!(
+        fetched["content"],
+        json!({"text": "harbour notes", "score": 3})
+    );
+    assert_eq!(fetched["span"], spans[0]["span"]);
+    assert_eq!(fetched["provenance"]["model"], "test-model");
+
+    // Either spelling of a name works, whatever the listing shows.
+    let info = ok(&client, "rlm_session_info", json!({"session_id": sid})).await;
+    named += 1;
+    assert_eq!(info["document_count"], 4);
+    assert_eq!(info["name"], "e2e");
+    assert_eq!(info["status"], "active");
+    let used = info["tool_calls_used"].as_u64().unwrap();
+    assert!(used > named, "create + {named} calls counted, got {used}");
+    assert_eq!(used + info["tool_calls_remaining"].as_u64().unwrap(), 200);
+
+    // Tool errors are isError results with a code; an unknown tool is a JSON-RPC error.
+    let (code, _) = tool_error(
+        &client,
+        "rlm.session.info",
+        json!({"session_id": "00000000-0000-4000-8000-000000000000"}),
+    )
+    .await;
+    assert_eq!(code, "session_not_found");
+    let (code, message) = tool_error(
+        &client,
+        "rlm.docs.load",
+        json!({"session_id": sid, "sources": [{"type": "inline"}]}),
+    )
+    .await;
+    assert_eq!(code, "invalid_argument", "{message}");
+    match call(&client, "rlm.session.frobnicate", json!({})).await {
+        Outcome::Rpc(e) => assert_eq!(e["code"], -32602, "{e}"),
+        other => panic!("an unknown tool is a JSON-RPC error: {other:?}"),
+    }
+
+    // rlm.session.close, then the session is read-only.
+    let closed = ok(&client, "rlm.session.close", json!({"session_id": sid})).await;
+    assert_eq!(closed["status"], "completed");
+    assert_eq!(closed["summary"]["documents"], 4);
+    assert_eq!(closed["summary"]["artifacts"], 2);
+    let (code, _) = tool_error(
+        &client,
+        "rlm.docs.load",
+        json!({"session_id": sid, "sources": [{"type": "inline", "content": "late"}]}),
+    )
+    .await;
+    assert_eq!(code, "session_closed");
+    let still = ok(
+        &client,
+        "rlm.search.query",
+        json!({"session_id": sid, "query": "zanzibarite", "method": "literal"}),
+    )
+    .await;
+    assert_eq!(still["total_matches"], 1);
+
+    client.cancel().await.expect("the session ends");
+}
+
+// ---------------------------------------------------------------- the Python SDK
+
+/// A venv under `<target>/py/<name>` with `spec` installed, created once (under a file lock,
+/// so parallel tests and test binaries do not race) and reused while its marker matches.
+fn venv(name: &str, spec: &str) -> PathBuf {
+    let root = target_dir().join("py");
+    std::fs::create_dir_all(&root).unwrap();
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(root.join(".lock"))
+        .unwrap();
+    fs4::FileExt::lock(&lock).expect("locking the venv folder");
+    let dir = root.join(name);
+    let python = dir.join("bin/python");
+    let marker = dir.join(".rlm-ready");
+    if python.is_file() && std::fs::read_to_string(&marker).ok().as_deref() == Some(spec) {
+        return python;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let run = |cmd: &mut Command, what: &str| {
+        let out = cmd.output().unwrap_or_else(|e| {
+            panic!("{what}: cannot run it ({e}); python3 with venv is required")
+        });
+        assert!(
+            out.status.success(),
+            "{what} failed ({}):\n{}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(
+        Command::new("python3").arg("-m").arg("venv").arg(&dir),
+        "python3 -m venv",
+    );
+    run(
+        Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
+            .arg(spec),
+        &format!("pip install '{spec}'"),
+    );
+    std::fs::write(&marker, spec).unwrap();
+    python
+}
+
+fn run_all_tools_py(python: &Path) {
+    let dir = TestDir::new();
+    let work = write_work_dir(&dir);
+    let script = common::repo().join("tests/python/all_tools.py");
+    let out_path = dir.logs.join("all_tools.out");
+    let mut cmd = Command::new(python);
+    for key in vars_to_clear() {
+        cmd.env_remove(key);
+    }
+    cmd.arg(&script)
+        .arg("--shim")
+        .arg(shim_bin())
+        .arg("--socket")
+        .arg(&dir.socket)
+        .arg("--data-dir")
+        .arg(&dir.data)
+        .arg("--log-dir")
+        .arg(&dir.logs)
+        .arg("--config")
+        .arg(&dir.config)
+        .arg("--work")
+        .arg(&work)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(dir.logs.join("all_tools.err")).unwrap());
+    let mut child = cmd.spawn().expect("python runs");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "all_tools.py did not finish within 120 s:\n{}",
+                dir.logs_text()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(
+        status.success(),
+        "all_tools.py failed ({status}):\n{}",
+        dir.logs_text()
+    );
+    let out = std::fs::read_to_string(&out_path).unwrap();
+    assert!(
+        out.contains("all twelve tools ok"),
+        "the script reports success: {out}"
+    );
+}
+
+#[test]
+fn the_python_sdk_1x_calls_all_twelve_tools() {
+    let python = venv("mcp1", "mcp>=1.25,<2");
+    run_all_tools_py(&python);
+}
+
+#[test]
+fn the_python_sdk_2x_calls_all_twelve_tools() {
+    let python = venv("mcp2", "mcp>=2,<3");
+    run_all_tools_py(&python);
+}

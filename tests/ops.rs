@@ -1,0 +1,357 @@
+//! Operations, with real processes: the systemd units verify and serve
+//! through socket activation, the daemon's log lines are JSON, a bad config
+//! stops start-up naming the key and the file, and the `rlm` CLI works.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use nix::sys::signal::Signal;
+use serde_json::{Value, json};
+
+use common::{TestDir, WAIT, bin_dir, repo, rlmd, wait_until};
+
+fn rlm_cli() -> PathBuf {
+    let p = bin_dir().join("rlm");
+    assert!(
+        p.is_file(),
+        "{} is missing: run `cargo build --workspace` first",
+        p.display()
+    );
+    p
+}
+
+fn tool(name: &str) -> PathBuf {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    });
+    found.unwrap_or_else(|| {
+        panic!("{name} is not installed: `apt-get install systemd` (.ci/run does)")
+    })
+}
+
+/// The units as shipped, with `ExecStart` pointing at the binary just built
+/// (verify checks that it exists).
+fn units_in(dir: &Path) {
+    for unit in ["rlmd.service", "rlmd.socket"] {
+        let text =
+            std::fs::read_to_string(repo().join("systemd").join(unit)).expect("the unit file");
+        let text = text.replace("%h/.cargo/bin/rlmd", &rlmd().display().to_string());
+        std::fs::write(dir.join(unit), text).expect("a copy of the unit");
+    }
+}
+
+#[test]
+fn the_systemd_units_verify_as_system_and_user_units() {
+    let t = TestDir::new();
+    units_in(t.path());
+    let runtime = t.path().join("xdg");
+    std::fs::create_dir_all(&runtime).unwrap();
+    for user in [false, true] {
+        let mut cmd = Command::new(tool("systemd-analyze"));
+        if user {
+            cmd.arg("--user").env("XDG_RUNTIME_DIR", &runtime);
+        }
+        let out = cmd
+            .arg("verify")
+            .arg(t.path().join("rlmd.socket"))
+            .arg(t.path().join("rlmd.service"))
+            .output()
+            .expect("systemd-analyze runs");
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "verify (user: {user}) failed: {said}");
+        assert!(
+            !said.contains("rlmd."),
+            "verify (user: {user}) warns about our units: {said}"
+        );
+    }
+    let plist = std::fs::read_to_string(repo().join("systemd/com.rlm.rlmd.plist")).unwrap();
+    assert!(
+        plist.contains("<key>Label</key>") && plist.contains("rlmd"),
+        "the launchd agent names rlmd"
+    );
+}
+
+#[test]
+fn a_socket_activated_daemon_serves_the_shim() {
+    let t = TestDir::new();
+    let socket = t.path().join("act.sock");
+    let log = t.log_file("activate");
+    let mut activator = t
+        .command(&tool("systemd-socket-activate"))
+        .arg("-l")
+        .arg(&socket)
+        .arg("-E")
+        .arg(format!("RLM_DATA_DIR={}", t.data.display()))
+        .arg("-E")
+        .arg(format!("RLM_LOG_DIR={}", t.logs.display()))
+        .arg(rlmd())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("systemd-socket-activate starts");
+    wait_until(WAIT, "the activation socket", || {
+        socket.exists().then_some(())
+    });
+    // No daemon runs yet: the first connection starts one with the socket as fd 3.
+    let mut shim = t.shim_on(&socket, &["--no-autostart"]);
+    shim.initialize();
+    let created = shim
+        .call("rlm.session.create", json!({"name": "activated"}))
+        .ok();
+    let sid = created["session_id"].as_str().unwrap().to_owned();
+    let info = shim
+        .call("rlm.session.info", json!({"session_id": sid}))
+        .ok();
+    assert_eq!(info["name"], "activated");
+    let logs = t.logs_text();
+    assert!(
+        logs.contains("using the socket passed by systemd"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains(&socket.display().to_string()),
+        "the daemon reports the socket systemd bound: {logs}"
+    );
+    shim.close();
+    let _ = activator.kill();
+    let _ = activator.wait();
+}
+
+/// Every line of the daemon's log files, parsed.
+fn daemon_log_lines(logs: &Path) -> Vec<Value> {
+    let mut lines = Vec::new();
+    for entry in std::fs::read_dir(logs).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !(name.starts_with("rlmd.") && name.ends_with(".log")) {
+            continue;
+        }
+        for line in std::fs::read_to_string(entry.path()).unwrap().lines() {
+            let v: Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("{name}: a log line that is not JSON ({e}): {line}"));
+            lines.push(v);
+        }
+    }
+    lines
+}
+
+#[test]
+fn the_daemon_logs_one_json_object_per_line_with_a_line_per_call() {
+    let t = TestDir::new();
+    let mut daemon = t.start_daemon(&[]);
+    let mut shim = t.shim(&["--no-autostart"]);
+    shim.initialize();
+    let sid = shim.call("rlm.session.create", json!({})).ok()["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    shim.call(
+        "rlm.docs.load",
+        json!({"session_id": sid, "sources": [{"type": "inline", "content": "zebra"}]}),
+    )
+    .ok();
+    let failed = shim.call(
+        "rlm.docs.peek",
+        json!({"session_id": sid, "doc_id": "nope"}),
+    );
+    assert_eq!(failed.code(), Some("document_not_found"));
+    shim.close();
+    daemon.signal(Signal::SIGTERM);
+    assert!(
+        daemon.wait_exit(WAIT).success(),
+        "SIGTERM stops the daemon cleanly"
+    );
+    let lines = daemon_log_lines(&t.logs);
+    assert!(
+        !lines.is_empty(),
+        "the daemon wrote log files under RLM_LOG_DIR"
+    );
+    for l in &lines {
+        for key in ["timestamp", "level", "target", "message"] {
+            assert!(l.get(key).is_some(), "a log line without {key}: {l}");
+        }
+    }
+    let calls: Vec<&Value> = lines.iter().filter(|l| l["message"] == "call").collect();
+    let ops: Vec<&str> = calls
+        .iter()
+        .map(|c| c["operation"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        ops,
+        ["rlm.session.create", "rlm.docs.load", "rlm.docs.peek"],
+        "{calls:?}"
+    );
+    for c in &calls {
+        assert_eq!(c["session_id"], sid.as_str(), "{c}");
+        assert!(c["duration_ms"].as_f64().is_some(), "{c}");
+        assert!(
+            c["correlation_id"].as_str().is_some_and(|s| !s.is_empty()),
+            "{c}"
+        );
+    }
+    assert_eq!(calls[0]["success"], true);
+    assert_eq!(calls[2]["success"], false);
+    assert_eq!(calls[2]["error_code"], "document_not_found");
+    let ids: std::collections::HashSet<&str> = calls
+        .iter()
+        .map(|c| c["correlation_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), calls.len(), "correlation ids are distinct");
+}
+
+#[test]
+fn a_bad_config_stops_start_up_naming_the_key_and_the_file() {
+    let t = TestDir::new();
+    let cases = [
+        ("[session]\nmax_tool_call = 5\n", "max_tool_call"),
+        ("idle_timeout_seconds = \"soon\"\n", "idle_timeout_seconds"),
+        (
+            "[session]\nmax_chars_per_response = 10\n",
+            "session.max_chars_per_response",
+        ),
+    ];
+    for (i, (text, key)) in cases.iter().enumerate() {
+        let file = t.path().join(format!("config-{i}.toml"));
+        std::fs::write(&file, text).unwrap();
+        for program in [rlmd(), common::shim_bin(), rlm_cli()] {
+            let mut cmd = t.command(&program);
+            cmd.env("RLM_CONFIG", &file)
+                .env("RLM_SOCKET", &t.socket)
+                .env("RLM_DATA_DIR", &t.data);
+            if program == rlm_cli() {
+                cmd.arg("status");
+            }
+            let out = cmd.output().expect("the binary runs");
+            let said = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                !out.status.success(),
+                "{} started with a bad config: {said}",
+                program.display()
+            );
+            assert!(
+                said.contains(key) && said.contains(&file.display().to_string()),
+                "{}: the error names neither {key} nor the file: {said}",
+                program.display()
+            );
+        }
+    }
+    let missing = t.path().join("nowhere.toml");
+    let out = t
+        .command(&rlmd())
+        .env("RLM_CONFIG", &missing)
+        .env("RLM_SOCKET", &t.socket)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("RLM_CONFIG"),
+        "a missing RLM_CONFIG file is named"
+    );
+}
+
+fn run_cli(t: &TestDir, args: &[&str]) -> (i32, String, String) {
+    let out = t
+        .command(&rlm_cli())
+        .env("RLM_SOCKET", &t.socket)
+        .env("RLM_DATA_DIR", &t.data)
+        .args(args)
+        .output()
+        .expect("rlm runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_cli_reports_calls_searches_collects_and_stops_the_daemon() {
+    let t = TestDir::new();
+    let (code, _, err) = run_cli(&t, &["status"]);
+    assert_eq!(code, 3, "status with no daemon: {err}");
+    assert!(err.starts_with("rlm: "), "{err}");
+    // A folder to search: the needle sits in one file among others.
+    let folder = t.path().join("corpus");
+    common::write_corpus(&folder, 20, 400);
+    std::fs::write(
+        folder.join("needle.txt"),
+        "the flux capacitor needs 1.21 gigawatts\n",
+    )
+    .unwrap();
+    let (code, out, err) = run_cli(
+        &t,
+        &[
+            "search",
+            folder.to_str().unwrap(),
+            "flux capacitor gigawatts",
+            "--json",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let found: Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("--json prints JSON ({e}): {out}"));
+    assert_eq!(found["loaded"], 21, "{found}");
+    let first = &found["matches"][0];
+    assert!(
+        first["context"]
+            .as_str()
+            .unwrap()
+            .contains("flux capacitor"),
+        "{found}"
+    );
+    let (code, out, _) = run_cli(&t, &["status", "--json"]);
+    assert_eq!(code, 0);
+    let status: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(status["sessions_total"], 1, "{status}");
+    assert_eq!(status["data_dir"], t.data.display().to_string());
+    let (code, out, _) = run_cli(&t, &["sessions", "--json"]);
+    assert_eq!(code, 0);
+    let sessions: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        sessions[0]["status"], "completed",
+        "the demo session is closed after: {sessions}"
+    );
+    let (code, out, err) = run_cli(
+        &t,
+        &["call", "rlm.session.create", r#"{"name": "by hand"}"#],
+    );
+    assert_eq!(code, 0, "{err}");
+    let created: Value = serde_json::from_str(&out).unwrap();
+    assert!(created["session_id"].is_string());
+    let (code, out, err) = run_cli(
+        &t,
+        &["call", "rlm.session.info", r#"{"session_id": "nope"}"#],
+    );
+    assert_ne!(code, 0);
+    assert!(out.is_empty(), "errors go to stderr only");
+    assert!(err.contains("session_not_found"), "{err}");
+    let (code, _, err) = run_cli(&t, &["call", "rlm.session.info", "{not json"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("not JSON"), "{err}");
+    let (code, out, err) = run_cli(&t, &["gc", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        report["packs_removed"], 0,
+        "nothing referenced is collected: {report}"
+    );
+    for sub in ["status", "sessions", "call", "search", "gc", "daemon"] {
+        let (code, out, _) = run_cli(&t, &[sub, "--help"]);
+        assert_eq!(code, 0);
+        assert!(out.contains("Usage"), "{sub} --help: {out}");
+    }
+    let pid = common::the_rlmd(&t.socket);
+    let (code, out, err) = run_cli(&t, &["daemon", "stop"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("stopping"), "{out}");
+    wait_until(WAIT, "the daemon to exit after `rlm daemon stop`", || {
+        common::is_gone(pid).then_some(())
+    });
+    let (code, out, err) = run_cli(&t, &["daemon", "start"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("serving on"), "{out}");
+    assert_eq!(common::rlmd_pids(&t.socket).len(), 1);
+}
