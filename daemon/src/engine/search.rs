@@ -192,14 +192,20 @@ impl Engine {
             let (cs, ce) = bm25::best_cluster_in(&occ, &terms, window)
                 .map(|(a, b)| (hit.start_char + a as u64, hit.start_char + b as u64))
                 .unwrap_or((hit.start_char, hit.start_char));
-            if taken.iter().any(|&(o, s, e)| o == hit.doc_ord && (cs < e && ce > s || cs == s)) {
+            if taken
+                .iter()
+                .any(|&(o, s, e)| o == hit.doc_ord && (cs < e && ce > s || cs == s))
+            {
                 continue;
             }
             let (start, end) = centre(cs, ce, context_chars, text.len_chars());
             let context = text.slice(start, end);
             let inside = start >= hit.start_char && end <= hit.end_char;
             let found = if inside {
-                let (from, to) = ((start - hit.start_char) as usize, (end - hit.start_char) as usize);
+                let (from, to) = (
+                    (start - hit.start_char) as usize,
+                    (end - hit.start_char) as usize,
+                );
                 let shifted: Vec<(usize, usize, usize)> = occ
                     .iter()
                     .filter(|&&(s, e, _)| s >= from && e <= to)
@@ -211,7 +217,11 @@ impl Engine {
             };
             let highlights: Vec<Highlight> = found
                 .into_iter()
-                .map(|(s, e, term)| Highlight { start: s as u64, end: e as u64, term })
+                .map(|(s, e, term)| Highlight {
+                    start: s as u64,
+                    end: e as u64,
+                    term,
+                })
                 .collect();
             // The first hit of the cluster the context is centred on.
             let primary = highlights
