@@ -31,6 +31,24 @@ pub struct AutoStart {
 }
 
 impl AutoStart {
+    /// How a client configured by `config` starts a daemon: `rlmd` found
+    /// beside it, the config's idle timeout unless `idle_timeout` overrides it.
+    pub fn from_config(
+        config: &rlm::config::Config,
+        data_dir: Option<PathBuf>,
+        idle_timeout: Option<Duration>,
+    ) -> AutoStart {
+        AutoStart {
+            rlmd: AutoStart::find_rlmd(),
+            data_dir,
+            idle_timeout: idle_timeout
+                .or_else(|| config.idle_timeout())
+                .unwrap_or(Duration::ZERO),
+            // The daemon writes its own log files; this catches what it says before it can.
+            log_file: config.log_dir().ok().map(|d| d.join("rlmd.stderr.log")),
+        }
+    }
+
     /// `rlmd` beside this executable, else on `PATH`.
     pub fn find_rlmd() -> PathBuf {
         let beside = std::env::current_exe()

@@ -3,3 +3,12 @@
 pub mod autostart;
 pub mod daemon;
 pub mod mcp;
+
+/// The async runtime of the shim and the CLI: two workers are plenty for a
+/// client whose work happens in the daemon.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+}

@@ -55,11 +55,7 @@ fn main() -> ExitCode {
         stderr: config.log.stderr,
     };
     let _log = rlm::logging::init("rlm-mcp", &config, targets);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let runtime = match rlm_client::runtime() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("rlm-mcp: starting the async runtime: {e}");
@@ -80,17 +76,11 @@ async fn run(args: Args, config: rlm::config::Config) -> Result<(), String> {
         Some(s) => s,
         None => config.socket().map_err(|e| e.to_string())?,
     };
-    let idle = match args.idle_timeout {
-        Some(s) => Duration::from_secs_f64(s.max(0.0)),
-        None => config.idle_timeout().unwrap_or(Duration::ZERO),
-    };
-    let autostart = (!args.no_autostart).then(|| AutoStart {
-        rlmd: AutoStart::find_rlmd(),
-        data_dir: args.data_dir.clone(),
-        idle_timeout: idle,
-        // The daemon writes its own log files; this catches what it says before it can.
-        log_file: config.log_dir().ok().map(|d| d.join("rlmd.stderr.log")),
-    });
+    let idle = args
+        .idle_timeout
+        .map(|s| Duration::from_secs_f64(s.max(0.0)));
+    let autostart =
+        (!args.no_autostart).then(|| AutoStart::from_config(&config, args.data_dir.clone(), idle));
     let client = DaemonClient::new(ClientOptions {
         socket,
         client_name: "rlm-mcp".into(),

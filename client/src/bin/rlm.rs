@@ -94,11 +94,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let runtime = match rlm_client::runtime() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("rlm: starting the async runtime: {e}");
@@ -120,12 +116,7 @@ fn client(socket: PathBuf, config: &rlm::config::Config, autostart: bool) -> Dae
         client_name: "rlm".into(),
         client_version: env!("CARGO_PKG_VERSION").into(),
         cwd: std::env::current_dir().ok(),
-        autostart: autostart.then(|| AutoStart {
-            rlmd: AutoStart::find_rlmd(),
-            data_dir: None,
-            idle_timeout: config.idle_timeout().unwrap_or(Duration::ZERO),
-            log_file: config.log_dir().ok().map(|d| d.join("rlmd.stderr.log")),
-        }),
+        autostart: autostart.then(|| AutoStart::from_config(config, None, None)),
     })
 }
 
