@@ -5,7 +5,11 @@
 //! ```text
 //! rlm-engine-bench [--corpus DIR] [--runs N] [--json]
 //! rlm-engine-bench niah --planted DIR [--limit 5] [--context-chars 200]
+//! rlm-engine-bench micro [--corpus DIR] [--rounds 20] [--only bm25|regex|literal|info]
 //! ```
+//!
+//! `micro` times only the searches (and `session.info`), each query many times on one
+//! loaded session: steadier figures for comparing two builds on a busy machine.
 //!
 //! `RLM_BENCH_ANALYZER=stop=0;stem=1` measures another text analysis.
 
@@ -127,6 +131,8 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = if args.first().map(String::as_str) == Some("niah") {
         niah(&args[1..])
+    } else if args.first().map(String::as_str) == Some("micro") {
+        micro(&args[1..])
     } else {
         bench(&args)
     };
@@ -394,7 +400,7 @@ fn walk_bytes(corpus: &Path) -> u64 {
 fn bench(args: &[String]) -> Result<(), String> {
     if has(args, "--help") {
         println!(
-            "usage: rlm-engine-bench [--corpus DIR] [--runs N] [--json]\n       rlm-engine-bench niah --planted DIR [--limit N] [--context-chars N]"
+            "usage: rlm-engine-bench [--corpus DIR] [--runs N] [--json]\n       rlm-engine-bench niah --planted DIR [--limit N] [--context-chars N]\n       rlm-engine-bench micro [--corpus DIR] [--rounds N] [--only bm25|regex|literal|info]"
         );
         return Ok(());
     }
@@ -432,6 +438,69 @@ fn bench(args: &[String]) -> Result<(), String> {
             println!("{:<40} {:>12}   {}", k, v["median"], v["runs"]);
         }
     }
+    Ok(())
+}
+
+/// Search latencies only, many rounds on one loaded session (less noise than
+/// the full bench): per method, the p50 over the queries of each query's
+/// median and of its minimum over the rounds, and the median of the rounds'
+/// p50s.
+fn micro(args: &[String]) -> Result<(), String> {
+    let corpus = match flag(args, "--corpus") {
+        Some(c) => PathBuf::from(c),
+        None => default_corpus()?,
+    };
+    let rounds: usize = flag(args, "--rounds").map_or(Ok(20), |r| {
+        r.parse().map_err(|e| format!("--rounds {r}: {e}"))
+    })?;
+    let only = flag(args, "--only");
+    let b = Bench::new(false)?;
+    let sid = b.session()?;
+    b.load(&sid, &corpus)?;
+    b.search(&sid, FIRST_QUERY, "bm25")?;
+    let mut report = serde_json::Map::new();
+    for (method, queries) in [
+        ("bm25", BM25_QUERIES),
+        ("regex", REGEX_QUERIES),
+        ("literal", LITERAL_QUERIES),
+        ("info", &[""][..]),
+    ] {
+        if only.as_deref().is_some_and(|o| o != method) {
+            continue;
+        }
+        let mut per_query: Vec<Vec<f64>> = vec![Vec::new(); queries.len()];
+        let mut round_p50 = Vec::new();
+        for _ in 0..rounds {
+            let mut lat = Vec::new();
+            for (i, q) in queries.iter().enumerate() {
+                let d = if method == "info" {
+                    b.timed("rlm.session.info", json!({"session_id": sid}))?.1
+                } else {
+                    b.search(&sid, q, method)?.1
+                };
+                per_query[i].push(ms(d));
+                lat.push(ms(d));
+            }
+            lat.sort_by(f64::total_cmp);
+            round_p50.push(pct(&lat, 50.0));
+        }
+        let mut mins: Vec<f64> = per_query
+            .iter()
+            .map(|v| v.iter().copied().fold(f64::INFINITY, f64::min))
+            .collect();
+        mins.sort_by(f64::total_cmp);
+        let mut med: Vec<f64> = per_query.into_iter().map(median).collect();
+        med.sort_by(f64::total_cmp);
+        report.insert(
+            method.to_owned(),
+            json!({
+                "p50_of_query_medians": round3(pct(&med, 50.0)),
+                "p50_of_query_mins": round3(pct(&mins, 50.0)),
+                "median_round_p50": round3(median(round_p50)),
+            }),
+        );
+    }
+    println!("{}", Value::Object(report));
     Ok(())
 }
 

@@ -143,6 +143,7 @@ pub(crate) struct Inner {
     pub(crate) store: Store,
     pub(crate) indexes: IndexManager,
     pub(crate) stats: EngineStats,
+    pub(crate) scan_cache: search::ScanCache,
 }
 
 /// The engine. Cheap to clone; every method blocks, so async callers run it
@@ -359,6 +360,7 @@ impl Engine {
                 store,
                 indexes,
                 stats: EngineStats::default(),
+                scan_cache: Default::default(),
             }),
         })
     }
@@ -554,16 +556,11 @@ impl Engine {
         result: &Result<Value, ToolError>,
         duration_ms: f64,
     ) {
-        let arguments = redact_arguments(tool, args).to_string();
+        let arguments = redacted_arguments(tool, args);
         let (outcome, code, chars, hash) = match result {
             Ok(v) => {
-                let text = v.to_string();
-                (
-                    "ok",
-                    None,
-                    Some(text.chars().count() as i64),
-                    Some(sha256_hex(text.as_bytes())),
-                )
+                let (chars, hash) = json_digest(v);
+                ("ok", None, Some(chars as i64), Some(hash))
             }
             Err(e) => ("error", Some(e.code.as_str()), None, None),
         };
@@ -589,6 +586,26 @@ fn json_type(v: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
+    }
+}
+
+/// The length in chars and the SHA-256 (hex) of the compact JSON text of `v`.
+fn json_digest(v: &Value) -> (u64, String) {
+    // `serde_json::to_vec`, not `Value::to_string`: the latter writes through a
+    // `fmt::Formatter` and takes twice as long on a search result.
+    let text = serde_json::to_vec(v).unwrap_or_default();
+    let chars = text.iter().filter(|&&b| (b as i8) >= -0x40).count() as u64;
+    (chars, sha256_hex(&text))
+}
+
+/// The JSON text of the arguments as traces keep them (see [`redact_arguments`]).
+fn redacted_arguments(tool: Tool, args: &Value) -> String {
+    match tool {
+        Tool::DocsLoad | Tool::ArtifactStore => {
+            serde_json::to_string(&redact_arguments(tool, args)).unwrap_or_default()
+        }
+        // Nothing to redact: no copy of the arguments.
+        _ => serde_json::to_string(args).unwrap_or_default(),
     }
 }
 

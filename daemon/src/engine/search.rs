@@ -1,7 +1,7 @@
 //! `rlm.search.query`: BM25 over passages with the context centred on the
 //! matched terms, and regex / literal scans over the stored texts.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use rayon::prelude::*;
 
@@ -9,6 +9,7 @@ use rlm::ToolError;
 use rlm::tools::{Highlight, SearchArgs, SearchMatch, SearchMethod, SearchResult, SpanRef};
 
 use super::docs::DocRow;
+use super::index::SessionIndex;
 use super::{CallContext, Engine, SessionRow, json_chars, list_budget};
 use crate::search::bm25::{self, IndexError};
 use crate::search::scan::{ScanMethod, Scanner};
@@ -21,6 +22,23 @@ const MAX_CONTEXT_CHARS: u64 = 100_000;
 /// Extra matches a scan keeps per document so that hits near the last
 /// returned one can still be highlighted.
 const SCAN_SLACK: usize = 16;
+
+/// Sessions whose documents the scan cache keeps.
+const SCAN_CACHE_SESSIONS: usize = 16;
+
+/// The documents of a session with their texts, as of one generation of the session
+/// (documents are only ever appended, and each load bumps the generation).
+pub(crate) struct SessionTexts {
+    session_id: String,
+    generation: u64,
+    docs: Vec<DocRow>,
+    texts: Vec<Arc<Text>>,
+}
+
+/// The documents the last scans of recent sessions read (`Inner::scan_cache`): a scan
+/// of every document then neither reads the document rows again nor looks up each text,
+/// which together cost more than a literal scan of a 12 MB session.
+pub(crate) type ScanCache = Mutex<Vec<Arc<SessionTexts>>>;
 
 /// A match before it is cut to the response cap.
 struct Found {
@@ -96,8 +114,19 @@ impl Engine {
                     .with("field", "query")
                 })?;
                 let docs = match only {
-                    Some(d) => d,
-                    None => self.docs_of(&session.id)?,
+                    Some(docs) => {
+                        let texts = docs
+                            .iter()
+                            .map(|d| self.inner.store.text(&d.hash))
+                            .collect::<Result<Vec<Arc<Text>>, _>>()?;
+                        Arc::new(SessionTexts {
+                            session_id: session.id.clone(),
+                            generation: session.generation,
+                            docs,
+                            texts,
+                        })
+                    }
+                    None => self.session_texts(session)?,
                 };
                 (
                     self.scan(&scanner, &docs, limit as usize, context_chars, ctx)?,
@@ -107,32 +136,44 @@ impl Engine {
         };
         let (found, total_matches) = found;
         let mut budget = list_budget(session);
-        let mut matches = Vec::with_capacity(found.len());
-        let mut truncated = false;
-        for f in found {
-            let (highlight_start, highlight_end) = f.primary;
-            let m = SearchMatch {
-                span: SpanRef {
-                    doc_id: f.doc_id.clone(),
-                    start: f.start,
-                    end: f.end,
-                },
-                doc_id: f.doc_id,
-                span_id: None,
-                score: f.score,
-                context: f.context,
-                highlight_start,
-                highlight_end,
-                highlights: f.highlights,
-            };
-            let cost = json_chars(&m) + 1;
-            if cost > budget {
-                truncated = true;
-                break;
+        let all: Vec<SearchMatch> = found
+            .into_iter()
+            .map(|f| {
+                let (highlight_start, highlight_end) = f.primary;
+                SearchMatch {
+                    span: SpanRef {
+                        doc_id: f.doc_id.clone(),
+                        start: f.start,
+                        end: f.end,
+                    },
+                    doc_id: f.doc_id,
+                    span_id: None,
+                    score: f.score,
+                    context: f.context,
+                    highlight_start,
+                    highlight_end,
+                    highlights: f.highlights,
+                }
+            })
+            .collect();
+        // Usually far below the cap: then no need to measure each match exactly.
+        let bound: usize = all.iter().map(|m| json_chars_bound(m) + 1).sum();
+        let (matches, truncated) = if bound <= budget {
+            (all, false)
+        } else {
+            let mut matches = Vec::with_capacity(all.len());
+            let mut truncated = false;
+            for m in all {
+                let cost = json_chars(&m) + 1;
+                if cost > budget {
+                    truncated = true;
+                    break;
+                }
+                budget -= cost;
+                matches.push(m);
             }
-            budget -= cost;
-            matches.push(m);
-        }
+            (matches, truncated)
+        };
         let index_built = method == SearchMethod::Bm25
             || self
                 .inner
@@ -159,22 +200,46 @@ impl Engine {
         let manager = &self.inner.indexes;
         let (mut idx, mut built) = manager.get(self, session, ctx)?;
         let ords: Option<Vec<u64>> = only.map(|d| d.iter().map(|d| d.seq).collect());
-        // Overlapping passages can hit the same place: ask for more and keep distinct ones.
-        let want = limit * 3 + 8;
-        let hits = match idx.index.search(query, want, ords.as_deref()) {
-            Ok(h) => h,
-            Err(IndexError::Damaged(why)) => {
-                tracing::warn!(session_id = %session.id, %why, "search index damaged during a search; rebuilding it");
-                (idx, built) = manager.rebuild_damaged(self, session, ctx)?;
-                idx.index
-                    .search(query, want, ords.as_deref())
-                    .map_err(|e| ToolError::internal(format!("{e}; retry the search")))?
+        // Overlapping passages can hit the same place, so some hits are dropped as
+        // duplicates: ask for a few more hits than `limit` (dropping more than half of
+        // `limit` is rare), and only when they do not make `limit` distinct matches, for
+        // three times as many. A smaller top-k is a cheaper search.
+        let most = limit * 3 + 8;
+        let mut want = (limit + limit / 2 + 4).min(most);
+        let out = loop {
+            let (hits, terms) = match idx.index.search_terms(query, want, ords.as_deref()) {
+                Ok(h) => h,
+                Err(IndexError::Damaged(why)) => {
+                    tracing::warn!(session_id = %session.id, %why, "search index damaged during a search; rebuilding it");
+                    (idx, built) = manager.rebuild_damaged(self, session, ctx)?;
+                    idx.index
+                        .search_terms(query, want, ords.as_deref())
+                        .map_err(|e| ToolError::internal(format!("{e}; retry the search")))?
+                }
+                Err(e) => return Err(ToolError::internal(format!("{e}; retry the search"))),
+            };
+            let exhausted = hits.len() < want;
+            let out = self.bm25_matches(&idx, hits, &terms, limit, context_chars)?;
+            if out.len() >= limit || exhausted || want >= most {
+                break out;
             }
-            Err(e) => return Err(ToolError::internal(format!("{e}; retry the search"))),
+            want = most;
         };
-        let terms = idx.index.query_terms(query);
+        let n = out.len() as u64;
+        Ok(((out, n), built))
+    }
+
+    /// The distinct matches of `hits` (best first), at most `limit`.
+    fn bm25_matches(
+        &self,
+        idx: &SessionIndex,
+        hits: Vec<bm25::PassageHit>,
+        terms: &[bm25::QueryTerm],
+        limit: usize,
+        context_chars: u64,
+    ) -> Result<Vec<Found>, ToolError> {
         // Contexts are analysed as the index was, so what is highlighted is what matched.
-        let opts = idx.index.options();
+        let matcher = bm25::TermMatcher::new(terms, idx.index.options());
         let window = context_chars.max(1) as usize;
         let mut out: Vec<Found> = Vec::new();
         let mut taken: Vec<(u64, u64, u64)> = Vec::new(); // (ord, start, end) of returned contexts
@@ -186,10 +251,10 @@ impl Engine {
                 continue;
             };
             let text = self.inner.store.text(&doc.hash)?;
-            let passage = text.slice(hit.start_char, hit.end_char);
-            // One analysis of the passage serves the cluster and, mostly, the highlights.
-            let occ = bm25::occurrences(passage, &terms, opts);
-            let (cs, ce) = bm25::best_cluster_in(&occ, &terms, window)
+            let passage = slice(&text, hit.start_char, hit.end_char);
+            // One search of the passage serves the cluster and, mostly, the highlights.
+            let occ = matcher.occurrences(passage);
+            let (cs, ce) = bm25::best_cluster_in(&occ, terms, window)
                 .map(|(a, b)| (hit.start_char + a as u64, hit.start_char + b as u64))
                 .unwrap_or((hit.start_char, hit.start_char));
             if taken
@@ -199,9 +264,8 @@ impl Engine {
                 continue;
             }
             let (start, end) = centre(cs, ce, context_chars, text.len_chars());
-            let context = text.slice(start, end);
             let inside = start >= hit.start_char && end <= hit.end_char;
-            let found = if inside {
+            let (context, found) = if inside {
                 let (from, to) = (
                     (start - hit.start_char) as usize,
                     (end - hit.start_char) as usize,
@@ -211,9 +275,16 @@ impl Engine {
                     .filter(|&&(s, e, _)| s >= from && e <= to)
                     .map(|&(s, e, i)| (s - from, e - from, i))
                     .collect();
-                bm25::highlights_in(&shifted, &terms)
+                (
+                    slice_str(passage, from, to),
+                    bm25::highlights_in(&shifted, terms),
+                )
             } else {
-                bm25::highlights_with(context, &terms, opts)
+                let context = slice(&text, start, end);
+                (
+                    context,
+                    bm25::highlights_in(&matcher.occurrences(context), terms),
+                )
             };
             let highlights: Vec<Highlight> = found
                 .into_iter()
@@ -240,22 +311,60 @@ impl Engine {
                 highlights,
             });
         }
-        let n = out.len() as u64;
-        Ok(((out, n), built))
+        Ok(out)
+    }
+
+    /// Every document of the session with its text, from the scan cache when the
+    /// session's documents have not changed since the last scan.
+    /// Drops what the scan cache holds of a session (on close).
+    pub(crate) fn forget_scan_texts(&self, session_id: &str) {
+        let mut cache = self
+            .inner
+            .scan_cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        cache.retain(|e| e.session_id != session_id);
+    }
+
+    fn session_texts(&self, session: &SessionRow) -> Result<Arc<SessionTexts>, ToolError> {
+        let cache = &self.inner.scan_cache;
+        let lock = || cache.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = lock()
+            .iter()
+            .find(|e| e.session_id == session.id && e.generation == session.generation)
+        {
+            return Ok(e.clone());
+        }
+        let docs = self.docs_of(&session.id)?;
+        let texts = docs
+            .iter()
+            .map(|d| self.inner.store.text(&d.hash))
+            .collect::<Result<Vec<Arc<Text>>, _>>()?;
+        let texts = Arc::new(SessionTexts {
+            session_id: session.id.clone(),
+            generation: session.generation,
+            docs,
+            texts,
+        });
+        let mut cache = lock();
+        cache.retain(|e| e.session_id != session.id);
+        if cache.len() >= SCAN_CACHE_SESSIONS {
+            cache.remove(0);
+        }
+        cache.push(texts.clone());
+        Ok(texts)
     }
 
     fn scan(
         &self,
         scanner: &Scanner,
-        docs: &[DocRow],
+        session_texts: &SessionTexts,
         limit: usize,
         context_chars: u64,
         ctx: &CallContext,
     ) -> Result<(Vec<Found>, u64), ToolError> {
-        let texts = docs
-            .iter()
-            .map(|d| self.inner.store.text(&d.hash))
-            .collect::<Result<Vec<Arc<Text>>, _>>()?;
+        let docs = &session_texts.docs;
+        let texts = &session_texts.texts;
         let keep = limit + SCAN_SLACK;
         // Every document is scanned (all matches are counted); the first few
         // matches of each are kept, in byte offsets.
@@ -279,7 +388,7 @@ impl Engine {
         ctx.check_cancel()?;
         let total: u64 = per_doc.iter().map(|(c, _)| *c).sum();
         let mut out = Vec::new();
-        'docs: for ((doc, text), (_, ms)) in docs.iter().zip(&texts).zip(&per_doc) {
+        'docs: for ((doc, text), (_, ms)) in docs.iter().zip(texts).zip(&per_doc) {
             let chars: Vec<(u64, u64)> = ms
                 .iter()
                 .map(|&(b0, b1)| (text.char_of(b0), text.char_of(b1)))
@@ -319,6 +428,66 @@ impl Engine {
     }
 }
 
+/// At least `json_chars(m)`, without serializing `m`: the keys and punctuation of a
+/// match (measured once), the longest text of each number, and each string escaped at
+/// its worst (`\u001f`, 6 chars per char; a string has no more chars than bytes).
+fn json_chars_bound(m: &SearchMatch) -> usize {
+    /// Longest JSON text of a u64 (20 digits) or an f64 (e.g. `-1.7976931348623157e308`).
+    const NUMBER: usize = 24;
+    static SKELETON: OnceLock<(usize, usize)> = OnceLock::new();
+    let &(matched, highlight) = SKELETON.get_or_init(|| {
+        let empty = SearchMatch {
+            doc_id: String::new(),
+            span: SpanRef {
+                doc_id: String::new(),
+                start: 0,
+                end: 0,
+            },
+            span_id: None,
+            score: 0.0,
+            context: String::new(),
+            highlight_start: 0,
+            highlight_end: 0,
+            highlights: Vec::new(),
+        };
+        let h = Highlight {
+            start: 0,
+            end: 0,
+            term: String::new(),
+        };
+        (json_chars(&empty), json_chars(&h))
+    });
+    let strings = 2 * m.doc_id.len()
+        + m.context.len()
+        + m.highlights.iter().map(|h| h.term.len()).sum::<usize>();
+    // Five numbers in a match (span start and end, score, highlight start and end), two
+    // in a highlight, plus a comma between highlights.
+    matched + 5 * NUMBER + 6 * strings + m.highlights.len() * (highlight + 2 * NUMBER + 1)
+}
+
+/// Chars `[start, end)` of `text` (clamped), without walking an ASCII text.
+fn slice(text: &Text, start: u64, end: u64) -> &str {
+    if text.is_ascii() {
+        let s = text.as_str();
+        let end = (end as usize).min(s.len());
+        &s[(start as usize).min(end)..end]
+    } else {
+        text.slice(start, end)
+    }
+}
+
+/// Chars `[start, end)` of `s` (clamped).
+fn slice_str(s: &str, start: usize, end: usize) -> &str {
+    if s.is_ascii() {
+        let end = end.min(s.len());
+        &s[start.min(end)..end]
+    } else {
+        let b0 = crate::text::advance_chars(s, 0, start as u64);
+        let b1 = crate::text::advance_chars(s, b0, end.saturating_sub(start) as u64);
+        &s[b0..b1]
+    }
+}
+
 /// A window of `width` chars centred on `[a, b)`, inside `[0, len)`.
 fn centre(a: u64, b: u64, width: u64, len: u64) -> (u64, u64) {
     let mid = (a + b) / 2;
@@ -326,4 +495,130 @@ fn centre(a: u64, b: u64, width: u64, len: u64) -> (u64, u64) {
     let end = (start + width).min(len);
     let start = end.saturating_sub(width).min(a);
     (start, end.max(b.min(len)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn a_match(doc_id: &str, context: &str, score: f64, terms: &[&str]) -> SearchMatch {
+        SearchMatch {
+            doc_id: doc_id.to_owned(),
+            span: SpanRef {
+                doc_id: doc_id.to_owned(),
+                start: u64::MAX - 1,
+                end: u64::MAX,
+            },
+            span_id: None,
+            score,
+            context: context.to_owned(),
+            highlight_start: u64::MAX,
+            highlight_end: 12345,
+            highlights: terms
+                .iter()
+                .map(|t| Highlight {
+                    start: u64::MAX,
+                    end: 0,
+                    term: (*t).to_owned(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn scans_see_every_load() {
+        use serde_json::json;
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = super::super::EngineConfig::new(dir.path());
+        config.background_index = false;
+        let engine = Engine::open(config).unwrap();
+        let ctx = CallContext::default();
+        let call = |tool: &str, args: serde_json::Value| engine.call(tool, args, &ctx).unwrap();
+        let sid = call("rlm.session.create", json!({}))["session_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let load = |text: &str| {
+            call(
+                "rlm.docs.load",
+                json!({"session_id": sid, "sources": [{"type": "inline", "content": text}]}),
+            );
+        };
+        let count = |method: &str| {
+            call(
+                "rlm.search.query",
+                json!({"session_id": sid, "query": "needle", "method": method}),
+            )["total_matches"]
+                .as_u64()
+                .unwrap()
+        };
+        load("one needle here");
+        assert_eq!((count("literal"), count("regex")), (1, 1));
+        load("two needles: needle");
+        assert_eq!((count("literal"), count("regex")), (3, 3));
+        assert_eq!((count("literal"), count("regex")), (3, 3));
+        // Another engine on another data folder keeps its own documents.
+        let dir2 = tempfile::tempdir().unwrap();
+        let engine2 = Engine::open(super::super::EngineConfig::new(dir2.path())).unwrap();
+        let sid2 = engine2.call("rlm.session.create", json!({}), &ctx).unwrap()["session_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let r = engine2
+            .call(
+                "rlm.search.query",
+                json!({"session_id": sid2, "query": "needle", "method": "literal"}),
+                &ctx,
+            )
+            .unwrap();
+        assert_eq!(r["total_matches"], 0);
+        assert_eq!(count("literal"), 3);
+    }
+
+    #[test]
+    fn json_bound_is_never_below_the_size() {
+        let nasty = "\u{0}\u{1f}\"\\\n\t\r\u{8}\u{c}é日😀 plain";
+        for m in [
+            a_match("", "", 0.0, &[]),
+            a_match(
+                "3f2c9a4e-1111-4222-8333-444455556666",
+                "context",
+                1.5,
+                &["x"],
+            ),
+            a_match(
+                nasty,
+                nasty,
+                -1.797_693_134_862_315_7e308,
+                &[nasty, "", "a"],
+            ),
+            a_match("d", &"\u{1}".repeat(500), f64::NAN, &["\u{1}"; 20]),
+            a_match("d", "ctx", f64::MIN_POSITIVE, &[]),
+        ] {
+            let exact = json_chars(&m);
+            let bound = json_chars_bound(&m);
+            assert!(bound >= exact, "{bound} < {exact} for {m:?}");
+        }
+    }
+
+    #[test]
+    fn slices_are_text_slices() {
+        for s in ["", "plain ascii text", "é日😀 mixed ascii é"] {
+            let text = Text::from_string(s.to_owned());
+            let n = text.len_chars();
+            for a in 0..=n + 2 {
+                for b in 0..=n + 2 {
+                    assert_eq!(slice(&text, a, b), text.slice(a, b), "{s:?} {a} {b}");
+                    if a <= b {
+                        let (a, b) = (a as usize, b as usize);
+                        assert_eq!(
+                            slice_str(s, a, b),
+                            text.slice(a as u64, b as u64),
+                            "{s:?} {a} {b}"
+                        );
+                    }
+                }
+            }
+        }
+    }
 }

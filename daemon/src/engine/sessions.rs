@@ -132,6 +132,7 @@ impl Engine {
         match outcome {
             Ok(summary) => {
                 self.inner.indexes.forget(session_id);
+                self.forget_scan_texts(session_id);
                 Ok(SessionCloseResult { session_id: session_id.to_owned(), status: "completed".into(), closed_at, summary })
             }
             Err(when) => Err(ToolError::new(

@@ -433,6 +433,44 @@ fn split_parts(text: &str, start: usize, end: usize, out: &mut Vec<(usize, usize
     }
 }
 
+/// The byte ranges of the tokens of the ASCII word `text[start..end]` (a maximal run of
+/// ASCII letters, digits and `_`), in the order [`RlmTokenStream`] makes them, before its
+/// stop-word filter: the whole word (when it has a letter or a digit), then its identifier
+/// parts when it has several; a range longer than [`MAX_TOKEN_BYTES`] is left out. Each
+/// token is the ASCII lower case of its range. `parts` is scratch space.
+pub fn ascii_word_tokens(
+    text: &str,
+    start: usize,
+    end: usize,
+    parts: &mut Vec<(usize, usize)>,
+    mut token: impl FnMut(usize, usize),
+) {
+    let word = &text.as_bytes()[start..end];
+    debug_assert!(
+        word.iter()
+            .all(|&b| BYTE_CLASS[b as usize] & (LOWER | UPPER | UNDERSCORE) != 0)
+    );
+    if !word.iter().any(u8::is_ascii_alphanumeric) {
+        return; // only `_`: not a word
+    }
+    if end - start <= MAX_TOKEN_BYTES {
+        token(start, end);
+    }
+    if word.iter().all(|&b| BYTE_CLASS[b as usize] == LOWER) {
+        return; // a single part
+    }
+    parts.clear();
+    split_parts(text, start, end, parts);
+    if parts.as_slice() == [(start, end)] {
+        return;
+    }
+    for &(s, e) in parts.iter() {
+        if e - s <= MAX_TOKEN_BYTES {
+            token(s, e);
+        }
+    }
+}
+
 impl TokenStream for RlmTokenStream<'_> {
     fn advance(&mut self) -> bool {
         loop {
@@ -745,11 +783,62 @@ mod tests {
         }
     }
 
+    /// The tokens of an ASCII text, word by word through [`ascii_word_tokens`].
+    fn ascii_tokens(text: &str) -> Vec<Token> {
+        let bytes = text.as_bytes();
+        let in_word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+        let mut out = Vec::new();
+        let mut parts = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            if !in_word(bytes[i]) {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            while i < bytes.len() && in_word(bytes[i]) {
+                i += 1;
+            }
+            ascii_word_tokens(text, start, i, &mut parts, |s, e| {
+                out.push(Token {
+                    term: text[s..e].to_ascii_lowercase(),
+                    byte_start: s,
+                    byte_end: e,
+                });
+            });
+        }
+        out
+    }
+
+    #[test]
+    fn ascii_word_tokens_examples() {
+        for text in [
+            "parseHTTPHeader(x) read_file __init__ _ __ a_ HTTP2Server x86_64 IOError",
+            "MAX_TOKEN_BYTES get_userName utf8Decode ABc aB 1B _x_ x__y",
+        ] {
+            assert_eq!(ascii_tokens(text), analyze(text, NO_STOP), "{text}");
+        }
+        let long = format!(
+            "{}_short {} {}",
+            "z".repeat(70),
+            "Q".repeat(65),
+            "y".repeat(64)
+        );
+        assert_eq!(ascii_tokens(&long), analyze(&long, NO_STOP));
+    }
+
     proptest::proptest! {
         #[test]
         fn offsets_always_valid(text in "[a-zA-Z0-9_ .é日Ö\\-\n]{0,200}") {
             check_offsets(&text, NO_STOP);
             check_offsets(&text, AnalyzerOptions::DEFAULT);
+        }
+
+        #[test]
+        fn ascii_word_tokens_match_analysis(
+            text in "([a-zA-Z0-9_]{1,8}|[A-Z]{1,4}[a-z]{1,4}|_{1,3}|[a-z]{60,70}|[ .(\n])(_|[a-zA-Z0-9 .(\n]){0,200}"
+        ) {
+            proptest::prop_assert_eq!(ascii_tokens(&text), analyze(&text, NO_STOP));
         }
     }
 }
