@@ -48,7 +48,7 @@ const FIELD_END: &str = "end";
 const FIELD_TEXT: &str = "text";
 
 /// Total memory budget of the index writer (split between its threads).
-const WRITER_MEMORY_BYTES: usize = 128 << 20;
+const WRITER_MEMORY_BYTES: usize = 32 << 20;
 /// At most this many indexing threads (the machine is small and shared).
 const MAX_WRITER_THREADS: usize = 2;
 
