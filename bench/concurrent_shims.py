@@ -35,7 +35,7 @@ def raw_worker(cmd: list[str], sid: str, calls: int, i: int, go_file: str) -> No
     no schema validation, so the figure is the shim's and the daemon's."""
     import subprocess
     env = dict(os.environ)
-    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, bufsize=0)
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
     n = 0
 
     def rpc(method: str, params: dict | None = None, notify: bool = False) -> dict | None:
@@ -47,6 +47,7 @@ def raw_worker(cmd: list[str], sid: str, calls: int, i: int, go_file: str) -> No
             n += 1
             msg["id"] = n
         proc.stdin.write((json.dumps(msg) + "\n").encode())
+        proc.stdin.flush()
         if notify:
             return None
         while True:
