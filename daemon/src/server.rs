@@ -149,8 +149,13 @@ pub async fn run(
             () = shared.stop.notified() => break,
             accepted = listener.accept() => match accepted {
                 Ok(stream) => {
+                    // Counted here, not in the task: the idle check must never
+                    // see an accepted connection as absent.
+                    shared.connections.fetch_add(1, Ordering::SeqCst);
+                    shared.touch();
+                    let guard = ConnectionGuard(shared.clone());
                     let shared = shared.clone();
-                    tokio::spawn(async move { serve_connection(shared, stream).await });
+                    tokio::spawn(async move { serve_connection(shared, stream, guard).await });
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "accepting a connection failed");
@@ -208,7 +213,7 @@ async fn idle_watcher(shared: Arc<Shared>) {
     }
 }
 
-/// Counts a connection while it lives.
+/// Counts a connection while it lives (the accept loop counts it in).
 struct ConnectionGuard(Arc<Shared>);
 
 impl Drop for ConnectionGuard {
@@ -221,11 +226,8 @@ impl Drop for ConnectionGuard {
 /// Numbers connections for correlation ids (`<connection>-<request id>`).
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 
-async fn serve_connection(shared: Arc<Shared>, stream: Stream) {
+async fn serve_connection(shared: Arc<Shared>, stream: Stream, _guard: ConnectionGuard) {
     let conn_id = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
-    shared.connections.fetch_add(1, Ordering::SeqCst);
-    shared.touch();
-    let _guard = ConnectionGuard(shared.clone());
     if let Some(uid) = shared.config.allowed_uid {
         match peer_uid(&stream) {
             Some(peer) if peer == uid => {}
