@@ -60,6 +60,9 @@ enum Command {
         /// Only files whose path matches this regex (e.g. `\.py$`).
         #[arg(long, value_name = "REGEX")]
         include: Option<String>,
+        /// Leave out files whose path matches this regex (e.g. `/tests?/`).
+        #[arg(long, value_name = "REGEX")]
+        exclude: Option<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -232,6 +235,7 @@ async fn run(cli: Cli, config: rlm::config::Config) -> Result<ExitCode, String> 
             query,
             limit,
             include,
+            exclude,
             json,
         } => {
             let c = client(socket, &config, true);
@@ -254,6 +258,9 @@ async fn run(cli: Cli, config: rlm::config::Config) -> Result<ExitCode, String> 
             if let Some(inc) = include {
                 source["include_pattern"] = json!(inc);
             }
+            if let Some(exc) = exclude {
+                source["exclude_pattern"] = json!(exc);
+            }
             let loaded = expect_ok(
                 call_with_progress(
                     &c,
@@ -266,15 +273,39 @@ async fn run(cli: Cli, config: rlm::config::Config) -> Result<ExitCode, String> 
             let found = expect_ok(
                 call_with_progress(&c, "rlm.search.query", json!({"session_id": sid, "query": query, "limit": limit, "context_chars": 300}), "searching").await?,
             )?;
-            let docs = expect_ok(
-                call_with_progress(
-                    &c,
-                    "rlm.docs.list",
-                    json!({"session_id": sid, "limit": 10000}),
-                    "",
-                )
-                .await?,
-            )?;
+            // The sources of the matched documents: page through the list until all are named.
+            let mut wanted: std::collections::HashSet<String> = found["matches"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|m| m["doc_id"].as_str().map(str::to_owned))
+                .collect();
+            let mut sources: std::collections::HashMap<String, String> = Default::default();
+            let mut offset = 0u64;
+            while !wanted.is_empty() {
+                let page = expect_ok(
+                    call_with_progress(
+                        &c,
+                        "rlm.docs.list",
+                        json!({"session_id": sid, "limit": 1000, "offset": offset}),
+                        "",
+                    )
+                    .await?,
+                )?;
+                for d in page["documents"].as_array().into_iter().flatten() {
+                    let id = d["doc_id"].as_str().unwrap_or_default();
+                    if wanted.remove(id) {
+                        sources.insert(
+                            id.to_owned(),
+                            d["source"].as_str().unwrap_or_default().to_owned(),
+                        );
+                    }
+                }
+                match page["next_offset"].as_u64() {
+                    Some(next) => offset = next,
+                    None => break,
+                }
+            }
             let _ =
                 call_with_progress(&c, "rlm.session.close", json!({"session_id": sid}), "").await;
             if json {
@@ -284,16 +315,13 @@ async fn run(cli: Cli, config: rlm::config::Config) -> Result<ExitCode, String> 
                 return Ok(ExitCode::SUCCESS);
             }
             let source_of = |doc_id: &str| -> String {
-                docs["documents"]
-                    .as_array()
-                    .and_then(|ds| ds.iter().find(|d| d["doc_id"] == doc_id))
-                    .and_then(|d| d["source"].as_str())
-                    .map(|s| {
-                        s.strip_prefix(&format!("{}/", folder.display()))
-                            .unwrap_or(s)
-                            .to_owned()
-                    })
-                    .unwrap_or_else(|| doc_id.to_owned())
+                match sources.get(doc_id) {
+                    Some(src) => src
+                        .strip_prefix(&format!("{}/", folder.display()))
+                        .unwrap_or(src)
+                        .to_owned(),
+                    None => doc_id.to_owned(),
+                }
             };
             eprintln!(
                 "rlm: loaded {} files ({} chars, {} not loaded) into session {sid}",
