@@ -314,8 +314,6 @@ impl Engine {
         Ok(out)
     }
 
-    /// Every document of the session with its text, from the scan cache when the
-    /// session's documents have not changed since the last scan.
     /// Drops what the scan cache holds of a session (on close).
     pub(crate) fn forget_scan_texts(&self, session_id: &str) {
         let mut cache = self
@@ -326,6 +324,8 @@ impl Engine {
         cache.retain(|e| e.session_id != session_id);
     }
 
+    /// Every document of the session with its text, from the scan cache when the
+    /// session's documents have not changed since the last scan.
     fn session_texts(&self, session: &SessionRow) -> Result<Arc<SessionTexts>, ToolError> {
         let cache = &self.inner.scan_cache;
         let lock = || cache.lock().unwrap_or_else(|p| p.into_inner());
