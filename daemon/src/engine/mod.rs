@@ -12,7 +12,7 @@ mod sessions;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use rusqlite::{OptionalExtension, params};
@@ -131,18 +131,10 @@ pub enum CallError {
     Tool(#[from] ToolError),
 }
 
-/// Counters the daemon reports.
-#[derive(Debug, Default)]
-pub struct EngineStats {
-    pub calls: AtomicU64,
-    pub errors: AtomicU64,
-}
-
 pub(crate) struct Inner {
     pub(crate) config: EngineConfig,
     pub(crate) store: Store,
     pub(crate) indexes: IndexManager,
-    pub(crate) stats: EngineStats,
     pub(crate) scan_cache: search::ScanCache,
 }
 
@@ -359,7 +351,6 @@ impl Engine {
                 config,
                 store,
                 indexes,
-                stats: EngineStats::default(),
                 scan_cache: Default::default(),
             }),
         })
@@ -371,10 +362,6 @@ impl Engine {
 
     pub fn store(&self) -> &Store {
         &self.inner.store
-    }
-
-    pub fn stats(&self) -> &EngineStats {
-        &self.inner.stats
     }
 
     /// Sessions still active, and all sessions, in the store.
@@ -412,10 +399,6 @@ impl Engine {
                 json_type(&args)
             )))
         };
-        self.inner.stats.calls.fetch_add(1, Ordering::Relaxed);
-        if result.is_err() {
-            self.inner.stats.errors.fetch_add(1, Ordering::Relaxed);
-        }
         let session_id = match (&result, tool) {
             (Ok(v), Tool::SessionCreate) => v
                 .get("session_id")
@@ -492,7 +475,7 @@ impl Engine {
                 ))?
                 .query_row([session_id], SessionRow::from_row)
                 .optional()?;
-            if row.is_some() {
+            if let Some(row) = row {
                 return Ok(Ok(row));
             }
             let spent = tx
@@ -506,8 +489,7 @@ impl Engine {
             Ok::<_, ToolError>(Err(spent))
         })?;
         match charged {
-            Ok(Some(row)) => Ok(row),
-            Ok(None) => unreachable!("a charged row is returned"),
+            Ok(row) => Ok(row),
             Err(Some((used, limit))) => Err(ToolError::new(
                 ErrorCode::BudgetExceeded,
                 format!(

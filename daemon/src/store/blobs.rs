@@ -110,14 +110,6 @@ impl PackWriter {
         Ok(at)
     }
 
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     /// Syncs the pack, renames it into place and syncs the folder. An empty
     /// pack is removed instead. Returns the pack's name when one was kept.
     pub fn finish(self) -> io::Result<Option<String>> {
