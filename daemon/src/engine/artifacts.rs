@@ -10,7 +10,7 @@ use rlm::tools::{
 };
 use rlm::{ErrorCode, ToolError};
 
-use super::{Engine, RESPONSE_OVERHEAD, SessionRow, fit_list, json_chars, list_budget, now};
+use super::{Engine, ResponseBudget, SessionRow, now};
 
 /// Artifacts per page of `rlm.artifact.list` at most.
 const MAX_LIST_LIMIT: u64 = 10_000;
@@ -36,9 +36,8 @@ impl Engine {
         }
         let content =
             serde_json::to_string(&args.content).map_err(|e| ToolError::internal(e.to_string()))?;
-        let cap =
-            (session.config.max_chars_per_response as usize).saturating_sub(RESPONSE_OVERHEAD);
-        let size = json_chars(&args.content);
+        let cap = ResponseBudget::for_response(session).left();
+        let size = ResponseBudget::cost(&args.content);
         if size > cap {
             return Err(ToolError::new(
                 ErrorCode::TooLarge,
@@ -142,8 +141,7 @@ impl Engine {
                 .collect::<Result<Vec<_>, _>>()?;
             Ok::<_, ToolError>((rows, total as u64))
         })?;
-        let mut budget = list_budget(session);
-        let (artifacts, truncated) = fit_list(rows, &mut budget);
+        let (artifacts, truncated) = ResponseBudget::for_response(session).take_list(rows);
         let next = offset + artifacts.len() as u64;
         Ok(ArtifactListResult {
             artifacts,

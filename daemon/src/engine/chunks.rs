@@ -11,7 +11,7 @@ use rlm::tools::{
 };
 use rlm::{ErrorCode, ToolError};
 
-use super::{CallContext, Engine, SessionRow, cut_to_fit, json_chars, list_budget, now};
+use super::{CallContext, Engine, ResponseBudget, SessionRow, now};
 use crate::chunk::{self, Strategy};
 use crate::store::sha256_hex;
 
@@ -158,7 +158,7 @@ impl Engine {
             Ok::<_, ToolError>(rows)
         })?;
         let text = store.text(&doc.hash)?;
-        let mut budget = list_budget(session);
+        let mut budget = ResponseBudget::for_response(session);
         let mut spans = Vec::with_capacity(page.len());
         let mut truncated = false;
         for (span_id, index, start, end, hash) in page {
@@ -179,12 +179,10 @@ impl Engine {
                 content_hash,
                 preview,
             };
-            let cost = json_chars(&entry) + 1;
-            if cost > budget {
+            if !budget.take(&entry) {
                 truncated = true;
                 break;
             }
-            budget -= cost;
             spans.push(entry);
         }
         let next = offset + spans.len() as u64;
@@ -291,17 +289,17 @@ impl Engine {
             ))
             .with("field", "span_ids"));
         }
-        let mut budget = list_budget(session);
+        let mut budget = ResponseBudget::for_response(session);
         // Ids left out are listed in `omitted`, so the list of ids must fit
         // beside the texts whatever happens.
-        let ids_chars = json_chars(&args.span_ids);
-        if ids_chars > budget {
+        let ids_chars = ResponseBudget::cost(&args.span_ids);
+        if !budget.fits(ids_chars) {
             let each = ids_chars / args.span_ids.len().max(1);
             return Err(ToolError::invalid(format!(
                 "{} span ids take {ids_chars} characters, more than this session's max_chars_per_response ({}) leaves for a response; ask for at most {} ids per call",
                 args.span_ids.len(),
                 session.config.max_chars_per_response,
-                budget / each.max(1)
+                budget.left() / each.max(1)
             ))
             .with("field", "span_ids"));
         }
@@ -313,7 +311,7 @@ impl Engine {
         // What listing the ids after each one in `omitted` would cost.
         let mut reserve: Vec<usize> = vec![0; rows.len() + 1];
         for i in (0..rows.len()).rev() {
-            reserve[i] = reserve[i + 1] + json_chars(&rows[i].span_id) + 1;
+            reserve[i] = reserve[i + 1] + ResponseBudget::cost(&rows[i].span_id) + 1;
         }
         let mut spans = Vec::new();
         let mut omitted = Vec::new();
@@ -339,20 +337,20 @@ impl Engine {
                 content_hash: "0".repeat(64),
                 truncated: false,
             };
-            let overhead = json_chars(&entry) + 1;
-            let room = budget.saturating_sub(reserve[i + 1]);
+            let overhead = ResponseBudget::cost(&entry) + 1;
+            let room = budget.left().saturating_sub(reserve[i + 1]);
             if overhead >= room {
                 full = true;
                 omitted.push(row.span_id);
                 continue;
             }
-            let (content, cut) = cut_to_fit(whole, usize::MAX, room - overhead);
+            let (content, cut) = ResponseBudget::cut_text(whole, usize::MAX, room - overhead);
             if cut && content.is_empty() {
                 full = true;
                 omitted.push(row.span_id);
                 continue;
             }
-            budget -= overhead + json_chars(content) - 2;
+            budget.spend(overhead + ResponseBudget::cost(content) - 2);
             total += content.chars().count() as u64;
             entry.content_hash = sha256_hex(content.as_bytes());
             entry.content = content.to_owned();

@@ -15,9 +15,7 @@ use rlm::tools::{
 };
 use rlm::{ErrorCode, ToolError};
 
-use super::{
-    CallContext, Engine, RESPONSE_OVERHEAD, SessionRow, cut_to_fit, fit_list, list_budget, now,
-};
+use super::{CallContext, Engine, ResponseBudget, SessionRow, now};
 use crate::store::blobs::PackWriter;
 use crate::store::sha256_hex;
 use crate::text::TextShape;
@@ -408,7 +406,7 @@ impl Engine {
         let total_tokens_est = loaded.iter().map(|d| d.length_tokens_est).sum();
         let loaded_count = loaded.len() as u64;
         let error_count = skips.len() as u64;
-        let mut budget = list_budget(session);
+        let mut budget = ResponseBudget::for_response(session);
         // Errors first (at most a few dozen lines, then a summary), so the model
         // always learns what failed; then as many loaded entries as fit.
         let mut lines: Vec<String> = skips
@@ -438,11 +436,10 @@ impl Engine {
                 parts.join(", ")
             ));
         }
-        let half = budget / 2;
-        let mut error_budget = half;
-        let (errors, errors_cut) = fit_list(lines, &mut error_budget);
-        budget -= half - error_budget;
-        let (loaded, loaded_cut) = fit_list(loaded, &mut budget);
+        let mut error_budget = budget.split_off(budget.left() / 2);
+        let (errors, errors_cut) = error_budget.take_list(lines);
+        budget.give_back(error_budget);
+        let (loaded, loaded_cut) = budget.take_list(loaded);
         DocsLoadResult {
             loaded,
             errors,
@@ -749,8 +746,7 @@ impl Engine {
                 .collect::<Result<Vec<_>, _>>()?;
             Ok::<_, ToolError>(rows)
         })?;
-        let mut budget = list_budget(session);
-        let (documents, truncated) = fit_list(rows, &mut budget);
+        let (documents, truncated) = ResponseBudget::for_response(session).take_list(rows);
         let total = session.document_count;
         let next = offset + documents.len() as u64;
         let has_more = next < total;
@@ -791,10 +787,11 @@ impl Engine {
         }
         let text = self.inner.store.text(&doc.hash)?;
         let wanted = text.slice(start as u64, end as u64);
-        let max_json =
-            (session.config.max_chars_per_response as usize).saturating_sub(RESPONSE_OVERHEAD);
-        let (content, truncated) =
-            cut_to_fit(wanted, session.config.max_chars_per_peek as usize, max_json);
+        let (content, truncated) = ResponseBudget::cut_text(
+            wanted,
+            session.config.max_chars_per_peek as usize,
+            ResponseBudget::for_response(session).left(),
+        );
         let returned_end = start as u64 + content.chars().count() as u64;
         Ok(DocsPeekResult {
             content_hash: sha256_hex(content.as_bytes()),

@@ -10,7 +10,7 @@ use rlm::tools::{Highlight, SearchArgs, SearchMatch, SearchMethod, SearchResult,
 
 use super::docs::DocRow;
 use super::index::SessionIndex;
-use super::{CallContext, Engine, SessionRow, json_chars, list_budget};
+use super::{CallContext, Engine, ResponseBudget, SessionRow};
 use crate::search::bm25::{self, IndexError};
 use crate::search::scan::{ScanMethod, Scanner};
 use crate::text::Text;
@@ -135,7 +135,7 @@ impl Engine {
             }
         };
         let (found, total_matches) = found;
-        let mut budget = list_budget(session);
+        let mut budget = ResponseBudget::for_response(session);
         let all: Vec<SearchMatch> = found
             .into_iter()
             .map(|f| {
@@ -158,21 +158,10 @@ impl Engine {
             .collect();
         // Usually far below the cap: then no need to measure each match exactly.
         let bound: usize = all.iter().map(|m| json_chars_bound(m) + 1).sum();
-        let (matches, truncated) = if bound <= budget {
+        let (matches, truncated) = if budget.fits(bound) {
             (all, false)
         } else {
-            let mut matches = Vec::with_capacity(all.len());
-            let mut truncated = false;
-            for m in all {
-                let cost = json_chars(&m) + 1;
-                if cost > budget {
-                    truncated = true;
-                    break;
-                }
-                budget -= cost;
-                matches.push(m);
-            }
-            (matches, truncated)
+            budget.take_list(all)
         };
         let index_built = method == SearchMethod::Bm25
             || self
@@ -428,7 +417,7 @@ impl Engine {
     }
 }
 
-/// At least `json_chars(m)`, without serializing `m`: the keys and punctuation of a
+/// At least `ResponseBudget::cost(m)`, without serializing `m`: the keys and punctuation of a
 /// match (measured once), the longest text of each number, and each string escaped at
 /// its worst (`\u001f`, 6 chars per char; a string has no more chars than bytes).
 fn json_chars_bound(m: &SearchMatch) -> usize {
@@ -455,7 +444,7 @@ fn json_chars_bound(m: &SearchMatch) -> usize {
             end: 0,
             term: String::new(),
         };
-        (json_chars(&empty), json_chars(&h))
+        (ResponseBudget::cost(&empty), ResponseBudget::cost(&h))
     });
     let strings = 2 * m.doc_id.len()
         + m.context.len()
@@ -595,7 +584,7 @@ mod tests {
             a_match("d", &"\u{1}".repeat(500), f64::NAN, &["\u{1}"; 20]),
             a_match("d", "ctx", f64::MIN_POSITIVE, &[]),
         ] {
-            let exact = json_chars(&m);
+            let exact = ResponseBudget::cost(&m);
             let bound = json_chars_bound(&m);
             assert!(bound >= exact, "{bound} < {exact} for {m:?}");
         }

@@ -1,0 +1,127 @@
+//! The trace row of every call: the arguments with the fields the tool's
+//! declaration names redacted to `{sha256, chars}`, the outcome, and the
+//! result by length and hash, never by value.
+
+use serde_json::Value;
+
+use rlm::ToolError;
+use rlm::tools::Tool;
+
+use super::{Engine, now};
+use crate::store::{StoreError, sha256_hex};
+
+impl Engine {
+    pub(super) fn record_trace(
+        &self,
+        tool: Tool,
+        session_id: Option<&str>,
+        args: &Value,
+        result: &Result<Value, ToolError>,
+        duration_ms: f64,
+    ) {
+        let arguments = redacted_arguments(tool, args);
+        let (outcome, code, chars, hash) = match result {
+            Ok(v) => {
+                let (chars, hash) = json_digest(v);
+                ("ok", None, Some(chars as i64), Some(hash))
+            }
+            Err(e) => ("error", Some(e.code.as_str()), None, None),
+        };
+        let written = self.inner.store.db.write(|tx| {
+            tx.prepare_cached(
+                "INSERT INTO traces (session_id, operation, arguments, outcome, error_code, duration_ms, result_chars, result_hash, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?
+            .execute(rusqlite::params![session_id, tool.name(), arguments, outcome, code, duration_ms, chars, hash, now()])?;
+            Ok::<_, StoreError>(())
+        });
+        if let Err(e) = written {
+            tracing::warn!(operation = tool.name(), error = %e, "could not record the trace of a call");
+        }
+    }
+}
+
+/// The length in chars and the SHA-256 (hex) of the compact JSON text of `v`.
+fn json_digest(v: &Value) -> (u64, String) {
+    // `serde_json::to_vec`, not `Value::to_string`: the latter writes through a
+    // `fmt::Formatter` and takes twice as long on a search result.
+    let text = serde_json::to_vec(v).unwrap_or_default();
+    let chars = text.iter().filter(|&&b| (b as i8) >= -0x40).count() as u64;
+    (chars, sha256_hex(&text))
+}
+
+/// The JSON text of the arguments as traces keep them: the fields the tool's
+/// declaration names are replaced by their SHA-256 and length, never copied.
+fn redacted_arguments(tool: Tool, args: &Value) -> String {
+    let paths = tool.spec().redact;
+    if paths.is_empty() {
+        // Nothing to redact: no copy of the arguments.
+        return serde_json::to_string(args).unwrap_or_default();
+    }
+    let mut out = args.clone();
+    for path in paths {
+        redact(&mut out, path);
+    }
+    serde_json::to_string(&out).unwrap_or_default()
+}
+
+/// Replaces the value at `path` (`key.key`, `key[]` for every element of a
+/// list) by its digest; a path that names nothing changes nothing.
+fn redact(value: &mut Value, path: &str) {
+    let (head, rest) = match path.split_once('.') {
+        Some((head, rest)) => (head, Some(rest)),
+        None => (path, None),
+    };
+    let apply = |v: &mut Value| match rest {
+        Some(rest) => redact(v, rest),
+        None => *v = digest(v),
+    };
+    match head.strip_suffix("[]") {
+        Some(list) => {
+            if let Some(Value::Array(items)) = value.get_mut(list) {
+                items.iter_mut().for_each(apply);
+            }
+        }
+        None => {
+            if let Some(v) = value.get_mut(head) {
+                apply(v);
+            }
+        }
+    }
+}
+
+fn digest(v: &Value) -> Value {
+    let text = match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    serde_json::json!({"sha256": sha256_hex(text.as_bytes()), "chars": text.chars().count()})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn declared_fields_are_replaced_by_their_digest() {
+        let args = json!({"session_id": "s", "sources": [
+            {"type": "inline", "content": "secret text"},
+            {"type": "file", "path": "/x"}
+        ]});
+        let kept: Value = serde_json::from_str(&redacted_arguments(Tool::DocsLoad, &args)).unwrap();
+        assert_eq!(kept["sources"][0]["content"]["chars"], 11);
+        // sha256("secret text"), computed by Python's hashlib.
+        assert_eq!(
+            kept["sources"][0]["content"]["sha256"],
+            "486a2d2abec341f9a9513329e29ea386e98b2a280d38d12a0b4a53c92ad8b26b"
+        );
+        assert!(!kept.to_string().contains("secret"));
+        assert_eq!(kept["sources"][1], json!({"type": "file", "path": "/x"}));
+        let args = json!({"session_id": "s", "type": "summary", "content": {"k": "private"}});
+        let kept = redacted_arguments(Tool::ArtifactStore, &args);
+        assert!(!kept.contains("private"), "{kept}");
+        let args = json!({"session_id": "s", "query": "visible"});
+        assert!(redacted_arguments(Tool::SearchQuery, &args).contains("visible"));
+    }
+}

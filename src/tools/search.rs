@@ -1,0 +1,84 @@
+//! Arguments and results of `rlm.search.query`.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::docs::SpanRef;
+
+/// Search method.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SearchMethod {
+    #[default]
+    Bm25,
+    Regex,
+    Literal,
+}
+
+impl SearchMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SearchMethod::Bm25 => "bm25",
+            SearchMethod::Regex => "regex",
+            SearchMethod::Literal => "literal",
+        }
+    }
+}
+
+/// Arguments of `rlm.search.query`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SearchArgs {
+    pub session_id: String,
+    pub query: String,
+    /// `bm25` (default), `regex` or `literal`.
+    #[serde(default)]
+    pub method: Option<SearchMethod>,
+    /// Search only these documents.
+    #[serde(default)]
+    pub doc_ids: Option<Vec<String>>,
+    /// Most matches to return (default 10).
+    #[serde(default)]
+    pub limit: Option<u64>,
+    /// Characters of context around each hit (default 200).
+    #[serde(default)]
+    pub context_chars: Option<u64>,
+}
+
+/// One hit of a query term inside a match's context.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+pub struct Highlight {
+    /// Offsets relative to `context`.
+    pub start: u64,
+    pub end: u64,
+    pub term: String,
+}
+
+/// One match of `rlm.search.query`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+pub struct SearchMatch {
+    pub doc_id: String,
+    /// The context window in the document.
+    pub span: SpanRef,
+    /// Always null: search does not create spans.
+    pub span_id: Option<String>,
+    /// BM25 score (higher is better); 1.0 for regex and literal.
+    pub score: f64,
+    pub context: String,
+    /// The first hit, relative to `context`.
+    pub highlight_start: u64,
+    pub highlight_end: u64,
+    /// Every hit inside `context`.
+    pub highlights: Vec<Highlight>,
+}
+
+/// Result of `rlm.search.query`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+pub struct SearchResult {
+    pub matches: Vec<SearchMatch>,
+    /// How many matches were found before the limit and the size cap cut any.
+    pub total_matches: u64,
+    pub truncated: bool,
+    pub index_built: bool,
+    pub index_built_this_call: bool,
+}
