@@ -7,15 +7,15 @@ mod artifacts;
 mod chunks;
 mod docs;
 mod index;
+mod load;
 mod search;
 mod sessions;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -23,9 +23,12 @@ use serde_json::Value;
 use rlm::tools::{SessionConfig, Tool};
 use rlm::{ErrorCode, ToolError};
 
+use crate::store::sessions::Charge;
+use crate::store::traces::TraceRow;
 use crate::store::{Store, StoreError, io_err, sha256_hex};
 
-pub use admin::GC_GRACE;
+pub use crate::store::gc::GC_GRACE;
+pub(crate) use crate::store::sessions::{SessionRow, SessionStatus};
 pub use index::IndexManager;
 
 /// Server-side settings of the engine.
@@ -133,9 +136,12 @@ pub enum CallError {
 
 pub(crate) struct Inner {
     pub(crate) config: EngineConfig,
-    pub(crate) store: Store,
+    pub(crate) store: Arc<Store>,
     pub(crate) indexes: IndexManager,
     pub(crate) scan_cache: search::ScanCache,
+    /// The threads that read and hash files during a load, built by the
+    /// first load of this engine (`EngineConfig::load_threads`).
+    pub(crate) load_pool: OnceLock<rayon::ThreadPool>,
 }
 
 /// The engine. Cheap to clone; every method blocks, so async callers run it
@@ -150,70 +156,6 @@ impl std::fmt::Debug for Engine {
         f.debug_struct("Engine")
             .field("data_dir", &self.inner.config.data_dir)
             .finish()
-    }
-}
-
-/// A session row as the tools need it.
-#[derive(Debug, Clone)]
-pub(crate) struct SessionRow {
-    pub id: String,
-    pub name: Option<String>,
-    pub status: String,
-    pub created_at: String,
-    pub closed_at: Option<String>,
-    pub config: SessionConfig,
-    pub tool_calls_used: u64,
-    pub generation: u64,
-    pub document_count: u64,
-    pub total_chars: u64,
-    pub total_tokens_est: u64,
-}
-
-impl SessionRow {
-    pub const COLUMNS: &'static str = "session_id, name, status, created_at, closed_at, config, tool_calls_used, \
-         generation, document_count, total_chars, total_tokens_est";
-
-    pub fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRow> {
-        let config: String = r.get(5)?;
-        Ok(SessionRow {
-            id: r.get(0)?,
-            name: r.get(1)?,
-            status: r.get(2)?,
-            created_at: r.get(3)?,
-            closed_at: r.get(4)?,
-            config: serde_json::from_str(&config).map_err(|e| {
-                rusqlite::Error::FromSqlConversionFailure(
-                    5,
-                    rusqlite::types::Type::Text,
-                    Box::new(e),
-                )
-            })?,
-            tool_calls_used: r.get::<_, i64>(6)? as u64,
-            generation: r.get::<_, i64>(7)? as u64,
-            document_count: r.get::<_, i64>(8)? as u64,
-            total_chars: r.get::<_, i64>(9)? as u64,
-            total_tokens_est: r.get::<_, i64>(10)? as u64,
-        })
-    }
-
-    pub fn is_active(&self) -> bool {
-        self.status == "active"
-    }
-
-    /// Fails with `session_closed` when the session no longer takes changes.
-    pub fn require_active(&self, operation: &str) -> Result<(), ToolError> {
-        if self.is_active() {
-            return Ok(());
-        }
-        Err(ToolError::new(
-            ErrorCode::SessionClosed,
-            format!(
-                "session {} was closed at {}; it is read-only, so {operation} is refused. Create a new session with rlm.session.create to load or change documents.",
-                self.id,
-                self.closed_at.as_deref().unwrap_or("?")
-            ),
-        )
-        .with("session_id", self.id.clone()))
     }
 }
 
@@ -344,14 +286,15 @@ impl Engine {
                     .map_err(io_err(format!("allowed root {}", r.display())))?;
             }
         }
-        let store = Store::open(&config.data_dir)?;
-        let indexes = IndexManager::new(config.index_cache_sessions);
+        let store = Arc::new(Store::open(&config.data_dir)?);
+        let indexes = IndexManager::new(store.clone(), &config);
         Ok(Engine {
             inner: Arc::new(Inner {
                 config,
                 store,
                 indexes,
                 scan_cache: Default::default(),
+                load_pool: OnceLock::new(),
             }),
         })
     }
@@ -366,14 +309,7 @@ impl Engine {
 
     /// Sessions still active, and all sessions, in the store.
     pub fn session_counts(&self) -> Result<(u64, u64), StoreError> {
-        self.inner.store.db.read(|c| {
-            c.query_row(
-                "SELECT count(*) FILTER (WHERE status = 'active'), count(*) FROM sessions",
-                [],
-                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
-            )
-            .map_err(StoreError::from)
-        })
+        self.inner.store.session_counts()
     }
 
     /// Session indexes open in memory.
@@ -466,31 +402,10 @@ impl Engine {
     /// Counts one call against the session's budget, atomically, and returns
     /// the session as it is after the charge.
     fn charge(&self, session_id: &str) -> Result<SessionRow, ToolError> {
-        let charged = self.inner.store.db.write(|tx| {
-            let row = tx
-                .prepare_cached(&format!(
-                    "UPDATE sessions SET tool_calls_used = tool_calls_used + 1 \
-                     WHERE session_id = ?1 AND tool_calls_used < max_tool_calls RETURNING {}",
-                    SessionRow::COLUMNS
-                ))?
-                .query_row([session_id], SessionRow::from_row)
-                .optional()?;
-            if let Some(row) = row {
-                return Ok(Ok(row));
-            }
-            let spent = tx
-                .prepare_cached(
-                    "SELECT tool_calls_used, max_tool_calls FROM sessions WHERE session_id = ?1",
-                )?
-                .query_row([session_id], |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
-                })
-                .optional()?;
-            Ok::<_, ToolError>(Err(spent))
-        })?;
+        let charged = self.inner.store.charge(session_id)?;
         match charged {
-            Ok(row) => Ok(row),
-            Err(Some((used, limit))) => Err(ToolError::new(
+            Charge::Charged(row) => Ok(row),
+            Charge::Spent { used, limit } => Err(ToolError::new(
                 ErrorCode::BudgetExceeded,
                 format!(
                     "session {session_id} has used its budget of tool calls (used {used}, limit {limit}); \
@@ -499,7 +414,7 @@ impl Engine {
             )
             .with("used", used)
             .with("limit", limit)),
-            Err(None) => Err(self.session_not_found(session_id)),
+            Charge::NoSession => Err(self.session_not_found(session_id)),
         }
     }
 
@@ -517,16 +432,7 @@ impl Engine {
     pub(crate) fn load_session(&self, session_id: &str) -> Result<SessionRow, ToolError> {
         self.inner
             .store
-            .db
-            .read(|c| {
-                c.prepare_cached(&format!(
-                    "SELECT {} FROM sessions WHERE session_id = ?1",
-                    SessionRow::COLUMNS
-                ))?
-                .query_row([session_id], SessionRow::from_row)
-                .optional()
-                .map_err(ToolError::from)
-            })?
+            .session(session_id)?
             .ok_or_else(|| self.session_not_found(session_id))
     }
 
@@ -546,13 +452,16 @@ impl Engine {
             }
             Err(e) => ("error", Some(e.code.as_str()), None, None),
         };
-        let written = self.inner.store.db.write(|tx| {
-            tx.prepare_cached(
-                "INSERT INTO traces (session_id, operation, arguments, outcome, error_code, duration_ms, result_chars, result_hash, created_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )?
-            .execute(params![session_id, tool.name(), arguments, outcome, code, duration_ms, chars, hash, now()])?;
-            Ok::<_, StoreError>(())
+        let written = self.inner.store.record_trace(&TraceRow {
+            session_id,
+            operation: tool.name(),
+            arguments: &arguments,
+            outcome,
+            error_code: code,
+            duration_ms,
+            result_chars: chars,
+            result_hash: hash.as_deref(),
+            created_at: &now(),
         });
         if let Err(e) = written {
             tracing::warn!(operation = tool.name(), error = %e, "could not record the trace of a call");
