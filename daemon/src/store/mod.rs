@@ -28,6 +28,9 @@ pub mod sessions;
 pub mod spans;
 pub mod traces;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
