@@ -1,5 +1,5 @@
 //! Expanding a load's sources into files to read: inline texts, files,
-//! globs and directories (include / exclude filters, links, loops), paths
+//! globs and directories (include / exclude filters, symbolic links), paths
 //! resolved against the client's working directory and checked against the
 //! allowed roots. What cannot be loaded becomes an error line, not a failure.
 
