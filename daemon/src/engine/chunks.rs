@@ -57,7 +57,7 @@ impl Engine {
         };
         let mut cached = found.is_some();
         if found.is_none() {
-            let _lock = store.lock_session(&session.id)?;
+            let lock = store.lock_session(&session.id)?;
             // Another call may have made it while this one waited for the lock.
             found = if reuse {
                 self.find_chunking(session, &doc.doc_id, &key)?
@@ -107,6 +107,7 @@ impl Engine {
                     .collect();
                 // The session may have been closed while we waited for the lock.
                 let set_id = match store.create_chunking(
+                    &lock,
                     &session.id,
                     &doc.doc_id,
                     &key,

@@ -124,9 +124,9 @@ impl Engine {
         // The lock orders the close after any load or index build in flight,
         // so the index it leaves on disk is complete.
         let exists = self.load_session(session_id)?;
-        let _lock = store.lock_session(&exists.id)?;
+        let lock = store.lock_session(&exists.id)?;
         let closed_at = now();
-        let outcome = store.close_session(session_id, &closed_at)?;
+        let outcome = store.close_session(&lock, session_id, &closed_at)?;
         match outcome {
             Close::Closed(c) => {
                 self.inner.indexes.forget(session_id);

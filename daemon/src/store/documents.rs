@@ -9,7 +9,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use rlm::tools::DocEntry;
 
 use super::sessions::{SessionRow, SessionStatus, session_in};
-use super::{Store, StoreError};
+use super::{SessionLock, Store, StoreError};
 use crate::text::TextShape;
 
 /// A document of a session as the tools need it.
@@ -166,9 +166,10 @@ impl Store {
     /// checks the session is still active, records the blobs this load's pack
     /// (`pack`, already synced and renamed into place) holds, adds the
     /// documents with the next `seq` numbers, and bumps the session's
-    /// generation and counters. The caller holds the session's lock.
+    /// generation and counters. Only under the session's lock (`_held`).
     pub fn commit_load(
         &self,
+        _held: &SessionLock,
         session_id: &str,
         docs: &[NewDocument<'_>],
         pack: Option<&str>,

@@ -15,8 +15,10 @@
 //! artifact with its span, a close) is therefore a single method, and what
 //! it must check inside its transaction (the session still active) comes
 //! back as a typed outcome (`LoadCommit::Closed`, ...) for the engine to
-//! word. `Db` stays private to the store; the session lock is taken by the
-//! engine around such a method (`lock_session`), from its check to its commit.
+//! word. `Db` stays private to the store. The writes that change a
+//! session's documents or chunkings, or close it, take the session's lock as
+//! a parameter: the engine takes it (`lock_session`) before its checks and
+//! holds it through the commit.
 
 pub mod artifacts;
 pub mod blobs;

@@ -6,7 +6,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use rlm::tools::SessionConfig;
 
-use super::{Store, StoreError};
+use super::{SessionLock, Store, StoreError};
 
 /// Whether a session still takes changes. Stored as `'active'` / `'completed'`
 /// (the schema's CHECK names these two).
@@ -248,8 +248,14 @@ impl Store {
 
     /// Closes an active session (durably) and counts what it holds, in one
     /// transaction: of any number of concurrent closes exactly one sees
-    /// `Closed`. The caller holds the session's lock.
-    pub fn close_session(&self, session_id: &str, closed_at: &str) -> Result<Close, StoreError> {
+    /// `Closed`. Only under the session's lock (`_held`), so the close comes
+    /// after any load or index build in flight.
+    pub fn close_session(
+        &self,
+        _held: &SessionLock,
+        session_id: &str,
+        closed_at: &str,
+    ) -> Result<Close, StoreError> {
         self.db.write_durable(|tx| {
             let changed = tx.execute(
                 "UPDATE sessions SET status = ?3, closed_at = ?2 WHERE session_id = ?1 AND status = ?4",

@@ -5,7 +5,7 @@
 use rusqlite::{OptionalExtension, params};
 
 use super::sessions::{SessionRow, closed_in};
-use super::{Store, StoreError};
+use super::{SessionLock, Store, StoreError};
 
 /// A span row.
 #[derive(Debug, Clone)]
@@ -76,9 +76,10 @@ impl Store {
     }
 
     /// Stores a chunking and all its spans (durably) in one transaction, if
-    /// the session is still active. The caller holds the session's lock.
+    /// the session is still active. Only under the session's lock (`_held`).
     pub fn create_chunking(
         &self,
+        _held: &SessionLock,
         session_id: &str,
         doc_id: &str,
         strategy: &str,

@@ -65,11 +65,17 @@ fn the_charge_counts_until_the_budget_is_spent() {
 fn a_session_closes_exactly_once() {
     let (_dir, store) = store_with_session(10);
     assert_eq!(store.session_counts().unwrap(), (1, 1));
-    match store.close_session("s", "t1").unwrap() {
+    match store
+        .close_session(&store.lock_session("s").unwrap(), "s", "t1")
+        .unwrap()
+    {
         Close::Closed(c) => assert_eq!((c.documents, c.spans, c.artifacts), (0, 0, 0)),
         other => panic!("{other:?}"),
     }
-    match store.close_session("s", "t2").unwrap() {
+    match store
+        .close_session(&store.lock_session("s").unwrap(), "s", "t2")
+        .unwrap()
+    {
         Close::AlreadyClosed { closed_at } => assert_eq!(closed_at.as_deref(), Some("t1")),
         other => panic!("{other:?}"),
     }
@@ -88,7 +94,15 @@ fn a_load_commit_adds_documents_in_order_and_bumps_the_generation() {
     let (a, b) = (TextShape::of("abc"), TextShape::of("de"));
     let docs = [doc("d1", "h1", &a), doc("d2", "h2", &b)];
     assert!(matches!(
-        store.commit_load("s", &docs, Some("p"), "t").unwrap(),
+        store
+            .commit_load(
+                &store.lock_session("s").unwrap(),
+                "s",
+                &docs,
+                Some("p"),
+                "t"
+            )
+            .unwrap(),
         LoadCommit::Committed
     ));
     let row = store.session("s").unwrap().unwrap();
@@ -108,11 +122,19 @@ fn writes_to_a_closed_session_leave_nothing() {
     let (_dir, store) = store_with_session(10);
     let a = TextShape::of("abc");
     assert!(matches!(
-        store.close_session("s", "t1").unwrap(),
+        store
+            .close_session(&store.lock_session("s").unwrap(), "s", "t1")
+            .unwrap(),
         Close::Closed(_)
     ));
     match store
-        .commit_load("s", &[doc("d1", "h1", &a)], Some("p"), "t")
+        .commit_load(
+            &store.lock_session("s").unwrap(),
+            "s",
+            &[doc("d1", "h1", &a)],
+            Some("p"),
+            "t",
+        )
         .unwrap()
     {
         LoadCommit::Closed(row) => assert_eq!(row.closed_at.as_deref(), Some("t1")),
@@ -124,7 +146,16 @@ fn writes_to_a_closed_session_leave_nothing() {
         content_hash: "h",
     };
     assert!(matches!(
-        store.create_chunking("s", "d1", "k", &[span], "t").unwrap(),
+        store
+            .create_chunking(
+                &store.lock_session("s").unwrap(),
+                "s",
+                "d1",
+                "k",
+                &[span],
+                "t"
+            )
+            .unwrap(),
         Chunking::Closed(_)
     ));
     let artifact = NewArtifact {
@@ -153,7 +184,9 @@ fn a_text_placed_in_no_pack_is_refused_before_any_row() {
     // The empty text needs no pack; the second one does.
     let docs = [doc("d0", "h0", &empty), doc("d1", "h1", &a)];
     assert!(matches!(
-        store.commit_load("s", &docs, None, "t").unwrap(),
+        store
+            .commit_load(&store.lock_session("s").unwrap(), "s", &docs, None, "t")
+            .unwrap(),
         LoadCommit::NoPack
     ));
     assert!(store.documents_of("s").unwrap().is_empty());

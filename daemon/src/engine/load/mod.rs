@@ -224,7 +224,7 @@ impl Engine {
         pack: Option<&str>,
     ) -> Result<Vec<LoadedDoc>, ToolError> {
         let store = &self.inner.store;
-        let _lock = store.lock_session(&session.id)?;
+        let lock = store.lock_session(&session.id)?;
         let created = now();
         let ids: Vec<String> = stored
             .iter()
@@ -243,7 +243,7 @@ impl Engine {
                 offset: s.offset,
             })
             .collect();
-        match store.commit_load(&session.id, &docs, pack, &created)? {
+        match store.commit_load(&lock, &session.id, &docs, pack, &created)? {
             LoadCommit::Committed => Ok(docs
                 .iter()
                 .map(|d| LoadedDoc {
