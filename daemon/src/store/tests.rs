@@ -192,3 +192,57 @@ fn a_text_placed_in_no_pack_is_refused_before_any_row() {
     assert!(store.documents_of("s").unwrap().is_empty());
     assert!(store.known_blobs(["h0"].into_iter()).unwrap().is_empty());
 }
+
+#[test]
+fn gc_removes_only_what_nothing_references() {
+    let (dir, store) = store_with_session(10);
+    let layout = store.layout().clone();
+    // A pack the blobs table names, and one it does not.
+    let mut kept = store.new_pack().unwrap();
+    kept.append(b"abc").unwrap();
+    let kept = kept.finish().unwrap().unwrap();
+    let mut orphan = store.new_pack().unwrap();
+    orphan.append(b"xyz").unwrap();
+    let orphan = orphan.finish().unwrap().unwrap();
+    let a = TextShape::of("abc");
+    let lock = store.lock_session("s").unwrap();
+    assert!(matches!(
+        store
+            .commit_load(&lock, "s", &[doc("d1", "h1", &a)], Some(&kept), "t")
+            .unwrap(),
+        LoadCommit::Committed
+    ));
+    drop(lock);
+    std::fs::write(layout.tmp_dir().join("left.pack.tmp"), b"t").unwrap();
+    std::fs::create_dir_all(layout.index_dir("s")).unwrap();
+    std::fs::create_dir_all(layout.index_dir("gone")).unwrap();
+    drop(store.lock_session("gone").unwrap());
+
+    // Everything is younger than an hour: nothing goes.
+    let report = store.gc(super::gc::GC_GRACE).unwrap();
+    assert_eq!(report.packs_removed + report.temp_files_removed, 0);
+    assert_eq!(report.index_dirs_removed + report.lock_files_removed, 0);
+
+    let report = store.gc(std::time::Duration::ZERO).unwrap();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(report.packs_removed, 1);
+    assert_eq!(report.temp_files_removed, 1);
+    assert_eq!(report.index_dirs_removed, 1);
+    assert_eq!(report.lock_files_removed, 1);
+    assert!(layout.pack_file(&kept).is_file());
+    assert!(!layout.pack_file(&orphan).exists());
+    assert!(layout.index_dir("s").is_dir());
+    assert!(!layout.index_dir("gone").exists());
+    assert!(layout.locks_dir().join("s.lock").is_file());
+    assert!(!layout.locks_dir().join("gone.lock").exists());
+    assert!(dir.path().join("store.sqlite").is_file());
+}
+
+#[test]
+fn a_missing_index_folder_is_no_error_to_remove() {
+    let (_dir, store) = store_with_session(10);
+    store.remove_index_dir("s").unwrap();
+    std::fs::create_dir_all(store.index_dir("s").join("x")).unwrap();
+    store.remove_index_dir("s").unwrap();
+    assert!(!store.index_dir("s").exists());
+}

@@ -26,7 +26,7 @@ const LOAD_BATCH_BYTES: u64 = 256 << 20;
 /// Error lines listed one by one before the rest are summarized.
 const MAX_ERROR_LINES: usize = 50;
 
-/// What the commit needs of a prepared text (its bytes already stored).
+/// What the commit needs of a text read (its bytes already stored).
 struct Stored {
     source: String,
     hash: String,
@@ -144,7 +144,7 @@ impl Engine {
                 std::mem::take(&mut batch)
                     .into_par_iter()
                     .map(|item| {
-                        let r = read::prepare(item, max_bytes, ctx);
+                        let r = read::read_item(item, max_bytes, ctx);
                         let n = done.fetch_add(1, Ordering::Relaxed) + 1;
                         if n.is_multiple_of(64) || n == total_items {
                             ctx.progress(n, Some(total_items), "reading files");

@@ -18,7 +18,7 @@ pub(super) struct Prepared {
 }
 
 /// Reads, checks and measures one item (runs on a load thread).
-pub(super) fn prepare(item: Item, max_bytes: u64, ctx: &CallContext) -> Result<Prepared, Skip> {
+pub(super) fn read_item(item: Item, max_bytes: u64, ctx: &CallContext) -> Result<Prepared, Skip> {
     if ctx.cancelled() {
         return Err(Skip::new(SkipKind::Other, "cancelled".into()));
     }
