@@ -47,6 +47,7 @@ enum SkipKind {
     Other,
 }
 
+/// A source or file not loaded, and the error line that says why.
 struct Skip {
     kind: SkipKind,
     line: String,
@@ -58,10 +59,12 @@ impl Skip {
     }
 }
 
+/// A document's token estimate: the client's hint, else a char count / 4.
 fn tokens_est(chars: u64, hint: Option<u64>) -> u64 {
     hint.unwrap_or(chars.div_ceil(4))
 }
 
+/// An I/O error as an error line words it.
 fn io_reason(e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::NotFound => "no such file or directory".into(),

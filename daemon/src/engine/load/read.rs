@@ -1,6 +1,6 @@
-//! Reading one load item on a load thread: regular files only, bounded by
-//! the size limit, checked to be UTF-8, measured (chars, checkpoints) and
-//! hashed.
+//! Reading one load item on a load thread: an inline text or a file (not a
+//! folder), bounded by the size limit, checked to be UTF-8, measured (chars,
+//! checkpoints) and hashed.
 
 use super::sources::Item;
 use super::{Skip, SkipKind, io_reason};
