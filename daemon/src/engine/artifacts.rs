@@ -1,25 +1,21 @@
 //! `rlm.artifact.store`, `rlm.artifact.list` and `rlm.artifact.get`: what
 //! the model derived, attached to a span or to the session, with provenance.
 
-use rusqlite::{OptionalExtension, params};
 use serde_json::{Map, Value};
 
 use rlm::tools::{
-    ArtifactEntry, ArtifactGetArgs, ArtifactGetResult, ArtifactListArgs, ArtifactListResult,
-    ArtifactStoreArgs, ArtifactStoreResult, Provenance, SpanRef,
+    ArtifactGetArgs, ArtifactGetResult, ArtifactListArgs, ArtifactListResult, ArtifactStoreArgs,
+    ArtifactStoreResult, SpanRef,
 };
 use rlm::{ErrorCode, ToolError};
 
 use super::{Engine, ResponseBudget, SessionRow, now};
+use crate::store::artifacts::{ArtifactRow, ArtifactWrite, NewArtifact, NewRangeSpan};
 
 /// Artifacts per page of `rlm.artifact.list` at most.
 const MAX_LIST_LIMIT: u64 = 10_000;
 /// Characters of an artifact type name.
 const MAX_TYPE_CHARS: usize = 200;
-
-fn parse_provenance(s: Option<String>) -> Option<Provenance> {
-    s.and_then(|s| serde_json::from_str(&s).ok())
-}
 
 impl Engine {
     pub(crate) fn artifact_store(
@@ -66,24 +62,30 @@ impl Engine {
         };
         let artifact_id = uuid::Uuid::new_v4().to_string();
         let created = now();
-        self.inner.store.db.write_durable(|tx| {
-            let status: String = tx.query_row("SELECT status FROM sessions WHERE session_id = ?1", [&session.id], |r| r.get(0))?;
-            if status != "active" {
-                self.load_session(&session.id)?.require_active("rlm.artifact.store")?;
-            }
-            if let (None, Some(range), Some(sid)) = (&args.span_id, &args.span, &span_id) {
-                tx.execute(
-                    "INSERT INTO spans (span_id, session_id, doc_id, set_id, idx, start, \"end\", content_hash, created_at) \
-                     VALUES (?1, ?2, ?3, NULL, NULL, ?4, ?5, NULL, ?6)",
-                    params![sid, session.id, range.doc_id, range.start as i64, range.end as i64, created],
-                )?;
-            }
-            tx.execute(
-                "INSERT INTO artifacts (artifact_id, session_id, span_id, type, content, provenance, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![artifact_id, session.id, span_id, args.kind, content, provenance, created],
-            )?;
-            Ok::<_, ToolError>(())
-        })?;
+        let new_span = match (&args.span_id, &args.span, &span_id) {
+            (None, Some(range), Some(sid)) => Some(NewRangeSpan {
+                span_id: sid,
+                doc_id: &range.doc_id,
+                start: range.start,
+                end: range.end,
+            }),
+            _ => None,
+        };
+        let written = self.inner.store.store_artifact(
+            &NewArtifact {
+                artifact_id: &artifact_id,
+                session_id: &session.id,
+                span_id: span_id.as_deref(),
+                kind: &args.kind,
+                content: &content,
+                provenance: provenance.as_deref(),
+                created_at: &created,
+            },
+            new_span.as_ref(),
+        )?;
+        if let ArtifactWrite::Closed(current) = written {
+            return Err(current.closed_error("rlm.artifact.store"));
+        }
         Ok(ArtifactStoreResult {
             artifact_id,
             span_id,
@@ -120,27 +122,13 @@ impl Engine {
         if let Some(id) = &args.span_id {
             self.span(session, id)?;
         }
-        let (rows, total) = self.inner.store.db.read(|c| {
-            let filter = "session_id = ?1 AND (?2 IS NULL OR span_id = ?2) AND (?3 IS NULL OR type = ?3)";
-            let total: i64 = c
-                .prepare_cached(&format!("SELECT count(*) FROM artifacts WHERE {filter}"))?
-                .query_row(params![session.id, args.span_id, args.kind], |r| r.get(0))?;
-            let mut st = c.prepare_cached(&format!(
-                "SELECT artifact_id, span_id, type, created_at, provenance FROM artifacts WHERE {filter} ORDER BY seq LIMIT ?4 OFFSET ?5"
-            ))?;
-            let rows = st
-                .query_map(params![session.id, args.span_id, args.kind, limit as i64, offset as i64], |r| {
-                    Ok(ArtifactEntry {
-                        artifact_id: r.get(0)?,
-                        span_id: r.get(1)?,
-                        kind: r.get(2)?,
-                        created_at: r.get(3)?,
-                        provenance: parse_provenance(r.get(4)?),
-                    })
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok::<_, ToolError>((rows, total as u64))
-        })?;
+        let (rows, total) = self.inner.store.list_artifacts(
+            &session.id,
+            args.span_id.as_deref(),
+            args.kind.as_deref(),
+            limit,
+            offset,
+        )?;
         let (artifacts, truncated) = ResponseBudget::for_response(session).take_list(rows);
         let next = offset + artifacts.len() as u64;
         Ok(ArtifactListResult {
@@ -156,41 +144,21 @@ impl Engine {
         session: &SessionRow,
         args: ArtifactGetArgs,
     ) -> Result<ArtifactGetResult, ToolError> {
-        let row = self.inner.store.db.read(|c| {
-            c.prepare_cached(
-                "SELECT a.session_id, a.span_id, a.type, a.content, a.provenance, a.created_at, s.doc_id, s.start, s.\"end\" \
-                 FROM artifacts a LEFT JOIN spans s ON s.span_id = a.span_id WHERE a.artifact_id = ?1",
-            )?
-            .query_row([&args.artifact_id], |r| {
-                let span = match r.get::<_, Option<String>>(6)? {
-                    Some(doc_id) => Some(SpanRef {
-                        doc_id,
-                        start: r.get::<_, i64>(7)? as u64,
-                        end: r.get::<_, i64>(8)? as u64,
-                    }),
-                    None => None,
-                };
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, Option<String>>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, Option<String>>(4)?,
-                    r.get::<_, String>(5)?,
-                    span,
-                ))
-            })
-            .optional()
-            .map_err(ToolError::from)
-        })?;
+        let row = self.inner.store.artifact(&args.artifact_id)?;
         let not_found = |why: String| {
             ToolError::new(ErrorCode::ArtifactNotFound, why)
                 .with("artifact_id", args.artifact_id.clone())
         };
         match row {
-            Some((sid, span_id, kind, content, provenance, created_at, span))
-                if sid == session.id =>
-            {
+            Some(ArtifactRow {
+                session_id,
+                span_id,
+                span,
+                kind,
+                content,
+                provenance,
+                created_at,
+            }) if session_id == session.id => {
                 let content: Map<String, Value> = serde_json::from_str(&content).map_err(|e| {
                     ToolError::internal(format!("stored artifact content unreadable: {e}"))
                 })?;
@@ -200,7 +168,7 @@ impl Engine {
                     span,
                     kind,
                     content,
-                    provenance: parse_provenance(provenance),
+                    provenance,
                     created_at,
                 })
             }

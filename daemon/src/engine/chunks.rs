@@ -3,7 +3,6 @@
 //! rest listed in `omitted`).
 
 use rayon::prelude::*;
-use rusqlite::{OptionalExtension, params};
 
 use rlm::tools::{
     ChunkCreateArgs, ChunkCreateResult, ChunkSpan, ChunkStrategy, SpanContent, SpanGetArgs,
@@ -14,6 +13,8 @@ use rlm::{ErrorCode, ToolError};
 use super::{CallContext, Engine, ResponseBudget, SessionRow, now};
 use crate::chunk::{self, Strategy};
 use crate::store::sha256_hex;
+pub(crate) use crate::store::spans::SpanRow;
+use crate::store::spans::{Chunking, IdKind, NewChunkSpan};
 
 /// Spans one chunking may make; more would bloat the store for no reader.
 pub(crate) const MAX_SPANS_PER_CHUNKING: u64 = 100_000;
@@ -21,16 +22,6 @@ pub(crate) const MAX_SPANS_PER_CHUNKING: u64 = 100_000;
 const MAX_SPAN_IDS: usize = 1000;
 /// Characters of a span's preview.
 const PREVIEW_CHARS: u64 = 100;
-
-/// A span row.
-#[derive(Debug, Clone)]
-pub(crate) struct SpanRow {
-    pub span_id: String,
-    pub session_id: String,
-    pub doc_id: String,
-    pub start: u64,
-    pub end: u64,
-}
 
 impl Engine {
     pub(crate) fn chunk_create(
@@ -66,7 +57,7 @@ impl Engine {
         };
         let mut cached = found.is_some();
         if found.is_none() {
-            let _lock = store.lock_session(&session.id)?;
+            let lock = store.lock_session(&session.id)?;
             // Another call may have made it while this one waited for the lock.
             found = if reuse {
                 self.find_chunking(session, &doc.doc_id, &key)?
@@ -105,63 +96,41 @@ impl Engine {
                     .map(|r| sha256_hex(&s.as_bytes()[r.start_byte..r.end_byte]))
                     .collect();
                 let created = now();
-                let set_id = store.db.write_durable(|tx| {
-                    // The session may have been closed while we waited for the lock.
-                    let status: String =
-                        tx.query_row("SELECT status FROM sessions WHERE session_id = ?1", [&session.id], |r| r.get(0))?;
-                    if status != "active" {
-                        self.load_session(&session.id)?.require_active("rlm.chunk.create")?;
+                let spans: Vec<NewChunkSpan<'_>> = ranges
+                    .iter()
+                    .zip(&hashes)
+                    .map(|(r, h)| NewChunkSpan {
+                        start: r.start_char,
+                        end: r.end_char,
+                        content_hash: h,
+                    })
+                    .collect();
+                // The session may have been closed while we waited for the lock.
+                let set_id = match store.create_chunking(
+                    &lock,
+                    &session.id,
+                    &doc.doc_id,
+                    &key,
+                    &spans,
+                    &created,
+                )? {
+                    Chunking::Created(set_id) => set_id,
+                    Chunking::Closed(current) => {
+                        return Err(current.closed_error("rlm.chunk.create"));
                     }
-                    tx.execute(
-                        "INSERT INTO chunk_sets (session_id, doc_id, strategy, total_spans, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                        params![session.id, doc.doc_id, key, ranges.len() as i64, created],
-                    )?;
-                    let set_id = tx.last_insert_rowid();
-                    let mut put = tx.prepare_cached(
-                        "INSERT INTO spans (span_id, session_id, doc_id, set_id, idx, start, \"end\", content_hash, created_at) \
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                    )?;
-                    for (i, (r, h)) in ranges.iter().zip(&hashes).enumerate() {
-                        put.execute(params![
-                            uuid::Uuid::new_v4().to_string(),
-                            session.id,
-                            doc.doc_id,
-                            set_id,
-                            i as i64,
-                            r.start_char as i64,
-                            r.end_char as i64,
-                            h,
-                            created
-                        ])?;
-                    }
-                    Ok::<_, ToolError>(set_id)
-                })?;
+                };
                 found = Some((set_id, ranges.len() as u64));
             }
         }
         let (set_id, total_spans) = found.unwrap_or((0, 0));
-        let page = self.inner.store.db.read(|c| {
-            let mut st = c.prepare_cached(
-                "SELECT span_id, idx, start, \"end\", content_hash FROM spans WHERE set_id = ?1 AND idx >= ?2 ORDER BY idx LIMIT ?3",
-            )?;
-            let rows = st
-                .query_map(params![set_id, offset as i64, limit.min(i64::MAX as u64) as i64], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, i64>(1)? as u64,
-                        r.get::<_, i64>(2)? as u64,
-                        r.get::<_, i64>(3)? as u64,
-                        r.get::<_, Option<String>>(4)?,
-                    ))
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok::<_, ToolError>(rows)
-        })?;
+        let page = store.chunking_page(set_id, offset, limit)?;
         let text = store.text(&doc.hash)?;
         let mut budget = ResponseBudget::for_response(session);
         let mut spans = Vec::with_capacity(page.len());
         let mut truncated = false;
-        for (span_id, index, start, end, hash) in page {
+        for row in page {
+            let (span_id, index, start, end, hash) =
+                (row.span_id, row.index, row.start, row.end, row.content_hash);
             let content_hash = match hash {
                 Some(h) => h,
                 None => sha256_hex(text.slice(start, end).as_bytes()),
@@ -202,35 +171,12 @@ impl Engine {
         doc_id: &str,
         key: &str,
     ) -> Result<Option<(i64, u64)>, ToolError> {
-        self.inner.store.db.read(|c| {
-            c.prepare_cached(
-                "SELECT set_id, total_spans FROM chunk_sets WHERE session_id = ?1 AND doc_id = ?2 AND strategy = ?3 \
-                 ORDER BY set_id DESC LIMIT 1",
-            )?
-            .query_row(params![session.id, doc_id, key], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))
-            .optional()
-            .map_err(ToolError::from)
-        })
+        Ok(self.inner.store.find_chunking(&session.id, doc_id, key)?)
     }
 
     /// Finds a span of this session, or explains why the id does not name one.
     pub(crate) fn span(&self, session: &SessionRow, span_id: &str) -> Result<SpanRow, ToolError> {
-        let row = self.inner.store.db.read(|c| {
-            c.prepare_cached(
-                "SELECT span_id, session_id, doc_id, start, \"end\" FROM spans WHERE span_id = ?1",
-            )?
-            .query_row([span_id], |r| {
-                Ok(SpanRow {
-                    span_id: r.get(0)?,
-                    session_id: r.get(1)?,
-                    doc_id: r.get(2)?,
-                    start: r.get::<_, i64>(3)? as u64,
-                    end: r.get::<_, i64>(4)? as u64,
-                })
-            })
-            .optional()
-            .map_err(ToolError::from)
-        })?;
+        let row = self.inner.store.span(span_id)?;
         match row {
             Some(s) if s.session_id == session.id => Ok(s),
             Some(_) => Err(ToolError::new(
@@ -254,26 +200,15 @@ impl Engine {
 
     /// What an id that is not a span of this session might be.
     fn id_hint(&self, session: &SessionRow, id: &str) -> Result<String, ToolError> {
-        let kind = self.inner.store.db.read(|c| {
-            let doc: Option<String> = c
-                .prepare_cached(
-                    "SELECT source FROM documents WHERE doc_id = ?1 AND session_id = ?2",
-                )?
-                .query_row([id, &session.id], |r| r.get(0))
-                .optional()?;
-            let artifact = c
-                .prepare_cached(
-                    "SELECT 1 FROM artifacts WHERE artifact_id = ?1 AND session_id = ?2",
-                )?
-                .exists([id, &session.id])?;
-            Ok::<_, ToolError>((doc, artifact))
-        })?;
+        let kind = self.inner.store.id_kind(&session.id, id)?;
         Ok(match kind {
-            (Some(source), _) => format!(
+            IdKind::Document(source) => format!(
                 "{id} is the doc_id of document {source}; use rlm.docs.peek to read it, or rlm.chunk.create to cut it into spans"
             ),
-            (None, true) => format!("{id} is an artifact_id; use rlm.artifact.get to read it"),
-            _ => "span ids come from rlm.chunk.create or rlm.artifact.store of this session".into(),
+            IdKind::Artifact => format!("{id} is an artifact_id; use rlm.artifact.get to read it"),
+            IdKind::Unknown => {
+                "span ids come from rlm.chunk.create or rlm.artifact.store of this session".into()
+            }
         })
     }
 

@@ -3,6 +3,10 @@
 //! session's generation before every use. Building or updating takes the
 //! session's lock, so one process builds while the others wait and then
 //! open what it persisted.
+//!
+//! The manager owns what it needs (the store, the analysis of new indexes,
+//! whether to build after a load), so it never reaches back into the engine;
+//! it is cheap to clone, and a background build holds a clone.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -10,9 +14,12 @@ use std::sync::{Arc, Mutex};
 
 use rlm::ToolError;
 
+use super::budget::session_not_found;
 use super::docs::DocRow;
-use super::{CallContext, Engine, SessionRow};
+use super::{CallContext, EngineConfig, SessionRow};
+use crate::search::analyzer::AnalyzerOptions;
 use crate::search::bm25::{IndexError, IndexStamp, PassageIndex, signature};
+use crate::store::Store;
 
 /// An open index and the documents its ords stand for.
 pub(crate) struct SessionIndex {
@@ -28,8 +35,19 @@ struct Cache {
     tick: u64,
 }
 
-/// Keeps open indexes and builds missing ones.
+/// Keeps open indexes and builds missing ones. Cheap to clone: clones share
+/// the cache.
+#[derive(Clone)]
 pub struct IndexManager {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    store: Arc<Store>,
+    /// Text analysis of new indexes (`EngineConfig::analyzer`).
+    analyzer: AnalyzerOptions,
+    /// Build after each load (`EngineConfig::background_index`).
+    background_index: bool,
     capacity: usize,
     cache: Mutex<Cache>,
     background: Mutex<HashSet<String>>,
@@ -38,17 +56,24 @@ pub struct IndexManager {
 impl std::fmt::Debug for IndexManager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IndexManager")
-            .field("capacity", &self.capacity)
+            .field("capacity", &self.shared.capacity)
             .finish()
     }
 }
 
 impl IndexManager {
-    pub fn new(capacity: usize) -> IndexManager {
+    /// A manager of the indexes of `store`'s sessions, with the engine's
+    /// index settings (cache size, analysis, background builds).
+    pub fn new(store: Arc<Store>, config: &EngineConfig) -> IndexManager {
         IndexManager {
-            capacity: capacity.max(1),
-            cache: Mutex::new(Cache::default()),
-            background: Mutex::default(),
+            shared: Arc::new(Shared {
+                store,
+                analyzer: config.analyzer,
+                background_index: config.background_index,
+                capacity: config.index_cache_sessions.max(1),
+                cache: Mutex::new(Cache::default()),
+                background: Mutex::default(),
+            }),
         }
     }
 
@@ -58,7 +83,7 @@ impl IndexManager {
     }
 
     fn lock_cache(&self) -> std::sync::MutexGuard<'_, Cache> {
-        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+        self.shared.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn cached_at(&self, session_id: &str, generation: u64) -> Option<Arc<SessionIndex>> {
@@ -78,7 +103,7 @@ impl IndexManager {
         cache.tick += 1;
         let tick = cache.tick;
         cache.entries.insert(session_id.to_owned(), (idx, tick));
-        while cache.entries.len() > self.capacity {
+        while cache.entries.len() > self.shared.capacity {
             let oldest = cache
                 .entries
                 .iter()
@@ -97,12 +122,12 @@ impl IndexManager {
     }
 
     /// Whether a current index exists for the session, in memory or on disk.
-    pub(crate) fn is_current(&self, engine: &Engine, session_id: &str, generation: u64) -> bool {
+    pub(crate) fn is_current(&self, session_id: &str, generation: u64) -> bool {
         if self.cached_at(session_id, generation).is_some() {
             return true;
         }
-        let wanted = signature(engine.inner.config.analyzer);
-        read_stamp(&engine.inner.store.index_dir(session_id))
+        let wanted = signature(self.shared.analyzer);
+        read_stamp(&self.shared.store.index_dir(session_id))
             .is_some_and(|s| s.generation == generation && s.analyzer == wanted)
     }
 
@@ -110,23 +135,24 @@ impl IndexManager {
     /// it when needed. Returns whether this call built or updated it.
     pub(crate) fn get(
         &self,
-        engine: &Engine,
         session: &SessionRow,
         ctx: &CallContext,
     ) -> Result<(Arc<SessionIndex>, bool), ToolError> {
         if let Some(idx) = self.cached_at(&session.id, session.generation) {
             return Ok((idx, false));
         }
-        let store = &engine.inner.store;
+        let store = &self.shared.store;
         let _lock = store.lock_session(&session.id)?;
         // Re-read under the lock: a load may have committed meanwhile.
-        let current = engine.load_session(&session.id)?;
+        let current = store
+            .session(&session.id)?
+            .ok_or_else(|| session_not_found(&session.id))?;
         if let Some(idx) = self.cached_at(&session.id, current.generation) {
             return Ok((idx, false));
         }
-        let docs = engine.docs_of(&session.id)?;
+        let docs = store.documents_of(&session.id)?;
         let dir = store.index_dir(&session.id);
-        let opts = engine.inner.config.analyzer;
+        let opts = self.shared.analyzer;
         let stamp = IndexStamp {
             generation: current.generation,
             doc_count: docs.len() as u64,
@@ -142,15 +168,15 @@ impl IndexManager {
                         Some(docs.len() as u64 - s.doc_count),
                         "indexing new documents",
                     );
-                    add(engine, &mut index, &docs[s.doc_count as usize..], &stamp)?;
+                    add(store, &mut index, &docs[s.doc_count as usize..], &stamp)?;
                     (index, true)
                 }
-                _ => (rebuild(engine, &dir, &docs, &stamp, ctx)?, true),
+                _ => (rebuild(store, opts, &dir, &docs, &stamp, ctx)?, true),
             },
-            Ok(None) => (rebuild(engine, &dir, &docs, &stamp, ctx)?, true),
+            Ok(None) => (rebuild(store, opts, &dir, &docs, &stamp, ctx)?, true),
             Err(e) => {
                 tracing::warn!(session_id = %session.id, error = %e, "search index unusable; rebuilding it");
-                (rebuild(engine, &dir, &docs, &stamp, ctx)?, true)
+                (rebuild(store, opts, &dir, &docs, &stamp, ctx)?, true)
             }
         };
         let idx = Arc::new(SessionIndex {
@@ -166,26 +192,26 @@ impl IndexManager {
     /// found them damaged).
     pub(crate) fn rebuild_damaged(
         &self,
-        engine: &Engine,
         session: &SessionRow,
         ctx: &CallContext,
     ) -> Result<(Arc<SessionIndex>, bool), ToolError> {
         self.forget(&session.id);
         {
-            let _lock = engine.inner.store.lock_session(&session.id)?;
-            let dir = engine.inner.store.index_dir(&session.id);
-            let _ = std::fs::remove_dir_all(&dir);
+            let _lock = self.shared.store.lock_session(&session.id)?;
+            // Whatever is left is rebuilt over (`PassageIndex::create_with`).
+            let _ = self.shared.store.remove_index_dir(&session.id);
         }
-        self.get(engine, session, ctx)
+        self.get(session, ctx)
     }
 
     /// Brings the session's index up to date on another thread, so that a
     /// search right after a load finds it ready.
-    pub(crate) fn refresh_in_background(&self, engine: &Engine, session_id: &str) {
-        if !engine.inner.config.background_index {
+    pub(crate) fn refresh_in_background(&self, session_id: &str) {
+        if !self.shared.background_index {
             return;
         }
         if !self
+            .shared
             .background
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -193,20 +219,26 @@ impl IndexManager {
         {
             return; // one is pending; it reads the generation once it holds the lock
         }
-        let engine = engine.clone();
+        let manager = self.clone();
         let sid = session_id.to_owned();
         let spawned = std::thread::Builder::new().name("rlm-index".into()).spawn(move || {
-            let manager = &engine.inner.indexes;
-            let result = engine.load_session(&sid).and_then(|s| {
-                manager.background.lock().unwrap_or_else(|p| p.into_inner()).remove(&sid);
-                manager.get(&engine, &s, &CallContext::default())
+            let session = manager
+                .shared
+                .store
+                .session(&sid)
+                .map_err(ToolError::from)
+                .and_then(|s| s.ok_or_else(|| session_not_found(&sid)));
+            let result = session.and_then(|s| {
+                manager.shared.background.lock().unwrap_or_else(|p| p.into_inner()).remove(&sid);
+                manager.get(&s, &CallContext::default())
             });
             if let Err(e) = result {
                 tracing::warn!(session_id = %sid, error = %e, "background index build failed; the next search retries");
             }
         });
         if spawned.is_err() {
-            self.background
+            self.shared
+                .background
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(session_id);
@@ -221,28 +253,28 @@ fn index_err(e: IndexError) -> ToolError {
 }
 
 fn rebuild(
-    engine: &Engine,
+    store: &Store,
+    opts: AnalyzerOptions,
     dir: &Path,
     docs: &[DocRow],
     stamp: &IndexStamp,
     ctx: &CallContext,
 ) -> Result<PassageIndex, ToolError> {
     ctx.progress(0, Some(docs.len() as u64), "building the search index");
-    let mut index =
-        PassageIndex::create_with(dir, engine.inner.config.analyzer).map_err(index_err)?;
-    add(engine, &mut index, docs, stamp)?;
+    let mut index = PassageIndex::create_with(dir, opts).map_err(index_err)?;
+    add(store, &mut index, docs, stamp)?;
     Ok(index)
 }
 
 fn add(
-    engine: &Engine,
+    store: &Store,
     index: &mut PassageIndex,
     docs: &[DocRow],
     stamp: &IndexStamp,
 ) -> Result<(), ToolError> {
     let texts = docs
         .iter()
-        .map(|d| engine.inner.store.text(&d.hash).map(|t| (d.seq, t)))
+        .map(|d| store.text(&d.hash).map(|t| (d.seq, t)))
         .collect::<Result<Vec<_>, _>>()?;
     index
         .add_documents(texts.iter().map(|(ord, t)| (*ord, t.as_str())), stamp)

@@ -12,23 +12,25 @@ mod context;
 mod dispatch;
 mod docs;
 mod index;
+mod load;
 mod response;
 mod search;
 mod sessions;
 mod trace;
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde::Serialize;
 use serde_json::Value;
 
+use rlm::ToolError;
 use rlm::tools::SessionConfig;
-use rlm::{ErrorCode, ToolError};
 
 use crate::store::{Store, StoreError, io_err};
 
-pub use admin::GC_GRACE;
+pub use crate::store::gc::GC_GRACE;
+pub(crate) use crate::store::sessions::{SessionRow, SessionStatus};
 pub use context::{CallContext, ProgressFn};
 pub use index::IndexManager;
 pub(crate) use response::ResponseBudget;
@@ -85,9 +87,12 @@ pub enum CallError {
 
 pub(crate) struct Inner {
     pub(crate) config: EngineConfig,
-    pub(crate) store: Store,
+    pub(crate) store: Arc<Store>,
     pub(crate) indexes: IndexManager,
     pub(crate) scan_cache: search::ScanCache,
+    /// The threads that read and hash files during a load, built by the
+    /// first load of this engine (`EngineConfig::load_threads`).
+    pub(crate) load_pool: OnceLock<rayon::ThreadPool>,
     registry: dispatch::Registry,
 }
 
@@ -103,70 +108,6 @@ impl std::fmt::Debug for Engine {
         f.debug_struct("Engine")
             .field("data_dir", &self.inner.config.data_dir)
             .finish()
-    }
-}
-
-/// A session row as the tools need it.
-#[derive(Debug, Clone)]
-pub(crate) struct SessionRow {
-    pub id: String,
-    pub name: Option<String>,
-    pub status: String,
-    pub created_at: String,
-    pub closed_at: Option<String>,
-    pub config: SessionConfig,
-    pub tool_calls_used: u64,
-    pub generation: u64,
-    pub document_count: u64,
-    pub total_chars: u64,
-    pub total_tokens_est: u64,
-}
-
-impl SessionRow {
-    pub const COLUMNS: &'static str = "session_id, name, status, created_at, closed_at, config, tool_calls_used, \
-         generation, document_count, total_chars, total_tokens_est";
-
-    pub fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRow> {
-        let config: String = r.get(5)?;
-        Ok(SessionRow {
-            id: r.get(0)?,
-            name: r.get(1)?,
-            status: r.get(2)?,
-            created_at: r.get(3)?,
-            closed_at: r.get(4)?,
-            config: serde_json::from_str(&config).map_err(|e| {
-                rusqlite::Error::FromSqlConversionFailure(
-                    5,
-                    rusqlite::types::Type::Text,
-                    Box::new(e),
-                )
-            })?,
-            tool_calls_used: r.get::<_, i64>(6)? as u64,
-            generation: r.get::<_, i64>(7)? as u64,
-            document_count: r.get::<_, i64>(8)? as u64,
-            total_chars: r.get::<_, i64>(9)? as u64,
-            total_tokens_est: r.get::<_, i64>(10)? as u64,
-        })
-    }
-
-    pub fn is_active(&self) -> bool {
-        self.status == "active"
-    }
-
-    /// Fails with `session_closed` when the session no longer takes changes.
-    pub fn require_active(&self, operation: &str) -> Result<(), ToolError> {
-        if self.is_active() {
-            return Ok(());
-        }
-        Err(ToolError::new(
-            ErrorCode::SessionClosed,
-            format!(
-                "session {} was closed at {}; it is read-only, so {operation} is refused. Create a new session with rlm.session.create to load or change documents.",
-                self.id,
-                self.closed_at.as_deref().unwrap_or("?")
-            ),
-        )
-        .with("session_id", self.id.clone()))
     }
 }
 
@@ -204,14 +145,15 @@ impl Engine {
                     .map_err(io_err(format!("allowed root {}", r.display())))?;
             }
         }
-        let store = Store::open(&config.data_dir)?;
-        let indexes = IndexManager::new(config.index_cache_sessions);
+        let store = Arc::new(Store::open(&config.data_dir)?);
+        let indexes = IndexManager::new(store.clone(), &config);
         Ok(Engine {
             inner: Arc::new(Inner {
                 config,
                 store,
                 indexes,
                 scan_cache: Default::default(),
+                load_pool: OnceLock::new(),
                 registry: dispatch::Registry::new(),
             }),
         })
@@ -227,14 +169,7 @@ impl Engine {
 
     /// Sessions still active, and all sessions, in the store.
     pub fn session_counts(&self) -> Result<(u64, u64), StoreError> {
-        self.inner.store.db.read(|c| {
-            c.query_row(
-                "SELECT count(*) FILTER (WHERE status = 'active'), count(*) FROM sessions",
-                [],
-                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
-            )
-            .map_err(StoreError::from)
-        })
+        self.inner.store.session_counts()
     }
 
     /// Session indexes open in memory.

@@ -167,7 +167,7 @@ impl Engine {
             || self
                 .inner
                 .indexes
-                .is_current(self, &session.id, session.generation);
+                .is_current(&session.id, session.generation);
         Ok(SearchResult {
             matches,
             total_matches,
@@ -187,7 +187,7 @@ impl Engine {
         ctx: &CallContext,
     ) -> Result<((Vec<Found>, u64), bool), ToolError> {
         let manager = &self.inner.indexes;
-        let (mut idx, mut built) = manager.get(self, session, ctx)?;
+        let (mut idx, mut built) = manager.get(session, ctx)?;
         let ords: Option<Vec<u64>> = only.map(|d| d.iter().map(|d| d.seq).collect());
         // Overlapping passages can hit the same place, so some hits are dropped as
         // duplicates: ask for a few more hits than `limit` (dropping more than half of
@@ -200,7 +200,7 @@ impl Engine {
                 Ok(h) => h,
                 Err(IndexError::Damaged(why)) => {
                     tracing::warn!(session_id = %session.id, %why, "search index damaged during a search; rebuilding it");
-                    (idx, built) = manager.rebuild_damaged(self, session, ctx)?;
+                    (idx, built) = manager.rebuild_damaged(session, ctx)?;
                     idx.index
                         .search_terms(query, want, ords.as_deref())
                         .map_err(|e| ToolError::internal(format!("{e}; retry the search")))?

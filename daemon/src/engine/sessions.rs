@@ -1,14 +1,36 @@
 //! `rlm.session.create`, `rlm.session.info` and `rlm.session.close`.
 
-use rusqlite::{OptionalExtension, params};
-
 use rlm::tools::{
     CloseSummary, SessionCloseResult, SessionConfig, SessionConfigArgs, SessionCreateArgs,
     SessionCreateResult, SessionInfoResult,
 };
 use rlm::{ErrorCode, ToolError};
 
-use super::{Engine, SessionRow, now};
+use super::{Engine, SessionRow, SessionStatus, now};
+use crate::store::sessions::{Close, NewSession};
+
+impl SessionRow {
+    /// Fails with `session_closed` when the session no longer takes changes.
+    pub fn require_active(&self, operation: &str) -> Result<(), ToolError> {
+        if self.is_active() {
+            return Ok(());
+        }
+        Err(self.closed_error(operation))
+    }
+
+    /// The `session_closed` error of `operation` on this (closed) session.
+    pub fn closed_error(&self, operation: &str) -> ToolError {
+        ToolError::new(
+            ErrorCode::SessionClosed,
+            format!(
+                "session {} was closed at {}; it is read-only, so {operation} is refused. Create a new session with rlm.session.create to load or change documents.",
+                self.id,
+                self.closed_at.as_deref().unwrap_or("?")
+            ),
+        )
+        .with("session_id", self.id.clone())
+    }
+}
 
 /// Limits on a session's config values.
 const MIN_RESPONSE_CHARS: u64 = 1000;
@@ -64,16 +86,12 @@ impl Engine {
         let config = effective_config(&self.inner.config.session_defaults, args.config)?;
         let session_id = uuid::Uuid::new_v4().to_string();
         let created_at = now();
-        let config_json =
-            serde_json::to_string(&config).map_err(|e| ToolError::internal(e.to_string()))?;
-        self.inner.store.db.write_durable(|tx| {
-            // Creating the session counts as its first call.
-            tx.execute(
-                "INSERT INTO sessions (session_id, name, status, created_at, config, max_tool_calls, tool_calls_used) \
-                 VALUES (?1, ?2, 'active', ?3, ?4, ?5, 1)",
-                params![session_id, args.name, created_at, config_json, config.max_tool_calls as i64],
-            )?;
-            Ok::<_, ToolError>(())
+        // Creating the session counts as its first call.
+        self.inner.store.create_session(&NewSession {
+            session_id: &session_id,
+            name: args.name.as_deref(),
+            created_at: &created_at,
+            config: &config,
         })?;
         Ok(SessionCreateResult {
             session_id,
@@ -83,11 +101,11 @@ impl Engine {
     }
 
     pub(crate) fn session_info(&self, s: &SessionRow) -> Result<SessionInfoResult, ToolError> {
-        let index_built = self.inner.indexes.is_current(self, &s.id, s.generation);
+        let index_built = self.inner.indexes.is_current(&s.id, s.generation);
         Ok(SessionInfoResult {
             session_id: s.id.clone(),
             name: s.name.clone(),
-            status: s.status.clone(),
+            status: s.status.as_str().to_owned(),
             created_at: s.created_at.clone(),
             closed_at: s.closed_at.clone(),
             document_count: s.document_count,
@@ -106,36 +124,26 @@ impl Engine {
         // The lock orders the close after any load or index build in flight,
         // so the index it leaves on disk is complete.
         let exists = self.load_session(session_id)?;
-        let _lock = store.lock_session(&exists.id)?;
+        let lock = store.lock_session(&exists.id)?;
         let closed_at = now();
-        let outcome = store.db.write_durable(|tx| {
-            let changed = tx.execute(
-                "UPDATE sessions SET status = 'completed', closed_at = ?2 WHERE session_id = ?1 AND status = 'active'",
-                params![session_id, closed_at],
-            )?;
-            if changed == 0 {
-                let when: Option<Option<String>> = tx
-                    .query_row("SELECT closed_at FROM sessions WHERE session_id = ?1", [session_id], |r| r.get(0))
-                    .optional()?;
-                return Ok(Err(when.flatten()));
-            }
-            let count = |sql: &str| -> rusqlite::Result<u64> {
-                tx.query_row(sql, [session_id], |r| r.get::<_, i64>(0)).map(|n| n as u64)
-            };
-            Ok::<_, ToolError>(Ok(CloseSummary {
-                documents: count("SELECT document_count FROM sessions WHERE session_id = ?1")?,
-                spans: count("SELECT count(*) FROM spans WHERE session_id = ?1")?,
-                artifacts: count("SELECT count(*) FROM artifacts WHERE session_id = ?1")?,
-                tool_calls: count("SELECT tool_calls_used FROM sessions WHERE session_id = ?1")?,
-            }))
-        })?;
+        let outcome = store.close_session(&lock, session_id, &closed_at)?;
         match outcome {
-            Ok(summary) => {
+            Close::Closed(c) => {
                 self.inner.indexes.forget(session_id);
                 self.forget_scan_texts(session_id);
-                Ok(SessionCloseResult { session_id: session_id.to_owned(), status: "completed".into(), closed_at, summary })
+                Ok(SessionCloseResult {
+                    session_id: session_id.to_owned(),
+                    status: SessionStatus::Completed.as_str().to_owned(),
+                    closed_at,
+                    summary: CloseSummary {
+                        documents: c.documents,
+                        spans: c.spans,
+                        artifacts: c.artifacts,
+                        tool_calls: c.tool_calls,
+                    },
+                })
             }
-            Err(when) => Err(ToolError::new(
+            Close::AlreadyClosed { closed_at: when } => Err(ToolError::new(
                 ErrorCode::SessionClosed,
                 format!(
                     "session {session_id} is already closed (at {}); nothing to do. Its data stays readable.",

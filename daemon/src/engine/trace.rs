@@ -8,7 +8,8 @@ use rlm::ToolError;
 use rlm::tools::Tool;
 
 use super::{Engine, now};
-use crate::store::{StoreError, sha256_hex};
+use crate::store::sha256_hex;
+use crate::store::traces::TraceRow;
 
 impl Engine {
     pub(super) fn record_trace(
@@ -27,13 +28,16 @@ impl Engine {
             }
             Err(e) => ("error", Some(e.code.as_str()), None, None),
         };
-        let written = self.inner.store.db.write(|tx| {
-            tx.prepare_cached(
-                "INSERT INTO traces (session_id, operation, arguments, outcome, error_code, duration_ms, result_chars, result_hash, created_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )?
-            .execute(rusqlite::params![session_id, tool.name(), arguments, outcome, code, duration_ms, chars, hash, now()])?;
-            Ok::<_, StoreError>(())
+        let written = self.inner.store.record_trace(&TraceRow {
+            session_id,
+            operation: tool.name(),
+            arguments: &arguments,
+            outcome,
+            error_code: code,
+            duration_ms,
+            result_chars: chars,
+            result_hash: hash.as_deref(),
+            created_at: &now(),
         });
         if let Err(e) = written {
             tracing::warn!(operation = tool.name(), error = %e, "could not record the trace of a call");

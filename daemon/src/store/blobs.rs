@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use super::layout::{Layout, TMP_PACK_SUFFIX, pack_file_in, pack_name};
+
 /// Lowercase hex SHA-256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
@@ -28,9 +30,10 @@ pub struct BlobStore {
 }
 
 impl BlobStore {
-    pub fn open(dir: &Path) -> io::Result<BlobStore> {
-        let packs = dir.join("packs");
-        let tmp = dir.join("tmp");
+    /// Opens the blob store of a data directory, creating its folders.
+    pub fn open(layout: &Layout) -> io::Result<BlobStore> {
+        let packs = layout.packs_dir();
+        let tmp = layout.tmp_dir();
         fs::create_dir_all(&packs)?;
         fs::create_dir_all(&tmp)?;
         Ok(BlobStore { packs, tmp })
@@ -38,13 +41,13 @@ impl BlobStore {
 
     /// The path of a pack by name.
     pub fn pack_path(&self, pack: &str) -> PathBuf {
-        self.packs.join(format!("{pack}.pack"))
+        pack_file_in(&self.packs, pack)
     }
 
     /// Starts a new pack.
     pub fn new_pack(&self) -> io::Result<PackWriter> {
         let name = uuid::Uuid::new_v4().simple().to_string();
-        let tmp_path = self.tmp.join(format!("{name}.pack.tmp"));
+        let tmp_path = self.tmp.join(format!("{name}{TMP_PACK_SUFFIX}"));
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -63,7 +66,7 @@ impl BlobStore {
         let mut out = Vec::new();
         for entry in fs::read_dir(&self.packs)? {
             let name = entry?.file_name().to_string_lossy().into_owned();
-            if let Some(stem) = name.strip_suffix(".pack") {
+            if let Some(stem) = pack_name(&name) {
                 out.push(stem.to_owned());
             }
         }
@@ -128,7 +131,7 @@ impl PackWriter {
         }
         file.sync_all()?;
         drop(file);
-        fs::rename(&tmp_path, packs.join(format!("{name}.pack")))?;
+        fs::rename(&tmp_path, pack_file_in(&packs, &name))?;
         sync_dir(&packs)?;
         Ok(Some(name))
     }
@@ -167,11 +170,15 @@ mod tests {
     #[test]
     fn a_pack_appears_whole_under_its_name() {
         let dir = tempfile::tempdir().unwrap();
-        let store = BlobStore::open(dir.path()).unwrap();
+        let store = BlobStore::open(&Layout::new(dir.path())).unwrap();
         let mut w = store.new_pack().unwrap();
         assert_eq!(w.append(b"abc").unwrap(), 0);
         assert_eq!(w.append("héllo".as_bytes()).unwrap(), 3);
-        let tmp_count = || fs::read_dir(dir.path().join("tmp")).unwrap().count();
+        let tmp_count = || {
+            fs::read_dir(Layout::new(dir.path()).tmp_dir())
+                .unwrap()
+                .count()
+        };
         assert_eq!(tmp_count(), 1, "written under a temporary name first");
         assert!(
             store.pack_names().unwrap().is_empty(),
@@ -189,9 +196,14 @@ mod tests {
     #[test]
     fn an_empty_pack_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let store = BlobStore::open(dir.path()).unwrap();
+        let store = BlobStore::open(&Layout::new(dir.path())).unwrap();
         assert_eq!(store.new_pack().unwrap().finish().unwrap(), None);
         assert!(store.pack_names().unwrap().is_empty());
-        assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+        assert_eq!(
+            fs::read_dir(Layout::new(dir.path()).tmp_dir())
+                .unwrap()
+                .count(),
+            0
+        );
     }
 }

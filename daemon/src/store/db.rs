@@ -273,6 +273,7 @@ pub fn migrate_to(conn: &mut Connection, path: &Path, target: i64) -> Result<(),
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::layout::SQLITE_FILE;
 
     fn table_names(conn: &Connection) -> Vec<String> {
         let mut st = conn
@@ -287,7 +288,7 @@ mod tests {
     #[test]
     fn an_empty_file_migrates_to_the_current_schema() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("store.sqlite");
+        let path = dir.path().join(SQLITE_FILE);
         let db = Db::open(&path).unwrap();
         db.read(|c| {
             let v: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -306,7 +307,7 @@ mod tests {
     #[test]
     fn a_store_of_the_previous_version_keeps_its_rows() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("store.sqlite");
+        let path = dir.path().join(SQLITE_FILE);
         let mut conn = Connection::open(&path).unwrap();
         migrate_to(&mut conn, &path, SCHEMA_VERSION - 1).unwrap();
         conn.execute(
@@ -333,7 +334,7 @@ mod tests {
     #[test]
     fn a_newer_store_is_refused_with_a_reason() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("store.sqlite");
+        let path = dir.path().join(SQLITE_FILE);
         let conn = Connection::open(&path).unwrap();
         conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
             .unwrap();

@@ -1,19 +1,46 @@
 //! The store under the data directory: SQLite (`store.sqlite`), the blob
 //! store (`blobs/`), the search indexes (`indexes/`) and the session lock
-//! files (`locks/`). Only this module and the index manager write there.
+//! files (`locks/`). Only this module and the index manager write there,
+//! and every file removal under the data directory is here (`gc`,
+//! `remove_index_dir`, the blob store's temporary files).
+//!
+//! The store owns its data: every SQL statement is in a module of this one,
+//! one per table family (`sessions`, `documents` with `blobs`, `spans` with
+//! `chunk_sets`, `artifacts`, `traces`), and the engine sees only typed
+//! methods of [`Store`]. **Each public method is one transaction**, opened
+//! and committed inside it: reads on a pooled connection, writes `IMMEDIATE`
+//! (`Db::write`), and those that keep what a user gave (sessions, documents,
+//! spans, artifacts, close) with `synchronous=FULL` (`Db::write_durable`).
+//! An operation that must be atomic (a load's commit, a chunking, an
+//! artifact with its span, a close) is therefore a single method, and what
+//! it must check inside its transaction (the session still active) comes
+//! back as a typed outcome (`LoadCommit::Closed`, ...) for the engine to
+//! word. `Db` stays private to the store. The writes that change a
+//! session's documents or chunkings, or close it, take the session's lock as
+//! a parameter: the engine takes it (`lock_session`) before its checks and
+//! holds it through the commit.
 
+pub mod artifacts;
 pub mod blobs;
 pub mod db;
+pub mod documents;
+pub mod gc;
+pub mod layout;
+pub mod sessions;
+pub mod spans;
+pub mod traces;
+
+#[cfg(test)]
+mod tests;
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use rusqlite::OptionalExtension;
-
-pub use blobs::{BlobStore, sha256_hex};
+pub use blobs::{BlobStore, PackWriter, sha256_hex};
 pub use db::{Db, DbError};
+pub use layout::Layout;
 
 use crate::text::{Text, TextShape, map_file};
 use rlm::lock::SessionLock;
@@ -36,6 +63,8 @@ pub enum StoreError {
     },
     #[error("blob {hash} is not in the store")]
     MissingBlob { hash: String },
+    #[error("encoding {what}: {message}")]
+    Encode { what: &'static str, message: String },
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -51,18 +80,18 @@ pub fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Stor
 
 /// The paths and handles of one data directory.
 pub struct Store {
-    root: PathBuf,
-    pub db: Db,
-    pub blobs: BlobStore,
-    locks: PathBuf,
-    indexes: PathBuf,
+    layout: Layout,
+    db: Db,
+    blobs: BlobStore,
     texts: Mutex<TextCache>,
     packs: Mutex<HashMap<String, Weak<memmap2::Mmap>>>,
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("root", &self.root).finish()
+        f.debug_struct("Store")
+            .field("root", &self.layout.root())
+            .finish()
     }
 }
 
@@ -78,39 +107,60 @@ impl Store {
         let mk = |p: &Path| {
             std::fs::create_dir_all(p).map_err(io_err(format!("creating {}", p.display())))
         };
+        let layout = Layout::new(root);
         mk(root)?;
-        let locks = root.join("locks");
-        let indexes = root.join("indexes");
-        mk(&locks)?;
-        mk(&indexes)?;
-        let blobs =
-            BlobStore::open(&root.join("blobs")).map_err(io_err("opening the blob store"))?;
-        let db = Db::open(&root.join("store.sqlite"))?;
+        mk(&layout.locks_dir())?;
+        mk(&layout.indexes_dir())?;
+        let blobs = BlobStore::open(&layout).map_err(io_err("opening the blob store"))?;
+        let db = Db::open(&layout.sqlite())?;
         // Temporary blob files older than a day cannot belong to a live load.
         let _ = blobs.clean_tmp(Duration::from_secs(24 * 3600));
         Ok(Store {
-            root: root.to_owned(),
+            layout,
             db,
             blobs,
-            locks,
-            indexes,
             texts: Mutex::new(TextCache::default()),
             packs: Mutex::new(HashMap::new()),
         })
     }
 
     pub fn root(&self) -> &Path {
-        &self.root
+        self.layout.root()
+    }
+
+    /// The paths of the data directory.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
     }
 
     /// The folder of a session's search index.
     pub fn index_dir(&self, session_id: &str) -> PathBuf {
-        self.indexes.join(session_id)
+        self.layout.index_dir(session_id)
+    }
+
+    /// Removes a session's index folder (a damaged index, before it is built
+    /// again). The caller holds the session's lock. A folder already gone is
+    /// no error.
+    pub fn remove_index_dir(&self, session_id: &str) -> Result<(), StoreError> {
+        let dir = self.layout.index_dir(session_id);
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StoreError::Io {
+                context: format!("removing {}", dir.display()),
+                source: e,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Starts a pack for a load's new texts (under `blobs/tmp/` until it is
+    /// finished: synced and renamed into `blobs/packs/`).
+    pub fn new_pack(&self) -> std::io::Result<PackWriter> {
+        self.blobs.new_pack()
     }
 
     /// Takes a session's exclusive lock (blocking; call from a blocking thread).
     pub fn lock_session(&self, session_id: &str) -> Result<SessionLock, StoreError> {
-        SessionLock::acquire(&self.locks, session_id, LOCK_TIMEOUT)
+        SessionLock::acquire(&self.layout.locks_dir(), session_id, LOCK_TIMEOUT)
             .map_err(io_err(format!("locking session {session_id}")))
     }
 
@@ -125,23 +175,16 @@ impl Store {
         {
             return Ok(t.clone());
         }
-        let row = self.db.read(|c| {
-            c.prepare_cached(
-                "SELECT pack, offset, length_bytes, length_chars, checkpoints FROM blobs WHERE hash = ?1",
-            )?
-            .query_row([hash], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, i64>(3)?,
-                    r.get::<_, Option<Vec<u8>>>(4)?,
-                ))
-            })
-            .optional()
-            .map_err(StoreError::from)
-        })?;
-        let (pack, offset, bytes, chars, cps) = row.ok_or_else(|| StoreError::MissingBlob {
+        let row = self
+            .db
+            .read(|c| documents::blob_in(c, hash).map_err(StoreError::from))?;
+        let documents::BlobLocation {
+            pack,
+            offset,
+            length_bytes: bytes,
+            length_chars: chars,
+            checkpoints: cps,
+        } = row.ok_or_else(|| StoreError::MissingBlob {
             hash: hash.to_owned(),
         })?;
         let shape = TextShape::from_stored(chars as u64, cps.as_deref());
@@ -173,7 +216,7 @@ impl Store {
         if let Some(map) = packs.get(pack).and_then(Weak::upgrade) {
             return Ok(map);
         }
-        let path = self.blobs.pack_path(pack);
+        let path = self.layout.pack_file(pack);
         let map = map_file(&path)
             .map_err(io_err(format!("mapping pack {}", path.display())))?
             .ok_or_else(|| StoreError::Io {

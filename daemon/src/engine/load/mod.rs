@@ -1,0 +1,322 @@
+//! `rlm.docs.load`: the tool. Sources are expanded against the client's
+//! working directory and the allowed roots (`sources.rs`), read, checked and
+//! hashed in parallel on the engine's load threads (`read.rs`), the texts the
+//! store lacks appended to one pack, and the load committed once, durably.
+
+mod read;
+mod sources;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rayon::prelude::*;
+
+use rlm::ToolError;
+use rlm::tools::{DocsLoadArgs, DocsLoadResult, LoadedDoc};
+
+use super::{CallContext, Engine, ResponseBudget, SessionRow, now};
+use crate::store::PackWriter;
+use crate::store::documents::{LoadCommit, NewDocument};
+use crate::text::TextShape;
+use read::Prepared;
+use sources::Item;
+
+/// Bytes read into memory at once during a load; larger loads go in batches.
+const LOAD_BATCH_BYTES: u64 = 256 << 20;
+/// Error lines listed one by one before the rest are summarized.
+const MAX_ERROR_LINES: usize = 50;
+
+/// What the commit needs of a text read (its bytes already stored).
+struct Stored {
+    source: String,
+    hash: String,
+    length_bytes: u64,
+    shape: TextShape,
+    hint: Option<u64>,
+    /// Where this load's pack holds the text; None when the store had it.
+    offset: Option<u64>,
+}
+
+/// Why a file was not loaded, grouped for the summary of long error lists.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum SkipKind {
+    NotUtf8,
+    TooLarge,
+    Unreadable,
+    Refused,
+    Other,
+}
+
+/// A source or file not loaded, and the error line that says why.
+struct Skip {
+    kind: SkipKind,
+    line: String,
+}
+
+impl Skip {
+    fn new(kind: SkipKind, line: String) -> Skip {
+        Skip { kind, line }
+    }
+}
+
+/// A document's token estimate: the client's hint, else a char count / 4.
+fn tokens_est(chars: u64, hint: Option<u64>) -> u64 {
+    hint.unwrap_or(chars.div_ceil(4))
+}
+
+/// An I/O error as an error line words it.
+fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file or directory".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => e.to_string(),
+    }
+}
+
+impl Engine {
+    pub(crate) fn docs_load(
+        &self,
+        session: &SessionRow,
+        args: DocsLoadArgs,
+        ctx: &CallContext,
+    ) -> Result<DocsLoadResult, ToolError> {
+        session.require_active("rlm.docs.load")?;
+        let mut skips: Vec<Skip> = Vec::new();
+        let mut items: Vec<Item> = Vec::new();
+        for (i, source) in args.sources.into_iter().enumerate() {
+            self.expand_source(i, source, ctx, &mut items, &mut skips);
+        }
+        let mut pack = self.inner.store.new_pack().map_err(|e| {
+            ToolError::internal(format!("starting a pack under the data directory: {e}"))
+        })?;
+        let stored = match self.read_and_pack(items, &mut pack, &mut skips, ctx) {
+            Ok(stored) => stored,
+            Err(e) => {
+                pack.abandon();
+                return Err(e);
+            }
+        };
+        // One durable point for the whole load, before the commit refers to it.
+        let pack_name = pack.finish().map_err(|e| {
+            ToolError::internal(format!(
+                "syncing stored texts to disk: {e}; check free space under the data directory"
+            ))
+        })?;
+        let loaded = self.commit_load(session, &stored, pack_name.as_deref())?;
+        if !stored.is_empty() {
+            self.inner.indexes.refresh_in_background(&session.id);
+        }
+        Ok(self.load_result(session, loaded, skips))
+    }
+
+    /// Reads, checks and hashes the items on the load threads, batch by
+    /// batch, and appends every text the store lacks to `pack`.
+    fn read_and_pack(
+        &self,
+        items: Vec<Item>,
+        pack: &mut PackWriter,
+        skips: &mut Vec<Skip>,
+        ctx: &CallContext,
+    ) -> Result<Vec<Stored>, ToolError> {
+        let max_bytes = self.inner.config.max_file_size_mb.saturating_mul(1 << 20);
+        let total_items = items.len() as u64;
+        let done = AtomicU64::new(0);
+        let mut stored: Vec<Stored> = Vec::with_capacity(items.len());
+        let mut placed: HashMap<String, u64> = HashMap::new();
+        let mut batch: Vec<Item> = Vec::new();
+        let mut batch_bytes = 0u64;
+        let mut queue = items.into_iter().peekable();
+        while queue.peek().is_some() {
+            // Fill a batch up to the byte budget (file sizes from metadata).
+            while let Some(item) = queue.peek() {
+                let size = match item {
+                    Item::Inline { content, .. } => content.len() as u64,
+                    Item::File { path, .. } => {
+                        std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+                    }
+                };
+                if !batch.is_empty() && batch_bytes + size > LOAD_BATCH_BYTES {
+                    break;
+                }
+                batch_bytes += size;
+                batch.extend(queue.next());
+            }
+            batch_bytes = 0;
+            ctx.check_cancel()?;
+            let results: Vec<Result<Prepared, Skip>> = self.pool().install(|| {
+                std::mem::take(&mut batch)
+                    .into_par_iter()
+                    .map(|item| {
+                        let r = read::read_item(item, max_bytes, ctx);
+                        let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                        if n.is_multiple_of(64) || n == total_items {
+                            ctx.progress(n, Some(total_items), "reading files");
+                        }
+                        r
+                    })
+                    .collect()
+            });
+            ctx.check_cancel()?;
+            let known = self
+                .inner
+                .store
+                .known_blobs(results.iter().flatten().map(|p| p.hash.as_str()))?;
+            let mut fresh: Vec<Stored> = Vec::new();
+            for r in &results {
+                let p = match r {
+                    Ok(p) => p,
+                    Err(s) => {
+                        skips.push(Skip::new(s.kind, s.line.clone()));
+                        continue;
+                    }
+                };
+                let offset = if known.contains(p.hash.as_str()) {
+                    None
+                } else if p.bytes.is_empty() {
+                    // The empty text needs no bytes in any pack.
+                    Some(0)
+                } else if let Some(&at) = placed.get(&p.hash) {
+                    Some(at)
+                } else {
+                    let at = pack.append(&p.bytes).map_err(|e| {
+                        ToolError::internal(format!(
+                            "storing the text of {}: {e}; check free space under the data directory",
+                            p.source
+                        ))
+                    })?;
+                    placed.insert(p.hash.clone(), at);
+                    Some(at)
+                };
+                fresh.push(Stored {
+                    source: p.source.clone(),
+                    hash: p.hash.clone(),
+                    length_bytes: p.bytes.len() as u64,
+                    shape: p.shape.clone(),
+                    hint: p.hint,
+                    offset,
+                });
+            }
+            stored.extend(fresh);
+        }
+        ctx.check_cancel()?;
+        Ok(stored)
+    }
+
+    /// The threads that read and hash files, built by this engine's first load.
+    fn pool(&self) -> &rayon::ThreadPool {
+        let threads = self.inner.config.load_threads;
+        self.inner.load_pool.get_or_init(|| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .thread_name(|i| format!("rlm-load-{i}"))
+                .build()
+                .unwrap_or_else(|_| {
+                    rayon::ThreadPoolBuilder::new()
+                        .build()
+                        .expect("a thread pool")
+                })
+        })
+    }
+
+    /// Commits the load under the session's lock: one durable transaction
+    /// (see `Store::commit_load`), after the pack it names is on disk.
+    fn commit_load(
+        &self,
+        session: &SessionRow,
+        stored: &[Stored],
+        pack: Option<&str>,
+    ) -> Result<Vec<LoadedDoc>, ToolError> {
+        let store = &self.inner.store;
+        let lock = store.lock_session(&session.id)?;
+        let created = now();
+        let ids: Vec<String> = stored
+            .iter()
+            .map(|_| uuid::Uuid::new_v4().to_string())
+            .collect();
+        let docs: Vec<NewDocument<'_>> = stored
+            .iter()
+            .zip(&ids)
+            .map(|(s, doc_id)| NewDocument {
+                doc_id,
+                hash: &s.hash,
+                source: &s.source,
+                length_bytes: s.length_bytes,
+                shape: &s.shape,
+                tokens_est: tokens_est(s.shape.length_chars, s.hint),
+                offset: s.offset,
+            })
+            .collect();
+        match store.commit_load(&lock, &session.id, &docs, pack, &created)? {
+            LoadCommit::Committed => Ok(docs
+                .iter()
+                .map(|d| LoadedDoc {
+                    doc_id: d.doc_id.to_owned(),
+                    content_hash: d.hash.to_owned(),
+                    source: d.source.to_owned(),
+                    length_chars: d.shape.length_chars,
+                    length_tokens_est: d.tokens_est,
+                })
+                .collect()),
+            // Closed while the files were being read.
+            LoadCommit::Closed(current) => Err(current.closed_error("rlm.docs.load")),
+            LoadCommit::NoPack => Err(ToolError::internal(
+                "a stored text has no pack; retry the load",
+            )),
+        }
+    }
+
+    fn load_result(
+        &self,
+        session: &SessionRow,
+        loaded: Vec<LoadedDoc>,
+        skips: Vec<Skip>,
+    ) -> DocsLoadResult {
+        let total_chars = loaded.iter().map(|d| d.length_chars).sum();
+        let total_tokens_est = loaded.iter().map(|d| d.length_tokens_est).sum();
+        let loaded_count = loaded.len() as u64;
+        let error_count = skips.len() as u64;
+        let mut budget = ResponseBudget::for_response(session);
+        // Errors first (at most a few dozen lines, then a summary), so the model
+        // always learns what failed; then as many loaded entries as fit.
+        let mut lines: Vec<String> = skips
+            .iter()
+            .take(MAX_ERROR_LINES)
+            .map(|s| s.line.clone())
+            .collect();
+        if skips.len() > MAX_ERROR_LINES {
+            let mut by_kind: HashMap<SkipKind, usize> = HashMap::new();
+            for s in &skips[MAX_ERROR_LINES..] {
+                *by_kind.entry(s.kind).or_default() += 1;
+            }
+            let names = [
+                (SkipKind::NotUtf8, "not UTF-8"),
+                (SkipKind::TooLarge, "too large"),
+                (SkipKind::Unreadable, "unreadable or missing"),
+                (SkipKind::Refused, "outside the allowed folders"),
+                (SkipKind::Other, "other"),
+            ];
+            let parts: Vec<String> = names
+                .iter()
+                .filter_map(|(k, n)| by_kind.get(k).map(|c| format!("{c} {n}")))
+                .collect();
+            lines.push(format!(
+                "... and {} more files not loaded: {}",
+                skips.len() - MAX_ERROR_LINES,
+                parts.join(", ")
+            ));
+        }
+        let mut error_budget = budget.split_off(budget.left() / 2);
+        let (errors, errors_cut) = error_budget.take_list(lines);
+        budget.give_back(error_budget);
+        let (loaded, loaded_cut) = budget.take_list(loaded);
+        DocsLoadResult {
+            loaded,
+            errors,
+            total_chars,
+            total_tokens_est,
+            loaded_count,
+            error_count,
+            truncated: loaded_cut || errors_cut || skips.len() > MAX_ERROR_LINES,
+        }
+    }
+}

@@ -1,0 +1,319 @@
+//! Expanding a load's sources into files to read: inline texts, files,
+//! globs and directories (include / exclude filters, symbolic links), paths
+//! resolved against the client's working directory and checked against the
+//! allowed roots. What cannot be loaded becomes an error line, not a failure.
+
+use std::path::{Path, PathBuf};
+
+use rlm::tools::{DirectorySource, FileSource, GlobSource, InlineSource, Source};
+
+use super::{Skip, SkipKind, io_reason};
+use crate::engine::{CallContext, Engine};
+
+/// What a source expands to before reading.
+pub(super) enum Item {
+    Inline {
+        content: String,
+        name: Option<String>,
+        hint: Option<u64>,
+    },
+    File {
+        path: PathBuf,
+        hint: Option<u64>,
+    },
+}
+
+impl Engine {
+    /// Turns one source into items to read, or into error lines.
+    pub(super) fn expand_source(
+        &self,
+        index: usize,
+        source: Source,
+        ctx: &CallContext,
+        items: &mut Vec<Item>,
+        skips: &mut Vec<Skip>,
+    ) {
+        match source {
+            Source::Inline(InlineSource {
+                content,
+                name,
+                token_count_hint,
+            }) => {
+                items.push(Item::Inline {
+                    content,
+                    name,
+                    hint: token_count_hint,
+                });
+            }
+            Source::File(FileSource {
+                path,
+                token_count_hint,
+            }) => match self.resolve(&path, ctx) {
+                Ok(p) => match self.check_allowed(&p) {
+                    Ok(p) => items.push(Item::File {
+                        path: p,
+                        hint: token_count_hint,
+                    }),
+                    Err(s) => skips.push(s),
+                },
+                Err(line) => skips.push(Skip::new(
+                    SkipKind::Other,
+                    format!("sources[{index}] (file): {line}"),
+                )),
+            },
+            Source::Glob(GlobSource {
+                path,
+                include_pattern,
+                exclude_pattern,
+                token_count_hint,
+            }) => {
+                let filters =
+                    match Filters::new(include_pattern.as_deref(), exclude_pattern.as_deref()) {
+                        Ok(f) => f,
+                        Err(line) => {
+                            return skips.push(Skip::new(
+                                SkipKind::Other,
+                                format!("sources[{index}] (glob {path}): {line}"),
+                            ));
+                        }
+                    };
+                let pattern = match self.resolve(&path, ctx) {
+                    Ok(p) => p,
+                    Err(line) => {
+                        return skips.push(Skip::new(
+                            SkipKind::Other,
+                            format!("sources[{index}] (glob): {line}"),
+                        ));
+                    }
+                };
+                let options = glob::MatchOptions {
+                    case_sensitive: true,
+                    require_literal_separator: true,
+                    require_literal_leading_dot: false,
+                };
+                let paths = match glob::glob_with(&pattern.to_string_lossy(), options) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        return skips.push(Skip::new(
+                            SkipKind::Other,
+                            format!("sources[{index}] (glob {path}): invalid pattern: {e}"),
+                        ));
+                    }
+                };
+                let mut found = Vec::new();
+                for entry in paths {
+                    match entry {
+                        Ok(p) if p.is_file() && filters.keep(&p) => found.push((p, false)),
+                        Ok(_) => {}
+                        Err(e) => skips.push(Skip::new(
+                            SkipKind::Unreadable,
+                            format!(
+                                "{}: unreadable while matching glob {path}: {}",
+                                e.path().display(),
+                                e.error()
+                            ),
+                        )),
+                    }
+                }
+                found.sort();
+                if found.is_empty() {
+                    skips.push(Skip::new(
+                        SkipKind::Other,
+                        format!("sources[{index}] (glob {}): matched no files; check the pattern and the working directory", pattern.display()),
+                    ));
+                }
+                self.push_files(found, token_count_hint, items, skips);
+            }
+            Source::Directory(DirectorySource {
+                path,
+                recursive,
+                include_pattern,
+                exclude_pattern,
+                token_count_hint,
+            }) => {
+                let filters =
+                    match Filters::new(include_pattern.as_deref(), exclude_pattern.as_deref()) {
+                        Ok(f) => f,
+                        Err(line) => {
+                            return skips.push(Skip::new(
+                                SkipKind::Other,
+                                format!("sources[{index}] (directory {path}): {line}"),
+                            ));
+                        }
+                    };
+                let dir = match self.resolve(&path, ctx) {
+                    Ok(p) => p,
+                    Err(line) => {
+                        return skips.push(Skip::new(
+                            SkipKind::Other,
+                            format!("sources[{index}] (directory): {line}"),
+                        ));
+                    }
+                };
+                if !dir.is_dir() {
+                    let why = if dir.exists() {
+                        "is not a directory; use a file source"
+                    } else {
+                        "does not exist"
+                    };
+                    return skips.push(Skip::new(
+                        SkipKind::Unreadable,
+                        format!("{}: {why}", dir.display()),
+                    ));
+                }
+                // Entries under a canonical root are canonical unless they are links.
+                let dir = match dir.canonicalize() {
+                    Ok(d) => d,
+                    Err(e) => {
+                        return skips.push(Skip::new(
+                            SkipKind::Unreadable,
+                            format!("{}: {}", dir.display(), io_reason(&e)),
+                        ));
+                    }
+                };
+                let walker = walkdir::WalkDir::new(&dir)
+                    .max_depth(if recursive { usize::MAX } else { 1 })
+                    .sort_by_file_name();
+                let mut found = Vec::new();
+                for entry in walker {
+                    match entry {
+                        Ok(e) => {
+                            let link = e.file_type().is_symlink();
+                            let is_file = e.file_type().is_file() || (link && e.path().is_file());
+                            if is_file && filters.keep(e.path()) {
+                                found.push((e.into_path(), !link));
+                            }
+                        }
+                        Err(e) => skips.push(Skip::new(
+                            SkipKind::Unreadable,
+                            format!(
+                                "{}: unreadable while listing directory {}: {e}",
+                                e.path()
+                                    .map(|p| p.display().to_string())
+                                    .unwrap_or_default(),
+                                dir.display()
+                            ),
+                        )),
+                    }
+                }
+                if found.is_empty() {
+                    skips.push(Skip::new(
+                        SkipKind::Other,
+                        format!(
+                            "sources[{index}] (directory {}): no files{}{}",
+                            dir.display(),
+                            if recursive {
+                                ""
+                            } else {
+                                " directly inside (set recursive: true to descend)"
+                            },
+                            if filters.any() {
+                                " matching include_pattern / exclude_pattern"
+                            } else {
+                                ""
+                            }
+                        ),
+                    ));
+                }
+                self.push_files(found, token_count_hint, items, skips);
+            }
+        }
+    }
+
+    /// Queues files; `canonical` tells which paths need no resolving.
+    fn push_files(
+        &self,
+        found: Vec<(PathBuf, bool)>,
+        hint: Option<u64>,
+        items: &mut Vec<Item>,
+        skips: &mut Vec<Skip>,
+    ) {
+        for (p, canonical) in found {
+            let checked = if canonical {
+                self.check_root(p)
+            } else {
+                self.check_allowed(&p)
+            };
+            match checked {
+                Ok(p) => items.push(Item::File { path: p, hint }),
+                Err(s) => skips.push(s),
+            }
+        }
+    }
+
+    /// Resolves a path against the client's working directory.
+    fn resolve(&self, path: &str, ctx: &CallContext) -> Result<PathBuf, String> {
+        if path.is_empty() {
+            return Err("empty path".into());
+        }
+        let p = Path::new(path);
+        if p.is_absolute() {
+            return Ok(p.to_owned());
+        }
+        match &ctx.cwd {
+            Some(cwd) => Ok(cwd.join(p)),
+            None => Err(format!(
+                "relative path {path:?} but the client sent no working directory; give an absolute path"
+            )),
+        }
+    }
+
+    /// Canonicalizes a file path and checks it against the allowed folders.
+    fn check_allowed(&self, path: &Path) -> Result<PathBuf, Skip> {
+        match path.canonicalize() {
+            Ok(c) => self.check_root(c),
+            Err(e) => Err(Skip::new(
+                SkipKind::Unreadable,
+                format!("{}: {}", path.display(), io_reason(&e)),
+            )),
+        }
+    }
+
+    /// Checks a canonical path against the allowed folders, if any are set.
+    fn check_root(&self, canonical: PathBuf) -> Result<PathBuf, Skip> {
+        if let Some(roots) = &self.inner.config.allowed_roots {
+            let inside = roots.iter().any(|r| canonical.starts_with(r));
+            if !inside {
+                return Err(Skip::new(
+                    SkipKind::Refused,
+                    format!(
+                        "{}: outside the folders this server may read (allowed_roots in its config.toml); ask its operator to allow it",
+                        canonical.display()
+                    ),
+                ));
+            }
+        }
+        Ok(canonical)
+    }
+}
+
+/// include/exclude regexes of a glob or directory source.
+struct Filters {
+    include: Option<regex::Regex>,
+    exclude: Option<regex::Regex>,
+}
+
+impl Filters {
+    fn new(include: Option<&str>, exclude: Option<&str>) -> Result<Filters, String> {
+        let compile = |field: &str, p: Option<&str>| -> Result<Option<regex::Regex>, String> {
+            p.map(|p| {
+                regex::Regex::new(p).map_err(|e| format!("{field} {p:?} is not a valid regex: {e}"))
+            })
+            .transpose()
+        };
+        Ok(Filters {
+            include: compile("include_pattern", include)?,
+            exclude: compile("exclude_pattern", exclude)?,
+        })
+    }
+
+    fn any(&self) -> bool {
+        self.include.is_some() || self.exclude.is_some()
+    }
+
+    fn keep(&self, path: &Path) -> bool {
+        let s = path.to_string_lossy();
+        self.include.as_ref().is_none_or(|r| r.is_match(&s))
+            && !self.exclude.as_ref().is_some_and(|r| r.is_match(&s))
+    }
+}

@@ -1,0 +1,241 @@
+//! The `documents` and `blobs` tables: a session's documents (append-only,
+//! numbered by `seq`), where each stored text lies in which pack, and the
+//! one durable commit of a load.
+
+use std::collections::HashSet;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use rlm::tools::DocEntry;
+
+use super::sessions::{SessionRow, SessionStatus, session_in};
+use super::{SessionLock, Store, StoreError};
+use crate::text::TextShape;
+
+/// A document of a session as the tools need it.
+#[derive(Debug, Clone)]
+pub struct DocRow {
+    pub doc_id: String,
+    pub seq: u64,
+    pub hash: String,
+    pub length_chars: u64,
+}
+
+impl DocRow {
+    const COLUMNS: &'static str = "doc_id, seq, hash, length_chars";
+
+    fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DocRow> {
+        Ok(DocRow {
+            doc_id: r.get(0)?,
+            seq: r.get::<_, i64>(1)? as u64,
+            hash: r.get(2)?,
+            length_chars: r.get::<_, i64>(3)? as u64,
+        })
+    }
+}
+
+/// A document a load adds.
+#[derive(Debug)]
+pub struct NewDocument<'a> {
+    pub doc_id: &'a str,
+    pub hash: &'a str,
+    pub source: &'a str,
+    pub length_bytes: u64,
+    pub shape: &'a TextShape,
+    pub tokens_est: u64,
+    /// Where this load's pack holds the text; None when the store already had it.
+    pub offset: Option<u64>,
+}
+
+/// What the commit of a load found.
+#[derive(Debug)]
+pub enum LoadCommit {
+    /// The documents are in, with the next `seq` numbers, and the generation bumped.
+    Committed,
+    /// The session no longer takes changes (closed while the files were read).
+    Closed(Box<SessionRow>),
+    /// A text placed in a pack came without the pack's name: nothing was written.
+    NoPack,
+}
+
+/// Where a stored text lies.
+#[derive(Debug)]
+pub(super) struct BlobLocation {
+    pub pack: String,
+    pub offset: i64,
+    pub length_bytes: i64,
+    pub length_chars: i64,
+    pub checkpoints: Option<Vec<u8>>,
+}
+
+/// Where the `blobs` table says the text of `hash` lies.
+pub(super) fn blob_in(conn: &Connection, hash: &str) -> rusqlite::Result<Option<BlobLocation>> {
+    conn.prepare_cached(
+        "SELECT pack, offset, length_bytes, length_chars, checkpoints FROM blobs WHERE hash = ?1",
+    )?
+    .query_row([hash], |r| {
+        Ok(BlobLocation {
+            pack: r.get(0)?,
+            offset: r.get(1)?,
+            length_bytes: r.get(2)?,
+            length_chars: r.get(3)?,
+            checkpoints: r.get(4)?,
+        })
+    })
+    .optional()
+}
+
+impl Store {
+    /// A document by id, with the session it belongs to.
+    pub fn document(&self, doc_id: &str) -> Result<Option<(DocRow, String)>, StoreError> {
+        self.db.read(|c| {
+            c.prepare_cached(&format!(
+                "SELECT {}, session_id FROM documents WHERE doc_id = ?1",
+                DocRow::COLUMNS
+            ))?
+            .query_row([doc_id], |r| {
+                Ok((DocRow::from_row(r)?, r.get::<_, String>(4)?))
+            })
+            .optional()
+            .map_err(StoreError::from)
+        })
+    }
+
+    /// Every document of a session in load order.
+    pub fn documents_of(&self, session_id: &str) -> Result<Vec<DocRow>, StoreError> {
+        self.db.read(|c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {} FROM documents WHERE session_id = ?1 ORDER BY seq",
+                DocRow::COLUMNS
+            ))?;
+            let rows = st
+                .query_map([session_id], DocRow::from_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    /// A page of a session's documents in load order, with their span counts.
+    pub fn list_documents(
+        &self,
+        session_id: &str,
+        limit: u64,
+        offset: u64,
+    ) -> Result<Vec<DocEntry>, StoreError> {
+        self.db.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT d.doc_id, d.hash, d.source, d.length_chars, d.length_tokens_est, \
+                 (SELECT count(*) FROM spans s WHERE s.doc_id = d.doc_id) \
+                 FROM documents d WHERE d.session_id = ?1 ORDER BY d.seq LIMIT ?2 OFFSET ?3",
+            )?;
+            let rows = st
+                .query_map(params![session_id, limit as i64, offset as i64], |r| {
+                    Ok(DocEntry {
+                        doc_id: r.get(0)?,
+                        content_hash: r.get(1)?,
+                        source: r.get(2)?,
+                        length_chars: r.get::<_, i64>(3)? as u64,
+                        length_tokens_est: r.get::<_, i64>(4)? as u64,
+                        span_count: r.get::<_, i64>(5)? as u64,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    /// Which of these hashes the `blobs` table lists: their texts are known
+    /// complete (asked of SQLite, never of the file system).
+    pub fn known_blobs<'a>(
+        &self,
+        hashes: impl Iterator<Item = &'a str>,
+    ) -> Result<HashSet<&'a str>, StoreError> {
+        self.db.read(|c| {
+            let mut st = c.prepare_cached("SELECT 1 FROM blobs WHERE hash = ?1")?;
+            let mut known = HashSet::new();
+            for h in hashes {
+                if st.exists([h])? {
+                    known.insert(h);
+                }
+            }
+            Ok(known)
+        })
+    }
+
+    /// The one durable commit of a load, in one `IMMEDIATE` transaction:
+    /// checks the session is still active, records the blobs this load's pack
+    /// (`pack`, already synced and renamed into place) holds, adds the
+    /// documents with the next `seq` numbers, and bumps the session's
+    /// generation and counters. Only under the session's lock (`_held`).
+    pub fn commit_load(
+        &self,
+        _held: &SessionLock,
+        session_id: &str,
+        docs: &[NewDocument<'_>],
+        pack: Option<&str>,
+        created_at: &str,
+    ) -> Result<LoadCommit, StoreError> {
+        self.db.write_durable(|tx| {
+            let (status, count): (SessionStatus, i64) = tx.query_row(
+                "SELECT status, document_count FROM sessions WHERE session_id = ?1",
+                [session_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            if status != SessionStatus::Active
+                && let Some(current) = session_in(tx, session_id)?
+            {
+                return Ok(LoadCommit::Closed(Box::new(current)));
+            }
+            // Checked before any row is written, so returning commits nothing.
+            if pack.is_none() && docs.iter().any(|d| d.offset.is_some() && d.length_bytes > 0) {
+                return Ok(LoadCommit::NoPack);
+            }
+            let mut put_blob = tx.prepare_cached(
+                "INSERT OR IGNORE INTO blobs (hash, pack, offset, length_bytes, length_chars, checkpoints, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            let mut put_doc = tx.prepare_cached(
+                "INSERT INTO documents (doc_id, session_id, seq, hash, source, length_chars, length_tokens_est, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?;
+            let (mut chars, mut tokens) = (0u64, 0u64);
+            for (i, d) in docs.iter().enumerate() {
+                if let Some(offset) = d.offset {
+                    let pack = match d.length_bytes {
+                        0 => "",
+                        _ => pack.unwrap_or_default(), // Some: checked above
+                    };
+                    put_blob.execute(params![
+                        d.hash,
+                        pack,
+                        offset as i64,
+                        d.length_bytes as i64,
+                        d.shape.length_chars as i64,
+                        d.shape.checkpoints_blob(),
+                        created_at
+                    ])?;
+                }
+                put_doc.execute(params![
+                    d.doc_id,
+                    session_id,
+                    count + i as i64,
+                    d.hash,
+                    d.source,
+                    d.shape.length_chars as i64,
+                    d.tokens_est as i64,
+                    created_at
+                ])?;
+                chars += d.shape.length_chars;
+                tokens += d.tokens_est;
+            }
+            if !docs.is_empty() {
+                tx.execute(
+                    "UPDATE sessions SET generation = generation + 1, document_count = document_count + ?2, \
+                     total_chars = total_chars + ?3, total_tokens_est = total_tokens_est + ?4 WHERE session_id = ?1",
+                    params![session_id, docs.len() as i64, chars as i64, tokens as i64],
+                )?;
+            }
+            Ok(LoadCommit::Committed)
+        })
+    }
+}

@@ -1,0 +1,248 @@
+//! Tests of the store's typed transactions: the budget charge, exactly-once
+//! close, and the multi-step writes that must leave nothing behind when the
+//! session was closed under them.
+
+use rlm::tools::SessionConfig;
+
+use super::Store;
+use super::artifacts::{ArtifactWrite, NewArtifact};
+use super::documents::{LoadCommit, NewDocument};
+use super::sessions::{Charge, Close, NewSession, SessionStatus};
+use super::spans::{Chunking, NewChunkSpan};
+use crate::text::TextShape;
+
+fn store_with_session(max_tool_calls: u64) -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let config = SessionConfig {
+        max_tool_calls,
+        ..SessionConfig::default()
+    };
+    store
+        .create_session(&NewSession {
+            session_id: "s",
+            name: Some("n"),
+            created_at: "t0",
+            config: &config,
+        })
+        .unwrap();
+    (dir, store)
+}
+
+fn doc<'a>(doc_id: &'a str, hash: &'a str, shape: &'a TextShape) -> NewDocument<'a> {
+    NewDocument {
+        doc_id,
+        hash,
+        source: "inline",
+        length_bytes: shape.length_chars,
+        shape,
+        tokens_est: 1,
+        offset: Some(0),
+    }
+}
+
+#[test]
+fn the_charge_counts_until_the_budget_is_spent() {
+    let (_dir, store) = store_with_session(2);
+    // Creating the session was its first call.
+    match store.charge("s").unwrap() {
+        Charge::Charged(row) => {
+            assert_eq!(row.tool_calls_used, 2);
+            assert_eq!(row.status, SessionStatus::Active);
+            assert_eq!(row.name.as_deref(), Some("n"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        store.charge("s").unwrap(),
+        Charge::Spent { used: 2, limit: 2 }
+    ));
+    assert!(matches!(store.charge("x").unwrap(), Charge::NoSession));
+    assert_eq!(store.session("s").unwrap().unwrap().tool_calls_used, 2);
+}
+
+#[test]
+fn a_session_closes_exactly_once() {
+    let (_dir, store) = store_with_session(10);
+    assert_eq!(store.session_counts().unwrap(), (1, 1));
+    match store
+        .close_session(&store.lock_session("s").unwrap(), "s", "t1")
+        .unwrap()
+    {
+        Close::Closed(c) => assert_eq!((c.documents, c.spans, c.artifacts), (0, 0, 0)),
+        other => panic!("{other:?}"),
+    }
+    match store
+        .close_session(&store.lock_session("s").unwrap(), "s", "t2")
+        .unwrap()
+    {
+        Close::AlreadyClosed { closed_at } => assert_eq!(closed_at.as_deref(), Some("t1")),
+        other => panic!("{other:?}"),
+    }
+    let row = store.session("s").unwrap().unwrap();
+    assert_eq!(row.status, SessionStatus::Completed);
+    assert!(!row.is_active());
+    assert_eq!(store.session_counts().unwrap(), (0, 1));
+    let listed = store.list_sessions().unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].status, SessionStatus::Completed);
+}
+
+#[test]
+fn a_load_commit_adds_documents_in_order_and_bumps_the_generation() {
+    let (_dir, store) = store_with_session(10);
+    let (a, b) = (TextShape::of("abc"), TextShape::of("de"));
+    let docs = [doc("d1", "h1", &a), doc("d2", "h2", &b)];
+    assert!(matches!(
+        store
+            .commit_load(
+                &store.lock_session("s").unwrap(),
+                "s",
+                &docs,
+                Some("p"),
+                "t"
+            )
+            .unwrap(),
+        LoadCommit::Committed
+    ));
+    let row = store.session("s").unwrap().unwrap();
+    assert_eq!(
+        (row.generation, row.document_count, row.total_chars),
+        (1, 2, 5)
+    );
+    let rows = store.documents_of("s").unwrap();
+    let seqs: Vec<(String, u64)> = rows.into_iter().map(|d| (d.doc_id, d.seq)).collect();
+    assert_eq!(seqs, [("d1".to_string(), 0), ("d2".to_string(), 1)]);
+    let known = store.known_blobs(["h1", "h2", "h3"].into_iter()).unwrap();
+    assert_eq!(known.len(), 2);
+}
+
+#[test]
+fn writes_to_a_closed_session_leave_nothing() {
+    let (_dir, store) = store_with_session(10);
+    let a = TextShape::of("abc");
+    assert!(matches!(
+        store
+            .close_session(&store.lock_session("s").unwrap(), "s", "t1")
+            .unwrap(),
+        Close::Closed(_)
+    ));
+    match store
+        .commit_load(
+            &store.lock_session("s").unwrap(),
+            "s",
+            &[doc("d1", "h1", &a)],
+            Some("p"),
+            "t",
+        )
+        .unwrap()
+    {
+        LoadCommit::Closed(row) => assert_eq!(row.closed_at.as_deref(), Some("t1")),
+        other => panic!("{other:?}"),
+    }
+    let span = NewChunkSpan {
+        start: 0,
+        end: 1,
+        content_hash: "h",
+    };
+    assert!(matches!(
+        store
+            .create_chunking(
+                &store.lock_session("s").unwrap(),
+                "s",
+                "d1",
+                "k",
+                &[span],
+                "t"
+            )
+            .unwrap(),
+        Chunking::Closed(_)
+    ));
+    let artifact = NewArtifact {
+        artifact_id: "a",
+        session_id: "s",
+        span_id: None,
+        kind: "summary",
+        content: "{}",
+        provenance: None,
+        created_at: "t",
+    };
+    assert!(matches!(
+        store.store_artifact(&artifact, None).unwrap(),
+        ArtifactWrite::Closed(_)
+    ));
+    assert!(store.documents_of("s").unwrap().is_empty());
+    assert!(store.known_blobs(["h1"].into_iter()).unwrap().is_empty());
+    assert_eq!(store.list_artifacts("s", None, None, 10, 0).unwrap().1, 0);
+    assert_eq!(store.session("s").unwrap().unwrap().generation, 0);
+}
+
+#[test]
+fn a_text_placed_in_no_pack_is_refused_before_any_row() {
+    let (_dir, store) = store_with_session(10);
+    let (a, empty) = (TextShape::of("abc"), TextShape::of(""));
+    // The empty text needs no pack; the second one does.
+    let docs = [doc("d0", "h0", &empty), doc("d1", "h1", &a)];
+    assert!(matches!(
+        store
+            .commit_load(&store.lock_session("s").unwrap(), "s", &docs, None, "t")
+            .unwrap(),
+        LoadCommit::NoPack
+    ));
+    assert!(store.documents_of("s").unwrap().is_empty());
+    assert!(store.known_blobs(["h0"].into_iter()).unwrap().is_empty());
+}
+
+#[test]
+fn gc_removes_only_what_nothing_references() {
+    let (dir, store) = store_with_session(10);
+    let layout = store.layout().clone();
+    // A pack the blobs table names, and one it does not.
+    let mut kept = store.new_pack().unwrap();
+    kept.append(b"abc").unwrap();
+    let kept = kept.finish().unwrap().unwrap();
+    let mut orphan = store.new_pack().unwrap();
+    orphan.append(b"xyz").unwrap();
+    let orphan = orphan.finish().unwrap().unwrap();
+    let a = TextShape::of("abc");
+    let lock = store.lock_session("s").unwrap();
+    assert!(matches!(
+        store
+            .commit_load(&lock, "s", &[doc("d1", "h1", &a)], Some(&kept), "t")
+            .unwrap(),
+        LoadCommit::Committed
+    ));
+    drop(lock);
+    std::fs::write(layout.tmp_dir().join("left.pack.tmp"), b"t").unwrap();
+    std::fs::create_dir_all(layout.index_dir("s")).unwrap();
+    std::fs::create_dir_all(layout.index_dir("gone")).unwrap();
+    drop(store.lock_session("gone").unwrap());
+
+    // Everything is younger than an hour: nothing goes.
+    let report = store.gc(super::gc::GC_GRACE).unwrap();
+    assert_eq!(report.packs_removed + report.temp_files_removed, 0);
+    assert_eq!(report.index_dirs_removed + report.lock_files_removed, 0);
+
+    let report = store.gc(std::time::Duration::ZERO).unwrap();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(report.packs_removed, 1);
+    assert_eq!(report.temp_files_removed, 1);
+    assert_eq!(report.index_dirs_removed, 1);
+    assert_eq!(report.lock_files_removed, 1);
+    assert!(layout.pack_file(&kept).is_file());
+    assert!(!layout.pack_file(&orphan).exists());
+    assert!(layout.index_dir("s").is_dir());
+    assert!(!layout.index_dir("gone").exists());
+    assert!(layout.locks_dir().join("s.lock").is_file());
+    assert!(!layout.locks_dir().join("gone.lock").exists());
+    assert!(dir.path().join("store.sqlite").is_file());
+}
+
+#[test]
+fn a_missing_index_folder_is_no_error_to_remove() {
+    let (_dir, store) = store_with_session(10);
+    store.remove_index_dir("s").unwrap();
+    std::fs::create_dir_all(store.index_dir("s").join("x")).unwrap();
+    store.remove_index_dir("s").unwrap();
+    assert!(!store.index_dir("s").exists());
+}
