@@ -14,7 +14,7 @@
 //! dropped long identifier is still kept when it is short enough). Stop words (the English
 //! list tantivy and Lucene use) and English stemming (tantivy's snowball `Stemmer`) are
 //! switchable through [`AnalyzerOptions`]; the options an index was built with are recorded
-//! in its stamp (see `bm25.rs`).
+//! in its stamp (see `bm25/stamp.rs`).
 
 use tantivy::tokenizer::{
     Language, Stemmer, TextAnalyzer, Token as TantivyToken, TokenStream, Tokenizer,

@@ -1,0 +1,34 @@
+//! The per-session BM25 index over overlapping passages (tantivy).
+//!
+//! Every document (identified by its `ord`, its load sequence number in the session) is cut
+//! into overlapping [`passages()`] of about [`PASSAGE_CHARS`] code points, and each passage is
+//! a tantivy document: `doc_ord` (u64, indexed + fast), `start` / `end` (u64, fast: code point
+//! offsets in the document) and `text` (analysed with the `rlm` tokenizer of
+//! [`super::analyzer`], term frequencies only, not stored: the text lives in the store).
+//!
+//! What an index covers is proven only by its [`IndexStamp`], stored as the payload of the
+//! tantivy commit. [`PassageIndex::open`] checks every file of every committed segment
+//! (presence and checksum) so that a damaged index is reported as
+//! [`IndexError::Damaged`] and rebuilt, never served.
+//!
+//! [`best_cluster`] and [`highlights`] find query terms again inside a passage (or any text)
+//! with the same analysis, to centre contexts and mark hits; a [`TermMatcher`] finds them
+//! mostly without analysing the text.
+//!
+//! The parts, each re-exported here (callers name everything `bm25::X`): `passages.rs`
+//! (the passage layout), `stamp.rs` (what a stored index covers, the analysis signature),
+//! `index.rs` (the tantivy index: schema, build, open, search) and `matching.rs` (query
+//! terms found again in a text: clusters, highlights).
+
+mod index;
+mod matching;
+mod passages;
+mod stamp;
+
+pub use index::{IndexError, PassageHit, PassageIndex, QueryTerm};
+pub use matching::{
+    TermMatcher, best_cluster, best_cluster_in, best_cluster_with, highlights, highlights_in,
+    highlights_with, occurrences,
+};
+pub use passages::{PASSAGE_CHARS, PASSAGE_SNAP, PASSAGE_STEP, Passage, passages};
+pub use stamp::{INDEX_FORMAT, IndexStamp, parse_signature, signature};
