@@ -55,44 +55,48 @@ impl Registry {
     /// Registers the handler of a tool that runs on the session it names,
     /// charged to its budget first.
     fn session<T: ToolDef + 'static>(&mut self, run: SessionFn<T>) {
-        assert_eq!(
-            T::TOOL.spec().session,
-            SessionUse::Charged,
-            "{}",
-            T::TOOL.name()
-        );
-        self.put(
-            T::TOOL,
-            Box::new(move |engine, session, args, ctx| {
-                let session = session.ok_or_else(|| {
-                    ToolError::internal(format!("{} ran without its session", T::TOOL.name()))
-                })?;
-                to_value(&run(engine, session, parse_args(T::TOOL, args)?, ctx)?)
-            }),
-        );
+        self.put::<T>(true, move |engine, session, args, ctx| match session {
+            Some(session) => run(engine, session, args, ctx),
+            None => Err(ToolError::internal(format!(
+                "{} ran without its session",
+                T::TOOL.name()
+            ))),
+        });
     }
 
     /// Registers the handler of a tool that is not charged to a session
     /// (it makes one, or always goes through).
     fn free<T: ToolDef + 'static>(&mut self, run: FreeFn<T>) {
-        assert_ne!(
-            T::TOOL.spec().session,
-            SessionUse::Charged,
-            "{}",
-            T::TOOL.name()
-        );
-        self.put(
-            T::TOOL,
-            Box::new(move |engine, _, args, ctx| {
-                to_value(&run(engine, parse_args(T::TOOL, args)?, ctx)?)
-            }),
-        );
+        self.put::<T>(false, move |engine, _, args, ctx| run(engine, args, ctx));
     }
 
-    fn put(&mut self, tool: Tool, handler: Handler) {
+    /// Registers `run` as the handler of `T`, after checking that its
+    /// declaration charges a session exactly when `charged` says so.
+    fn put<T: ToolDef + 'static>(
+        &mut self,
+        charged: bool,
+        run: impl Fn(
+            &Engine,
+            Option<&SessionRow>,
+            T::Args,
+            &CallContext,
+        ) -> Result<T::Output, ToolError>
+        + Send
+        + Sync
+        + 'static,
+    ) {
+        let tool = T::TOOL;
+        assert_eq!(
+            tool.spec().session == SessionUse::Charged,
+            charged,
+            "{} is registered against its declaration's session use",
+            tool.name()
+        );
         let slot = &mut self.handlers[tool as usize];
         assert!(slot.is_none(), "{} is registered twice", tool.name());
-        *slot = Some(handler);
+        *slot = Some(Box::new(move |engine, session, args, ctx| {
+            to_value(&run(engine, session, parse_args(tool, args)?, ctx)?)
+        }));
     }
 
     fn get(&self, tool: Tool) -> Option<&Handler> {

@@ -67,24 +67,15 @@ impl Engine {
                 exclude_pattern,
                 token_count_hint,
             }) => {
-                let filters =
-                    match Filters::new(include_pattern.as_deref(), exclude_pattern.as_deref()) {
-                        Ok(f) => f,
-                        Err(line) => {
-                            return skips.push(Skip::new(
-                                SkipKind::Other,
-                                format!("sources[{index}] (glob {path}): {line}"),
-                            ));
-                        }
-                    };
-                let pattern = match self.resolve(&path, ctx) {
-                    Ok(p) => p,
-                    Err(line) => {
-                        return skips.push(Skip::new(
-                            SkipKind::Other,
-                            format!("sources[{index}] (glob): {line}"),
-                        ));
-                    }
+                let (filters, pattern) = match self.walk_source(
+                    "glob",
+                    index,
+                    &path,
+                    [include_pattern, exclude_pattern],
+                    ctx,
+                ) {
+                    Ok(found) => found,
+                    Err(skip) => return skips.push(skip),
                 };
                 let options = glob::MatchOptions {
                     case_sensitive: true,
@@ -131,24 +122,15 @@ impl Engine {
                 exclude_pattern,
                 token_count_hint,
             }) => {
-                let filters =
-                    match Filters::new(include_pattern.as_deref(), exclude_pattern.as_deref()) {
-                        Ok(f) => f,
-                        Err(line) => {
-                            return skips.push(Skip::new(
-                                SkipKind::Other,
-                                format!("sources[{index}] (directory {path}): {line}"),
-                            ));
-                        }
-                    };
-                let dir = match self.resolve(&path, ctx) {
-                    Ok(p) => p,
-                    Err(line) => {
-                        return skips.push(Skip::new(
-                            SkipKind::Other,
-                            format!("sources[{index}] (directory): {line}"),
-                        ));
-                    }
+                let (filters, dir) = match self.walk_source(
+                    "directory",
+                    index,
+                    &path,
+                    [include_pattern, exclude_pattern],
+                    ctx,
+                ) {
+                    Ok(found) => found,
+                    Err(skip) => return skips.push(skip),
                 };
                 if !dir.is_dir() {
                     let why = if dir.exists() {
@@ -218,6 +200,31 @@ impl Engine {
                 self.push_files(found, token_count_hint, items, skips);
             }
         }
+    }
+
+    /// The path filters and the resolved path of a `kind` source (`glob` or
+    /// `directory`), or the line that says why the source loads nothing.
+    fn walk_source(
+        &self,
+        kind: &str,
+        index: usize,
+        path: &str,
+        [include, exclude]: [Option<String>; 2],
+        ctx: &CallContext,
+    ) -> Result<(Filters, PathBuf), Skip> {
+        let filters = Filters::new(include.as_deref(), exclude.as_deref()).map_err(|line| {
+            Skip::new(
+                SkipKind::Other,
+                format!("sources[{index}] ({kind} {path}): {line}"),
+            )
+        })?;
+        let resolved = self.resolve(path, ctx).map_err(|line| {
+            Skip::new(
+                SkipKind::Other,
+                format!("sources[{index}] ({kind}): {line}"),
+            )
+        })?;
+        Ok((filters, resolved))
     }
 
     /// Queues files; `canonical` tells which paths need no resolving.
