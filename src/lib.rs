@@ -1,10 +1,9 @@
 //! The shared crate of rlm: what the daemon, the shim and the CLI must agree
 //! on. It stays light (no SQLite, no search engine): the tool contract types,
-//! tool errors, the IPC protocol, paths, and the per-session lock helpers.
+//! tool errors, the IPC protocol, config, paths and logging.
 
 pub mod config;
 pub mod error;
-pub mod lock;
 pub mod logging;
 pub mod paths;
 pub mod protocol;

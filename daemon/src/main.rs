@@ -5,7 +5,6 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -141,10 +140,12 @@ async fn serve(args: Args, config: Config, ready: &mut ReadyPipe) -> Result<(), 
     ready.report(&StartupReport::Ready {
         pid: std::process::id(),
     });
+    #[cfg(unix)]
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     let reason = server::run(engine, config, listener, shutdown_signal())
         .await
         .map_err(|e| format!("serving on {}: {e}", socket.display()))?;
+    #[cfg(unix)]
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     tracing::info!(?reason, "rlmd exiting");
     Ok(())
@@ -200,6 +201,7 @@ fn systemd_listener() -> Result<Option<(Listener, Option<PathBuf>)>, String> {
     unsafe_env_cleanup();
     #[cfg(unix)]
     {
+        use std::os::fd::{FromRawFd, OwnedFd};
         // SAFETY: systemd hands the first listening socket over as fd 3
         // (SD_LISTEN_FDS_START) and nothing else in this process owns it.
         let fd = unsafe { OwnedFd::from_raw_fd(3) };
@@ -311,10 +313,7 @@ impl ReadyPipe {
         let fd = std::env::var(READY_FD_ENV)
             .ok()
             .and_then(|v| v.parse::<i32>().ok());
-        // SAFETY: the starter passes this descriptor to us and to nothing else.
-        let file = fd
-            .filter(|&fd| fd > 2)
-            .map(|fd| unsafe { File::from_raw_fd(fd) });
+        let file = fd.filter(|&fd| fd > 2).and_then(ready_pipe);
         // SAFETY: read once at start-up, before other threads exist.
         unsafe { std::env::remove_var(READY_FD_ENV) };
         ReadyPipe(file)
@@ -328,4 +327,18 @@ impl ReadyPipe {
             let _ = f.write_all(line.as_bytes());
         }
     }
+}
+
+/// The pipe a starter passed us as descriptor `fd`.
+#[cfg(unix)]
+fn ready_pipe(fd: i32) -> Option<File> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: the starter passes this descriptor to us and to nothing else.
+    Some(unsafe { File::from_raw_fd(fd) })
+}
+
+/// Elsewhere a starter waits for the socket to appear: there is no pipe.
+#[cfg(not(unix))]
+fn ready_pipe(_fd: i32) -> Option<File> {
+    None
 }

@@ -60,9 +60,12 @@ pub fn shim_bin() -> PathBuf {
     bin("rlm-mcp")
 }
 
-/// The repository root (the root package's manifest dir).
+/// The repository root (the parent of this package's folder, `tests/`).
 pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the rlm-e2e package lives in the repository's tests/")
+        .to_owned()
 }
 
 // ---------------------------------------------------------------- polling

@@ -43,7 +43,8 @@ pub use db::{Db, DbError};
 pub use layout::Layout;
 
 use crate::text::{Text, TextShape, map_file};
-use rlm::lock::SessionLock;
+pub mod lock;
+use lock::SessionLock;
 
 /// How long a change waits for another process holding the session's lock.
 pub const LOCK_TIMEOUT: Duration = Duration::from_secs(600);

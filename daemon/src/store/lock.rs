@@ -1,5 +1,5 @@
-//! Per-session advisory lock files, shared by every process that changes a
-//! session (daemons, the CLI): exclusive `flock`s through fs4.
+//! Per-session advisory lock files (`locks/<session>.lock`), shared by every
+//! daemon process that changes a session: exclusive `flock`s through fs4.
 //!
 //! Lock files are never removed while their session exists, so a process can
 //! never lock a file that another process has just unlinked: every holder of a

@@ -508,7 +508,7 @@ fn round3(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
 }
 
-/// Retrieval quality on a corpus planted by `daemon/benches/niah_plant.py`
+/// Retrieval quality on a corpus planted by `bench/niah_plant.py`
 /// (the needles of `shared/bench/niah.py`), scored as that script scores.
 fn niah(args: &[String]) -> Result<(), String> {
     let planted = PathBuf::from(
