@@ -1,4 +1,4 @@
-//! The rlm engine: the store, the twelve tools and search, served by `rlmd`.
+//! The rlm engine: the store, the tools and search, served by `rlmd`.
 
 pub mod chunk;
 pub mod engine;
