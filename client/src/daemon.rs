@@ -17,8 +17,8 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use rlm::protocol::{
-    Call, CallOutcome, DaemonStatus, FrameError, Hello, MAX_FRAME_BYTES, PROTOCOL_VERSION, Request,
-    Response, Welcome, read_frame, write_frame,
+    Call, CallOutcome, DaemonStatus, Envelope, FrameError, Hello, MAX_FRAME_BYTES,
+    PROTOCOL_VERSION, Request, Response, Welcome, read_frame, write_frame,
 };
 
 use crate::autostart::{self, AutoStart};
@@ -98,7 +98,7 @@ impl Connection {
         }
     }
 
-    async fn send(&self, req: &Request) -> Result<(), SendError> {
+    async fn send(&self, req: &Envelope<Request>) -> Result<(), SendError> {
         let _guard = self.write.lock().await;
         let mut w = &*self.stream;
         write_frame(&mut w, req).await.map_err(|e| match e {
@@ -228,13 +228,13 @@ impl DaemonClient {
             .map_err(|e| e.to_string())?;
         let stream = Stream::connect(name).await.map_err(|e| e.to_string())?;
         let stream = Arc::new(stream);
-        let hello = Request::Hello(Hello {
+        let hello = Envelope::connection(Request::Hello(Hello {
             protocol_version: PROTOCOL_VERSION,
             client_name: self.inner.options.client_name.clone(),
             client_version: self.inner.options.client_version.clone(),
             cwd: self.inner.options.cwd.clone(),
             settings: Default::default(),
-        });
+        }));
         let mut w = &*stream;
         write_frame(&mut w, &hello)
             .await
@@ -242,12 +242,12 @@ impl DaemonClient {
         let mut r = &*stream;
         let first = tokio::time::timeout(
             Duration::from_secs(10),
-            read_frame::<_, Response>(&mut r, MAX_FRAME_BYTES),
+            read_frame::<_, Envelope<Response>>(&mut r, MAX_FRAME_BYTES),
         )
         .await
         .map_err(|_| "rlmd did not answer the hello within 10 s".to_owned())?
         .map_err(|e| e.to_string())?;
-        let welcome = match first {
+        let welcome = match first.map(|m| m.body) {
             Some(Response::Welcome(w)) => w,
             Some(Response::Refused(r)) => return Ok(Err(r)),
             Some(Response::Error { message, .. }) => return Err(message),
@@ -268,13 +268,14 @@ impl DaemonClient {
     /// Sends a request and waits for its answer.
     async fn request(
         &self,
-        mut req: Request,
+        body: Request,
         progress: Option<ProgressSink>,
         cancel: Option<CancellationToken>,
     ) -> Result<Response, SendError> {
         // A connection whose daemon died may not know it yet: a send that
         // fails on it delivered nothing, so one more try on a fresh
         // connection (starting a daemon if needed) is always safe.
+        let mut req = Envelope::connection(body);
         let mut tries = 0;
         let (conn, id, rx) = loop {
             tries += 1;
@@ -291,7 +292,7 @@ impl DaemonClient {
                         progress: progress.clone(),
                     },
                 );
-            set_id(&mut req, id);
+            req.id = Some(id);
             let sent = if conn.alive.load(Ordering::SeqCst) {
                 conn.send(&req).await
             } else {
@@ -319,7 +320,7 @@ impl DaemonClient {
                 tokio::select! {
                     r = &mut rx => r,
                     () = token.cancelled() => {
-                        let _ = conn.send(&Request::Cancel { id }).await;
+                        let _ = conn.send(&Envelope::new(id, Request::Cancel)).await;
                         rx.await
                     }
                 }
@@ -343,7 +344,6 @@ impl DaemonClient {
         let sent = self
             .request(
                 Request::Call(Call {
-                    id: 0,
                     tool,
                     arguments,
                     progress: wants,
@@ -379,7 +379,7 @@ impl DaemonClient {
 
     /// The daemon's status.
     pub async fn status(&self) -> Result<DaemonStatus, String> {
-        match self.request(Request::Status { id: 0 }, None, None).await? {
+        match self.request(Request::Status, None, None).await? {
             Response::Status { status, .. } => Ok(status),
             other => Err(format!("rlmd answered status with {other:?}")),
         }
@@ -387,10 +387,7 @@ impl DaemonClient {
 
     /// Asks the daemon to stop after the calls in flight.
     pub async fn shutdown(&self) -> Result<(bool, String), String> {
-        match self
-            .request(Request::Shutdown { id: 0 }, None, None)
-            .await?
-        {
+        match self.request(Request::Shutdown, None, None).await? {
             Response::ShutdownAck {
                 accepted, reason, ..
             } => Ok((accepted, reason)),
@@ -402,10 +399,7 @@ impl DaemonClient {
 impl DaemonClient {
     /// Every session in the store.
     pub async fn list_sessions(&self) -> Result<Vec<rlm::protocol::SessionSummary>, String> {
-        match self
-            .request(Request::ListSessions { id: 0 }, None, None)
-            .await?
-        {
+        match self.request(Request::ListSessions, None, None).await? {
             Response::Sessions { sessions, .. } => Ok(sessions),
             Response::Error { message, .. } => Err(message),
             other => Err(format!("rlmd answered list-sessions with {other:?}")),
@@ -414,7 +408,7 @@ impl DaemonClient {
 
     /// Collects unreferenced files under the data directory.
     pub async fn gc(&self) -> Result<rlm::protocol::GcReport, String> {
-        match self.request(Request::Gc { id: 0 }, None, None).await? {
+        match self.request(Request::Gc, None, None).await? {
             Response::GcDone { report, .. } => Ok(report),
             Response::Error { message, .. } => Err(message),
             other => Err(format!("rlmd answered gc with {other:?}")),
@@ -435,59 +429,44 @@ impl Backend for DaemonClient {
     }
 }
 
-/// Gives a request the id its answer will carry.
-fn set_id(req: &mut Request, new: u64) {
-    match req {
-        Request::Call(Call { id, .. })
-        | Request::Cancel { id }
-        | Request::Status { id }
-        | Request::ShutdownIfIdle { id }
-        | Request::Shutdown { id }
-        | Request::ListSessions { id }
-        | Request::Gc { id } => *id = new,
-        Request::Hello(_) => {}
-    }
-}
-
 /// Routes every answer of a connection to its caller; on the end of the
 /// stream, fails whatever is still pending.
 async fn read_loop(conn: Arc<Connection>) {
     let mut r = &*conn.stream;
     let why = loop {
-        match read_frame::<_, Response>(&mut r, MAX_FRAME_BYTES).await {
-            Ok(Some(Response::Progress {
-                id,
-                done,
-                total,
-                message,
+        match read_frame::<_, Envelope<Response>>(&mut r, MAX_FRAME_BYTES).await {
+            Ok(Some(Envelope {
+                id: Some(id),
+                body:
+                    Response::Progress {
+                        done,
+                        total,
+                        message,
+                    },
             })) => {
                 let pending = conn.pending.lock().unwrap_or_else(|p| p.into_inner());
                 if let Some(sink) = pending.get(&id).and_then(|p| p.progress.as_ref()) {
                     let _ = sink.send((done, total, message));
                 }
             }
-            Ok(Some(Response::Error { id: None, message })) => {
-                break format!("rlmd closed the connection: {message}");
-            }
-            Ok(Some(msg)) => {
-                let id = match &msg {
-                    Response::Result { id, .. }
-                    | Response::Status { id, .. }
-                    | Response::ShutdownAck { id, .. }
-                    | Response::Sessions { id, .. }
-                    | Response::GcDone { id, .. }
-                    | Response::Error { id: Some(id), .. } => *id,
-                    _ => continue,
-                };
+            // Any other message of a request is its answer.
+            Ok(Some(Envelope { id: Some(id), body })) => {
                 let waiting = conn
                     .pending
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .remove(&id);
                 if let Some(p) = waiting {
-                    let _ = p.reply.send(Ok(msg));
+                    let _ = p.reply.send(Ok(body));
                 }
             }
+            Ok(Some(Envelope {
+                id: None,
+                body: Response::Error { message },
+            })) => {
+                break format!("rlmd closed the connection: {message}");
+            }
+            Ok(Some(Envelope { id: None, .. })) => {}
             Ok(None) => break "rlmd closed the connection".to_owned(),
             Err(e) => break format!("the connection to rlmd broke: {e}"),
         }

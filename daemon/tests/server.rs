@@ -10,22 +10,22 @@ use interprocess::local_socket::{GenericFilePath, ListenerOptions, ToFsName};
 use serde_json::json;
 
 use rlm::protocol::{
-    Call, CallOutcome, Hello, MAX_FRAME_BYTES, PROTOCOL_VERSION, Request, Response, read_frame,
-    write_frame,
+    Call, CallOutcome, Envelope, Hello, MAX_FRAME_BYTES, PROTOCOL_VERSION, Request, Response,
+    read_frame, write_frame,
 };
 use rlmd::server::{self, ServerConfig, StopReason};
 use rlmd::{Engine, EngineConfig};
 
-async fn send(stream: &Stream, req: &Request) {
+async fn send(stream: &Stream, req: &Envelope<Request>) {
     let mut w = stream;
     write_frame(&mut w, req).await.expect("a frame is written");
 }
 
-async fn recv(stream: &Stream) -> Response {
+async fn recv(stream: &Stream) -> Envelope<Response> {
     let mut r = stream;
     tokio::time::timeout(
         Duration::from_secs(30),
-        read_frame::<_, Response>(&mut r, MAX_FRAME_BYTES),
+        read_frame::<_, Envelope<Response>>(&mut r, MAX_FRAME_BYTES),
     )
     .await
     .expect("an answer within 30 s")
@@ -62,30 +62,35 @@ async fn run_serves_calls_in_process_and_stops_when_its_shutdown_completes() {
         .expect("the in-process daemon accepts");
     send(
         &stream,
-        &Request::Hello(Hello {
+        &Envelope::connection(Request::Hello(Hello {
             protocol_version: PROTOCOL_VERSION,
             client_name: "test".into(),
             client_version: "0".into(),
             cwd: Some(dir.path().to_owned()),
             settings: Default::default(),
-        }),
+        })),
     )
     .await;
-    assert!(matches!(recv(&stream).await, Response::Welcome(w) if w.socket == socket));
+    assert!(matches!(recv(&stream).await.body, Response::Welcome(w) if w.socket == socket));
     send(
         &stream,
-        &Request::Call(Call {
-            id: 1,
-            tool: "rlm.session.create".into(),
-            arguments: json!({}),
-            progress: false,
-        }),
+        &Envelope::new(
+            1,
+            Request::Call(Call {
+                tool: "rlm.session.create".into(),
+                arguments: json!({}),
+                progress: false,
+            }),
+        ),
     )
     .await;
     let sid = match recv(&stream).await {
-        Response::Result {
-            id: 1,
-            outcome: CallOutcome::Ok { result },
+        Envelope {
+            id: Some(1),
+            body:
+                Response::Result {
+                    outcome: CallOutcome::Ok { result },
+                },
         } => result["session_id"].as_str().unwrap().to_owned(),
         other => panic!("unexpected answer: {other:?}"),
     };
@@ -93,24 +98,32 @@ async fn run_serves_calls_in_process_and_stops_when_its_shutdown_completes() {
     std::fs::write(dir.path().join("notes.txt"), "written beside the client").unwrap();
     send(
         &stream,
-        &Request::Call(Call {
-            id: 2,
-            tool: "rlm.docs.load".into(),
-            arguments: json!({"session_id": sid, "sources": [{"type": "file", "path": "notes.txt"}]}),
-            progress: true,
-        }),
+        &Envelope::new(
+            2,
+            Request::Call(Call {
+                tool: "rlm.docs.load".into(),
+                arguments: json!({"session_id": sid, "sources": [{"type": "file", "path": "notes.txt"}]}),
+                progress: true,
+            }),
+        ),
     )
     .await;
     // Its progress shows the load is in flight: shut down now; its result must still arrive.
     match recv(&stream).await {
-        Response::Progress { id: 2, .. } => {}
+        Envelope {
+            id: Some(2),
+            body: Response::Progress { .. },
+        } => {}
         other => panic!("expected the load's progress first: {other:?}"),
     }
     stop_tx.send(()).unwrap();
     let loaded = match recv(&stream).await {
-        Response::Result {
-            id: 2,
-            outcome: CallOutcome::Ok { result },
+        Envelope {
+            id: Some(2),
+            body:
+                Response::Result {
+                    outcome: CallOutcome::Ok { result },
+                },
         } => result,
         other => panic!("unexpected answer: {other:?}"),
     };
