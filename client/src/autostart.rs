@@ -14,7 +14,8 @@ use interprocess::local_socket::traits::tokio::Stream as _;
 use interprocess::local_socket::{GenericFilePath, ToFsName};
 
 use rlm::protocol::{
-    MAX_FRAME_BYTES, READY_FD_ENV, Request, Response, StartupReport, read_frame, write_frame,
+    Envelope, MAX_FRAME_BYTES, READY_FD_ENV, Request, Response, StartupReport, read_frame,
+    write_frame,
 };
 
 /// How a client starts a daemon.
@@ -258,18 +259,21 @@ pub async fn ask_to_exit_if_idle(socket: &Path, deadline: Instant) -> Result<boo
         .map_err(|e| e.to_string())?;
     let stream = Stream::connect(name).await.map_err(|e| e.to_string())?;
     let mut w = &stream;
-    write_frame(&mut w, &Request::ShutdownIfIdle { id: 1 })
+    write_frame(&mut w, &Envelope::new(1, Request::ShutdownIfIdle))
         .await
         .map_err(|e| e.to_string())?;
     let mut r = &stream;
     let answer = tokio::time::timeout(
         Duration::from_secs(5),
-        read_frame::<_, Response>(&mut r, MAX_FRAME_BYTES),
+        read_frame::<_, Envelope<Response>>(&mut r, MAX_FRAME_BYTES),
     )
     .await;
     let accepted = matches!(
         answer,
-        Ok(Ok(Some(Response::ShutdownAck { accepted: true, .. })))
+        Ok(Ok(Some(Envelope {
+            body: Response::ShutdownAck { accepted: true, .. },
+            ..
+        })))
     );
     drop(stream);
     if !accepted {

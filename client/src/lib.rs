@@ -4,6 +4,9 @@ pub mod autostart;
 pub mod daemon;
 pub mod mcp;
 
+/// Receives progress of one call: `(done, total, message)`.
+pub type ProgressSink = tokio::sync::mpsc::UnboundedSender<(u64, Option<u64>, String)>;
+
 /// The async runtime of the shim and the CLI: two workers are plenty for a
 /// client whose work happens in the daemon.
 pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {

@@ -10,22 +10,22 @@ use interprocess::local_socket::{GenericFilePath, ListenerOptions, ToFsName};
 use serde_json::json;
 
 use rlm::protocol::{
-    Call, CallOutcome, Hello, MAX_FRAME_BYTES, PROTOCOL_VERSION, Request, Response, read_frame,
-    write_frame,
+    Call, CallOutcome, Envelope, Hello, MAX_FRAME_BYTES, PROTOCOL_VERSION, Request, Response,
+    read_frame, write_frame,
 };
 use rlmd::server::{self, ServerConfig, StopReason};
 use rlmd::{Engine, EngineConfig};
 
-async fn send(stream: &Stream, req: &Request) {
+async fn send(stream: &Stream, req: &Envelope<Request>) {
     let mut w = stream;
     write_frame(&mut w, req).await.expect("a frame is written");
 }
 
-async fn recv(stream: &Stream) -> Response {
+async fn recv(stream: &Stream) -> Envelope<Response> {
     let mut r = stream;
     tokio::time::timeout(
         Duration::from_secs(30),
-        read_frame::<_, Response>(&mut r, MAX_FRAME_BYTES),
+        read_frame::<_, Envelope<Response>>(&mut r, MAX_FRAME_BYTES),
     )
     .await
     .expect("an answer within 30 s")
@@ -62,30 +62,35 @@ async fn run_serves_calls_in_process_and_stops_when_its_shutdown_completes() {
         .expect("the in-process daemon accepts");
     send(
         &stream,
-        &Request::Hello(Hello {
+        &Envelope::connection(Request::Hello(Hello {
             protocol_version: PROTOCOL_VERSION,
             client_name: "test".into(),
             client_version: "0".into(),
             cwd: Some(dir.path().to_owned()),
             settings: Default::default(),
-        }),
+        })),
     )
     .await;
-    assert!(matches!(recv(&stream).await, Response::Welcome(w) if w.socket == socket));
+    assert!(matches!(recv(&stream).await.body, Response::Welcome(w) if w.socket == socket));
     send(
         &stream,
-        &Request::Call(Call {
-            id: 1,
-            tool: "rlm.session.create".into(),
-            arguments: json!({}),
-            progress: false,
-        }),
+        &Envelope::new(
+            1,
+            Request::Call(Call {
+                tool: "rlm.session.create".into(),
+                arguments: json!({}),
+                progress: false,
+            }),
+        ),
     )
     .await;
     let sid = match recv(&stream).await {
-        Response::Result {
-            id: 1,
-            outcome: CallOutcome::Ok { result },
+        Envelope {
+            id: Some(1),
+            body:
+                Response::Result {
+                    outcome: CallOutcome::Ok { result },
+                },
         } => result["session_id"].as_str().unwrap().to_owned(),
         other => panic!("unexpected answer: {other:?}"),
     };
@@ -93,24 +98,32 @@ async fn run_serves_calls_in_process_and_stops_when_its_shutdown_completes() {
     std::fs::write(dir.path().join("notes.txt"), "written beside the client").unwrap();
     send(
         &stream,
-        &Request::Call(Call {
-            id: 2,
-            tool: "rlm.docs.load".into(),
-            arguments: json!({"session_id": sid, "sources": [{"type": "file", "path": "notes.txt"}]}),
-            progress: true,
-        }),
+        &Envelope::new(
+            2,
+            Request::Call(Call {
+                tool: "rlm.docs.load".into(),
+                arguments: json!({"session_id": sid, "sources": [{"type": "file", "path": "notes.txt"}]}),
+                progress: true,
+            }),
+        ),
     )
     .await;
     // Its progress shows the load is in flight: shut down now; its result must still arrive.
     match recv(&stream).await {
-        Response::Progress { id: 2, .. } => {}
+        Envelope {
+            id: Some(2),
+            body: Response::Progress { .. },
+        } => {}
         other => panic!("expected the load's progress first: {other:?}"),
     }
     stop_tx.send(()).unwrap();
     let loaded = match recv(&stream).await {
-        Response::Result {
-            id: 2,
-            outcome: CallOutcome::Ok { result },
+        Envelope {
+            id: Some(2),
+            body:
+                Response::Result {
+                    outcome: CallOutcome::Ok { result },
+                },
         } => result,
         other => panic!("unexpected answer: {other:?}"),
     };
@@ -121,4 +134,103 @@ async fn run_serves_calls_in_process_and_stops_when_its_shutdown_completes() {
         .unwrap()
         .unwrap();
     assert_eq!(reason, StopReason::Shutdown);
+}
+
+/// An in-process daemon on a socket in `dir`; stopped by sending on the returned channel.
+fn start_in(
+    dir: &std::path::Path,
+    auto_started: bool,
+) -> (
+    interprocess::local_socket::Name<'static>,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<std::io::Result<StopReason>>,
+) {
+    let socket = dir.join("d.sock");
+    let engine = Engine::open(EngineConfig::new(dir.join("data"))).unwrap();
+    let name = socket
+        .clone()
+        .to_fs_name::<GenericFilePath>()
+        .unwrap()
+        .into_owned();
+    let listener = ListenerOptions::new()
+        .name(name.clone())
+        .create_tokio()
+        .unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let config = ServerConfig {
+        socket,
+        auto_started,
+        idle_timeout: None,
+        allowed_uid: None,
+    };
+    let daemon = tokio::spawn(server::run(engine, config, listener, async {
+        let _ = stop_rx.await;
+    }));
+    (name, stop_tx, daemon)
+}
+
+/// The answer to a `shutdown_if_idle` sent as `id`: whether it was accepted, and why.
+async fn shutdown_if_idle(stream: &Stream, id: u64) -> (bool, String) {
+    send(stream, &Envelope::new(id, Request::ShutdownIfIdle)).await;
+    match recv(stream).await {
+        Envelope {
+            id: Some(got),
+            body: Response::ShutdownAck { accepted, reason },
+        } if got == id => (accepted, reason),
+        other => panic!("unexpected answer: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_if_idle_is_decided_alike_before_and_after_the_hello() {
+    let dir = tempfile::Builder::new()
+        .prefix("rs")
+        .tempdir_in("/tmp")
+        .unwrap();
+    // Not started on demand: it stays, and says why, whoever asks.
+    let (name, stop, daemon) = start_in(dir.path(), false);
+    let skewed = Stream::connect(name.clone()).await.unwrap();
+    let (accepted, before_hello) = shutdown_if_idle(&skewed, 4).await;
+    assert!(!accepted);
+    assert!(
+        before_hello.contains("not started on demand"),
+        "{before_hello}"
+    );
+    let current = Stream::connect(name).await.unwrap();
+    send(
+        &current,
+        &Envelope::connection(Request::Hello(Hello {
+            protocol_version: PROTOCOL_VERSION,
+            client_name: "test".into(),
+            client_version: "0".into(),
+            cwd: None,
+            settings: Default::default(),
+        })),
+    )
+    .await;
+    assert!(matches!(recv(&current).await.body, Response::Welcome(_)));
+    let (accepted, after_hello) = shutdown_if_idle(&current, 5).await;
+    assert!(!accepted);
+    assert_eq!(after_hello, before_hello);
+    stop.send(()).unwrap();
+    let reason = daemon.await.unwrap().unwrap();
+    assert_eq!(reason, StopReason::Shutdown);
+
+    // Started on demand and idle: a client of another version makes room.
+    let dir = tempfile::Builder::new()
+        .prefix("rs")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let (name, _stop, daemon) = start_in(dir.path(), true);
+    let skewed = Stream::connect(name).await.unwrap();
+    assert_eq!(
+        shutdown_if_idle(&skewed, 1).await,
+        (true, "idle; exiting".to_owned())
+    );
+    let reason = tokio::time::timeout(Duration::from_secs(30), daemon)
+        .await
+        .expect("run returns")
+        .unwrap()
+        .unwrap();
+    assert_eq!(reason, StopReason::Requested);
 }

@@ -1,6 +1,10 @@
 //! `rlm`, the command line for people: the daemon's status, sessions, any
 //! tool by hand, a one-line search demo, garbage collection, and starting or
 //! stopping the daemon. It talks to `rlmd` like the shim does.
+//!
+//! Exit codes: 0 done; 1 failed; 2 the tool refused the call (a tool error,
+//! an unknown tool); 3 no daemon answered `status` or `daemon stop`, the
+//! commands that never start one.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -12,9 +16,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+use rlm::Tool;
 use rlm::protocol::CallOutcome;
 use rlm_client::autostart::AutoStart;
-use rlm_client::daemon::{ClientOptions, DaemonClient};
+use rlm_client::daemon::{ClientError, ClientOptions, DaemonClient};
 
 /// Command line of rlm: keeps large texts outside an LLM's context, in sessions served by rlmd.
 #[derive(Debug, Parser)]
@@ -106,9 +111,41 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli, config)) {
         Ok(code) => code,
-        Err(e) => {
-            eprintln!("rlm: {e}");
-            ExitCode::FAILURE
+        Err(failure) => {
+            eprintln!("rlm: {failure}");
+            failure.exit_code()
+        }
+    }
+}
+
+/// Why a command failed, which decides its exit code.
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    /// rlmd gave no answer to a command that may start it.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// rlmd gave no answer to `status` or `daemon stop`, which never start one.
+    #[error(transparent)]
+    NoDaemon(ClientError),
+    /// Anything else: arguments, configuration, a call of `search` that failed.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Failure {
+        Failure::Other(message)
+    }
+}
+
+impl Failure {
+    fn exit_code(&self) -> ExitCode {
+        match self {
+            // Whatever kept rlmd from answering (none runs, one of another
+            // version refused, the connection broke): there is no daemon
+            // this command can talk to.
+            Failure::NoDaemon(_) => ExitCode::from(3),
+            Failure::Client(_) | Failure::Other(_) => ExitCode::FAILURE,
         }
     }
 }
@@ -132,7 +169,7 @@ fn print_json(v: &impl serde::Serialize) {
 }
 
 #[allow(clippy::print_stdout)]
-async fn run(cli: Cli, config: rlm::config::Config) -> Result<ExitCode, String> {
+async fn run(cli: Cli, config: rlm::config::Config) -> Result<ExitCode, Failure> {
     let socket = match cli.socket {
         Some(s) => s,
         None => config.socket().map_err(|e| e.to_string())?,
@@ -140,13 +177,7 @@ async fn run(cli: Cli, config: rlm::config::Config) -> Result<ExitCode, String> 
     match cli.command {
         Command::Status { json } => {
             let c = client(socket.clone(), &config, false);
-            let status = match c.status().await {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("rlm: {e}");
-                    return Ok(ExitCode::from(3));
-                }
-            };
+            let status = c.status().await.map_err(Failure::NoDaemon)?;
             if json {
                 print_json(&status);
             } else {
@@ -219,8 +250,10 @@ async fn run(cli: Cli, config: rlm::config::Config) -> Result<ExitCode, String> 
                     ExitCode::from(2)
                 }
                 CallOutcome::UnknownTool { name } => {
+                    let tools: Vec<&str> = Tool::ALL.iter().map(|t| t.name()).collect();
                     eprintln!(
-                        "rlm: unknown tool {name:?}; the tools are rlm.session.create, rlm.session.info, rlm.session.close, rlm.docs.load, rlm.docs.list, rlm.docs.peek, rlm.chunk.create, rlm.span.get, rlm.search.query, rlm.artifact.store, rlm.artifact.list, rlm.artifact.get"
+                        "rlm: unknown tool {name:?}; the tools are {}",
+                        tools.join(", ")
                     );
                     ExitCode::from(2)
                 }
@@ -382,15 +415,11 @@ async fn run(cli: Cli, config: rlm::config::Config) -> Result<ExitCode, String> 
             action: DaemonAction::Stop,
         } => {
             let c = client(socket.clone(), &config, false);
-            match c.shutdown().await {
-                Ok((true, reason)) => println!("rlmd stopping: {reason}"),
-                Ok((false, reason)) => {
+            match c.shutdown().await.map_err(Failure::NoDaemon)? {
+                (true, reason) => println!("rlmd stopping: {reason}"),
+                (false, reason) => {
                     eprintln!("rlm: rlmd refused to stop: {reason}");
                     return Ok(ExitCode::FAILURE);
-                }
-                Err(e) => {
-                    eprintln!("rlm: {e}");
-                    return Ok(ExitCode::from(3));
                 }
             }
         }
@@ -415,7 +444,7 @@ async fn call_with_progress(
     tool: &str,
     args: Value,
     label: &str,
-) -> Result<CallOutcome, String> {
+) -> Result<CallOutcome, ClientError> {
     let show = std::io::stderr().is_terminal() && !label.is_empty();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let bar = show.then(|| {

@@ -1,0 +1,56 @@
+//! [`ClientError`]: why a request to rlmd got no answer, by what happened, so
+//! the CLI can pick its exit code and every message says what to do.
+
+use std::path::PathBuf;
+
+use rlm::protocol::{PROTOCOL_VERSION, Refused};
+
+/// Why a request to the daemon got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// No daemon answers on the socket, and this client may not start one.
+    #[error(
+        "no rlmd answers on {} ({reason}); start one with `rlmd` (or `rlm daemon start`)",
+        socket.display()
+    )]
+    NotRunning { socket: PathBuf, reason: String },
+    /// Starting a daemon (or asking one of another version to make room)
+    /// failed, or the daemon started could not be reached; the message says
+    /// which.
+    #[error("{0}")]
+    StartFailed(String),
+    /// A daemon of another protocol version answers, and stays.
+    #[error(
+        "the rlmd serving {} is version {} (protocol {}), and this {client_name} {client_version} speaks protocol {PROTOCOL_VERSION}: \
+         stop that daemon (`rlm daemon stop`, or restart its service) so that one of this version starts, \
+         or use a {client_name} of version {}. The daemon said: {}",
+        socket.display(),
+        refused.daemon_version,
+        refused.protocol_version,
+        refused.daemon_version,
+        refused.message
+    )]
+    Refused {
+        socket: PathBuf,
+        client_name: String,
+        client_version: String,
+        refused: Refused,
+    },
+    /// The request is larger than one frame may carry; nothing was sent.
+    #[error("a request of {size} bytes is larger than the {max} a frame may carry")]
+    TooLarge { size: usize, max: usize },
+    /// The connection broke before the request went out, on a fresh
+    /// connection too: no daemon received it.
+    #[error("{0}")]
+    NotSent(String),
+    /// The connection closed or broke after the request was sent: the daemon
+    /// may or may not have acted on it.
+    #[error("{0}")]
+    Closed(String),
+    /// The daemon answered with something this client did not expect.
+    #[error("{0}")]
+    Protocol(String),
+    /// The daemon could not do what was asked; its message says why.
+    #[error("{0}")]
+    Daemon(String),
+}

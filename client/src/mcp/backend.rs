@@ -1,0 +1,52 @@
+//! What the MCP layer forwards calls to: the [`Backend`] trait, and its implementation over the
+//! daemon connection ([`DaemonClient`]); tests implement it with a fake.
+
+use futures::future::BoxFuture;
+use rlm::protocol::CallOutcome;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::ProgressSink;
+use crate::daemon::DaemonClient;
+
+/// What the MCP layer forwards calls to (the daemon connection implements it; tests use a fake).
+pub trait Backend: Send + Sync + 'static {
+    /// Runs one tool. `tool` is the canonical dotted name; `arguments` is the JSON object the
+    /// client sent (`{}` when it sent none).
+    ///
+    /// `progress` is `Some` only when the MCP client asked for progress (a `progressToken`): each
+    /// `(done, total, message)` sent on it becomes one `notifications/progress`. `done` should
+    /// grow with every update. Updates sent after the returned future resolves are dropped.
+    ///
+    /// `cancel` fires when the client cancels the call (`notifications/cancelled`) and when the
+    /// MCP session ends. It may also fire after the call has finished (rmcp cancels a request's
+    /// token once its response is sent): ignore it then.
+    ///
+    /// `Err(message)` means the daemon could not be reached or went away during the call; the
+    /// message says so and what to do (the model reads it, under code `daemon_unavailable`).
+    fn call(
+        &self,
+        tool: String,
+        arguments: Value,
+        progress: Option<ProgressSink>,
+        cancel: CancellationToken,
+    ) -> BoxFuture<'static, Result<CallOutcome, String>>;
+}
+
+impl Backend for DaemonClient {
+    /// A [`crate::daemon::ClientError`] reaches the model as its message, under `daemon_unavailable`.
+    fn call(
+        &self,
+        tool: String,
+        arguments: Value,
+        progress: Option<ProgressSink>,
+        cancel: CancellationToken,
+    ) -> BoxFuture<'static, Result<CallOutcome, String>> {
+        let this = self.clone();
+        Box::pin(async move {
+            this.call_tool(tool, arguments, progress, cancel)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+}

@@ -1,0 +1,311 @@
+//! The MCP layer of `rlm-mcp`: serves the twelve tools of the contract over MCP (rmcp) and forwards every call to a [`Backend`] (the daemon connection).
+//!
+//! What it does, and nothing more:
+//! - `initialize` answers the server name, version and instructions of [`ShimOptions`], with the
+//!   `tools` capability; rmcp negotiates the protocol version (every version it knows, 2024-11-05
+//!   through 2026-07-28, and `server/discover`).
+//! - `tools/list` lists [`Tool::ALL`] with their descriptions and schemas, under dotted or
+//!   underscore names ([`ToolNames`]). The schemas are rewritten once, at start, into the form
+//!   every MCP client accepts (`schema.rs`).
+//! - `tools/call` accepts both spellings, forwards the canonical dotted name and the arguments to
+//!   the backend, passes progress and cancellation through, and maps the [`CallOutcome`] to an MCP
+//!   result as the contract says (`structuredContent` plus the same JSON as text; tool errors as
+//!   `isError` results; an unknown tool as JSON-RPC error -32602).
+//!
+//! Nothing here writes to stdout but rmcp's transport.
+//!
+//! `backend.rs` holds the [`Backend`] trait and its implementation over the daemon connection;
+//! `schema.rs` rewrites the contract's schemas for clients.
+
+mod backend;
+mod schema;
+
+use std::{borrow::Cow, str::FromStr, sync::Arc};
+
+use rlm::{Tool, protocol::CallOutcome};
+use rmcp::{
+    ErrorData as McpError, Peer, RoleServer, ServerHandler, ServiceExt,
+    model::{
+        CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
+        ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ProgressToken,
+        ServerCapabilities, ServerConfig, ToolsCapability,
+    },
+    service::{RequestContext, ServerInitializeError},
+    transport::async_rw::AsyncRwTransport,
+};
+use serde_json::{Value, json};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
+
+pub use crate::ProgressSink;
+pub use backend::Backend;
+
+/// The largest MCP message (one JSON-RPC line) the shim reads. rmcp's default (16 MiB) would
+/// silently drop a larger `rlm.docs.load` with inline content and leave the client waiting; this
+/// matches the largest frame the daemon accepts, so whatever fits one reaches the other.
+pub const MAX_MESSAGE_BYTES: usize = rlm::protocol::MAX_FRAME_BYTES;
+
+/// How `tools/list` spells the tool names; `tools/call` accepts both either way.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ToolNames {
+    /// `rlm.session.create`: the names of the contract.
+    #[default]
+    Dotted,
+    /// `rlm_session_create`: for clients that accept only `[A-Za-z0-9_-]` names.
+    Underscore,
+}
+
+impl ToolNames {
+    /// The name `tools/list` shows for `tool`.
+    pub fn name_of(self, tool: Tool) -> String {
+        match self {
+            ToolNames::Dotted => tool.name().to_owned(),
+            ToolNames::Underscore => tool.underscore_name(),
+        }
+    }
+}
+
+impl FromStr for ToolNames {
+    type Err = String;
+
+    /// Reads `dotted` or `underscore` (any case), as a command-line flag or setting would give it.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "dotted" | "dots" | "dot" => Ok(ToolNames::Dotted),
+            "underscore" | "underscores" => Ok(ToolNames::Underscore),
+            other => Err(format!(
+                "unknown tool-name style `{other}`: use `dotted` (rlm.session.create) or \
+                 `underscore` (rlm_session_create)"
+            )),
+        }
+    }
+}
+
+/// What the shim tells clients about itself.
+#[derive(Clone, Debug)]
+pub struct ShimOptions {
+    pub tool_names: ToolNames,
+    /// Sent as `instructions` in the `initialize` result (left out when empty).
+    pub instructions: String,
+    pub server_name: String,
+    pub server_version: String,
+}
+
+/// The MCP server of `rlm-mcp`: an rmcp [`ServerHandler`] that forwards tool calls to `B`.
+pub struct RlmServer<B: Backend> {
+    backend: Arc<B>,
+    shared: Arc<Shared>,
+}
+
+/// What is built once and read by every request.
+struct Shared {
+    tool_names: ToolNames,
+    info: ServerConfig,
+    /// The `tools/list` entries, in [`Tool::ALL`] order.
+    tools: Vec<rmcp::model::Tool>,
+}
+
+impl<B: Backend> Clone for RlmServer<B> {
+    fn clone(&self) -> Self {
+        RlmServer {
+            backend: self.backend.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<B: Backend> RlmServer<B> {
+    /// Builds the server info and the tool list once, with the schemas rewritten into the form
+    /// MCP clients accept (see `schema.rs`).
+    pub fn new(backend: Arc<B>, options: ShimOptions) -> Self {
+        let mut tools_capability = ToolsCapability::default();
+        tools_capability.list_changed = Some(false);
+        let mut capabilities = ServerCapabilities::builder().enable_tools().build();
+        capabilities.tools = Some(tools_capability);
+        let mut info = ServerConfig::new(capabilities).with_server_info(Implementation::new(
+            options.server_name,
+            options.server_version,
+        ));
+        if !options.instructions.trim().is_empty() {
+            info = info.with_instructions(options.instructions);
+        }
+        let tools = Tool::ALL
+            .into_iter()
+            .map(|tool| listed_tool(tool, options.tool_names))
+            .collect();
+        RlmServer {
+            backend,
+            shared: Arc::new(Shared {
+                tool_names: options.tool_names,
+                info,
+                tools,
+            }),
+        }
+    }
+
+    /// The `tools/list` entries, as clients see them.
+    pub fn tools(&self) -> &[rmcp::model::Tool] {
+        &self.shared.tools
+    }
+
+    fn unknown_tool(&self, name: &str) -> McpError {
+        let valid: Vec<String> = Tool::ALL
+            .into_iter()
+            .map(|t| self.shared.tool_names.name_of(t))
+            .collect();
+        McpError::invalid_params(
+            format!(
+                "unknown tool `{name}`: this server has {} (dots or underscores both work)",
+                valid.join(", ")
+            ),
+            Some(json!({ "tool": name, "valid_tools": valid })),
+        )
+    }
+
+    /// Runs the call on the backend, forwarding its progress while it runs.
+    async fn run(
+        &self,
+        tool: Tool,
+        arguments: Value,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<CallOutcome, String> {
+        let name = tool.name().to_owned();
+        let cancel = context.ct.clone();
+        let Some(token) = context.meta.get_progress_token() else {
+            return self.backend.call(name, arguments, None, cancel).await;
+        };
+        let (sink, mut updates) = mpsc::unbounded_channel();
+        let mut call = self.backend.call(name, arguments, Some(sink), cancel);
+        let mut open = true;
+        // Progress is sent from this task (not a spawned one) so that rmcp associates it with
+        // the request it belongs to.
+        let outcome = loop {
+            tokio::select! {
+                biased;
+                update = updates.recv(), if open => match update {
+                    Some(update) => notify_progress(&context.peer, &token, update).await,
+                    None => open = false,
+                },
+                outcome = &mut call => break outcome,
+            }
+        };
+        // Updates sent just before the call ended still go out before its result.
+        while let Ok(update) = updates.try_recv() {
+            notify_progress(&context.peer, &token, update).await;
+        }
+        outcome
+    }
+}
+
+impl<B: Backend> ServerHandler for RlmServer<B> {
+    fn get_info(&self) -> ServerConfig {
+        self.shared.info.clone()
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        Ok(ListToolsResult::with_all_items(self.shared.tools.clone()))
+    }
+
+    fn get_tool(&self, name: &str) -> Option<rmcp::model::Tool> {
+        let tool = Tool::from_name(name)?;
+        let index = Tool::ALL.iter().position(|t| *t == tool)?;
+        self.shared.tools.get(index).cloned()
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let Some(tool) = Tool::from_name(&request.name) else {
+            return Err(self.unknown_tool(&request.name));
+        };
+        let arguments = Value::Object(request.arguments.unwrap_or_default());
+        let result = match self.run(tool, arguments, &context).await {
+            Ok(CallOutcome::Ok { result }) => CallToolResult::structured(result),
+            Ok(CallOutcome::ToolError { error }) => {
+                error_result(error.code.as_str(), &error.message, error.to_json())
+            }
+            Ok(CallOutcome::UnknownTool { name }) => return Err(self.unknown_tool(&name)),
+            Ok(CallOutcome::Failed { message }) => {
+                let error = rlm::ToolError::internal(message);
+                error_result("internal", &error.message, error.to_json())
+            }
+            Err(message) => error_result(
+                DAEMON_UNAVAILABLE,
+                &message,
+                json!({ "error": { "code": DAEMON_UNAVAILABLE, "message": message } }),
+            ),
+        };
+        Ok(CallToolResponse::Complete(result))
+    }
+}
+
+/// The error code of a call the daemon could not take or finish.
+const DAEMON_UNAVAILABLE: &str = "daemon_unavailable";
+
+/// An `isError` result: `code: message` as text, the envelope as `structuredContent`.
+fn error_result(code: &str, message: &str, envelope: Value) -> CallToolResult {
+    let mut result = CallToolResult::error(vec![ContentBlock::text(format!("{code}: {message}"))]);
+    result.structured_content = Some(envelope);
+    result
+}
+
+async fn notify_progress(
+    peer: &Peer<RoleServer>,
+    token: &ProgressToken,
+    (done, total, message): (u64, Option<u64>, String),
+) {
+    let mut param = ProgressNotificationParam::new(token.clone(), done as f64);
+    if let Some(total) = total {
+        param = param.with_total(total as f64);
+    }
+    if !message.is_empty() {
+        param = param.with_message(message);
+    }
+    // A client that went away misses its progress; the call itself still ends normally.
+    let _ = peer.notify_progress(param).await;
+}
+
+/// Serves MCP on stdin/stdout until stdin closes (returns then). Nothing but MCP is ever written
+/// to stdout. Calls still running when stdin closes get up to rmcp's drain time (5 s) to answer,
+/// then their cancel tokens fire.
+pub async fn serve_stdio<B: Backend>(server: RlmServer<B>) -> Result<(), String> {
+    // Non-blocking pipes when the client gave us pipes (the usual case), so no blocking stdin
+    // read keeps the runtime alive after the session ends; plain stdio otherwise.
+    let (stdin, stdout) = rmcp::transport::stdio_pipes();
+    serve_io(server, stdin, stdout).await
+}
+
+/// Serves MCP over any byte streams until `reader` reaches its end (what [`serve_stdio`] does with
+/// stdin/stdout; tests use in-memory pipes). A stream that ends before `initialize` is a normal end.
+pub async fn serve_io<B, R, W>(server: RlmServer<B>, reader: R, writer: W) -> Result<(), String>
+where
+    B: Backend,
+    R: AsyncRead + Send + Unpin + 'static,
+    W: AsyncWrite + Send + Unpin + 'static,
+{
+    let transport = AsyncRwTransport::<RoleServer, R, W>::new(reader, writer)
+        .with_max_line_length(MAX_MESSAGE_BYTES);
+    match server.serve(transport).await {
+        Ok(running) => match running.waiting().await {
+            Ok(_reason) => Ok(()),
+            Err(e) => Err(format!("the MCP session task failed: {e}")),
+        },
+        Err(ServerInitializeError::ConnectionClosed(_)) => Ok(()),
+        Err(e) => Err(format!("the MCP session did not start: {e}")),
+    }
+}
+
+fn listed_tool(tool: Tool, names: ToolNames) -> rmcp::model::Tool {
+    rmcp::model::Tool::new(
+        Cow::Owned(names.name_of(tool)),
+        Cow::Borrowed(tool.description()),
+        Arc::new(schema::input(tool)),
+    )
+    .with_raw_output_schema(Arc::new(schema::output(tool)))
+}

@@ -1,0 +1,144 @@
+//! One tool call of a connection: it counts as in flight from its request
+//! until its result is written, runs on a blocking thread with the client's
+//! cwd, progress and cancel flag, and leaves one JSON log line.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use rlm::protocol::{Call, CallOutcome, Envelope, Response};
+
+use super::connection::{Cancels, Connection, Outbox};
+use super::shared::Shared;
+use crate::engine::{CallContext, CallError, ProgressFn};
+
+/// What a call refused while the daemon stops says.
+const SHUTTING_DOWN: &str = "rlmd is shutting down and takes no new calls; retry in a moment (a new daemon starts on demand)";
+
+impl Connection {
+    /// Starts call `id`; its result goes out under the same id.
+    pub(super) fn start_call(&self, id: u64, call: Call) {
+        if self.shared.is_stopping() {
+            // Counted like any call, so its refusal is written before the daemon exits.
+            self.shared.begin_call();
+            let refused = Response::Result {
+                outcome: CallOutcome::Failed {
+                    message: SHUTTING_DOWN.into(),
+                },
+            };
+            if self.out.send(Envelope::new(id, refused)).is_err() {
+                self.shared.finish_call();
+            }
+            return;
+        }
+        let cancel = Arc::new(AtomicBool::new(false));
+        self.cancels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, cancel.clone());
+        self.shared.begin_call();
+        self.shared.touch();
+        let ctx = CallContext {
+            cwd: self.cwd.clone(),
+            progress: call.progress.then(|| progress_to(self.out.clone(), id)),
+            cancel: Some(cancel),
+        };
+        let in_flight = InFlight {
+            shared: self.shared.clone(),
+            out: self.out.clone(),
+            cancels: self.cancels.clone(),
+            id,
+            correlation_id: format!("{}-{id}", self.number),
+        };
+        tokio::spawn(in_flight.run(call, ctx));
+    }
+}
+
+/// What a call needs once it has left the connection's read loop.
+struct InFlight {
+    shared: Arc<Shared>,
+    out: Outbox,
+    cancels: Cancels,
+    id: u64,
+    correlation_id: String,
+}
+
+/// Sends a call's progress as `Progress` messages of its id.
+fn progress_to(out: Outbox, id: u64) -> Arc<ProgressFn> {
+    Arc::new(move |done, total, message: &str| {
+        let _ = out.send(Envelope::new(
+            id,
+            Response::Progress {
+                done,
+                total,
+                message: message.to_owned(),
+            },
+        ));
+    })
+}
+
+impl InFlight {
+    /// Runs the call on a blocking thread, logs it, and queues its result.
+    async fn run(self, call: Call, ctx: CallContext) {
+        let InFlight {
+            shared,
+            out,
+            cancels,
+            id,
+            correlation_id,
+        } = self;
+        let engine = shared.engine.clone();
+        let started = Instant::now();
+        let tool = call.tool.clone();
+        let mut session_id = call
+            .arguments
+            .get("session_id")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned);
+        let joined =
+            tokio::task::spawn_blocking(move || engine.call(&call.tool, call.arguments, &ctx))
+                .await;
+        let outcome = match joined {
+            Ok(Ok(result)) => CallOutcome::Ok { result },
+            Ok(Err(CallError::Tool(error))) => CallOutcome::ToolError { error },
+            Ok(Err(CallError::UnknownTool(name))) => CallOutcome::UnknownTool { name },
+            Err(e) => CallOutcome::Failed {
+                message: format!("rlmd: the call failed inside the daemon: {e}"),
+            },
+        };
+        // A create names its session only in the result.
+        if let (None, CallOutcome::Ok { result }) = (&session_id, &outcome) {
+            session_id = result
+                .get("session_id")
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned);
+        }
+        let (success, error_code) = match &outcome {
+            CallOutcome::Ok { .. } => (true, ""),
+            CallOutcome::ToolError { error } => (false, error.code.as_str()),
+            CallOutcome::UnknownTool { .. } => (false, "unknown_tool"),
+            CallOutcome::Failed { .. } => (false, "failed"),
+        };
+        tracing::info!(
+            correlation_id = %correlation_id,
+            session_id = session_id.as_deref().unwrap_or(""),
+            operation = %tool,
+            duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+            success,
+            error_code,
+            "call"
+        );
+        cancels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+        // The call counts as in flight until its result is written (by the
+        // writer), so a shutdown never drops it unsent.
+        if out
+            .send(Envelope::new(id, Response::Result { outcome }))
+            .is_err()
+        {
+            shared.finish_call();
+        }
+    }
+}

@@ -1,0 +1,265 @@
+//! One client connection: the peer check, the handshake, then a [`Connection`]
+//! that reads requests and dispatches each in one `match`; a writer task puts
+//! the answers on the socket in order and counts a call as ended once its
+//! result is written.
+
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use interprocess::local_socket::tokio::Stream;
+use interprocess::local_socket::traits::StreamCommon as _;
+use tokio::sync::mpsc;
+
+use rlm::protocol::{
+    Envelope, FrameError, MAX_FRAME_BYTES, Request, Response, read_frame, write_frame,
+};
+
+use super::shared::Shared;
+use super::{StopReason, handshake::handshake};
+use crate::engine::{Engine, GC_GRACE};
+
+/// Where a connection's answers go: its writer task.
+pub(super) type Outbox = mpsc::UnboundedSender<Envelope<Response>>;
+
+/// The reading half of a connection (`&Stream` reads and writes).
+pub(super) type Recv<'a> = &'a Stream;
+
+/// The cancel flags of a connection's calls in flight, by request id.
+pub(super) type Cancels = Arc<Mutex<HashMap<u64, Arc<AtomicBool>>>>;
+
+/// Numbers connections for correlation ids (`<connection>-<request id>`).
+static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
+
+/// Counts a connection while it lives.
+pub(super) struct ConnectionGuard(Arc<Shared>);
+
+impl ConnectionGuard {
+    /// Counts a connection in as it is accepted.
+    pub(super) fn enter(shared: &Arc<Shared>) -> ConnectionGuard {
+        shared.connection_opened();
+        ConnectionGuard(shared.clone())
+    }
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.0.connection_closed();
+    }
+}
+
+/// A connection past its handshake.
+pub(super) struct Connection {
+    pub(super) shared: Arc<Shared>,
+    /// This connection's number, for correlation ids.
+    pub(super) number: u64,
+    /// The client's working directory, from its hello.
+    pub(super) cwd: Option<PathBuf>,
+    pub(super) out: Outbox,
+    pub(super) cancels: Cancels,
+}
+
+/// Serves one accepted connection until the client leaves (or must).
+pub(super) async fn serve(shared: Arc<Shared>, stream: Stream, _guard: ConnectionGuard) {
+    let number = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
+    if let Some(uid) = shared.config.allowed_uid {
+        match peer_uid(&stream) {
+            Some(peer) if peer == uid => {}
+            other => {
+                tracing::warn!(peer_uid = ?other, daemon_uid = uid, "refused a connection from another user");
+                return;
+            }
+        }
+    }
+    // `&Stream` reads and writes: the reader here, the writer in its task.
+    let stream = Arc::new(stream);
+    let mut recv: Recv<'_> = &stream;
+    let (out, rx) = mpsc::unbounded_channel();
+    let writer = tokio::spawn(write_loop(shared.clone(), stream.clone(), rx));
+    if let Some(hello) = handshake(&shared, &mut recv, &out).await {
+        let connection = Connection {
+            shared,
+            number,
+            cwd: hello.cwd,
+            out,
+            cancels: Cancels::default(),
+        };
+        connection.read_loop(&mut recv).await;
+    } else {
+        drop(out);
+    }
+    let _ = writer.await;
+}
+
+impl Connection {
+    /// Reads and dispatches requests until the client leaves or must go; then
+    /// the calls it started stop early where they can.
+    async fn read_loop(self, recv: &mut Recv<'_>) {
+        loop {
+            let message = match read_frame::<_, Envelope<Request>>(recv, MAX_FRAME_BYTES).await {
+                Ok(Some(m)) => m,
+                Ok(None) => break,
+                Err(e @ (FrameError::TooLarge { .. } | FrameError::Garbled(_))) => {
+                    self.unreadable(e);
+                    break;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "connection ended");
+                    break;
+                }
+            };
+            if self.dispatch(message).is_break() {
+                break;
+            }
+        }
+        for flag in self
+            .cancels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+        {
+            flag.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Serves one request; `Break` closes the connection.
+    fn dispatch(&self, message: Envelope<Request>) -> ControlFlow<()> {
+        match (message.body, message.id) {
+            (Request::Hello(_), _) => {
+                self.close("rlmd: hello sent twice; closing".into());
+                return ControlFlow::Break(());
+            }
+            (_, None) => {
+                self.unreadable(FrameError::Garbled("missing field `id`".into()));
+                return ControlFlow::Break(());
+            }
+            (Request::Call(call), Some(id)) => self.start_call(id, call),
+            (Request::Cancel, Some(id)) => {
+                let cancels = self.cancels.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(flag) = cancels.get(&id) {
+                    flag.store(true, Ordering::SeqCst);
+                }
+            }
+            (Request::Status, Some(id)) => self.reply(
+                id,
+                Response::Status {
+                    status: self.shared.status(),
+                },
+            ),
+            (Request::Shutdown, Some(id)) => {
+                self.reply(
+                    id,
+                    Response::ShutdownAck {
+                        accepted: true,
+                        reason: "stopping after the calls in flight".into(),
+                    },
+                );
+                self.shared.request_stop(StopReason::Requested);
+            }
+            (Request::ShutdownIfIdle, Some(id)) => {
+                super::idle::answer_shutdown_if_idle(&self.shared, |answer| self.reply(id, answer));
+            }
+            (Request::ListSessions, Some(id)) => {
+                self.answer_blocking(id, "listing sessions", |engine| {
+                    engine
+                        .list_sessions()
+                        .map(|sessions| Response::Sessions { sessions })
+                });
+            }
+            (Request::Gc, Some(id)) => self.answer_blocking(id, "gc", |engine| {
+                engine.gc(GC_GRACE).map(|report| {
+                    tracing::info!(?report, "gc");
+                    Response::GcDone { report }
+                })
+            }),
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// Sends the answer of request `id`.
+    pub(super) fn reply(&self, id: u64, body: Response) {
+        let _ = self.out.send(Envelope::new(id, body));
+    }
+
+    /// Sends the error after which the connection closes.
+    fn close(&self, message: String) {
+        let _ = self
+            .out
+            .send(Envelope::connection(Response::Error { message }));
+    }
+
+    fn unreadable(&self, e: FrameError) {
+        tracing::warn!(error = %e, "closing a connection that sent an unreadable frame");
+        self.close(format!("rlmd: {e}; closing this connection"));
+    }
+
+    /// Answers request `id` with what `work` makes of the engine on a
+    /// blocking thread, or with an error naming `what` failed.
+    fn answer_blocking<E: std::fmt::Display + Send + 'static>(
+        &self,
+        id: u64,
+        what: &'static str,
+        work: impl FnOnce(Engine) -> Result<Response, E> + Send + 'static,
+    ) {
+        let (engine, out) = (self.shared.engine.clone(), self.out.clone());
+        tokio::spawn(async move {
+            let answer = match tokio::task::spawn_blocking(move || work(engine)).await {
+                Ok(Ok(answer)) => answer,
+                Ok(Err(e)) => Response::Error {
+                    message: format!("rlmd: {what}: {e}"),
+                },
+                Err(e) => Response::Error {
+                    message: format!("rlmd: {what}: {e}"),
+                },
+            };
+            let _ = out.send(Envelope::new(id, answer));
+        });
+    }
+}
+
+/// Writes a connection's answers in order. A call ends (stops counting as
+/// in flight) once its result is written, or once the client is gone.
+async fn write_loop(
+    shared: Arc<Shared>,
+    stream: Arc<Stream>,
+    mut rx: mpsc::UnboundedReceiver<Envelope<Response>>,
+) {
+    let mut send = &*stream;
+    while let Some(message) = rx.recv().await {
+        let close = message.id.is_none()
+            && matches!(message.body, Response::Error { .. } | Response::Refused(_));
+        let is_result = matches!(message.body, Response::Result { .. });
+        let written = write_frame(&mut send, &message).await;
+        if is_result {
+            shared.finish_call();
+        }
+        if let Err(e) = written {
+            tracing::debug!(error = %e, "writing to a client failed; it is gone");
+            break;
+        }
+        if close {
+            break;
+        }
+    }
+    // Results queued for a client that is gone end here; later ones fail to
+    // send and end in their call task.
+    rx.close();
+    while let Ok(message) = rx.try_recv() {
+        if matches!(message.body, Response::Result { .. }) {
+            shared.finish_call();
+        }
+    }
+}
+
+#[cfg(unix)]
+fn peer_uid(stream: &Stream) -> Option<u32> {
+    // uid_t is u32 on the Unix targets we build for.
+    stream.peer_creds().ok().and_then(|c| c.euid())
+}
+
+#[cfg(not(unix))]
+fn peer_uid(_stream: &Stream) -> Option<u32> {
+    None
+}

@@ -1,0 +1,74 @@
+//! When the daemon exits for want of work: on a client's `ShutdownIfIdle`
+//! (one decision, whether the client said hello or is of another protocol
+//! version), and after the idle timeout with no connection and no call.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rlm::protocol::Response;
+
+use super::StopReason;
+use super::shared::Shared;
+
+/// Why a daemon asked to exit if idle stays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(super) enum Stays {
+    #[error(
+        "this daemon was not started on demand (a service or a person started it); stop it there"
+    )]
+    NotStartedOnDemand,
+    #[error("{0} calls are in flight")]
+    CallsInFlight(u64),
+}
+
+/// Whether this daemon may exit because a client asked it to if idle. Open
+/// connections do not count (the asker holds one); calls in flight do.
+fn may_exit_on_request(shared: &Shared) -> Result<(), Stays> {
+    let busy = shared.calls_in_flight();
+    if !shared.config.auto_started {
+        Err(Stays::NotStartedOnDemand)
+    } else if busy > 0 {
+        Err(Stays::CallsInFlight(busy))
+    } else {
+        Ok(())
+    }
+}
+
+/// Answers a `ShutdownIfIdle` through `reply`, then stops the server if it
+/// accepted.
+pub(super) fn answer_shutdown_if_idle(shared: &Shared, reply: impl FnOnce(Response)) {
+    let decision = may_exit_on_request(shared);
+    reply(Response::ShutdownAck {
+        accepted: decision.is_ok(),
+        reason: match decision {
+            Ok(()) => "idle; exiting".to_owned(),
+            Err(stays) => stays.to_string(),
+        },
+    });
+    if decision.is_ok() {
+        shared.request_stop(StopReason::Requested);
+    }
+}
+
+/// Completes when the daemon has had no connection and no call for the
+/// idle timeout (and asks the server to stop); never completes without one.
+pub(super) async fn watch(shared: Arc<Shared>) {
+    let Some(timeout) = shared.config.idle_timeout else {
+        return std::future::pending().await;
+    };
+    let tick = (timeout / 4).clamp(Duration::from_millis(20), Duration::from_secs(5));
+    loop {
+        tokio::time::sleep(tick).await;
+        let idle = shared.connections() == 0
+            && shared.calls_in_flight() == 0
+            && shared.quiet_for() >= timeout;
+        if idle {
+            tracing::info!(
+                timeout_s = timeout.as_secs_f64(),
+                "idle: no connection and no call; exiting"
+            );
+            shared.request_stop(StopReason::Idle);
+            return;
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! The daemon's server: `run(engine, config, listener, shutdown)` is the whole
+//! daemon as a library call. It accepts local-socket connections and hands
+//! each to [`connection`], stops on a signal, a client's request or idleness
+//! ([`idle`]), and lets the calls in flight finish before it returns.
+//!
+//! | module | owns |
+//! |---|---|
+//! | `mod.rs` | `run`, `ServerConfig`, `StopReason`: the accept loop and the drain |
+//! | `shared.rs` | what all connections share: the engine, the counters of `status`, the stop request |
+//! | `connection.rs` | one connection: the peer check, reading requests, one dispatch over them, writing answers |
+//! | `handshake.rs` | the hello: `Welcome`, `Refused` for another protocol version, a skewed client's `shutdown_if_idle` |
+//! | `call.rs` | one tool call: in flight on a blocking thread until its result is written, progress, cancel, its log line |
+//! | `idle.rs` | whether the daemon may exit for want of work: on a client's request, and after the idle timeout |
+
+mod call;
+mod connection;
+mod handshake;
+mod idle;
+mod shared;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use interprocess::local_socket::tokio::Listener;
+use interprocess::local_socket::traits::tokio::Listener as _;
+
+use crate::engine::Engine;
+use connection::ConnectionGuard;
+use shared::Shared;
+
+/// The daemon's version, as clients see it.
+pub const DAEMON_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// How long a graceful shutdown waits for calls in flight.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// What the server needs besides the engine.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The socket path clients use (reported in status).
+    pub socket: PathBuf,
+    /// True when a client started this daemon on demand.
+    pub auto_started: bool,
+    /// Exit after this long with no connection and no call in flight.
+    pub idle_timeout: Option<Duration>,
+    /// Peers of another uid are refused (Unix); None accepts any peer.
+    pub allowed_uid: Option<u32>,
+}
+
+/// Why the server stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// The shutdown future completed (a signal).
+    Shutdown,
+    /// Idle for the idle timeout.
+    Idle,
+    /// A client asked (`Shutdown` / `ShutdownIfIdle`).
+    Requested,
+}
+
+/// Serves `engine` on `listener` until `shutdown` completes, a client asks
+/// the daemon to stop, or (when configured) it has been idle long enough.
+/// Calls in flight finish before it returns.
+pub async fn run(
+    engine: Engine,
+    config: ServerConfig,
+    listener: Listener,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<StopReason> {
+    let shared = Arc::new(Shared::new(engine, config));
+    let idle_watch = idle::watch(shared.clone());
+    tokio::pin!(shutdown);
+    tokio::pin!(idle_watch);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => {
+                shared.request_stop(StopReason::Shutdown);
+                break;
+            }
+            () = &mut idle_watch => break,
+            () = shared.stop.notified() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(stream) => {
+                    // Counted here, not in the task: the idle check must never
+                    // see an accepted connection as absent.
+                    let guard = ConnectionGuard::enter(&shared);
+                    tokio::spawn(connection::serve(shared.clone(), stream, guard));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    // Do not spin on a persistent error (e.g. out of file descriptors).
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+    shared.mark_stopping();
+    drop(listener);
+    // In-flight calls finish; their connections deliver the results.
+    let deadline = Instant::now() + DRAIN_TIMEOUT;
+    while shared.calls_in_flight() > 0 && Instant::now() < deadline {
+        let _ = tokio::time::timeout(Duration::from_millis(100), shared.drained.notified()).await;
+    }
+    let reason = shared.stop_reason().unwrap_or(StopReason::Shutdown);
+    tracing::info!(?reason, served = shared.served(), "rlmd stopped");
+    Ok(reason)
+}
