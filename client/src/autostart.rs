@@ -3,7 +3,6 @@
 //! start-up report read from a pipe within a deadline.
 
 use std::fs::OpenOptions;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -14,8 +13,7 @@ use interprocess::local_socket::traits::tokio::Stream as _;
 use interprocess::local_socket::{GenericFilePath, ToFsName};
 
 use rlm::protocol::{
-    Envelope, MAX_FRAME_BYTES, READY_FD_ENV, Request, Response, StartupReport, read_frame,
-    write_frame,
+    Envelope, MAX_FRAME_BYTES, Request, Response, StartupReport, read_frame, write_frame,
 };
 
 /// How a client starts a daemon.
@@ -131,6 +129,8 @@ fn spawn_and_wait(
     socket: &Path,
     within: Duration,
 ) -> Result<StartupReport, String> {
+    use rlm::protocol::READY_FD_ENV;
+    use std::io::Read;
     use std::os::fd::{AsRawFd, OwnedFd};
     use std::os::unix::process::CommandExt;
 

@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use interprocess::local_socket::tokio::Stream;
-use interprocess::local_socket::traits::StreamCommon as _;
 use tokio::sync::mpsc;
 
 use rlm::protocol::{
@@ -255,6 +254,7 @@ async fn write_loop(
 
 #[cfg(unix)]
 fn peer_uid(stream: &Stream) -> Option<u32> {
+    use interprocess::local_socket::traits::StreamCommon as _;
     // uid_t is u32 on the Unix targets we build for.
     stream.peer_creds().ok().and_then(|c| c.euid())
 }
