@@ -406,10 +406,25 @@ async fn the_rmcp_client_calls_all_twelve_tools_through_the_shim() {
     let (code, message) = tool_error(
         &client,
         "rlm.docs.load",
-        json!({"session_id": sid, "sources": [{"type": "inline"}]}),
+        json!({"session_id": sid, "sources": {"type": "inline"}}),
     )
     .await;
     assert_eq!(code, "invalid_argument", "{message}");
+    // A bad source is that source's error, not the call's.
+    let loaded = ok(
+        &client,
+        "rlm.docs.load",
+        json!({"session_id": sid, "sources": [{"type": "inline"}, {"type": "inline", "content": "fine"}]}),
+    )
+    .await;
+    assert_eq!(loaded["loaded_count"], 1, "{loaded}");
+    assert!(
+        loaded["errors"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("sources[0]"),
+        "{loaded}"
+    );
     match call(&client, "rlm.session.frobnicate", json!({})).await {
         Outcome::Rpc(e) => assert_eq!(e["code"], -32602, "{e}"),
         other => panic!("an unknown tool is a JSON-RPC error: {other:?}"),

@@ -458,28 +458,40 @@ fn a_field_of_the_wrong_type_is_invalid_argument_naming_the_field() {
 
 #[test]
 fn a_wrong_type_inside_a_source_or_strategy_names_the_inner_field() {
-    // The contract: the error says what was wrong and which value; the
-    // daemon's own Cargo.toml promises paths like `sources[2].path`.
+    // The contract: the error says what was wrong and which value; one
+    // source's error is that source's entry in `errors`, never the call's:
+    // the other sources still load.
     let env = Env::new();
     let sid = env.session();
     let doc = env.load(&sid, TEXT);
     let cases: Vec<(Value, &[&str])> = vec![
         (
-            json!({"session_id": sid, "sources": [{"type": "inline", "content": "ok"}, {"type": "file", "path": 5}]}),
-            &["sources[1]", "path"],
+            json!({"type": "file", "path": 5}),
+            &["sources[1]", "path", "invalid type"],
         ),
+        (json!({"type": "url", "path": "x"}), &["sources[1]", "url"]),
         (
-            json!({"session_id": sid, "sources": [{"type": "url", "path": "x"}]}),
-            &["sources[0]", "url"],
+            json!({"type": "inline", "content": "x", "metadata": {"k": 1}}),
+            &["sources[1]", "metadata"],
         ),
+        (json!({"type": "inline"}), &["sources[1]", "content"]),
     ];
-    for (args, words) in cases {
-        let e = env.fail("rlm.docs.load", args.clone());
-        let msg = expect_code(&e, "invalid_argument");
+    for (n, (bad, words)) in cases.into_iter().enumerate() {
+        let good = format!("the good source number {n} loads beside a bad one");
+        let r = env.call(
+            "rlm.docs.load",
+            json!({"session_id": sid, "sources": [{"type": "inline", "content": good}, bad]}),
+        );
+        assert_eq!(r["loaded_count"], 1, "{bad}: {r}");
+        assert_eq!(r["loaded"][0]["length_chars"], good.chars().count(), "{r}");
+        assert_eq!(r["error_count"], 1, "{bad}: {r}");
+        let line = r["errors"][0].as_str().unwrap();
         for w in words {
-            assert!(msg.contains(w), "{args}: {w:?} named in: {msg}");
+            assert!(line.contains(w), "{bad}: {w:?} named in: {line}");
         }
     }
+    // The first document and one per case above.
+    assert_eq!(env.info(&sid)["document_count"], 5);
     let cases: Vec<(Value, &[&str])> = vec![
         (
             json!({"type": "fixed", "chunk_size": "big"}),
@@ -504,7 +516,9 @@ fn a_wrong_type_inside_a_source_or_strategy_names_the_inner_field() {
             assert!(msg.contains(w), "{strategy}: {w:?} named in: {msg}");
         }
     }
-    assert_eq!(env.info(&sid)["document_count"], 1);
+    // The refused chunkings made no spans.
+    let listed = env.call("rlm.docs.list", json!({"session_id": sid}));
+    assert_eq!(listed["documents"][0]["span_count"], 0, "{listed}");
 }
 
 #[test]

@@ -1,7 +1,12 @@
 //! Arguments and results of the document tools (`rlm.docs.*`) and the load sources.
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+
+use super::Tagged;
 
 /// Arguments of `rlm.docs.load`.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
@@ -9,7 +14,74 @@ use serde::{Deserialize, Serialize};
 pub struct DocsLoadArgs {
     pub session_id: String,
     /// What to load; one source's failure never fails the others.
-    pub sources: Vec<Source>,
+    pub sources: Vec<SourceArg>,
+}
+
+/// One entry of `sources` as the client sent it: the source, or why it is
+/// not one (an unknown `type`, an unknown key, a field of the wrong type).
+/// That is the source's own error, reported in the load's `errors`, never
+/// the call's: the other sources still load.
+#[derive(Debug, Clone)]
+pub struct SourceArg {
+    /// The entry as sent.
+    pub raw: Value,
+    /// The source it reads as, or the reason (naming the field) it does not.
+    pub parsed: Result<Source, String>,
+}
+
+impl SourceArg {
+    fn read(raw: Value) -> SourceArg {
+        let parsed = serde_path_to_error::deserialize::<_, Source>(&raw).map_err(|e| {
+            let (path, reason) = Source::variant_error(&raw)
+                .unwrap_or_else(|| (e.path().to_string(), e.into_inner().to_string()));
+            if path == "." {
+                reason
+            } else {
+                format!("`{path}`: {reason}")
+            }
+        });
+        SourceArg { raw, parsed }
+    }
+}
+
+impl From<Source> for SourceArg {
+    fn from(source: Source) -> SourceArg {
+        SourceArg {
+            raw: serde_json::to_value(&source).unwrap_or(Value::Null),
+            parsed: Ok(source),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for SourceArg {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<SourceArg, D::Error> {
+        Value::deserialize(d).map(SourceArg::read)
+    }
+}
+
+impl Serialize for SourceArg {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.raw.serialize(s)
+    }
+}
+
+/// Clients see the schema of [`Source`]: what a valid entry is.
+impl JsonSchema for SourceArg {
+    fn schema_name() -> Cow<'static, str> {
+        Source::schema_name()
+    }
+
+    fn schema_id() -> Cow<'static, str> {
+        Source::schema_id()
+    }
+
+    fn inline_schema() -> bool {
+        Source::inline_schema()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        Source::json_schema(generator)
+    }
 }
 
 /// One source of `rlm.docs.load`.

@@ -206,7 +206,7 @@ tools! {
         args: DocsLoadArgs,
         output: DocsLoadResult,
         redact: ["sources[].content"],
-        tagged: ["sources[]" => Source],
+        tagged: [],
         description: "Load text into the session from sources: inline content, a file, a glob \
                  (`src/**/*.py`) or a directory (recursive optional; include_pattern / \
                  exclude_pattern regexes filter paths). Relative paths are resolved against your \
@@ -439,16 +439,6 @@ mod tests {
 
     #[test]
     fn a_wrong_field_inside_a_tagged_argument_is_named() {
-        let args = serde_json::json!({"session_id": "s", "sources": [
-            {"type": "inline", "content": "ok"},
-            {"type": "file", "path": 3}
-        ]});
-        let e = parse_args::<DocsLoadArgs>(Tool::DocsLoad, &args).unwrap_err();
-        assert_eq!(
-            e.context.get("field"),
-            Some(&Value::from("sources[1].path")),
-            "{e:?}"
-        );
         let args = serde_json::json!({"session_id": "s", "doc_id": "d",
             "strategy": {"type": "fixed", "overlap": "x"}});
         let e = parse_args::<ChunkCreateArgs>(Tool::ChunkCreate, &args).unwrap_err();
@@ -457,6 +447,46 @@ mod tests {
             Some(&Value::from("strategy.overlap")),
             "{e:?}"
         );
+    }
+
+    #[test]
+    fn a_bad_source_is_that_sources_error_not_the_calls() {
+        let args = serde_json::json!({"session_id": "s", "sources": [
+            {"type": "inline", "content": "ok"},
+            {"type": "file", "path": 3},
+            {"type": "invalid_type", "content": "x"},
+            {"type": "inline", "content": "y", "metadata": {"k": 1}},
+            "not an object"
+        ]});
+        let a = parse_args::<DocsLoadArgs>(Tool::DocsLoad, &args).unwrap();
+        assert!(matches!(a.sources[0].parsed, Ok(Source::Inline(_))));
+        let reasons: Vec<&str> = a.sources[1..]
+            .iter()
+            .map(|s| s.parsed.as_ref().unwrap_err().as_str())
+            .collect();
+        assert!(
+            reasons[0].starts_with("`path`: invalid type"),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons[1].contains("unknown variant `invalid_type`"),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons[2].contains("unknown field `metadata`"),
+            "{reasons:?}"
+        );
+        assert!(reasons[3].contains("invalid type"), "{reasons:?}");
+        // What traces record is the entry as sent.
+        assert_eq!(serde_json::to_value(&a).unwrap(), args);
+    }
+
+    #[test]
+    fn the_sources_schema_is_that_of_a_source() {
+        let schema = Tool::DocsLoad.input_schema().to_string();
+        for tag in ["inline", "file", "glob", "directory"] {
+            assert!(schema.contains(&format!("\"{tag}\"")), "{tag}: {schema}");
+        }
     }
 
     #[test]

@@ -84,7 +84,16 @@ impl Engine {
         let mut skips: Vec<Skip> = Vec::new();
         let mut items: Vec<Item> = Vec::new();
         for (i, source) in args.sources.into_iter().enumerate() {
-            self.expand_source(i, source, ctx, &mut items, &mut skips);
+            match source.parsed {
+                Ok(source) => self.expand_source(i, source, ctx, &mut items, &mut skips),
+                // That source's error, not the call's: the others still load.
+                Err(reason) => skips.push(Skip::new(
+                    SkipKind::Other,
+                    format!(
+                        "sources[{i}]: not a source: {reason}; a source is {{\"type\": \"inline\" | \"file\" | \"glob\" | \"directory\", ...}} with the keys the tool's inputSchema lists"
+                    ),
+                )),
+            }
         }
         let mut pack = self.inner.store.new_pack().map_err(|e| {
             ToolError::internal(format!("starting a pack under the data directory: {e}"))
