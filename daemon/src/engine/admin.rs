@@ -16,7 +16,7 @@ impl Engine {
         Ok(rows
             .into_iter()
             .map(|r| SessionSummary {
-                session_id: r.session_id,
+                session_id: r.id,
                 name: r.name,
                 // The wire keeps the status as its stored spelling.
                 status: r.status.as_str().to_owned(),
@@ -25,7 +25,7 @@ impl Engine {
                 document_count: r.document_count,
                 total_chars: r.total_chars,
                 tool_calls_used: r.tool_calls_used,
-                max_tool_calls: r.max_tool_calls,
+                max_tool_calls: r.config.max_tool_calls,
             })
             .collect())
     }

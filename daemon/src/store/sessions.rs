@@ -143,20 +143,6 @@ pub struct CloseCounts {
     pub tool_calls: u64,
 }
 
-/// A session as `rlm sessions` lists it.
-#[derive(Debug, Clone)]
-pub struct SessionListing {
-    pub session_id: String,
-    pub name: Option<String>,
-    pub status: SessionStatus,
-    pub created_at: String,
-    pub closed_at: Option<String>,
-    pub document_count: u64,
-    pub total_chars: u64,
-    pub tool_calls_used: u64,
-    pub max_tool_calls: u64,
-}
-
 /// The session `session_id` as `conn` sees it (inside a transaction, as of it).
 pub(super) fn session_in(
     conn: &Connection,
@@ -304,26 +290,14 @@ impl Store {
     }
 
     /// Every session, newest first.
-    pub fn list_sessions(&self) -> Result<Vec<SessionListing>, StoreError> {
+    pub fn list_sessions(&self) -> Result<Vec<SessionRow>, StoreError> {
         self.db.read(|c| {
-            let mut st = c.prepare(
-                "SELECT session_id, name, status, created_at, closed_at, document_count, total_chars, \
-                 tool_calls_used, max_tool_calls FROM sessions ORDER BY created_at DESC",
-            )?;
+            let mut st = c.prepare(&format!(
+                "SELECT {} FROM sessions ORDER BY created_at DESC",
+                SessionRow::COLUMNS
+            ))?;
             let rows = st
-                .query_map([], |r| {
-                    Ok(SessionListing {
-                        session_id: r.get(0)?,
-                        name: r.get(1)?,
-                        status: r.get(2)?,
-                        created_at: r.get(3)?,
-                        closed_at: r.get(4)?,
-                        document_count: r.get::<_, i64>(5)? as u64,
-                        total_chars: r.get::<_, i64>(6)? as u64,
-                        tool_calls_used: r.get::<_, i64>(7)? as u64,
-                        max_tool_calls: r.get::<_, i64>(8)? as u64,
-                    })
-                })?
+                .query_map([], SessionRow::from_row)?
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(rows)
         })

@@ -67,13 +67,9 @@ impl Engine {
                 exclude_pattern,
                 token_count_hint,
             }) => {
-                let (filters, pattern) = match self.walk_source(
-                    "glob",
-                    index,
-                    &path,
-                    [include_pattern, exclude_pattern],
-                    ctx,
-                ) {
+                let patterns = [include_pattern, exclude_pattern];
+                let found = self.walk_source("glob", index, &path, patterns, ctx);
+                let (filters, pattern) = match found {
                     Ok(found) => found,
                     Err(skip) => return skips.push(skip),
                 };
@@ -122,13 +118,9 @@ impl Engine {
                 exclude_pattern,
                 token_count_hint,
             }) => {
-                let (filters, dir) = match self.walk_source(
-                    "directory",
-                    index,
-                    &path,
-                    [include_pattern, exclude_pattern],
-                    ctx,
-                ) {
+                let patterns = [include_pattern, exclude_pattern];
+                let found = self.walk_source("directory", index, &path, patterns, ctx);
+                let (filters, dir) = match found {
                     Ok(found) => found,
                     Err(skip) => return skips.push(skip),
                 };
