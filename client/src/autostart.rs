@@ -152,19 +152,8 @@ fn spawn_and_wait(
         }
         None => Stdio::null(),
     };
-    let mut cmd = Command::new(&auto.rlmd);
-    cmd.arg("--socket")
-        .arg(socket)
-        .arg("--auto-started")
-        .arg("--idle-timeout")
-        .arg(format!("{}", auto.idle_timeout.as_secs_f64()))
-        .env(READY_FD_ENV, write_fd.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(stderr);
-    if let Some(d) = &auto.data_dir {
-        cmd.arg("--data-dir").arg(d);
-    }
+    let mut cmd = rlmd_command(auto, socket, stderr);
+    cmd.env(READY_FD_ENV, write_fd.to_string());
     // SAFETY: between fork and exec only async-signal-safe calls: setsid and fcntl.
     unsafe {
         cmd.pre_exec(move || {
@@ -226,20 +215,9 @@ fn spawn_and_wait(
     socket: &Path,
     within: Duration,
 ) -> Result<StartupReport, String> {
-    // Untested here: no Windows target can be built on this machine.
-    let mut cmd = Command::new(&auto.rlmd);
-    cmd.arg("--socket")
-        .arg(socket)
-        .arg("--auto-started")
-        .arg("--idle-timeout")
-        .arg(format!("{}", auto.idle_timeout.as_secs_f64()))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    if let Some(d) = &auto.data_dir {
-        cmd.arg("--data-dir").arg(d);
-    }
-    cmd.spawn()
+    // Compile-checked for Windows only: never run there.
+    rlmd_command(auto, socket, Stdio::null())
+        .spawn()
         .map_err(|e| format!("running {}: {e}", auto.rlmd.display()))?;
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {
@@ -249,6 +227,24 @@ fn spawn_and_wait(
         std::thread::sleep(Duration::from_millis(20));
     }
     Err("rlmd did not start in time".into())
+}
+
+/// The command that starts `rlmd` on demand on `socket`: no stdin or
+/// stdout, `stderr` where the caller says.
+fn rlmd_command(auto: &AutoStart, socket: &Path, stderr: Stdio) -> Command {
+    let mut cmd = Command::new(&auto.rlmd);
+    cmd.arg("--socket")
+        .arg(socket)
+        .arg("--auto-started")
+        .arg("--idle-timeout")
+        .arg(format!("{}", auto.idle_timeout.as_secs_f64()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr);
+    if let Some(d) = &auto.data_dir {
+        cmd.arg("--data-dir").arg(d);
+    }
+    cmd
 }
 
 /// Asks a daemon of another version to exit if it is idle and was started

@@ -10,7 +10,7 @@ use rlm::tools::{
 use rlm::{ErrorCode, ToolError};
 
 use super::{Engine, ResponseBudget, SessionRow, now};
-use crate::store::artifacts::{ArtifactRow, ArtifactWrite, NewArtifact, NewRangeSpan};
+use crate::store::artifacts::{ArtifactWrite, NewArtifact, NewRangeSpan};
 
 /// Artifacts per page of `rlm.artifact.list` at most.
 const MAX_LIST_LIMIT: u64 = 10_000;
@@ -150,26 +150,19 @@ impl Engine {
                 .with("artifact_id", args.artifact_id.clone())
         };
         match row {
-            Some(ArtifactRow {
-                session_id,
-                span_id,
-                span,
-                kind,
-                content,
-                provenance,
-                created_at,
-            }) if session_id == session.id => {
-                let content: Map<String, Value> = serde_json::from_str(&content).map_err(|e| {
-                    ToolError::internal(format!("stored artifact content unreadable: {e}"))
-                })?;
+            Some(row) if row.session_id == session.id => {
+                let content: Map<String, Value> =
+                    serde_json::from_str(&row.content).map_err(|e| {
+                        ToolError::internal(format!("stored artifact content unreadable: {e}"))
+                    })?;
                 Ok(ArtifactGetResult {
                     artifact_id: args.artifact_id,
-                    span_id,
-                    span,
-                    kind,
+                    span_id: row.span_id,
+                    span: row.span,
+                    kind: row.kind,
                     content,
-                    provenance,
-                    created_at,
+                    provenance: row.provenance,
+                    created_at: row.created_at,
                 })
             }
             Some(_) => Err(not_found(format!(
