@@ -638,15 +638,13 @@ mod tests {
     }
 
     #[test]
-    fn literal_pathological_text_stays_linear_and_right() {
+    fn literal_pathological_text_switches_to_aho_corasick_and_stays_right() {
         // Every start is a candidate and fails late: the verify budget runs
-        // out and Aho-Corasick takes over mid-text.
+        // out and Aho-Corasick (linear) takes over mid-text.
         let needle = "a".repeat(41);
         let text = format!("{}{}", format!("{}c", "a".repeat(40)).repeat(5000), needle);
         let s = lit(&needle);
-        let t0 = std::time::Instant::now();
         assert_eq!(all(&s, &text), [(text.len() - 41, text.len())]);
-        assert!(t0.elapsed().as_secs() < 5);
         let switched = |s: &Scanner| matches!(&s.kind, Kind::Pair(p) if p.fallback.get().is_some());
         assert!(switched(&s));
         // Same, with matches before and after the switch.

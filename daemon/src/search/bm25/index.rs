@@ -766,21 +766,33 @@ mod tests {
     fn queries_without_terms_and_odd_syntax() {
         let tmp = tempfile::tempdir().unwrap();
         small_index(tmp.path());
-        let index = PassageIndex::open(tmp.path()).unwrap().unwrap();
+        let mut index = PassageIndex::open(tmp.path()).unwrap().unwrap();
+        // A sixth document holds the words of the odd queries below.
+        index
+            .add_documents(
+                [(5u64, "to be or not to be: plan b, then plan c\n")],
+                &stamp(2, 6),
+            )
+            .unwrap();
+        // Only stop words and punctuation: no terms, no hits.
         for q in [
             "",
             "the of and",
             "?!... :: ()",
-            "a:b(",
             "\"",
             "The",
             "* AND OR NOT -",
         ] {
+            assert!(index.query_terms(q).is_empty(), "{q:?}");
+            assert!(index.search(q, 10, None).unwrap().is_empty(), "{q:?}");
+        }
+        // Query syntax is not parsed: a query is the words it holds.
+        for (q, words) in [("a:b(", "b"), ("plan:c AND b", "plan c b")] {
+            assert!(!index.query_terms(q).is_empty(), "{q:?}");
             let hits = index.search(q, 10, None).unwrap();
-            if q == "a:b(" || q == "* AND OR NOT -" {
-                continue; // these have terms ("b", "or"...): just no error
-            }
-            assert!(hits.is_empty(), "{q:?}");
+            assert!(!hits.is_empty(), "{q:?}");
+            assert_eq!(hits[0].doc_ord, 5, "{q:?}: {hits:?}");
+            assert_eq!(hits, index.search(words, 10, None).unwrap(), "{q:?}");
         }
         assert!(index.query_terms("the of ?").is_empty());
         assert!(!index.search("What is x?", 10, None).unwrap().is_empty());
