@@ -9,7 +9,15 @@ use rlm::ToolError;
 use rlmd::{CallContext, CallError, Engine, EngineConfig};
 use serde_json::{Value, json};
 
-pub use rlmd::store::sha256_hex;
+/// Lowercase hex SHA-256, computed here rather than by the engine's own
+/// `sha256_hex`, so that a hash the engine gets wrong cannot agree with itself.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
 
 /// A budget no test reaches unless it means to.
 pub const BIG_BUDGET: u64 = 1_000_000;

@@ -315,21 +315,22 @@ fn literal_search_is_case_insensitive_and_takes_metacharacters_literally() {
 }
 
 #[test]
-fn a_pathological_regex_runs_in_linear_time() {
+fn a_pathological_regex_gets_its_answer() {
+    // A backtracking engine would not finish these on 200 000 chars; the
+    // linear one answers at once (its speed is the benchmarks' to measure).
     let env = Env::new();
     let sid = env.session();
     let doc = "a".repeat(200_000);
     env.load(&sid, &doc);
-    let started = std::time::Instant::now();
     let r = env.search(&sid, json!({"query": "(a|aa)*(a*)*c", "method": "regex"}));
     assert_eq!(r["total_matches"], 0);
     let r = env.search(
         &sid,
         json!({"query": "(a+)+$", "method": "regex", "limit": 1}),
     );
-    assert_eq!(r["matches"].as_array().unwrap().len(), 1);
-    // Generous: a backtracking engine takes forever here, a linear one milliseconds.
-    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+    let ms = r["matches"].as_array().unwrap();
+    assert_eq!(ms.len(), 1);
+    check_match(&doc, &ms[0]);
 }
 
 #[test]
