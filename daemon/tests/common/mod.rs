@@ -243,6 +243,46 @@ pub fn json_len(v: &Value) -> usize {
     serde_json::to_string(v).unwrap().chars().count()
 }
 
+/// An upper bound, computed from the contract's shape of a search match and
+/// from `text` alone, of what one match of the one-word `term` with
+/// `context_chars` costs in a response's `matches` list (its JSON and a
+/// separator): the context is at most `context_chars` plus the match long
+/// and holds the text's longest-escaping window of that length, the
+/// highlights are as many as the most occurrences of `term` any such window
+/// holds, and every number is as long as the longest one possible.
+pub fn match_cost_bound(text: &str, term: &str, context_chars: u64) -> usize {
+    let chars: Vec<char> = text.chars().collect();
+    let width = (context_chars as usize + term.chars().count()).min(chars.len());
+    let term_lower = term.to_lowercase();
+    let (mut context_json, mut hits) = (2, 0);
+    for start in 0..=chars.len() - width {
+        let window: String = chars[start..start + width].iter().collect();
+        context_json = context_json.max(json_len(&Value::String(window.clone())));
+        hits = hits.max(window.to_lowercase().matches(&term_lower).count());
+    }
+    let uuid = "00000000-0000-0000-0000-000000000000";
+    let far = u64::MAX;
+    let highlight = json!({"start": far, "end": far, "term": term});
+    let one = json!({
+        "doc_id": uuid,
+        "span": {"doc_id": uuid, "start": far, "end": far},
+        "span_id": null,
+        "score": -1.234_567_890_123_456_7e-300,
+        "context": "",
+        "highlight_start": far,
+        "highlight_end": far,
+        "highlights": vec![highlight; hits],
+    });
+    // The empty context's two quotes give way to the longest window's JSON; one comma.
+    json_len(&one) - 2 + context_json + 1
+}
+
+/// What a response's lists and texts may spend under a cap, by the contract:
+/// the cap less 400 characters for the fixed part.
+pub fn list_room(cap: u64) -> usize {
+    cap as usize - 400
+}
+
 pub fn is_uuid(s: &str) -> bool {
     uuid::Uuid::parse_str(s).is_ok() && s.len() == 36
 }
