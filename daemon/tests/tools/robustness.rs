@@ -336,6 +336,19 @@ fn nothing_a_client_sends_crashes_the_engine_or_corrupts_the_store() {
         ),
     );
     let doc = r["loaded"][0]["doc_id"].as_str().unwrap().to_owned();
+    // Longer than a peek (10 000 chars by default): read back in cut pages.
+    let long: String = (0..800)
+        .map(|i| format!("line {i}: héllo 😀 \"quoted\" text\n"))
+        .collect();
+    assert!(char_len(&long) > 20_000);
+    ok(
+        "load",
+        engine.call(
+            "rlm.docs.load",
+            json!({"session_id": sid, "sources": [{"type": "inline", "content": long}]}),
+            &ctx,
+        ),
+    );
     let r = ok(
         "chunk",
         engine.call(
@@ -425,7 +438,7 @@ fn nothing_a_client_sends_crashes_the_engine_or_corrupts_the_store() {
         .collect();
     // Each peek's content matches its own content_hash, truncated or not, and
     // the pages of a document put together match the document's hash.
-    let mut shared_doc_whole = false;
+    let (mut shared_doc_whole, mut cut_pages) = (false, 0);
     for (s, d, h) in &docs {
         let mut content = String::new();
         let complete = loop {
@@ -454,6 +467,7 @@ fn nothing_a_client_sends_crashes_the_engine_or_corrupts_the_store() {
                 break true;
             }
             assert!(!page.is_empty(), "a truncated peek returned nothing: {p}");
+            cut_pages += 1;
         };
         if complete {
             assert_eq!(&sha256_hex(content.as_bytes()), h, "{d} in {s}");
