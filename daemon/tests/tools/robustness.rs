@@ -478,4 +478,5 @@ fn nothing_a_client_sends_crashes_the_engine_or_corrupts_the_store() {
         shared_doc_whole,
         "the shared session's document was read whole"
     );
+    assert!(cut_pages >= 2, "the long document came back in cut pages");
 }

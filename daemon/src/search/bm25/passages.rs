@@ -254,7 +254,7 @@ mod tests {
     #[test]
     fn passages_of_long_texts_cover_them_to_the_end() {
         // 20 MB without a newline and 20 MB of short lines (their speed is
-        // `rlm-engine-bench passages`'s to measure).
+        // `rlm-engine-bench index-build`'s to measure).
         let long = "ab cd é ".repeat(2_500_000);
         let ps = passages(&long);
         assert_eq!(ps.first().map(|p| p.start_byte), Some(0));
