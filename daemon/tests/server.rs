@@ -9,6 +9,8 @@ use interprocess::local_socket::traits::tokio::Stream as _;
 use interprocess::local_socket::{GenericFilePath, ListenerOptions, ToFsName};
 use serde_json::json;
 
+// `Call` and `CallOutcome` serve the Unix-only in-flight test.
+#[cfg_attr(not(unix), allow(unused_imports))]
 use rlm::protocol::{
     Call, CallOutcome, Envelope, Hello, MAX_FRAME_BYTES, PROTOCOL_VERSION, Request, Response,
     read_frame, write_frame,
@@ -34,6 +36,7 @@ async fn recv(stream: &Stream) -> Envelope<Response> {
 }
 
 /// The answer to request `id`, skipping anything else sent meanwhile.
+#[cfg(unix)]
 async fn answer_to(stream: &Stream, id: u64) -> Response {
     loop {
         let m = recv(stream).await;
@@ -44,6 +47,7 @@ async fn answer_to(stream: &Stream, id: u64) -> Response {
 }
 
 /// The result of the successful call `id`.
+#[cfg(unix)]
 async fn result_of(stream: &Stream, id: u64) -> serde_json::Value {
     match answer_to(stream, id).await {
         Response::Result {
@@ -53,6 +57,7 @@ async fn result_of(stream: &Stream, id: u64) -> serde_json::Value {
     }
 }
 
+#[cfg(unix)]
 async fn calls_in_flight(stream: &Stream, id: u64) -> u64 {
     send(stream, &Envelope::new(id, Request::Status)).await;
     match answer_to(stream, id).await {
