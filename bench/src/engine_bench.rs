@@ -6,10 +6,17 @@
 //! rlm-engine-bench [--corpus DIR] [--runs N] [--json]
 //! rlm-engine-bench niah --planted DIR [--limit 5] [--context-chars 200]
 //! rlm-engine-bench micro [--corpus DIR] [--rounds 20] [--only bm25|regex|literal|info]
+//! rlm-engine-bench index-build [--corpus DIR] [--bytes 12582912]
+//! rlm-engine-bench index-phases [--corpus DIR] [--bytes 12582912]
+//! rlm-engine-bench scan [--corpus DIR]
+//! rlm-engine-bench chunk
 //! ```
 //!
 //! `micro` times only the searches (and `session.info`), each query many times on one
 //! loaded session: steadier figures for comparing two builds on a busy machine.
+//!
+//! `index-build`, `index-phases`, `scan` and `chunk` time the engine's parts
+//! alone (the passage index, the scanners, the chunkers), see `parts.rs`.
 //!
 //! `RLM_BENCH_ANALYZER=stop=0;stem=1` measures another text analysis.
 
@@ -21,6 +28,8 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+
+mod parts;
 
 use rlmd::search::analyzer::AnalyzerOptions;
 use rlmd::{CallContext, Engine, EngineConfig};
@@ -125,16 +134,21 @@ const LITERAL_QUERIES: &[&str] = &[
 ];
 
 /// Folders `shared/bench/prepare_corpora.py` leaves out of the corpus.
-const EXCLUDED_DIRS: &str = r"/(site-packages|__pycache__|test|tests|idle_test)/";
+pub(crate) const EXCLUDED_DIRS: &str = r"/(site-packages|__pycache__|test|tests|idle_test)/";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = if args.first().map(String::as_str) == Some("niah") {
-        niah(&args[1..])
-    } else if args.first().map(String::as_str) == Some("micro") {
-        micro(&args[1..])
-    } else {
-        bench(&args)
+    let rest = args.get(1..).unwrap_or_default();
+    let result = match args.first().map(String::as_str) {
+        Some("niah") => niah(rest),
+        Some("micro") => micro(rest),
+        Some("index-build") => corpus_and_bytes(rest).and_then(|(c, b)| parts::index_build(&c, b)),
+        Some("index-phases") => {
+            corpus_and_bytes(rest).and_then(|(c, b)| parts::index_phases(&c, b))
+        }
+        Some("scan") => corpus_and_bytes(rest).and_then(|(c, _)| parts::scan(&c)),
+        Some("chunk") => parts::chunk_100mb(),
+        _ => bench(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -143,6 +157,19 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `--corpus DIR` (default: this python3's standard library) and `--bytes N`
+/// (default 12 MiB) of the modes that time the engine's parts.
+fn corpus_and_bytes(args: &[String]) -> Result<(PathBuf, usize), String> {
+    let corpus = match flag(args, "--corpus") {
+        Some(c) => PathBuf::from(c),
+        None => default_corpus()?,
+    };
+    let bytes = flag(args, "--bytes").map_or(Ok(12 << 20), |b| {
+        b.parse().map_err(|e| format!("--bytes {b}: {e}"))
+    })?;
+    Ok((corpus, bytes))
 }
 
 fn flag(args: &[String], name: &str) -> Option<String> {
@@ -400,7 +427,7 @@ fn walk_bytes(corpus: &Path) -> u64 {
 fn bench(args: &[String]) -> Result<(), String> {
     if has(args, "--help") {
         println!(
-            "usage: rlm-engine-bench [--corpus DIR] [--runs N] [--json]\n       rlm-engine-bench niah --planted DIR [--limit N] [--context-chars N]\n       rlm-engine-bench micro [--corpus DIR] [--rounds N] [--only bm25|regex|literal|info]"
+            "usage: rlm-engine-bench [--corpus DIR] [--runs N] [--json]\n       rlm-engine-bench niah --planted DIR [--limit N] [--context-chars N]\n       rlm-engine-bench micro [--corpus DIR] [--rounds N] [--only bm25|regex|literal|info]\n       rlm-engine-bench index-build|index-phases [--corpus DIR] [--bytes N]\n       rlm-engine-bench scan [--corpus DIR]\n       rlm-engine-bench chunk"
         );
         return Ok(());
     }

@@ -817,36 +817,4 @@ mod tests {
             prop_assert_eq!(&capped[..], &spans[..spans.len().min(max as usize)]);
         }
     }
-
-    /// Throughput on 100 MB (release): `cargo test -p rlmd --release --lib
-    /// chunk::tests::bench_100mb -- --ignored --nocapture`.
-    #[test]
-    #[ignore]
-    #[allow(clippy::print_stdout)]
-    fn bench_100mb() {
-        use std::time::Instant;
-        let line = "def fünction(self, x):  # ✓ a line of some forty-odd chars\n";
-        let text = line.repeat(100_000_000 / line.len());
-        let ascii_text = text.replace(['ü', '✓'], "u");
-        for (name, t) in [("unicode", &text), ("ascii", &ascii_text)] {
-            let n = total(t);
-            for s in [
-                fixed(50_000, 0),
-                fixed(50_000, 5_000),
-                fixed(1_000, 100),
-                lines_of(100, 0),
-                lines_of(100, 50),
-                lines_of(1, 0),
-                delim(r"\ndef "),
-            ] {
-                let t0 = Instant::now();
-                let r = chunk(t, n, &s, None).unwrap();
-                println!(
-                    "{name:8} {s:?}: {} spans in {:.1} ms",
-                    r.len(),
-                    t0.elapsed().as_secs_f64() * 1e3
-                );
-            }
-        }
-    }
 }

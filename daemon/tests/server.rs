@@ -9,6 +9,8 @@ use interprocess::local_socket::traits::tokio::Stream as _;
 use interprocess::local_socket::{GenericFilePath, ListenerOptions, ToFsName};
 use serde_json::json;
 
+// `Call` and `CallOutcome` serve the Unix-only in-flight test.
+#[cfg_attr(not(unix), allow(unused_imports))]
 use rlm::protocol::{
     Call, CallOutcome, Envelope, Hello, MAX_FRAME_BYTES, PROTOCOL_VERSION, Request, Response,
     read_frame, write_frame,
@@ -33,6 +35,42 @@ async fn recv(stream: &Stream) -> Envelope<Response> {
     .expect("not the end of the stream")
 }
 
+/// The answer to request `id`, skipping anything else sent meanwhile.
+#[cfg(unix)]
+async fn answer_to(stream: &Stream, id: u64) -> Response {
+    loop {
+        let m = recv(stream).await;
+        if m.id == Some(id) && !matches!(m.body, Response::Progress { .. }) {
+            return m.body;
+        }
+    }
+}
+
+/// The result of the successful call `id`.
+#[cfg(unix)]
+async fn result_of(stream: &Stream, id: u64) -> serde_json::Value {
+    match answer_to(stream, id).await {
+        Response::Result {
+            outcome: CallOutcome::Ok { result },
+        } => result,
+        other => panic!("call {id}: unexpected answer: {other:?}"),
+    }
+}
+
+#[cfg(unix)]
+async fn calls_in_flight(stream: &Stream, id: u64) -> u64 {
+    send(stream, &Envelope::new(id, Request::Status)).await;
+    match answer_to(stream, id).await {
+        Response::Status { status } => status.calls_in_flight,
+        other => panic!("unexpected answer to status: {other:?}"),
+    }
+}
+
+/// A load that reads a FIFO cannot finish before the test writes into it: it
+/// is in flight when shutdown starts, by construction. The daemon runs on its
+/// own runtime, shut down the moment `run` returns (as the process exits), so
+/// a `run` that stopped without draining would lose the load's result.
+#[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_serves_calls_in_process_and_stops_when_its_shutdown_completes() {
     let dir = tempfile::Builder::new()
@@ -40,24 +78,47 @@ async fn run_serves_calls_in_process_and_stops_when_its_shutdown_completes() {
         .tempdir_in("/tmp")
         .unwrap();
     let socket = dir.path().join("d.sock");
+    let fifo = dir.path().join("slow.fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
     let engine = Engine::open(EngineConfig::new(dir.path().join("data"))).unwrap();
-    let name = socket.as_path().to_fs_name::<GenericFilePath>().unwrap();
-    let listener = ListenerOptions::new()
-        .name(name.clone())
-        .create_tokio()
-        .unwrap();
+    let name = socket
+        .clone()
+        .to_fs_name::<GenericFilePath>()
+        .unwrap()
+        .into_owned();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (listening_tx, listening_rx) = tokio::sync::oneshot::channel::<()>();
+    let (done_tx, mut done_rx) = tokio::sync::oneshot::channel();
     let config = ServerConfig {
         socket: socket.clone(),
         auto_started: false,
         idle_timeout: None,
         allowed_uid: None,
     };
-    let daemon = tokio::spawn(server::run(engine, config, listener, async {
-        let _ = stop_rx.await;
-    }));
+    let server_name = name.clone();
+    let server_thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let reason = rt.block_on(async move {
+            let listener = ListenerOptions::new()
+                .name(server_name)
+                .create_tokio()
+                .unwrap();
+            listening_tx.send(()).unwrap();
+            server::run(engine, config, listener, async {
+                let _ = stop_rx.await;
+            })
+            .await
+        });
+        rt.shutdown_background();
+        let _ = done_tx.send(reason);
+    });
+    listening_rx.await.unwrap();
 
-    let stream = Stream::connect(name)
+    let stream = Stream::connect(name.clone())
         .await
         .expect("the in-process daemon accepts");
     send(
@@ -84,17 +145,11 @@ async fn run_serves_calls_in_process_and_stops_when_its_shutdown_completes() {
         ),
     )
     .await;
-    let sid = match recv(&stream).await {
-        Envelope {
-            id: Some(1),
-            body:
-                Response::Result {
-                    outcome: CallOutcome::Ok { result },
-                },
-        } => result["session_id"].as_str().unwrap().to_owned(),
-        other => panic!("unexpected answer: {other:?}"),
-    };
-    // A relative path resolves against the cwd of the hello, not the test's.
+    let sid = result_of(&stream, 1).await["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Relative paths resolve against the cwd of the hello, not the test's.
     std::fs::write(dir.path().join("notes.txt"), "written beside the client").unwrap();
     send(
         &stream,
@@ -102,38 +157,52 @@ async fn run_serves_calls_in_process_and_stops_when_its_shutdown_completes() {
             2,
             Request::Call(Call {
                 tool: "rlm.docs.load".into(),
-                arguments: json!({"session_id": sid, "sources": [{"type": "file", "path": "notes.txt"}]}),
+                arguments: json!({"session_id": sid, "sources": [
+                    {"type": "file", "path": "notes.txt"},
+                    {"type": "file", "path": "slow.fifo"},
+                ]}),
                 progress: true,
             }),
         ),
     )
     .await;
-    // Its progress shows the load is in flight: shut down now; its result must still arrive.
-    match recv(&stream).await {
-        Envelope {
-            id: Some(2),
-            body: Response::Progress { .. },
-        } => {}
-        other => panic!("expected the load's progress first: {other:?}"),
+    // The load is in flight (and stays so until the FIFO is written).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut status_id = 100;
+    while calls_in_flight(&stream, status_id).await != 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the load never showed in flight"
+        );
+        status_id += 1;
     }
     stop_tx.send(()).unwrap();
-    let loaded = match recv(&stream).await {
-        Envelope {
-            id: Some(2),
-            body:
-                Response::Result {
-                    outcome: CallOutcome::Ok { result },
-                },
-        } => result,
-        other => panic!("unexpected answer: {other:?}"),
-    };
-    assert_eq!(loaded["loaded_count"], 1, "{loaded}");
-    let reason = tokio::time::timeout(Duration::from_secs(30), daemon)
+    // Shutdown has begun once the daemon stops listening.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while Stream::connect(name.clone()).await.is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the daemon kept listening after its shutdown"
+        );
+        tokio::task::yield_now().await;
+    }
+    assert!(
+        done_rx.try_recv().is_err(),
+        "run returned while a call was in flight"
+    );
+    let writer =
+        tokio::task::spawn_blocking(move || std::fs::write(&fifo, "streamed through a pipe"));
+    let loaded = result_of(&stream, 2).await;
+    writer.await.unwrap().unwrap();
+    assert_eq!(loaded["loaded_count"], 2, "{loaded}");
+    assert_eq!(loaded["total_chars"], 25 + 23, "{loaded}");
+    let reason = tokio::time::timeout(Duration::from_secs(30), done_rx)
         .await
         .expect("run returns")
         .unwrap()
         .unwrap();
     assert_eq!(reason, StopReason::Shutdown);
+    server_thread.join().unwrap();
 }
 
 /// An in-process daemon on a socket in `dir`; stopped by sending on the returned channel.

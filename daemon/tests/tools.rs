@@ -443,7 +443,30 @@ fn a_field_of_the_wrong_type_is_invalid_argument_naming_the_field() {
             "content",
         ),
         ("rlm.session.info", json!({"session_id": 7}), "session_id"),
+        // Loads whose arguments are wrong around a good source.
+        (
+            "rlm.docs.load",
+            json!({"session_id": sid, "sources": {"type": "inline", "content": "good"}}),
+            "sources",
+        ),
+        (
+            "rlm.docs.load",
+            json!({"session_id": sid, "sources": "good"}),
+            "sources",
+        ),
+        (
+            "rlm.docs.load",
+            json!({"session_id": sid, "sources": [{"type": "inline", "content": "good"}], "recursive": true}),
+            "recursive",
+        ),
+        (
+            "rlm.docs.load",
+            json!({"session_id": [sid], "sources": [{"type": "inline", "content": "good"}]}),
+            "session_id",
+        ),
+        ("rlm.docs.load", json!({"session_id": sid}), "sources"),
     ];
+    let listed = env.call("rlm.docs.list", json!({"session_id": sid}));
     for (tool, args, field) in cases {
         let e = env.fail(tool, args.clone());
         let msg = expect_code(&e, "invalid_argument");
@@ -452,6 +475,11 @@ fn a_field_of_the_wrong_type_is_invalid_argument_naming_the_field() {
             "{tool} {args}: the message names the field {field:?}: {msg}"
         );
     }
+    assert_eq!(
+        env.call("rlm.docs.list", json!({"session_id": sid}))["documents"],
+        listed["documents"]
+    );
+    assert_eq!(env.count("SELECT count(*) FROM documents", []), 1);
     // The bad load stored nothing, not even its good source.
     assert_eq!(env.info(&sid)["document_count"], 1);
 }
@@ -678,7 +706,7 @@ fn ids_of_another_session_are_never_reachable_and_the_error_says_so() {
     let a = env.session();
     let b = env.session();
     let doc_a = env.load(&a, TEXT);
-    let _doc_b = env.load(&b, "other text of session b, with the harbor too\n");
+    let doc_b = env.load(&b, "other text of session b, with the harbor too\n");
     let span_a =
         env.chunk(&a, &doc_a, json!({"type": "lines", "line_count": 1}))["spans"][0]["span_id"]
             .as_str()
@@ -758,6 +786,12 @@ fn ids_of_another_session_are_never_reachable_and_the_error_says_so() {
         let r = env.search(&b, json!({"query": "report", "method": method}));
         assert_eq!(r["matches"], json!([]), "{method}: {r}");
         let r = env.search(&b, json!({"query": "harbor", "method": method}));
+        assert_eq!(
+            r["matches"].as_array().unwrap().len(),
+            1,
+            "b's own document has the harbor: {method}: {r}"
+        );
+        assert_eq!(r["matches"][0]["doc_id"], doc_b.as_str(), "{method}: {r}");
         for m in r["matches"].as_array().unwrap() {
             assert_ne!(m["doc_id"], doc_a.as_str(), "{method}: {r}");
         }

@@ -9,7 +9,15 @@ use rlm::ToolError;
 use rlmd::{CallContext, CallError, Engine, EngineConfig};
 use serde_json::{Value, json};
 
-pub use rlmd::store::sha256_hex;
+/// Lowercase hex SHA-256, computed here rather than by the engine's own
+/// `sha256_hex`, so that a hash the engine gets wrong cannot agree with itself.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
 
 /// A budget no test reaches unless it means to.
 pub const BIG_BUDGET: u64 = 1_000_000;
@@ -233,6 +241,46 @@ pub fn char_len(s: &str) -> u64 {
 /// Characters of the JSON a client would receive for `v`.
 pub fn json_len(v: &Value) -> usize {
     serde_json::to_string(v).unwrap().chars().count()
+}
+
+/// An upper bound, computed from the contract's shape of a search match and
+/// from `text` alone, of what one match of the one-word `term` with
+/// `context_chars` costs in a response's `matches` list (its JSON and a
+/// separator): the context is at most `context_chars` plus the match long
+/// and holds the text's longest-escaping window of that length, the
+/// highlights are as many as the most occurrences of `term` any such window
+/// holds, and every number is as long as the longest one possible.
+pub fn match_cost_bound(text: &str, term: &str, context_chars: u64) -> usize {
+    let chars: Vec<char> = text.chars().collect();
+    let width = (context_chars as usize + term.chars().count()).min(chars.len());
+    let term_lower = term.to_lowercase();
+    let (mut context_json, mut hits) = (2, 0);
+    for start in 0..=chars.len() - width {
+        let window: String = chars[start..start + width].iter().collect();
+        context_json = context_json.max(json_len(&Value::String(window.clone())));
+        hits = hits.max(window.to_lowercase().matches(&term_lower).count());
+    }
+    let uuid = "00000000-0000-0000-0000-000000000000";
+    let far = u64::MAX;
+    let highlight = json!({"start": far, "end": far, "term": term});
+    let one = json!({
+        "doc_id": uuid,
+        "span": {"doc_id": uuid, "start": far, "end": far},
+        "span_id": null,
+        "score": -1.234_567_890_123_456_7e-300,
+        "context": "",
+        "highlight_start": far,
+        "highlight_end": far,
+        "highlights": vec![highlight; hits],
+    });
+    // The empty context's two quotes give way to the longest window's JSON; one comma.
+    json_len(&one) - 2 + context_json + 1
+}
+
+/// What a response's lists and texts may spend under a cap, by the contract:
+/// the cap less 400 characters for the fixed part.
+pub fn list_room(cap: u64) -> usize {
+    cap as usize - 400
 }
 
 pub fn is_uuid(s: &str) -> bool {

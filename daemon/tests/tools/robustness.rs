@@ -336,6 +336,19 @@ fn nothing_a_client_sends_crashes_the_engine_or_corrupts_the_store() {
         ),
     );
     let doc = r["loaded"][0]["doc_id"].as_str().unwrap().to_owned();
+    // Longer than a peek (10 000 chars by default): read back in cut pages.
+    let long: String = (0..800)
+        .map(|i| format!("line {i}: héllo 😀 \"quoted\" text\n"))
+        .collect();
+    assert!(char_len(&long) > 20_000);
+    ok(
+        "load",
+        engine.call(
+            "rlm.docs.load",
+            json!({"session_id": sid, "sources": [{"type": "inline", "content": long}]}),
+            &ctx,
+        ),
+    );
     let r = ok(
         "chunk",
         engine.call(
@@ -423,16 +436,47 @@ fn nothing_a_client_sends_crashes_the_engine_or_corrupts_the_store() {
         .unwrap()
         .map(Result::unwrap)
         .collect();
-    for (s, d, h) in docs {
-        match engine.call("rlm.docs.peek", json!({"session_id": s, "doc_id": d}), &ctx) {
-            Ok(p) => {
-                if p["truncated"] == false {
-                    assert_eq!(sha256_hex(p["content"].as_str().unwrap().as_bytes()), h);
-                }
+    // Each peek's content matches its own content_hash, truncated or not, and
+    // the pages of a document put together match the document's hash.
+    let (mut shared_doc_whole, mut cut_pages) = (false, 0);
+    for (s, d, h) in &docs {
+        let mut content = String::new();
+        let complete = loop {
+            let start = char_len(&content);
+            let p = match engine.call(
+                "rlm.docs.peek",
+                json!({"session_id": s, "doc_id": d, "start": start}),
+                &ctx,
+            ) {
+                Ok(p) => p,
+                // Sessions the fuzzer made may have spent their small budgets.
+                Err(CallError::Tool(e)) if e.code.as_str() == "budget_exceeded" => break false,
+                Err(e) => panic!("peek of {d} in {s}: {e:?}"),
+            };
+            let page = str_of(&p, "content");
+            assert_eq!(p["content_hash"], sha256_hex(page.as_bytes()), "{d}: {p}");
+            assert_eq!(u64_of(&p["span"], "start"), start, "{d}: {p}");
+            assert_eq!(
+                u64_of(&p["span"], "end"),
+                start + char_len(page),
+                "{d}: {p}"
+            );
+            content.push_str(page);
+            if p["truncated"] == false {
+                assert_eq!(u64_of(&p, "total_length"), char_len(&content), "{d}: {p}");
+                break true;
             }
-            // Sessions the fuzzer made may have spent their small budgets.
-            Err(CallError::Tool(e)) if e.code.as_str() == "budget_exceeded" => {}
-            Err(e) => panic!("peek of {d} in {s}: {e:?}"),
+            assert!(!page.is_empty(), "a truncated peek returned nothing: {p}");
+            cut_pages += 1;
+        };
+        if complete {
+            assert_eq!(&sha256_hex(content.as_bytes()), h, "{d} in {s}");
+            shared_doc_whole |= *s == sid && *d == doc;
         }
     }
+    assert!(
+        shared_doc_whole,
+        "the shared session's document was read whole"
+    );
+    assert!(cut_pages >= 2, "the long document came back in cut pages");
 }

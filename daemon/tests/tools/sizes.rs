@@ -127,12 +127,27 @@ fn every_tool_answers_within_the_minimum_cap() {
     assert_eq!(ids.len(), 8);
     let g = env.call("rlm.span.get", json!({"session_id": sid, "span_ids": ids}));
     check("span.get", &g);
+    // Contexts of 500 chars: no match fits whole under this cap, and none
+    // comes back (until matches are cut rather than dropped).
     let s = env.search(
         &sid,
         json!({"query": "fox", "limit": 50, "context_chars": 500}),
     );
     check("bm25", &s);
     assert_eq!(s["truncated"], true);
+    // Contexts of 100 chars: one match fits whole, so matches come back, not all 50.
+    assert!(match_cost_bound(&text, "fox", 100) <= list_room(CAP));
+    let s = env.search(
+        &sid,
+        json!({"query": "fox", "limit": 50, "context_chars": 100}),
+    );
+    check("bm25 with room for a match", &s);
+    assert_eq!(s["truncated"], true);
+    let n = s["matches"].as_array().unwrap().len();
+    assert!((1..50).contains(&n), "{s}");
+    for m in s["matches"].as_array().unwrap() {
+        assert!(json_len(m) < match_cost_bound(&text, "fox", 100), "{m}");
+    }
     check("info", &env.info(&sid));
     check(
         "list",
@@ -149,6 +164,17 @@ fn every_tool_answers_within_the_minimum_cap() {
         );
         check(method, &s);
         assert_eq!(s["truncated"], true, "{method}");
+        let s = env.search(
+            &sid,
+            json!({"query": "fox", "method": method, "limit": 50, "context_chars": 100}),
+        );
+        check(method, &s);
+        assert_eq!(s["truncated"], true, "{method}");
+        let n = s["matches"].as_array().unwrap().len();
+        assert!((1..50).contains(&n), "{method}: {s}");
+        for m in s["matches"].as_array().unwrap() {
+            assert!(json_len(m) < match_cost_bound(&text, "fox", 100), "{m}");
+        }
     }
     check(
         "close",

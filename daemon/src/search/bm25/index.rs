@@ -559,6 +559,52 @@ impl tantivy::query::Bm25StatisticsProvider for KnownFreqs<'_> {
     }
 }
 
+/// What one build of an index over `texts` spends in each phase, with
+/// `threads` writer threads: making the tantivy documents, opening the
+/// writer, adding the documents, the commit, and waiting for merges. For
+/// `rlm-engine-bench index-phases`; the engine builds with
+/// [`PassageIndex::add_documents`].
+#[doc(hidden)]
+pub fn measure_build_phases(
+    dir: &Path,
+    texts: &[String],
+    threads: usize,
+) -> Result<[std::time::Duration; 5], IndexError> {
+    use std::time::Instant;
+    let index = PassageIndex::create(dir)?;
+    let f = index.fields;
+    let t0 = Instant::now();
+    let mut docs = Vec::new();
+    for (ord, text) in texts.iter().enumerate() {
+        for p in passages(text) {
+            let mut doc = TantivyDocument::new();
+            doc.add_u64(f.doc_ord, ord as u64);
+            doc.add_u64(f.start, p.start_char);
+            doc.add_u64(f.end, p.end_char);
+            doc.add_text(f.text, &text[p.start_byte..p.end_byte]);
+            docs.push(doc);
+        }
+    }
+    let t_docs = t0.elapsed();
+    let t0 = Instant::now();
+    let mut writer = index
+        .index
+        .writer_with_num_threads::<TantivyDocument>(threads, WRITER_MEMORY_BYTES)?;
+    let t_writer = t0.elapsed();
+    let t0 = Instant::now();
+    for d in docs {
+        writer.add_document(d)?;
+    }
+    let t_add = t0.elapsed();
+    let t0 = Instant::now();
+    writer.commit()?;
+    let t_commit = t0.elapsed();
+    let t0 = Instant::now();
+    writer.wait_merging_threads()?;
+    let t_wait = t0.elapsed();
+    Ok([t_docs, t_writer, t_add, t_commit, t_wait])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -766,21 +812,33 @@ mod tests {
     fn queries_without_terms_and_odd_syntax() {
         let tmp = tempfile::tempdir().unwrap();
         small_index(tmp.path());
-        let index = PassageIndex::open(tmp.path()).unwrap().unwrap();
+        let mut index = PassageIndex::open(tmp.path()).unwrap().unwrap();
+        // A sixth document holds the words of the odd queries below.
+        index
+            .add_documents(
+                [(5u64, "to be or not to be: plan b, then plan c\n")],
+                &stamp(2, 6),
+            )
+            .unwrap();
+        // Only stop words and punctuation: no terms, no hits.
         for q in [
             "",
             "the of and",
             "?!... :: ()",
-            "a:b(",
             "\"",
             "The",
             "* AND OR NOT -",
         ] {
+            assert!(index.query_terms(q).is_empty(), "{q:?}");
+            assert!(index.search(q, 10, None).unwrap().is_empty(), "{q:?}");
+        }
+        // Query syntax is not parsed: a query is the words it holds.
+        for (q, words) in [("a:b(", "b"), ("plan:c AND b", "plan c b")] {
+            assert!(!index.query_terms(q).is_empty(), "{q:?}");
             let hits = index.search(q, 10, None).unwrap();
-            if q == "a:b(" || q == "* AND OR NOT -" {
-                continue; // these have terms ("b", "or"...): just no error
-            }
-            assert!(hits.is_empty(), "{q:?}");
+            assert!(!hits.is_empty(), "{q:?}");
+            assert_eq!(hits[0].doc_ord, 5, "{q:?}: {hits:?}");
+            assert_eq!(hits, index.search(words, 10, None).unwrap(), "{q:?}");
         }
         assert!(index.query_terms("the of ?").is_empty());
         assert!(!index.search("What is x?", 10, None).unwrap().is_empty());
@@ -992,129 +1050,5 @@ mod tests {
             4
         );
         assert_eq!(docs.len(), 5);
-    }
-
-    fn bench_corpus() -> Vec<String> {
-        let root = std::env::var("RLM_BENCH_DIR").unwrap_or_else(|_| "/usr/lib/python3".into());
-        let mut files = Vec::new();
-        let mut stack = vec![PathBuf::from(root)];
-        while let Some(d) = stack.pop() {
-            let Ok(entries) = std::fs::read_dir(&d) else {
-                continue;
-            };
-            for e in entries.flatten() {
-                let p = e.path();
-                if p.is_dir() {
-                    stack.push(p);
-                } else if p.extension().is_some_and(|x| x == "py")
-                    && let Ok(t) = std::fs::read_to_string(&p)
-                {
-                    files.push(t);
-                }
-            }
-        }
-        let limit: usize = std::env::var("RLM_BENCH_BYTES")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(12 << 20);
-        let mut total = 0;
-        files.retain(|t| {
-            let keep = total < limit;
-            total += t.len();
-            keep
-        });
-        files
-    }
-
-    /// Build time on a large corpus (release): `RLM_BENCH_DIR=/usr/lib/python3.12 cargo test
-    /// --release -p rlmd --lib search::bm25::index::tests::bench_build -- --ignored
-    /// --nocapture`.
-    #[test]
-    #[ignore]
-    fn bench_build() {
-        let files = bench_corpus();
-        let bytes: usize = files.iter().map(|t| t.len()).sum();
-        let tmp = tempfile::tempdir().unwrap();
-        let t0 = std::time::Instant::now();
-        let n_passages: usize = files.iter().map(|t| passages(t).len()).sum();
-        let t_passages = t0.elapsed();
-        let t0 = std::time::Instant::now();
-        let mut tokens = 0usize;
-        for t in &files {
-            analyzer::for_each_token(t, AnalyzerOptions::DEFAULT, |_| tokens += 1);
-        }
-        let t_analyze = t0.elapsed();
-        let t0 = std::time::Instant::now();
-        let mut index = PassageIndex::create(&tmp.path().join("i")).unwrap();
-        index
-            .add_documents(
-                files
-                    .iter()
-                    .enumerate()
-                    .map(|(i, t)| (i as u64, t.as_str())),
-                &stamp(1, files.len() as u64),
-            )
-            .unwrap();
-        let t_build = t0.elapsed();
-        let t0 = std::time::Instant::now();
-        let reopened = PassageIndex::open(&tmp.path().join("i")).unwrap().unwrap();
-        let t_open = t0.elapsed();
-        let t0 = std::time::Instant::now();
-        let hits = reopened
-            .search("parse the http header of a request", 10, None)
-            .unwrap();
-        let t_search = t0.elapsed();
-        eprintln!(
-            "{} docs, {bytes} bytes, {n_passages} passages, {tokens} tokens: passages {t_passages:?}, \
-             analyze {t_analyze:?}, build {t_build:?}, open {t_open:?}, search {t_search:?} ({} hits)",
-            files.len(),
-            hits.len()
-        );
-    }
-
-    /// Where the build time goes (release, ignored).
-    #[test]
-    #[ignore]
-    fn bench_phases() {
-        let files = bench_corpus();
-        for threads in [1usize, 2, 2, 1] {
-            let tmp = tempfile::tempdir().unwrap();
-            let index = PassageIndex::create(tmp.path()).unwrap();
-            let f = index.fields;
-            let t0 = std::time::Instant::now();
-            let mut docs = Vec::new();
-            for (ord, text) in files.iter().enumerate() {
-                for p in passages(text) {
-                    let mut doc = TantivyDocument::new();
-                    doc.add_u64(f.doc_ord, ord as u64);
-                    doc.add_u64(f.start, p.start_char);
-                    doc.add_u64(f.end, p.end_char);
-                    doc.add_text(f.text, &text[p.start_byte..p.end_byte]);
-                    docs.push(doc);
-                }
-            }
-            let t_docs = t0.elapsed();
-            let t0 = std::time::Instant::now();
-            let mut writer = index
-                .index
-                .writer_with_num_threads::<TantivyDocument>(threads, WRITER_MEMORY_BYTES)
-                .unwrap();
-            let t_writer = t0.elapsed();
-            let t0 = std::time::Instant::now();
-            for d in docs {
-                writer.add_document(d).unwrap();
-            }
-            let t_add = t0.elapsed();
-            let t0 = std::time::Instant::now();
-            writer.commit().unwrap();
-            let t_commit = t0.elapsed();
-            let t0 = std::time::Instant::now();
-            writer.wait_merging_threads().unwrap();
-            let t_wait = t0.elapsed();
-            eprintln!(
-                "threads {threads}: docs {t_docs:?}, writer {t_writer:?}, add {t_add:?}, \
-                 commit {t_commit:?}, wait {t_wait:?}"
-            );
-        }
     }
 }

@@ -25,7 +25,7 @@ mod matching;
 mod passages;
 mod stamp;
 
-pub use index::{IndexError, PassageHit, PassageIndex, QueryTerm};
+pub use index::{IndexError, PassageHit, PassageIndex, QueryTerm, measure_build_phases};
 pub use matching::{
     TermMatcher, best_cluster, best_cluster_in, best_cluster_with, highlights, highlights_in,
     highlights_with, occurrences,

@@ -1,0 +1,227 @@
+//! The engine's parts measured alone, outside any session: the passage
+//! index's build and its phases, the literal and regex scanners, and the
+//! chunkers on 100 MB. These were `#[ignore]`d tests; the test suite holds
+//! only tests, and the timings live here.
+
+use std::path::Path;
+use std::time::Instant;
+
+use rlmd::chunk::{Strategy, chunk};
+use rlmd::search::analyzer::{self, AnalyzerOptions};
+use rlmd::search::bm25::{IndexStamp, PassageIndex, measure_build_phases, passages, signature};
+use rlmd::search::scan::{ScanMethod, Scanner};
+
+use crate::EXCLUDED_DIRS;
+
+/// The UTF-8 `.py` files below `corpus` (not in the folders the corpus
+/// leaves out), in path order, until `limit` bytes are taken.
+fn py_texts(corpus: &Path, limit: usize) -> Result<Vec<String>, String> {
+    let exclude = regex::Regex::new(EXCLUDED_DIRS).expect("a valid regex");
+    let mut texts = Vec::new();
+    let mut total = 0;
+    for e in walkdir::WalkDir::new(corpus).sort_by_file_name() {
+        let e = e.map_err(|e| format!("reading {}: {e}", corpus.display()))?;
+        let p = e.path().to_string_lossy();
+        if !e.file_type().is_file() || !p.ends_with(".py") || exclude.is_match(&p) {
+            continue;
+        }
+        if total >= limit {
+            break;
+        }
+        if let Ok(t) = std::fs::read_to_string(e.path()) {
+            total += t.len();
+            texts.push(t);
+        }
+    }
+    if texts.is_empty() {
+        return Err(format!("no .py file below {}", corpus.display()));
+    }
+    Ok(texts)
+}
+
+fn temp_dir() -> Result<tempfile::TempDir, String> {
+    tempfile::tempdir().map_err(|e| format!("creating a temp dir: {e}"))
+}
+
+/// `index-build`: the passages, the analysis, the build, the open and one
+/// search of a passage index over the corpus.
+pub fn index_build(corpus: &Path, limit: usize) -> Result<(), String> {
+    let files = py_texts(corpus, limit)?;
+    let bytes: usize = files.iter().map(|t| t.len()).sum();
+    let tmp = temp_dir()?;
+    let err = |e: rlmd::search::bm25::IndexError| e.to_string();
+    let t0 = Instant::now();
+    let n_passages: usize = files.iter().map(|t| passages(t).len()).sum();
+    let t_passages = t0.elapsed();
+    let t0 = Instant::now();
+    let mut tokens = 0usize;
+    for t in &files {
+        analyzer::for_each_token(t, AnalyzerOptions::DEFAULT, |_| tokens += 1);
+    }
+    let t_analyze = t0.elapsed();
+    let t0 = Instant::now();
+    let mut index = PassageIndex::create(&tmp.path().join("i")).map_err(err)?;
+    let stamp = IndexStamp {
+        generation: 1,
+        doc_count: files.len() as u64,
+        analyzer: signature(AnalyzerOptions::DEFAULT),
+    };
+    index
+        .add_documents(
+            files
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (i as u64, t.as_str())),
+            &stamp,
+        )
+        .map_err(err)?;
+    let t_build = t0.elapsed();
+    let t0 = Instant::now();
+    let reopened = PassageIndex::open(&tmp.path().join("i"))
+        .map_err(err)?
+        .ok_or("the index just built does not open")?;
+    let t_open = t0.elapsed();
+    let t0 = Instant::now();
+    let hits = reopened
+        .search("parse the http header of a request", 10, None)
+        .map_err(err)?;
+    let t_search = t0.elapsed();
+    println!(
+        "{} docs, {bytes} bytes, {n_passages} passages, {tokens} tokens: passages {t_passages:?}, \
+         analyze {t_analyze:?}, build {t_build:?}, open {t_open:?}, search {t_search:?} ({} hits)",
+        files.len(),
+        hits.len()
+    );
+    Ok(())
+}
+
+/// `index-phases`: where an index build's time goes, with 1 and 2 writer
+/// threads (each twice).
+pub fn index_phases(corpus: &Path, limit: usize) -> Result<(), String> {
+    let files = py_texts(corpus, limit)?;
+    for threads in [1usize, 2, 2, 1] {
+        let tmp = temp_dir()?;
+        let [docs, writer, add, commit, wait] =
+            measure_build_phases(tmp.path(), &files, threads).map_err(|e| e.to_string())?;
+        println!(
+            "threads {threads}: docs {docs:?}, writer {writer:?}, add {add:?}, \
+             commit {commit:?}, wait {wait:?}"
+        );
+    }
+    Ok(())
+}
+
+/// `scan`: each literal and regex of a fixed list counted over every
+/// document of the corpus, 31 times: matches, p50 and min (ms); regexes also
+/// with the ASCII hint.
+pub fn scan(corpus: &Path) -> Result<(), String> {
+    let docs = py_texts(corpus, usize::MAX)?;
+    let ascii: Vec<bool> = docs.iter().map(|d| d.is_ascii()).collect();
+    let total: usize = docs.iter().map(|d| d.len()).sum();
+    println!("{} docs, {} bytes", docs.len(), total);
+    let scanner = |method, p: &str| Scanner::new(method, p).map_err(|e| format!("{p}: {e}"));
+    let time = |sc: &Scanner, hint: bool| {
+        let mut ts = Vec::new();
+        let mut count = 0;
+        for _ in 0..31 {
+            let t0 = Instant::now();
+            count = docs
+                .iter()
+                .zip(&ascii)
+                .map(|(d, &a)| sc.count_hinted(d, a && hint))
+                .sum::<usize>();
+            ts.push(t0.elapsed().as_secs_f64() * 1e3);
+        }
+        ts.sort_by(f64::total_cmp);
+        (count, ts[15], ts[0])
+    };
+    let mut p50s = Vec::new();
+    for l in [
+        "def ",
+        "self",
+        "import os",
+        "ValueError",
+        "__init__",
+        "return None",
+        "isinstance(",
+        "zirconiumrelay",
+        "http://",
+        "encoding",
+        "xyzzy",
+        "q",
+        "Return the number of",
+    ] {
+        let (c, p50, min) = time(&scanner(ScanMethod::Literal, l)?, false);
+        p50s.push(p50);
+        println!("literal {l:22} {c:7} matches  p50 {p50:6.2} ms  min {min:6.2} ms");
+    }
+    p50s.sort_by(f64::total_cmp);
+    println!(
+        "literal p50 of the query p50s: {:.2} ms",
+        p50s[p50s.len() / 2]
+    );
+    let mut p50s = Vec::new();
+    for r in [
+        r"def __\w+__\(self",
+        r"class \w+Error\(",
+        r"\d{4}-\d{2}-\d{2}",
+        r"[A-Z_]{12,} = \d+",
+        r"zirconium\d+relay",
+    ] {
+        let sc = scanner(ScanMethod::Regex, r)?;
+        let (c, p50, min) = time(&sc, false);
+        let (c2, p50h, minh) = time(&sc, true);
+        if c != c2 {
+            return Err(format!("{r}: {c} matches, {c2} with the ASCII hint"));
+        }
+        p50s.push(p50h);
+        println!(
+            "regex {r:20} {c:6} matches  p50 {p50:6.2} ms (min {min:6.2})  \
+             with ASCII hint p50 {p50h:6.2} ms (min {minh:6.2})"
+        );
+    }
+    p50s.sort_by(f64::total_cmp);
+    println!(
+        "regex p50 of the query p50s (hinted): {:.2} ms",
+        p50s[p50s.len() / 2]
+    );
+    Ok(())
+}
+
+/// `chunk`: every strategy over 100 MB of Unicode and of ASCII lines.
+pub fn chunk_100mb() -> Result<(), String> {
+    let line = "def fünction(self, x):  # ✓ a line of some forty-odd chars\n";
+    let text = line.repeat(100_000_000 / line.len());
+    let ascii_text = text.replace(['ü', '✓'], "u");
+    let fixed = |chunk_size, overlap| Strategy::Fixed {
+        chunk_size,
+        overlap,
+    };
+    let lines_of = |line_count, overlap| Strategy::Lines {
+        line_count,
+        overlap,
+    };
+    for (name, t) in [("unicode", &text), ("ascii", &ascii_text)] {
+        let n = t.chars().count() as u64;
+        for s in [
+            fixed(50_000, 0),
+            fixed(50_000, 5_000),
+            fixed(1_000, 100),
+            lines_of(100, 0),
+            lines_of(100, 50),
+            lines_of(1, 0),
+            Strategy::Delimiter {
+                pattern: r"\ndef ".to_owned(),
+            },
+        ] {
+            let t0 = Instant::now();
+            let r = chunk(t, n, &s, None).map_err(|e| format!("{s:?}: {e}"))?;
+            println!(
+                "{name:8} {s:?}: {} spans in {:.1} ms",
+                r.len(),
+                t0.elapsed().as_secs_f64() * 1e3
+            );
+        }
+    }
+    Ok(())
+}
