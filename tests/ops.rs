@@ -6,6 +6,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::{Duration, SystemTime};
 
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
@@ -334,10 +335,10 @@ fn the_cli_reports_calls_searches_collects_and_stops_the_daemon() {
     let (code, out, err) = run_cli(&t, &["gc", "--json"]);
     assert_eq!(code, 0, "{err}");
     let report: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(
-        report["packs_removed"], 0,
-        "nothing referenced is collected: {report}"
-    );
+    // What gc removes and keeps is checked where garbage exists: see
+    // `gc_removes_exactly_the_old_garbage_and_keeps_every_pack_the_store_names`.
+    assert_eq!(report["grace_seconds"], 3600, "{report}");
+    assert_eq!(report["errors"], json!([]), "{report}");
     for sub in ["status", "sessions", "call", "search", "gc", "daemon"] {
         let (code, out, _) = run_cli(&t, &[sub, "--help"]);
         assert_eq!(code, 0);
@@ -354,4 +355,127 @@ fn the_cli_reports_calls_searches_collects_and_stops_the_daemon() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("serving on"), "{out}");
     assert_eq!(common::rlmd_pids(&t.socket).len(), 1);
+}
+
+/// Sets a file's or folder's modification time two hours back: past gc's one-hour grace.
+fn age(path: &Path) {
+    let two_hours_ago = SystemTime::now() - Duration::from_secs(2 * 3600);
+    std::fs::File::open(path)
+        .and_then(|f| f.set_modified(two_hours_ago))
+        .unwrap_or_else(|e| panic!("setting the mtime of {}: {e}", path.display()));
+}
+
+fn cli_ok(t: &TestDir, tool: &str, args: Value) -> Value {
+    let (code, out, err) = run_cli(t, &["call", tool, &args.to_string()]);
+    assert_eq!(code, 0, "rlm call {tool}: {err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("rlm call prints JSON ({e}): {out}"))
+}
+
+/// `rlm gc` removes exactly the garbage old enough to collect: an orphan pack, a temporary file
+/// of an unfinished load, the index folder and lock file of a session that does not exist, all
+/// aged two hours; it keeps their young twins (the grace), every pack SQLite names and the lock
+/// file of a live session, however old; and the session's texts read back afterwards through a
+/// fresh daemon (which maps the packs anew, so a pack deleted under a live mapping would show).
+#[test]
+fn gc_removes_exactly_the_old_garbage_and_keeps_every_pack_the_store_names() {
+    let t = TestDir::new();
+    let (code, _, err) = run_cli(&t, &["daemon", "start"]);
+    assert_eq!(code, 0, "{err}");
+    let sid = cli_ok(&t, "rlm.session.create", json!({}))["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Two loads: two packs the store names.
+    for text in [
+        "the zebrafinch sings at the quarry gate",
+        "the okapi grazes behind the lantern shed",
+    ] {
+        let loaded = cli_ok(
+            &t,
+            "rlm.docs.load",
+            json!({"session_id": sid, "sources": [{"type": "inline", "content": text}]}),
+        );
+        assert_eq!(loaded["loaded_count"], 1, "{loaded}");
+    }
+    let packs_dir = t.data.join("blobs/packs");
+    let tmp_dir = t.data.join("blobs/tmp");
+    let db = rusqlite::Connection::open_with_flags(
+        t.data.join("store.sqlite"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .expect("the store opens");
+    let named: Vec<PathBuf> = db
+        .prepare("SELECT DISTINCT pack FROM blobs")
+        .unwrap()
+        .query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(|name| packs_dir.join(format!("{}.pack", name.unwrap())))
+        .collect();
+    drop(db);
+    assert_eq!(named.len(), 2, "one pack per load: {named:?}");
+    let session_lock = t.data.join("locks").join(format!("{sid}.lock"));
+    assert!(session_lock.is_file(), "the loads took the session's lock");
+    // Everything the store names, aged past the grace: only SQLite keeps it.
+    for kept in named.iter().chain([&session_lock]) {
+        age(kept);
+    }
+
+    // Garbage old enough to collect.
+    let old_pack = packs_dir.join("0000000000000000orphan.pack");
+    std::fs::write(&old_pack, b"a pack no blobs row names").unwrap();
+    let old_tmp = tmp_dir.join("unfinished.pack.tmp");
+    std::fs::write(&old_tmp, b"a load that never finished").unwrap();
+    let old_index = t.data.join("indexes").join("no-such-session");
+    std::fs::create_dir_all(&old_index).unwrap();
+    std::fs::write(old_index.join("meta.json"), b"{}").unwrap();
+    let old_lock = t.data.join("locks").join("no-such-session.lock");
+    std::fs::write(&old_lock, b"").unwrap();
+    for garbage in [&old_pack, &old_tmp, &old_index, &old_lock] {
+        age(garbage);
+    }
+    // The same garbage, young: within the grace, a load in another process may own it.
+    let young_pack = packs_dir.join("0000000000000000young.pack");
+    std::fs::write(&young_pack, b"a pack about to be committed").unwrap();
+    let young_tmp = tmp_dir.join("in-progress.pack.tmp");
+    std::fs::write(&young_tmp, b"a load still writing").unwrap();
+
+    let (code, out, err) = run_cli(&t, &["gc", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["packs_removed"], 1, "{report}");
+    assert_eq!(report["temp_files_removed"], 1, "{report}");
+    assert_eq!(report["index_dirs_removed"], 1, "{report}");
+    assert_eq!(report["lock_files_removed"], 1, "{report}");
+    assert_eq!(report["errors"], json!([]), "{report}");
+    for gone in [&old_pack, &old_tmp, &old_index, &old_lock] {
+        assert!(!gone.exists(), "gc left {}", gone.display());
+    }
+    for kept in named.iter().chain([&session_lock, &young_pack, &young_tmp]) {
+        assert!(kept.exists(), "gc removed {}", kept.display());
+    }
+
+    // The texts read back from the packs through a daemon that never mapped them.
+    let pid = common::the_rlmd(&t.socket);
+    let (code, _, err) = run_cli(&t, &["daemon", "stop"]);
+    assert_eq!(code, 0, "{err}");
+    wait_until(WAIT, "the daemon to exit after `rlm daemon stop`", || {
+        common::is_gone(pid).then_some(())
+    });
+    let (code, _, err) = run_cli(&t, &["daemon", "start"]);
+    assert_eq!(code, 0, "{err}");
+    for word in ["zebrafinch", "okapi"] {
+        let found = cli_ok(
+            &t,
+            "rlm.search.query",
+            json!({"session_id": sid, "query": word, "method": "literal"}),
+        );
+        assert_eq!(found["total_matches"], 1, "{word}: {found}");
+        assert!(
+            found["matches"][0]["context"]
+                .as_str()
+                .unwrap()
+                .contains(word),
+            "{found}"
+        );
+    }
 }
