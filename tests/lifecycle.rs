@@ -11,8 +11,8 @@ use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 
 use common::{
-    Ipc, Outcome, TestDir, WAIT, hold_session_lock, is_gone, kill9, outcome_of_response, rlmd_pids,
-    the_rlmd, wait_for_packs, wait_until, write_corpus,
+    Ipc, Outcome, TestDir, WAIT, hold_session_lock, is_gone, kill9, outcome_of_response,
+    pack_files, rlmd_pids, the_rlmd, wait_for_packs, wait_until, wait_until_else, write_corpus,
 };
 
 fn session(shim: &mut common::Shim) -> String {
@@ -309,4 +309,87 @@ fn a_daemon_a_shim_started_exits_after_the_shim_leaves() {
         .call("rlm.session.info", json!({"session_id": sid}))
         .ok();
     assert_eq!(info["session_id"], sid.as_str());
+}
+
+/// Cancellation end to end: an MCP client (raw JSON-RPC on the shim's stdio) starts a load and
+/// sends `notifications/cancelled`; the shim passes the cancel to the daemon, the load stops at
+/// its first check, and, as docs/TOOLS.md says, fails with `cancelled` (the daemon's log line
+/// for the call) and stores nothing: no document, no blob, no pack. The call is held in flight
+/// by construction until the daemon has logged the cancel: the test holds SQLite's write lock,
+/// so the call's budget charge (a write, before the tool runs) waits for it.
+#[test]
+fn cancelling_a_load_through_mcp_stops_it_and_it_stores_nothing() {
+    const FILES: usize = 200;
+    let dir = TestDir::new();
+    let corpus = write_corpus(&dir.path().join("corpus"), FILES, 2048);
+    let _daemon = dir.start_daemon_with(&dir.socket, &dir.data, &[], &[("RLM_LOG", "debug")]);
+    let mut shim = dir.shim(&[]);
+    shim.initialize();
+    let sid = session(&mut shim);
+    let mut observer = Ipc::handshake(&dir.socket);
+
+    let db = rusqlite::Connection::open(dir.data.join("store.sqlite")).expect("the store opens");
+    db.execute_batch("BEGIN IMMEDIATE")
+        .expect("SQLite's write lock");
+    let id = shim.send_call(
+        "rlm.docs.load",
+        json!({"session_id": sid, "sources": [{"type": "directory", "path": corpus}]}),
+    );
+    wait_until(WAIT, "the load to be in flight in the daemon", || {
+        (observer.status()["calls_in_flight"] == 1).then_some(())
+    });
+    shim.send(
+        &json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                      "params": {"requestId": id, "reason": "the user changed their mind"}}),
+    );
+    let cancel_line = wait_until_else(
+        WAIT,
+        "the daemon to log the cancel",
+        || dir.logs_text(),
+        || {
+            dir.rlmd_json_lines()
+                .into_iter()
+                .find(|l| l["message"] == "cancel requested; the call stops at its next check")
+        },
+    );
+    db.execute_batch("ROLLBACK")
+        .expect("releasing the write lock");
+    drop(db);
+
+    let call_line = wait_until_else(
+        WAIT,
+        "the daemon's log line for the load",
+        || dir.logs_text(),
+        || {
+            dir.rlmd_json_lines()
+                .into_iter()
+                .find(|l| l["message"] == "call" && l["operation"] == "rlm.docs.load")
+        },
+    );
+    assert_eq!(call_line["success"], false, "{call_line}");
+    assert_eq!(call_line["error_code"], "cancelled", "{call_line}");
+    assert_eq!(
+        call_line["correlation_id"], cancel_line["correlation_id"],
+        "the cancel named this call: {cancel_line}"
+    );
+
+    // Nothing of the load was stored.
+    let info = shim
+        .call("rlm.session.info", json!({"session_id": sid}))
+        .ok();
+    assert_eq!(info["document_count"], 0, "{info}");
+    let listed = shim
+        .call("rlm.docs.list", json!({"session_id": sid, "limit": 1}))
+        .ok();
+    assert_eq!(listed["total"], 0, "{listed}");
+    assert_eq!(pack_files(&dir.data), Vec::<std::path::PathBuf>::new());
+    let db = rusqlite::Connection::open_with_flags(
+        dir.data.join("store.sqlite"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let blobs: i64 = db
+        .query_row("SELECT COUNT(*) FROM blobs", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(blobs, 0, "the cancelled load stored no text");
 }

@@ -295,8 +295,20 @@ impl TestDir {
 
     /// Starts `rlmd` on another socket and/or data dir.
     pub fn start_daemon_on(&self, socket: &Path, data: &Path, extra: &[&str]) -> Daemon {
+        self.start_daemon_with(socket, data, extra, &[])
+    }
+
+    /// Starts `rlmd` with more environment variables (`RLM_LOG`, say).
+    pub fn start_daemon_with(
+        &self,
+        socket: &Path,
+        data: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Daemon {
         let log = self.log_file("daemon");
         let mut cmd = self.command(&rlmd());
+        cmd.envs(env.iter().copied());
         cmd.arg("--socket")
             .arg(socket)
             .arg("--data-dir")
