@@ -1,7 +1,12 @@
 //! The daemon's life and death as clients see it: `kill -9` between calls and in the middle
 //! of a load (the shim reconnects, the store stays whole, the load is all or nothing), SIGTERM
-//! during a long call (the call finishes, then a clean exit), and the idle timeout of a daemon
-//! started on demand.
+//! during a long call (the call finishes, then a clean exit), the idle timeout of a daemon
+//! started on demand, and a load cancelled by its MCP client.
+//!
+//! No test here sleeps or hopes a load is still running: a load is held in flight by
+//! construction (the test holds the session's lock file, which the load's commit needs, or
+//! SQLite's write lock, which the call's budget charge needs) and released once the event under
+//! test has been observed (a pack on disk, a log line, the daemon's `status`).
 
 mod common;
 

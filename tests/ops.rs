@@ -1,6 +1,8 @@
 //! Operations, with real processes: the systemd units verify and serve
-//! through socket activation, the daemon's log lines are JSON, a bad config
-//! stops start-up naming the key and the file, and the `rlm` CLI works.
+//! through socket activation, `sd_notify` READY once the daemon serves, the
+//! daemon's log lines are JSON, `RLM_LOG` sets their filter, logs and traces
+//! hold no text, a bad config stops start-up naming the key and the file, the
+//! `rlm` CLI works, and `rlm gc` removes exactly the old garbage.
 
 mod common;
 
