@@ -213,9 +213,11 @@ fn garbage_oversized_and_truncated_frames_close_only_their_connection() {
     c.send_bytes(b"{\"type\":\"hello\",\"proto").unwrap();
     c.stream.shutdown(std::net::Shutdown::Write).unwrap();
     let frames = c.frames_until_closed(WAIT);
+    // The client left: the daemon owes it nothing (today it sends nothing), and at most an
+    // error, never a welcome; the connection closes either way.
     assert!(
-        frames.iter().all(|f| f["type"] == "error"),
-        "a truncated hello gets no welcome: {frames:?}"
+        frames.len() <= 1 && frames.iter().all(|f| f["type"] == "error"),
+        "a truncated hello gets no welcome, at most one error: {frames:?}"
     );
     still_served(&mut good);
 
