@@ -6,7 +6,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rmcp::model::CallToolRequestParams;
 use rmcp::service::{RoleClient, RunningService};
@@ -533,21 +533,13 @@ fn run_all_tools_py(python: &Path) {
         .stdout(std::fs::File::create(&out_path).unwrap())
         .stderr(std::fs::File::create(dir.logs.join("all_tools.err")).unwrap());
     let mut child = cmd.spawn().expect("python runs");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "all_tools.py did not finish within 120 s:\n{}",
-                dir.logs_text()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    // On a timeout the panic drops `dir`, which kills every process naming it (this one too).
+    let status = common::wait_until_else(
+        Duration::from_secs(120),
+        "all_tools.py to finish",
+        || dir.logs_text(),
+        || child.try_wait().unwrap(),
+    );
     assert!(
         status.success(),
         "all_tools.py failed ({status}):\n{}",

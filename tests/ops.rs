@@ -1,11 +1,14 @@
 //! Operations, with real processes: the systemd units verify and serve
-//! through socket activation, the daemon's log lines are JSON, a bad config
-//! stops start-up naming the key and the file, and the `rlm` CLI works.
+//! through socket activation, `sd_notify` READY once the daemon serves, the
+//! daemon's log lines are JSON, `RLM_LOG` sets their filter, logs and traces
+//! hold no text, a bad config stops start-up naming the key and the file, the
+//! `rlm` CLI works, and `rlm gc` removes exactly the old garbage.
 
 mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::{Duration, SystemTime};
 
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
@@ -334,10 +337,10 @@ fn the_cli_reports_calls_searches_collects_and_stops_the_daemon() {
     let (code, out, err) = run_cli(&t, &["gc", "--json"]);
     assert_eq!(code, 0, "{err}");
     let report: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(
-        report["packs_removed"], 0,
-        "nothing referenced is collected: {report}"
-    );
+    // What gc removes and keeps is checked where garbage exists: see
+    // `gc_removes_exactly_the_old_garbage_and_keeps_every_pack_the_store_names`.
+    assert_eq!(report["grace_seconds"], 3600, "{report}");
+    assert_eq!(report["errors"], json!([]), "{report}");
     for sub in ["status", "sessions", "call", "search", "gc", "daemon"] {
         let (code, out, _) = run_cli(&t, &[sub, "--help"]);
         assert_eq!(code, 0);
@@ -354,4 +357,326 @@ fn the_cli_reports_calls_searches_collects_and_stops_the_daemon() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("serving on"), "{out}");
     assert_eq!(common::rlmd_pids(&t.socket).len(), 1);
+}
+
+/// Sets a file's or folder's modification time two hours back: past gc's one-hour grace.
+fn age(path: &Path) {
+    let two_hours_ago = SystemTime::now() - Duration::from_secs(2 * 3600);
+    std::fs::File::open(path)
+        .and_then(|f| f.set_modified(two_hours_ago))
+        .unwrap_or_else(|e| panic!("setting the mtime of {}: {e}", path.display()));
+}
+
+fn cli_ok(t: &TestDir, tool: &str, args: Value) -> Value {
+    let (code, out, err) = run_cli(t, &["call", tool, &args.to_string()]);
+    assert_eq!(code, 0, "rlm call {tool}: {err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("rlm call prints JSON ({e}): {out}"))
+}
+
+/// `rlm gc` removes exactly the garbage old enough to collect: an orphan pack, a temporary file
+/// of an unfinished load, the index folder and lock file of a session that does not exist, all
+/// aged two hours; it keeps their young twins (the grace), every pack SQLite names and the lock
+/// file of a live session, however old; and the session's texts read back afterwards through a
+/// fresh daemon (which maps the packs anew, so a pack deleted under a live mapping would show).
+#[test]
+fn gc_removes_exactly_the_old_garbage_and_keeps_every_pack_the_store_names() {
+    let t = TestDir::new();
+    let (code, _, err) = run_cli(&t, &["daemon", "start"]);
+    assert_eq!(code, 0, "{err}");
+    let sid = cli_ok(&t, "rlm.session.create", json!({}))["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Two loads: two packs the store names.
+    for text in [
+        "the zebrafinch sings at the quarry gate",
+        "the okapi grazes behind the lantern shed",
+    ] {
+        let loaded = cli_ok(
+            &t,
+            "rlm.docs.load",
+            json!({"session_id": sid, "sources": [{"type": "inline", "content": text}]}),
+        );
+        assert_eq!(loaded["loaded_count"], 1, "{loaded}");
+    }
+    let packs_dir = t.data.join("blobs/packs");
+    let tmp_dir = t.data.join("blobs/tmp");
+    let db = rusqlite::Connection::open_with_flags(
+        t.data.join("store.sqlite"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .expect("the store opens");
+    let named: Vec<PathBuf> = db
+        .prepare("SELECT DISTINCT pack FROM blobs")
+        .unwrap()
+        .query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(|name| packs_dir.join(format!("{}.pack", name.unwrap())))
+        .collect();
+    drop(db);
+    assert_eq!(named.len(), 2, "one pack per load: {named:?}");
+    let session_lock = t.data.join("locks").join(format!("{sid}.lock"));
+    assert!(session_lock.is_file(), "the loads took the session's lock");
+    // Everything the store names, aged past the grace: only SQLite keeps it.
+    for kept in named.iter().chain([&session_lock]) {
+        age(kept);
+    }
+
+    // Garbage old enough to collect.
+    let old_pack = packs_dir.join("0000000000000000orphan.pack");
+    std::fs::write(&old_pack, b"a pack no blobs row names").unwrap();
+    let old_tmp = tmp_dir.join("unfinished.pack.tmp");
+    std::fs::write(&old_tmp, b"a load that never finished").unwrap();
+    let old_index = t.data.join("indexes").join("no-such-session");
+    std::fs::create_dir_all(&old_index).unwrap();
+    std::fs::write(old_index.join("meta.json"), b"{}").unwrap();
+    let old_lock = t.data.join("locks").join("no-such-session.lock");
+    std::fs::write(&old_lock, b"").unwrap();
+    for garbage in [&old_pack, &old_tmp, &old_index, &old_lock] {
+        age(garbage);
+    }
+    // The same garbage, young: within the grace, a load in another process may own it.
+    let young_pack = packs_dir.join("0000000000000000young.pack");
+    std::fs::write(&young_pack, b"a pack about to be committed").unwrap();
+    let young_tmp = tmp_dir.join("in-progress.pack.tmp");
+    std::fs::write(&young_tmp, b"a load still writing").unwrap();
+
+    let (code, out, err) = run_cli(&t, &["gc", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["packs_removed"], 1, "{report}");
+    assert_eq!(report["temp_files_removed"], 1, "{report}");
+    assert_eq!(report["index_dirs_removed"], 1, "{report}");
+    assert_eq!(report["lock_files_removed"], 1, "{report}");
+    assert_eq!(report["errors"], json!([]), "{report}");
+    for gone in [&old_pack, &old_tmp, &old_index, &old_lock] {
+        assert!(!gone.exists(), "gc left {}", gone.display());
+    }
+    for kept in named.iter().chain([&session_lock, &young_pack, &young_tmp]) {
+        assert!(kept.exists(), "gc removed {}", kept.display());
+    }
+
+    // The texts read back from the packs through a daemon that never mapped them.
+    // (SIGTERM, not `rlm daemon stop`: this test is about gc, and the CLI's stop sometimes
+    // reports "rlmd closed the connection" before its acknowledgement arrives.)
+    let pid = common::the_rlmd(&t.socket);
+    common::signal(pid, Signal::SIGTERM);
+    wait_until(WAIT, "the daemon to exit after SIGTERM", || {
+        common::is_gone(pid).then_some(())
+    });
+    let (code, _, err) = run_cli(&t, &["daemon", "start"]);
+    assert_eq!(code, 0, "{err}");
+    for word in ["zebrafinch", "okapi"] {
+        let found = cli_ok(
+            &t,
+            "rlm.search.query",
+            json!({"session_id": sid, "query": word, "method": "literal"}),
+        );
+        assert_eq!(found["total_matches"], 1, "{word}: {found}");
+        assert!(
+            found["matches"][0]["context"]
+                .as_str()
+                .unwrap()
+                .contains(word),
+            "{found}"
+        );
+    }
+}
+
+/// `RLM_LOG` is the daemon's log filter: unset, the default `info` shows the per-call line and
+/// hides the debug line of a client's hello; `debug` shows both; `warn` hides both. Each daemon
+/// is stopped (SIGTERM, exit 0) before its log is read, so every line it logged is written.
+#[test]
+fn rlm_log_sets_the_daemons_log_filter() {
+    for (level, debug_shown, info_shown) in [
+        (None, false, true),
+        (Some("debug"), true, true),
+        (Some("warn"), false, false),
+    ] {
+        let t = TestDir::new();
+        let env: Vec<(&str, &str)> = level.map(|l| ("RLM_LOG", l)).into_iter().collect();
+        let mut daemon = t.start_daemon_with(&t.socket, &t.data, &[], &env);
+        let mut c = common::Ipc::handshake(&t.socket);
+        c.ok("rlm.session.create", json!({}));
+        drop(c);
+        daemon.signal(Signal::SIGTERM);
+        assert!(daemon.wait_exit(WAIT).success(), "{}", daemon.log_text());
+        let lines = daemon_log_lines(&t.logs);
+        let has = |message: &str| lines.iter().any(|l| l["message"] == message);
+        assert_eq!(
+            has("client connected"),
+            debug_shown,
+            "RLM_LOG={level:?}: the debug line of a hello: {lines:?}"
+        );
+        assert_eq!(
+            has("call"),
+            info_shown,
+            "RLM_LOG={level:?}: the info line of a call: {lines:?}"
+        );
+    }
+}
+
+/// Logs hold no text (DESIGN: "Traces and logs never hold text"): a daemon and a shim both
+/// logging at `debug` serve an inline text, a file, a search, a peek and an artifact, each
+/// with words found nowhere else; no log file (JSON files and stderr) holds any of those words,
+/// and the store's traces hold none of the texts (inline and artifact content are recorded by
+/// hash and length, results by hash and length).
+#[test]
+fn the_logs_hold_no_text_of_documents_queries_or_artifacts() {
+    const INLINE: &str = "Quixotic marmalade zeppelins drift over Vexbridge harbour";
+    const FILE_TEXT: &str = "the obsidian trombone of Wyrmhaven hums at dusk\n";
+    const ARTIFACT: &str = "the zeppelin carries jars of quincewhistle jam";
+    // Words of the texts, the queries and the artifact, each found nowhere else.
+    const WORDS: [&str; 7] = [
+        "marmalade",
+        "zeppelin",
+        "vexbridge",
+        "obsidian",
+        "wyrmhaven",
+        "trombone",
+        "quincewhistle",
+    ];
+    let t = TestDir::new();
+    let file = t.path().join("note.txt");
+    std::fs::write(&file, FILE_TEXT).unwrap();
+    let mut daemon = t.start_daemon_with(&t.socket, &t.data, &[], &[("RLM_LOG", "debug")]);
+    let mut cmd = t.command(&common::shim_bin());
+    cmd.env("RLM_LOG", "debug")
+        .args(["--no-autostart", "--socket"])
+        .arg(&t.socket)
+        .arg("--data-dir")
+        .arg(&t.data);
+    let mut shim = common::Shim::spawn(cmd, t.log_file("rlm-mcp"));
+    shim.initialize();
+    let sid = shim.call("rlm.session.create", json!({})).ok()["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let loaded = shim
+        .call(
+            "rlm.docs.load",
+            json!({"session_id": sid, "sources": [
+                {"type": "inline", "content": INLINE},
+                {"type": "file", "path": file},
+            ]}),
+        )
+        .ok();
+    assert_eq!(loaded["loaded_count"], 2, "{loaded}");
+    let found = shim
+        .call(
+            "rlm.search.query",
+            json!({"session_id": sid, "query": "marmalade zeppelins Vexbridge"}),
+        )
+        .ok();
+    assert!(!found["matches"].as_array().unwrap().is_empty(), "{found}");
+    let found = shim
+        .call(
+            "rlm.search.query",
+            json!({"session_id": sid, "query": "obsidian trombone", "method": "literal"}),
+        )
+        .ok();
+    assert_eq!(found["total_matches"], 1, "{found}");
+    let doc = loaded["loaded"][0]["doc_id"].as_str().unwrap();
+    let peeked = shim
+        .call("rlm.docs.peek", json!({"session_id": sid, "doc_id": doc}))
+        .ok();
+    assert!(peeked.to_string().contains("Vexbridge"), "{peeked}");
+    let stored = shim
+        .call(
+            "rlm.artifact.store",
+            json!({"session_id": sid, "type": "summary", "content": {"text": ARTIFACT}}),
+        )
+        .ok();
+    let got = shim
+        .call(
+            "rlm.artifact.get",
+            json!({"session_id": sid, "artifact_id": stored["artifact_id"]}),
+        )
+        .ok();
+    assert!(got.to_string().contains("quincewhistle"), "{got}");
+    assert!(shim.close().success());
+    daemon.signal(Signal::SIGTERM);
+    assert!(daemon.wait_exit(WAIT).success(), "{}", daemon.log_text());
+
+    let mut files = 0;
+    for entry in std::fs::read_dir(&t.logs).unwrap().flatten() {
+        let text = std::fs::read_to_string(entry.path())
+            .unwrap_or_default()
+            .to_lowercase();
+        files += 1;
+        for word in WORDS {
+            assert!(
+                !text.contains(word),
+                "{} holds {word:?}:\n{}",
+                entry.path().display(),
+                common::tail(&text, 3000)
+            );
+        }
+    }
+    assert!(
+        !daemon_log_lines(&t.logs).is_empty() && files >= 3,
+        "the daemon and the shim wrote their logs ({files} files)"
+    );
+    let db = rusqlite::Connection::open_with_flags(
+        t.data.join("store.sqlite"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let traces: Vec<String> = db
+        .prepare("SELECT operation || ' ' || COALESCE(arguments, '') || ' ' || COALESCE(outcome, '') FROM traces")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(traces.len() >= 7, "every call left a trace: {traces:?}");
+    for trace in &traces {
+        for text in [INLINE, FILE_TEXT.trim_end(), ARTIFACT] {
+            assert!(!trace.contains(text), "a trace holds a text: {trace}");
+        }
+    }
+}
+
+/// Under systemd (`NOTIFY_SOCKET`), `rlmd` sends `READY=1` once it serves: the moment the test's
+/// datagram socket receives it, the daemon's socket answers a hello; SIGTERM sends `STOPPING=1`.
+#[test]
+fn rlmd_tells_systemd_it_is_ready_once_it_serves() {
+    let t = TestDir::new();
+    let notify_path = t.path().join("notify.sock");
+    let notify =
+        std::os::unix::net::UnixDatagram::bind(&notify_path).expect("binding NOTIFY_SOCKET");
+    notify.set_read_timeout(Some(WAIT)).unwrap();
+    let mut child = t
+        .command(&rlmd())
+        .env("NOTIFY_SOCKET", &notify_path)
+        .arg("--socket")
+        .arg(&t.socket)
+        .arg("--data-dir")
+        .arg(&t.data)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(t.log_file("daemon")).unwrap())
+        .spawn()
+        .expect("rlmd starts");
+    let mut buf = [0u8; 512];
+    let n = notify
+        .recv(&mut buf)
+        .unwrap_or_else(|e| panic!("no notification from rlmd: {e}\n{}", t.logs_text()));
+    let message = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(
+        message.lines().any(|l| l == "READY=1"),
+        "the first notification is READY=1: {message:?}"
+    );
+    // Ready means serving: the first connection is welcomed, no retry.
+    let mut c = common::Ipc::connect(&t.socket).expect("the socket answers once READY=1 is sent");
+    assert_eq!(c.hello()["type"], "welcome");
+    drop(c);
+    common::signal(child.id() as i32, Signal::SIGTERM);
+    let n = notify.recv(&mut buf).expect("a notification at SIGTERM");
+    let message = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(
+        message.lines().any(|l| l == "STOPPING=1"),
+        "rlmd says it is stopping: {message:?}"
+    );
+    let status = common::wait_child(&mut child, WAIT, "rlmd to exit after SIGTERM");
+    assert!(status.success(), "{status}");
 }

@@ -70,18 +70,32 @@ pub fn repo() -> PathBuf {
 
 // ---------------------------------------------------------------- polling
 
-/// Polls `f` until it returns `Some`, or panics with `what` after `within`.
-pub fn wait_until<T>(within: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+/// Polls `f` until it returns `Some`, or panics with `what` after `within`. The one place
+/// the tests pause: every wait is this poll on an observable event, with a deadline that only
+/// bounds a failure (a slow machine makes a test slower, never wrong).
+pub fn wait_until<T>(within: Duration, what: &str, f: impl FnMut() -> Option<T>) -> T {
+    wait_until_else(within, what, String::new, f)
+}
+
+/// [`wait_until`], adding `detail()` (a log, say) to the failure message.
+pub fn wait_until_else<T>(
+    within: Duration,
+    what: &str,
+    detail: impl FnOnce() -> String,
+    mut f: impl FnMut() -> Option<T>,
+) -> T {
     let deadline = Instant::now() + within;
     let mut pause = Duration::from_millis(2);
     loop {
         if let Some(v) = f() {
             return v;
         }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {within:?} waiting for {what}"
-        );
+        if Instant::now() >= deadline {
+            panic!(
+                "timed out after {within:?} waiting for {what}\n{}",
+                detail()
+            );
+        }
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(50));
     }
@@ -281,8 +295,20 @@ impl TestDir {
 
     /// Starts `rlmd` on another socket and/or data dir.
     pub fn start_daemon_on(&self, socket: &Path, data: &Path, extra: &[&str]) -> Daemon {
+        self.start_daemon_with(socket, data, extra, &[])
+    }
+
+    /// Starts `rlmd` with more environment variables (`RLM_LOG`, say).
+    pub fn start_daemon_with(
+        &self,
+        socket: &Path,
+        data: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Daemon {
         let log = self.log_file("daemon");
         let mut cmd = self.command(&rlmd());
+        cmd.envs(env.iter().copied());
         cmd.arg("--socket")
             .arg(socket)
             .arg("--data-dir")
@@ -392,28 +418,19 @@ impl Daemon {
     }
 
     fn wait_ready(&mut self) {
-        let deadline = Instant::now() + WAIT;
-        loop {
+        let socket = self.socket.clone();
+        let log = self.log.clone();
+        wait_until(WAIT, "rlmd to answer a hello", || {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
                 panic!(
                     "rlmd exited ({status}) before serving {}:\n{}",
-                    self.socket.display(),
-                    self.log_text()
+                    socket.display(),
+                    std::fs::read_to_string(&log).unwrap_or_default()
                 );
             }
-            if let Ok(mut c) = Ipc::connect(&self.socket)
-                && c.hello().get("type") == Some(&json!("welcome"))
-            {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "rlmd did not answer on {} within {WAIT:?}:\n{}",
-                self.socket.display(),
-                self.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+            let mut c = Ipc::connect(&socket).ok()?;
+            (c.hello().get("type") == Some(&json!("welcome"))).then_some(())
+        });
     }
 
     pub fn signal(&self, sig: Signal) {
@@ -422,19 +439,15 @@ impl Daemon {
 
     /// Waits for the daemon to exit by itself.
     pub fn wait_exit(&mut self, within: Duration) -> ExitStatus {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "rlmd (pid {}) did not exit within {within:?}:\n{}",
-                self.pid(),
-                tail(&self.log_text(), 3000)
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        let pid = self.pid();
+        let log = self.log.clone();
+        let child = &mut self.child;
+        wait_until_else(
+            within,
+            &format!("rlmd (pid {pid}) to exit"),
+            || tail(&std::fs::read_to_string(&log).unwrap_or_default(), 3000).to_owned(),
+            || child.try_wait().expect("try_wait"),
+        )
     }
 
     pub fn is_running(&mut self) -> bool {
@@ -836,17 +849,10 @@ impl Shim {
     /// Closes stdin (the MCP client went away) and waits for the shim to exit.
     pub fn close(mut self) -> ExitStatus {
         drop(self.stdin.take());
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "rlm-mcp did not exit within {WAIT:?} after its stdin closed"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        let child = &mut self.child;
+        wait_until(WAIT, "rlm-mcp to exit after its stdin closed", || {
+            child.try_wait().expect("try_wait")
+        })
     }
 }
 
@@ -895,4 +901,98 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+// ---------------------------------------------------------------- holding a load back
+
+/// Takes a session's lock file (`<data>/locks/<session>.lock`) as another daemon would:
+/// every change of the session (a load's commit, an index build, a close) waits until the
+/// returned file is dropped. A load held this way has read its files and renamed its pack
+/// into `blobs/packs/` (see [`wait_for_packs`]) and is in flight by construction.
+pub fn hold_session_lock(data: &Path, session_id: &str) -> std::fs::File {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = data.join("locks").join(format!("{session_id}.lock"));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
+    fs4::FileExt::lock(&file).expect("the session lock");
+    file
+}
+
+/// The pack files under `<data>/blobs/packs/`.
+pub fn pack_files(data: &Path) -> Vec<PathBuf> {
+    let mut packs: Vec<PathBuf> = std::fs::read_dir(data.join("blobs/packs"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "pack"))
+                .collect()
+        })
+        .unwrap_or_default();
+    packs.sort();
+    packs
+}
+
+/// Waits until `<data>/blobs/packs/` holds `n` packs: a load renames its pack there after
+/// reading every file and before it takes the session lock to commit.
+pub fn wait_for_packs(data: &Path, n: usize) {
+    wait_until(WAIT, &format!("{n} pack file(s) under blobs/packs"), || {
+        (pack_files(data).len() >= n).then_some(())
+    });
+}
+
+/// Waits for a child process to exit.
+pub fn wait_child(child: &mut Child, within: Duration, what: &str) -> ExitStatus {
+    wait_until(within, what, || child.try_wait().expect("try_wait"))
+}
+
+impl Ipc {
+    /// The daemon's `status` (counters, uptime), asked on this connection.
+    pub fn status(&mut self) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.send(&json!({"type": "status", "id": id}))
+            .expect("sending status");
+        loop {
+            match self.read_within(WAIT) {
+                Read1::Frame(v) if v["type"] == "status" && v["id"] == id => {
+                    return v["status"].clone();
+                }
+                Read1::Frame(v) if v["type"] == "progress" => {}
+                other => panic!("no status answer: {other:?}"),
+            }
+        }
+    }
+}
+
+impl TestDir {
+    /// Every JSON line of the daemons' log files (`rlmd.<date>.log`) in this test's log folder.
+    pub fn rlmd_json_lines(&self) -> Vec<Value> {
+        let mut out = Vec::new();
+        let Ok(entries) = std::fs::read_dir(&self.logs) else {
+            return out;
+        };
+        let mut paths: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("rlmd.") && n.ends_with(".log"))
+            })
+            .collect();
+        paths.sort();
+        for p in paths {
+            for line in std::fs::read_to_string(&p).unwrap_or_default().lines() {
+                if let Ok(v) = serde_json::from_str::<Value>(line) {
+                    out.push(v);
+                }
+            }
+        }
+        out
+    }
 }

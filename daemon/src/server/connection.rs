@@ -139,6 +139,10 @@ impl Connection {
                 let cancels = self.cancels.lock().unwrap_or_else(|p| p.into_inner());
                 if let Some(flag) = cancels.get(&id) {
                     flag.store(true, Ordering::SeqCst);
+                    tracing::debug!(
+                        correlation_id = %format!("{}-{id}", self.number),
+                        "cancel requested; the call stops at its next check"
+                    );
                 }
             }
             (Request::Status, Some(id)) => self.reply(

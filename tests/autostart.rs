@@ -1,0 +1,116 @@
+//! How a shim starts the daemon it needs: it finds `rlmd` on `PATH` when none sits beside it,
+//! and the daemon it starts is detached (a session of its own, no stdio of the shim's, alive
+//! after the shim is gone).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+
+use common::{Ipc, Shim, TestDir, bin_dir, is_gone, shim_bin, the_rlmd};
+
+/// The session id of a process (field 6 of `/proc/<pid>/stat`).
+fn session_of(pid: i32) -> i32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .unwrap_or_else(|e| panic!("/proc/{pid}/stat: {e}"));
+    // The fields after the command name, which sits in parentheses: state, ppid, pgrp, session.
+    let (_, rest) = stat.rsplit_once(')').expect("a stat line");
+    rest.split_whitespace()
+        .nth(3)
+        .and_then(|s| s.parse().ok())
+        .expect("the session field")
+}
+
+/// What descriptor `fd` of a process is (the target of `/proc/<pid>/fd/<fd>`), or None if closed.
+fn fd_target(pid: i32, fd: i32) -> Option<PathBuf> {
+    std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).ok()
+}
+
+/// A shim copied alone into a folder of its own (no `rlmd` beside it) finds `rlmd` on `PATH`
+/// and starts it: the daemon that serves is the one from the `PATH` folder.
+#[test]
+fn a_shim_without_rlmd_beside_it_starts_the_one_on_path() {
+    let dir = TestDir::new();
+    let lonely = dir.path().join("lonely");
+    std::fs::create_dir_all(&lonely).unwrap();
+    let shim_copy = lonely.join("rlm-mcp");
+    std::fs::copy(shim_bin(), &shim_copy).expect("copying rlm-mcp");
+    assert!(!lonely.join("rlmd").exists());
+    let path = std::env::join_paths([bin_dir(), PathBuf::from("/usr/bin"), PathBuf::from("/bin")])
+        .unwrap();
+    let mut cmd = dir.command(&shim_copy);
+    cmd.env("PATH", &path)
+        .arg("--socket")
+        .arg(&dir.socket)
+        .arg("--data-dir")
+        .arg(&dir.data);
+    let mut shim = Shim::spawn(cmd, dir.log_file("rlm-mcp"));
+    shim.initialize();
+    let created = shim.call("rlm.session.create", json!({})).ok();
+    assert!(created["session_id"].is_string(), "{created}");
+    let pid = the_rlmd(&dir.socket);
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).expect("the daemon's executable");
+    assert_eq!(
+        exe.canonicalize().unwrap(),
+        bin_dir().join("rlmd").canonicalize().unwrap(),
+        "the daemon is the rlmd found on PATH"
+    );
+    assert!(shim.close().success());
+}
+
+/// The daemon a shim starts is detached: it leads a session of its own (not the shim's), its
+/// descriptors 0, 1 and 2 are none of the shim's (stdin and stdout `/dev/null`, stderr
+/// `/dev/null` or its log file under the log folder), and it keeps serving after the shim exits.
+#[test]
+fn the_daemon_a_shim_starts_is_detached_and_outlives_it() {
+    let dir = TestDir::new();
+    let mut shim = dir.shim(&[]);
+    shim.initialize();
+    let sid = shim.call("rlm.session.create", json!({})).ok()["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let shim_pid = shim.child.id() as i32;
+    let daemon = the_rlmd(&dir.socket);
+
+    assert_ne!(
+        session_of(daemon),
+        session_of(shim_pid),
+        "the daemon is in a session of its own"
+    );
+    assert_eq!(
+        session_of(daemon),
+        daemon,
+        "the daemon leads its session (setsid)"
+    );
+
+    let null = Path::new("/dev/null");
+    for fd in 0..=2 {
+        let Some(target) = fd_target(daemon, fd) else {
+            continue; // closed is detached too
+        };
+        assert_ne!(
+            Some(&target),
+            fd_target(shim_pid, fd).as_ref(),
+            "the daemon's fd {fd} is the shim's"
+        );
+        let allowed = target == null || (fd == 2 && target.starts_with(&dir.logs));
+        assert!(
+            allowed,
+            "the daemon's fd {fd} is {}, neither /dev/null nor a log file",
+            target.display()
+        );
+    }
+    for fd in 0..=1 {
+        assert_eq!(fd_target(daemon, fd).as_deref(), Some(null), "fd {fd}");
+    }
+
+    let status = shim.close();
+    assert!(status.success(), "rlm-mcp exited with {status}");
+    assert!(!is_gone(daemon), "the daemon went with the shim");
+    let mut c = Ipc::handshake(&dir.socket);
+    let info = c.ok("rlm.session.info", json!({"session_id": sid}));
+    assert_eq!(info["status"], "active");
+    assert_eq!(the_rlmd(&dir.socket), daemon);
+}
