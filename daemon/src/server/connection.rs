@@ -145,20 +145,21 @@ impl Connection {
                     );
                 }
             }
-            (Request::Status, Some(id)) => self.reply(
-                id,
-                Response::Status {
-                    status: self.shared.status(),
-                },
-            ),
+            (Request::Status, Some(id)) => {
+                let status = self.shared.status();
+                self.reply(id, Response::Status { status });
+            }
             (Request::Shutdown, Some(id)) => {
-                self.reply(
-                    id,
-                    Response::ShutdownAck {
-                        accepted: true,
-                        reason: "stopping after the calls in flight".into(),
-                    },
-                );
+                // In flight until written: the daemon drains before it exits,
+                // so the asker always reads its acknowledgement.
+                self.shared.begin_call();
+                let ack = Response::ShutdownAck {
+                    accepted: true,
+                    reason: "stopping after the calls in flight".into(),
+                };
+                if !self.reply(id, ack) {
+                    self.shared.finish_call();
+                }
                 self.shared.request_stop(StopReason::Requested);
             }
             (Request::ShutdownIfIdle, Some(id)) => {
@@ -181,9 +182,10 @@ impl Connection {
         ControlFlow::Continue(())
     }
 
-    /// Sends the answer of request `id`.
-    pub(super) fn reply(&self, id: u64, body: Response) {
-        let _ = self.out.send(Envelope::new(id, body));
+    /// Queues the answer of request `id` for writing; false when the
+    /// connection's writer is gone.
+    pub(super) fn reply(&self, id: u64, body: Response) -> bool {
+        self.out.send(Envelope::new(id, body)).is_ok()
     }
 
     /// Sends the error after which the connection closes.
@@ -222,8 +224,9 @@ impl Connection {
     }
 }
 
-/// Writes a connection's answers in order. A call ends (stops counting as
-/// in flight) once its result is written, or once the client is gone.
+/// Writes a connection's answers in order. A call, or a shutdown's
+/// acknowledgement, ends (stops counting as in flight) once it is written,
+/// or once the client is gone.
 async fn write_loop(
     shared: Arc<Shared>,
     stream: Arc<Stream>,
@@ -233,7 +236,7 @@ async fn write_loop(
     while let Some(message) = rx.recv().await {
         let close = message.id.is_none()
             && matches!(message.body, Response::Error { .. } | Response::Refused(_));
-        let is_result = matches!(message.body, Response::Result { .. });
+        let is_result = counts_in_flight(&message.body);
         let written = write_frame(&mut send, &message).await;
         if is_result {
             shared.finish_call();
@@ -250,10 +253,16 @@ async fn write_loop(
     // send and end in their call task.
     rx.close();
     while let Ok(message) = rx.try_recv() {
-        if matches!(message.body, Response::Result { .. }) {
+        if counts_in_flight(&message.body) {
             shared.finish_call();
         }
     }
+}
+
+/// The answers that count as in flight until written: a call's result and
+/// a shutdown's acknowledgement.
+fn counts_in_flight(body: &Response) -> bool {
+    matches!(body, Response::Result { .. } | Response::ShutdownAck { .. })
 }
 
 #[cfg(unix)]

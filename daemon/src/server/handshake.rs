@@ -47,7 +47,7 @@ pub(super) async fn handshake(shared: &Shared, recv: &mut Recv<'_>, out: &Outbox
         Some("shutdown_if_idle") => {
             let id = value.get("id").and_then(Value::as_u64).unwrap_or(0);
             idle::answer_shutdown_if_idle(shared, |answer| {
-                let _ = out.send(Envelope::new(id, answer));
+                out.send(Envelope::new(id, answer)).is_ok()
             });
             return None;
         }

@@ -34,17 +34,23 @@ fn may_exit_on_request(shared: &Shared) -> Result<(), Stays> {
     }
 }
 
-/// Answers a `ShutdownIfIdle` through `reply`, then stops the server if it
-/// accepted.
-pub(super) fn answer_shutdown_if_idle(shared: &Shared, reply: impl FnOnce(Response)) {
+/// Answers a `ShutdownIfIdle` through `reply` (which says whether the
+/// answer was queued for writing), then stops the server if it accepted.
+pub(super) fn answer_shutdown_if_idle(shared: &Shared, reply: impl FnOnce(Response) -> bool) {
     let decision = may_exit_on_request(shared);
-    reply(Response::ShutdownAck {
+    // The answer counts as in flight until it is written, so a daemon that
+    // accepted does not exit before the asker reads why.
+    shared.begin_call();
+    let queued = reply(Response::ShutdownAck {
         accepted: decision.is_ok(),
         reason: match decision {
             Ok(()) => "idle; exiting".to_owned(),
             Err(stays) => stays.to_string(),
         },
     });
+    if !queued {
+        shared.finish_call();
+    }
     if decision.is_ok() {
         shared.request_stop(StopReason::Requested);
     }
