@@ -233,7 +233,12 @@ async fn a_call_waiting_for_a_session_lock_leaves_the_runtime_serving() {
     .await;
     // The close is in flight (counted until its result is written).
     let mut status_id = 100;
+    let deadline = tokio::time::Instant::now() + ANSWER;
     while calls_in_flight(&first, status_id).await == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the close never showed as in flight"
+        );
         status_id += 1;
         tokio::task::yield_now().await;
     }
