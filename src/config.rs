@@ -342,13 +342,90 @@ mod tests {
             "t.toml",
         )
         .unwrap();
-        assert_eq!(c.data_dir, Some("/d".into()));
+        // Every key, each at a value other than its default: the whole struct
+        // is written out (no `..Default::default()`), so a key added to
+        // `Config` must be added here, and a key whose read is dropped fails.
+        let expected = Config {
+            data_dir: Some("/d".into()),
+            socket: Some("/s/rlmd.sock".into()),
+            idle_timeout_seconds: 0,
+            allowed_roots: Some(vec![PathBuf::from("/home/me/src")]),
+            session: SessionDefaults {
+                max_tool_calls: 9,
+                max_chars_per_response: 2000,
+                max_chars_per_peek: 300,
+                chunk_cache_enabled: false,
+            },
+            load: LoadConfig {
+                max_file_size_mb: 5,
+                threads: 2,
+            },
+            log: LogConfig {
+                level: "rlmd=debug".into(),
+                dir: Some("/l".into()),
+                stderr: true,
+                keep_files: 3,
+            },
+        };
+        assert_eq!(c, expected);
+        // Each value differs from the default, so reading none of them would fail too.
+        let d = Config::default();
+        let (s, ds) = (&expected.session, &d.session);
+        let differs = [
+            ("data_dir", expected.data_dir != d.data_dir),
+            ("socket", expected.socket != d.socket),
+            (
+                "idle_timeout_seconds",
+                expected.idle_timeout_seconds != d.idle_timeout_seconds,
+            ),
+            ("allowed_roots", expected.allowed_roots != d.allowed_roots),
+            (
+                "session.max_tool_calls",
+                s.max_tool_calls != ds.max_tool_calls,
+            ),
+            (
+                "session.max_chars_per_response",
+                s.max_chars_per_response != ds.max_chars_per_response,
+            ),
+            (
+                "session.max_chars_per_peek",
+                s.max_chars_per_peek != ds.max_chars_per_peek,
+            ),
+            (
+                "session.chunk_cache_enabled",
+                s.chunk_cache_enabled != ds.chunk_cache_enabled,
+            ),
+            (
+                "load.max_file_size_mb",
+                expected.load.max_file_size_mb != d.load.max_file_size_mb,
+            ),
+            ("load.threads", expected.load.threads != d.load.threads),
+            ("log.level", expected.log.level != d.log.level),
+            ("log.dir", expected.log.dir != d.log.dir),
+            ("log.stderr", expected.log.stderr != d.log.stderr),
+            (
+                "log.keep_files",
+                expected.log.keep_files != d.log.keep_files,
+            ),
+        ];
+        for (key, different) in differs {
+            assert!(different, "{key}: the test sets it to its default");
+        }
+        // And the accessors hand the values on.
+        assert_eq!(c.data_dir().unwrap(), PathBuf::from("/d"));
+        assert_eq!(c.socket().unwrap(), PathBuf::from("/s/rlmd.sock"));
+        assert_eq!(c.log_dir().unwrap(), PathBuf::from("/l"));
         assert_eq!(c.idle_timeout(), None);
-        assert_eq!(c.session_defaults().max_tool_calls, 9);
-        assert!(!c.session_defaults().chunk_cache_enabled);
-        assert_eq!(c.load.threads, 2);
-        assert_eq!(c.log.level, "rlmd=debug");
-        assert_eq!(c.allowed_roots, Some(vec![PathBuf::from("/home/me/src")]));
+        let sd = c.session_defaults();
+        assert_eq!(
+            (
+                sd.max_tool_calls,
+                sd.max_chars_per_response,
+                sd.max_chars_per_peek,
+                sd.chunk_cache_enabled
+            ),
+            (9, 2000, 300, false)
+        );
     }
 
     #[test]

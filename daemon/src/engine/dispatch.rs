@@ -39,7 +39,7 @@ impl Registry {
         };
         r.free::<tool::SessionCreate>(|e, a, _| e.session_create(a));
         r.session::<tool::SessionInfo>(|e, s, _, _| e.session_info(s));
-        r.free::<tool::SessionClose>(|e, a, _| e.session_close(&a.session_id));
+        r.free::<tool::SessionClose>(|e, a, ctx| e.session_close(&a.session_id, ctx));
         r.session::<tool::DocsLoad>(|e, s, a, ctx| e.docs_load(s, a, ctx));
         r.session::<tool::DocsList>(|e, s, a, _| e.docs_list(s, a));
         r.session::<tool::DocsPeek>(|e, s, a, _| e.docs_peek(s, a));

@@ -20,6 +20,7 @@ use super::{CallContext, EngineConfig, SessionRow};
 use crate::search::analyzer::AnalyzerOptions;
 use crate::search::bm25::{IndexError, IndexStamp, PassageIndex, signature};
 use crate::store::Store;
+use crate::store::lock::SessionLock;
 
 /// An open index and the documents its ords stand for.
 pub(crate) struct SessionIndex {
@@ -141,12 +142,24 @@ impl IndexManager {
         if let Some(idx) = self.cached_at(&session.id, session.generation) {
             return Ok((idx, false));
         }
+        let lock = self.shared.store.lock_session(&session.id)?;
+        self.get_locked(&lock, &session.id, ctx)
+    }
+
+    /// [`IndexManager::get`] for a caller that already holds the session's
+    /// lock (`rlm.session.close` persists the index before it closes).
+    pub(crate) fn get_locked(
+        &self,
+        _lock: &SessionLock,
+        session_id: &str,
+        ctx: &CallContext,
+    ) -> Result<(Arc<SessionIndex>, bool), ToolError> {
         let store = &self.shared.store;
-        let _lock = store.lock_session(&session.id)?;
         // Re-read under the lock: a load may have committed meanwhile.
         let current = store
-            .session(&session.id)?
-            .ok_or_else(|| session_not_found(&session.id))?;
+            .session(session_id)?
+            .ok_or_else(|| session_not_found(session_id))?;
+        let session = &current;
         if let Some(idx) = self.cached_at(&session.id, current.generation) {
             return Ok((idx, false));
         }

@@ -6,7 +6,8 @@ use rlm::tools::{
 };
 use rlm::{ErrorCode, ToolError};
 
-use super::{Engine, SessionRow, SessionStatus, now};
+use super::{CallContext, Engine, SessionRow, SessionStatus, now};
+use crate::store::lock::SessionLock;
 use crate::store::sessions::{Close, NewSession};
 
 impl SessionRow {
@@ -119,12 +120,19 @@ impl Engine {
     }
 
     /// Closes a session: exactly one of any number of concurrent closes wins.
-    pub(crate) fn session_close(&self, session_id: &str) -> Result<SessionCloseResult, ToolError> {
+    /// The session's search index is persisted first, built if no search or
+    /// background build made it yet.
+    pub(crate) fn session_close(
+        &self,
+        session_id: &str,
+        ctx: &CallContext,
+    ) -> Result<SessionCloseResult, ToolError> {
         let store = &self.inner.store;
         // The lock orders the close after any load or index build in flight,
         // so the index it leaves on disk is complete.
         let exists = self.load_session(session_id)?;
         let lock = store.lock_session(&exists.id)?;
+        self.persist_index(&lock, session_id, ctx)?;
         let closed_at = now();
         let outcome = store.close_session(&lock, session_id, &closed_at)?;
         match outcome {
@@ -151,6 +159,33 @@ impl Engine {
                 ),
             )
             .with("session_id", session_id.to_owned())),
+        }
+    }
+
+    /// Builds the index of an active session with documents whose current
+    /// index is not on disk, under the lock the caller holds. A build that
+    /// fails does not stop the close (the next search builds it); a cancelled
+    /// one does.
+    fn persist_index(
+        &self,
+        lock: &SessionLock,
+        session_id: &str,
+        ctx: &CallContext,
+    ) -> Result<(), ToolError> {
+        let Some(s) = self.inner.store.session(session_id)? else {
+            return Ok(());
+        };
+        let indexes = &self.inner.indexes;
+        if !s.is_active() || s.document_count == 0 || indexes.is_current(&s.id, s.generation) {
+            return Ok(());
+        }
+        match indexes.get_locked(lock, session_id, ctx) {
+            Ok(_) => Ok(()),
+            Err(e) if e.code == ErrorCode::Cancelled => Err(e),
+            Err(e) => {
+                tracing::warn!(session_id, error = %e, "closing without a search index; the next search builds it");
+                Ok(())
+            }
         }
     }
 }

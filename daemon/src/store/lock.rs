@@ -1,9 +1,10 @@
 //! Per-session advisory lock files (`locks/<session>.lock`), shared by every
 //! daemon process that changes a session: exclusive `flock`s through fs4.
 //!
-//! Lock files are never removed while their session exists, so a process can
-//! never lock a file that another process has just unlinked: every holder of a
-//! session's lock holds the same inode.
+//! Lock files are never removed while their session exists, so every holder of
+//! a session's lock holds the same inode. Should a lock file still be replaced
+//! between a locker's open and its lock, the locker notices once it holds the
+//! lock (the path names another inode) and locks the path again.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -34,16 +35,32 @@ impl SessionLock {
         timeout: Duration,
     ) -> io::Result<SessionLock> {
         let path = Self::path_for(locks_dir, session_id);
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)?;
         let deadline = Instant::now() + timeout;
+        let file = open(&path)?;
+        Self::lock_opened(path, file, deadline, timeout)
+    }
+
+    /// Locks `file`, opened from `path`, and keeps it only if `path` still
+    /// names it once locked: a file unlinked (and maybe recreated) between the
+    /// open and the lock excludes no one, so the path is opened and locked
+    /// again.
+    fn lock_opened(
+        path: PathBuf,
+        mut file: File,
+        deadline: Instant,
+        timeout: Duration,
+    ) -> io::Result<SessionLock> {
         let mut pause = Duration::from_micros(200);
         loop {
             match FileExt::try_lock(&file) {
-                Ok(()) => return Ok(SessionLock { file, path }),
+                Ok(()) => {
+                    if names_file(&path, &file)? {
+                        return Ok(SessionLock { file, path });
+                    }
+                    let _ = FileExt::unlock(&file);
+                    file = open(&path)?;
+                    continue;
+                }
                 Err(TryLockError::WouldBlock) => {}
                 Err(TryLockError::Error(e)) => return Err(e),
             }
@@ -67,6 +84,34 @@ impl SessionLock {
     }
 }
 
+fn open(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+}
+
+/// Whether `path` names the open `file` (same device and inode); false when
+/// the path no longer exists.
+#[cfg(unix)]
+fn names_file(path: &Path, file: &File) -> io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let held = file.metadata()?;
+    match std::fs::metadata(path) {
+        Ok(named) => Ok(named.dev() == held.dev() && named.ino() == held.ino()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Windows refuses to delete a file another handle has open, so the path
+/// always names the file locked.
+#[cfg(not(unix))]
+fn names_file(_path: &Path, _file: &File) -> io::Result<bool> {
+    Ok(true)
+}
+
 impl Drop for SessionLock {
     fn drop(&mut self) {
         let _ = FileExt::unlock(&self.file);
@@ -87,5 +132,39 @@ mod tests {
         assert!(other.is_ok(), "locks of other sessions are independent");
         drop(first);
         SessionLock::acquire(dir.path(), "s1", Duration::from_millis(500)).unwrap();
+    }
+
+    /// A waiter that opened the lock file before it was replaced (unlinked and
+    /// created again, now held by someone else) gets the old inode's lock
+    /// uncontended: it must notice and wait for the new file's holder.
+    #[test]
+    fn a_locker_whose_file_was_replaced_locks_the_new_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = SessionLock::path_for(dir.path(), "s1");
+        // The waiter's open, before the replacement.
+        let stale = open(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let holder = SessionLock::acquire(dir.path(), "s1", Duration::from_secs(1)).unwrap();
+        let wait = Duration::from_millis(50);
+        let err = SessionLock::lock_opened(path.clone(), stale, Instant::now() + wait, wait)
+            .expect_err("the holder of the file the path names excludes the waiter");
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        // Once the holder lets go, the waiter gets the file the path names.
+        drop(holder);
+        let stale = open(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let wait = Duration::from_secs(5);
+        let lock = SessionLock::lock_opened(path.clone(), stale, Instant::now() + wait, wait)
+            .expect("the path's new file is free");
+        assert!(
+            names_file(&path, &lock.file).unwrap(),
+            "the lock held is that of the file the path names"
+        );
+        let err = SessionLock::acquire(dir.path(), "s1", Duration::from_millis(30)).unwrap_err();
+        assert_eq!(
+            err.kind(),
+            io::ErrorKind::TimedOut,
+            "and it excludes others"
+        );
     }
 }
