@@ -219,6 +219,24 @@ impl Bench {
         Ok((v, t.elapsed()))
     }
 
+    /// Every document of the session, paging `rlm.docs.list`.
+    fn documents(&self, sid: &str) -> Result<Vec<Value>, String> {
+        let mut all = Vec::new();
+        let mut offset = 0;
+        loop {
+            let page = self.call(
+                "rlm.docs.list",
+                json!({"session_id": sid, "limit": 10000, "offset": offset}),
+            )?;
+            let n = page["documents"].as_array().map_or(0, Vec::len);
+            all.extend(page["documents"].as_array().cloned().unwrap_or_default());
+            match page["next_offset"].as_u64() {
+                Some(next) if n > 0 => offset = next,
+                _ => return Ok(all),
+            }
+        }
+    }
+
     fn session(&self) -> Result<String, String> {
         let v = self.call(
             "rlm.session.create",
@@ -332,20 +350,7 @@ fn one_run(corpus: &Path) -> Result<Vec<(&'static str, f64)>, String> {
     out.push(("literal_p50_ms", p50));
     out.push(("literal_p95_ms", p95));
     // Chunking and span.get on the largest document.
-    let mut all = Vec::new();
-    let mut offset = 0;
-    loop {
-        let page = b.call(
-            "rlm.docs.list",
-            json!({"session_id": sid, "limit": 10000, "offset": offset}),
-        )?;
-        let n = page["documents"].as_array().map_or(0, Vec::len);
-        all.extend(page["documents"].as_array().cloned().unwrap_or_default());
-        match page["next_offset"].as_u64() {
-            Some(next) if n > 0 => offset = next,
-            _ => break,
-        }
-    }
+    let all = b.documents(&sid)?;
     let largest = all
         .iter()
         .max_by_key(|d| d["length_chars"].as_u64().unwrap_or(0))
@@ -558,24 +563,16 @@ fn niah(args: &[String]) -> Result<(), String> {
         "rlm.docs.load",
         json!({"session_id": sid, "sources": [{"type": "directory", "path": planted.join("corpus"), "recursive": true, "include_pattern": r"\.py$"}]}),
     )?;
-    let mut id2path = std::collections::HashMap::new();
-    let mut offset = 0;
-    loop {
-        let page = b.call(
-            "rlm.docs.list",
-            json!({"session_id": sid, "limit": 10000, "offset": offset}),
-        )?;
-        for d in page["documents"].as_array().cloned().unwrap_or_default() {
-            id2path.insert(
+    let id2path: std::collections::HashMap<String, String> = b
+        .documents(&sid)?
+        .iter()
+        .map(|d| {
+            (
                 d["doc_id"].as_str().unwrap_or_default().to_owned(),
                 d["source"].as_str().unwrap_or_default().to_owned(),
-            );
-        }
-        match page["next_offset"].as_u64() {
-            Some(next) => offset = next,
-            None => break,
-        }
-    }
+            )
+        })
+        .collect();
     eprintln!(
         "rlm-engine-bench: niah loaded {} docs",
         loaded["loaded_count"]

@@ -5,9 +5,8 @@ use std::{
     time::Duration,
 };
 
-use futures::future::BoxFuture;
 use rlm::{ErrorCode, ToolError, protocol::CallOutcome};
-use rlm_client::mcp::{Backend, ProgressSink, RlmServer, ShimOptions, ToolNames, serve_io};
+use rlm_client::mcp::{Backend, Forward, Forwarded, RlmServer, ShimOptions, ToolNames, serve_io};
 use rmcp::{
     ClientHandler, ClientLifecycleMode, ClientServiceExt, RoleClient, ServiceError, ServiceExt,
     model::{
@@ -18,7 +17,6 @@ use rmcp::{
 };
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(10);
 const INSTRUCTIONS: &str = "Keep big texts outside your context: create a session, load, search.";
@@ -61,13 +59,13 @@ fn ok_result(tool: &str) -> Value {
 }
 
 impl Backend for FakeBackend {
-    fn call(
-        &self,
-        tool: String,
-        arguments: Value,
-        progress: Option<ProgressSink>,
-        cancel: CancellationToken,
-    ) -> BoxFuture<'static, Result<CallOutcome, String>> {
+    fn call(&self, call: Forward) -> Forwarded {
+        let Forward {
+            tool,
+            arguments,
+            progress,
+            cancel,
+        } = call;
         self.0.seen.lock().unwrap().push(Seen {
             tool: tool.clone(),
             arguments: arguments.clone(),

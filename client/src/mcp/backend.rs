@@ -9,42 +9,40 @@ use tokio_util::sync::CancellationToken;
 use crate::ProgressSink;
 use crate::daemon::DaemonClient;
 
+/// One tool call as the MCP layer forwards it.
+#[derive(Debug)]
+pub struct Forward {
+    /// The canonical dotted name of the tool.
+    pub tool: String,
+    /// The JSON object the client sent (`{}` when it sent none).
+    pub arguments: Value,
+    /// `Some` only when the MCP client asked for progress (a `progressToken`): each
+    /// `(done, total, message)` sent on it becomes one `notifications/progress`. `done` should
+    /// grow with every update. Updates sent after the call's future resolves are dropped.
+    pub progress: Option<ProgressSink>,
+    /// Fires when the client cancels the call (`notifications/cancelled`) and when the MCP
+    /// session ends. It may also fire after the call has finished (rmcp cancels a request's
+    /// token once its response is sent): ignore it then.
+    pub cancel: CancellationToken,
+}
+
+/// How a forwarded call ends: `Err(message)` means the daemon could not be reached or went
+/// away during the call; the message says so and what to do (the model reads it, under code
+/// `daemon_unavailable`).
+pub type Forwarded = BoxFuture<'static, Result<CallOutcome, String>>;
+
 /// What the MCP layer forwards calls to (the daemon connection implements it; tests use a fake).
 pub trait Backend: Send + Sync + 'static {
-    /// Runs one tool. `tool` is the canonical dotted name; `arguments` is the JSON object the
-    /// client sent (`{}` when it sent none).
-    ///
-    /// `progress` is `Some` only when the MCP client asked for progress (a `progressToken`): each
-    /// `(done, total, message)` sent on it becomes one `notifications/progress`. `done` should
-    /// grow with every update. Updates sent after the returned future resolves are dropped.
-    ///
-    /// `cancel` fires when the client cancels the call (`notifications/cancelled`) and when the
-    /// MCP session ends. It may also fire after the call has finished (rmcp cancels a request's
-    /// token once its response is sent): ignore it then.
-    ///
-    /// `Err(message)` means the daemon could not be reached or went away during the call; the
-    /// message says so and what to do (the model reads it, under code `daemon_unavailable`).
-    fn call(
-        &self,
-        tool: String,
-        arguments: Value,
-        progress: Option<ProgressSink>,
-        cancel: CancellationToken,
-    ) -> BoxFuture<'static, Result<CallOutcome, String>>;
+    /// Runs one tool.
+    fn call(&self, call: Forward) -> Forwarded;
 }
 
 impl Backend for DaemonClient {
     /// A [`crate::daemon::ClientError`] reaches the model as its message, under `daemon_unavailable`.
-    fn call(
-        &self,
-        tool: String,
-        arguments: Value,
-        progress: Option<ProgressSink>,
-        cancel: CancellationToken,
-    ) -> BoxFuture<'static, Result<CallOutcome, String>> {
+    fn call(&self, call: Forward) -> Forwarded {
         let this = self.clone();
         Box::pin(async move {
-            this.call_tool(tool, arguments, progress, cancel)
+            this.call_tool(call.tool, call.arguments, call.progress, call.cancel)
                 .await
                 .map_err(|e| e.to_string())
         })

@@ -38,7 +38,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 
 pub use crate::ProgressSink;
-pub use backend::Backend;
+pub use backend::{Backend, Forward, Forwarded};
 
 /// The largest MCP message (one JSON-RPC line) the shim reads. rmcp's default (16 MiB) would
 /// silently drop a larger `rlm.docs.load` with inline content and leave the client waiting; this
@@ -172,10 +172,23 @@ impl<B: Backend> RlmServer<B> {
         let name = tool.name().to_owned();
         let cancel = context.ct.clone();
         let Some(token) = context.meta.get_progress_token() else {
-            return self.backend.call(name, arguments, None, cancel).await;
+            return self
+                .backend
+                .call(Forward {
+                    tool: name,
+                    arguments,
+                    progress: None,
+                    cancel,
+                })
+                .await;
         };
         let (sink, mut updates) = mpsc::unbounded_channel();
-        let mut call = self.backend.call(name, arguments, Some(sink), cancel);
+        let mut call = self.backend.call(Forward {
+            tool: name,
+            arguments,
+            progress: Some(sink),
+            cancel,
+        });
         let mut open = true;
         // Progress is sent from this task (not a spawned one) so that rmcp associates it with
         // the request it belongs to.
