@@ -422,6 +422,57 @@ fn bad_files_are_reported_by_path_while_the_rest_load() {
     );
 }
 
+/// A FIFO, a device and a link to a device named by file sources are each
+/// refused as not a regular file, and at once: the load never waits for a
+/// FIFO's writer nor reads a device without end; the good file still loads.
+#[cfg(unix)]
+#[test]
+fn fifos_and_devices_are_refused_without_blocking() {
+    let env = Env::new();
+    let sid = env.session();
+    let good = env.write_file("in/good.txt", "good text\n");
+    let fifo = env.dir.path().join("in/pipe");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let link = env.dir.path().join("in/zero-link");
+    std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
+    let args = json!({"session_id": sid, "sources": [
+        {"type": "file", "path": "in/pipe"},
+        {"type": "file", "path": "/dev/zero"},
+        {"type": "file", "path": "in/zero-link"},
+        {"type": "file", "path": "in/good.txt"}
+    ]});
+    // On a thread of its own: a load that blocks fails this test at the
+    // deadline instead of hanging the suite.
+    let (engine, ctx) = (env.engine.clone(), env.ctx.clone());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(engine.call("rlm.docs.load", args, &ctx));
+    });
+    let r = rx
+        .recv_timeout(std::time::Duration::from_secs(120))
+        .expect("the load answers instead of blocking on the FIFO or reading /dev/zero")
+        .unwrap();
+    assert_eq!(r["loaded_count"], 1, "{r}");
+    assert_eq!(sources_of(&r), BTreeSet::from([canon(&good)]));
+    let errors: Vec<&str> = r["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    assert_eq!(errors.len(), 3, "{r}");
+    let refused = |name: &str, kind: &str| {
+        errors
+            .iter()
+            .filter(|e| e.contains(name) && e.contains("not a regular file") && e.contains(kind))
+            .count()
+    };
+    assert_eq!(refused("in/pipe", "a FIFO"), 1, "{errors:?}");
+    // `/dev/zero` named, and reached through a link.
+    assert_eq!(refused("/dev/zero", "a device"), 2, "{errors:?}");
+    assert_eq!(env.info(&sid)["document_count"], 1);
+}
+
 #[test]
 fn files_skipped_inside_a_directory_or_glob_are_reported() {
     let env = Env::with(|c| c.max_file_size_mb = 1);

@@ -17,6 +17,80 @@ pub(super) struct Prepared {
     pub(super) hint: Option<u64>,
 }
 
+/// Why a file was not read.
+enum ReadError {
+    /// Larger than the limit: its size when the metadata told it, none
+    /// when the read itself passed the limit.
+    TooLarge(Option<u64>),
+    Skip(SkipKind, String),
+}
+
+/// Reads a regular file of at most `max_bytes`. The file is opened without
+/// blocking (a FIFO opens at once instead of waiting for a writer) and
+/// checked on the opened descriptor, so what is read is what was checked:
+/// FIFOs, sockets and devices are refused, never read. The read itself is
+/// bounded, so a file that grows after its size was looked at (or a size
+/// the metadata does not tell) still stops at the limit.
+fn read_regular_file(path: &std::path::Path, max_bytes: u64) -> Result<Vec<u8>, ReadError> {
+    use std::io::Read;
+    let unreadable = |e: std::io::Error| ReadError::Skip(SkipKind::Unreadable, io_reason(&e));
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags((nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_NOCTTY).bits());
+    }
+    let file = options.open(path).map_err(unreadable)?;
+    let meta = file.metadata().map_err(unreadable)?;
+    if meta.is_dir() {
+        return Err(ReadError::Skip(
+            SkipKind::Other,
+            "is a directory; use a directory source".into(),
+        ));
+    }
+    if !meta.is_file() {
+        return Err(ReadError::Skip(
+            SkipKind::Other,
+            format!(
+                "is not a regular file (it is {}); only regular files are loaded",
+                file_kind(&meta)
+            ),
+        ));
+    }
+    if meta.len() > max_bytes {
+        return Err(ReadError::TooLarge(Some(meta.len())));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(max_bytes + 1)
+        .read_to_end(&mut bytes)
+        .map_err(unreadable)?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(ReadError::TooLarge(None));
+    }
+    Ok(bytes)
+}
+
+/// What kind of file a non-regular, non-directory file is, for people.
+fn file_kind(meta: &std::fs::Metadata) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let t = meta.file_type();
+        if t.is_fifo() {
+            return "a FIFO";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+        if t.is_char_device() || t.is_block_device() {
+            return "a device";
+        }
+    }
+    let _ = meta;
+    "not a plain file"
+}
+
 /// Reads, checks and measures one item (runs on a load thread).
 pub(super) fn read_item(item: Item, max_bytes: u64, ctx: &CallContext) -> Result<Prepared, Skip> {
     if ctx.cancelled() {
@@ -49,28 +123,17 @@ pub(super) fn read_item(item: Item, max_bytes: u64, ctx: &CallContext) -> Result
         }
         Item::File { path, hint } => {
             let shown = path.display().to_string();
-            match std::fs::metadata(&path) {
-                Ok(m) if m.is_dir() => {
-                    return Err(Skip::new(
-                        SkipKind::Other,
-                        format!("{shown}: is a directory; use a directory source"),
-                    ));
-                }
-                Ok(m) if m.len() > max_bytes => return Err(too_large(&shown, m.len())),
-                Ok(_) => {}
-                Err(e) => {
-                    return Err(Skip::new(
-                        SkipKind::Unreadable,
-                        format!("{shown}: {}", io_reason(&e)),
-                    ));
-                }
-            }
-            let bytes = std::fs::read(&path).map_err(|e| {
-                Skip::new(SkipKind::Unreadable, format!("{shown}: {}", io_reason(&e)))
+            let bytes = read_regular_file(&path, max_bytes).map_err(|e| match e {
+                ReadError::TooLarge(Some(n)) => too_large(&shown, n),
+                ReadError::TooLarge(None) => Skip::new(
+                    SkipKind::TooLarge,
+                    format!(
+                        "{shown}: grew past max_file_size_mb ({} MB) while it was read; load it once it is complete, or raise the limit in the server's config",
+                        max_bytes >> 20
+                    ),
+                ),
+                ReadError::Skip(kind, why) => Skip::new(kind, format!("{shown}: {why}")),
             })?;
-            if bytes.len() as u64 > max_bytes {
-                return Err(too_large(&shown, bytes.len() as u64));
-            }
             if let Err(e) = std::str::from_utf8(&bytes) {
                 return Err(Skip::new(
                     SkipKind::NotUtf8,
