@@ -94,7 +94,8 @@ pub fn init(name: &'static str, config: &Config, targets: LogTargets) -> LogGuar
 use tracing_subscriber::Layer as _;
 
 fn appender(name: &str, dir: &Path, keep: usize) -> std::io::Result<RollingFileAppender> {
-    std::fs::create_dir_all(dir)?;
+    // The logs name files, sessions and queries' sizes: this user's alone.
+    crate::paths::ensure_private_dir(dir)?;
     RollingFileAppender::builder()
         .rotation(Rotation::DAILY)
         .filename_prefix(name)

@@ -107,7 +107,7 @@ pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
             return Err(io::Error::new(
                 io::ErrorKind::PermissionDenied,
                 format!(
-                    "{} belongs to uid {}, not to this user (uid {me}); remove it or set RLM_SOCKET elsewhere",
+                    "{} belongs to uid {}, not to this user (uid {me}); remove it, or point rlm elsewhere (RLM_SOCKET, RLM_DATA_DIR, RLM_LOG_DIR)",
                     dir.display(),
                     meta.uid()
                 ),

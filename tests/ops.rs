@@ -680,3 +680,66 @@ fn rlmd_tells_systemd_it_is_ready_once_it_serves() {
     let status = common::wait_child(&mut child, WAIT, "rlmd to exit after SIGTERM");
     assert!(status.success(), "{status}");
 }
+
+/// Whatever umask the user has, every file the daemon writes (store, packs,
+/// index, locks, logs) is the user's alone, and every folder 0700: another
+/// local user can read none of what was loaded.
+#[test]
+fn every_file_the_daemon_writes_is_the_users_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let t = TestDir::new();
+    let folder = t.path().join("corpus");
+    common::write_corpus(&folder, 5, 400);
+    // The CLI, and the daemon it starts, run with the usual umask 022.
+    let mut cli = t.command(&rlm_cli());
+    cli.env("RLM_SOCKET", &t.socket)
+        .env("RLM_DATA_DIR", &t.data)
+        .args(["search", folder.to_str().unwrap(), "word", "--json"]);
+    // SAFETY: umask is async-signal-safe.
+    unsafe {
+        cli.pre_exec(|| {
+            nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
+            Ok(())
+        });
+    }
+    let out = cli.output().expect("rlm runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut seen = (0, 0);
+    for root in [&t.data, &t.logs] {
+        for entry in walkdir(root) {
+            let meta = std::fs::symlink_metadata(&entry).unwrap();
+            let mode = meta.permissions().mode() & 0o777;
+            if meta.is_dir() {
+                seen.0 += 1;
+                assert_eq!(mode, 0o700, "{}", entry.display());
+            } else if meta.is_file() {
+                seen.1 += 1;
+                assert_eq!(mode & 0o077, 0, "{} is {mode:o}", entry.display());
+            }
+        }
+    }
+    // The store, its pack, the session's lock and index, and a log file.
+    assert!(seen.0 >= 4 && seen.1 >= 5, "{seen:?}");
+    let (code, _, err) = run_cli(&t, &["daemon", "stop"]);
+    assert_eq!(code, 0, "{err}");
+}
+
+/// Every path below `root`, `root` included.
+fn walkdir(root: &Path) -> Vec<PathBuf> {
+    let mut out = vec![root.to_owned()];
+    let mut i = 0;
+    while i < out.len() {
+        if out[i].is_dir() && !out[i].is_symlink() {
+            for e in std::fs::read_dir(&out[i]).unwrap() {
+                out.push(e.unwrap().path());
+            }
+        }
+        i += 1;
+    }
+    out
+}

@@ -140,12 +140,15 @@ fn spawn_and_wait(
     let write_fd = write_end.as_raw_fd();
     let stderr = match &auto.log_file {
         Some(path) => {
+            // The daemon's stderr lands beside its logs: the user's alone.
             if let Some(parent) = path.parent() {
-                let _ = std::fs::create_dir_all(parent);
+                let _ = rlm::paths::ensure_private_dir(parent);
             }
+            use std::os::unix::fs::OpenOptionsExt;
             OpenOptions::new()
                 .create(true)
                 .append(true)
+                .mode(0o600)
                 .open(path)
                 .map(Stdio::from)
                 .unwrap_or_else(|_| Stdio::null())

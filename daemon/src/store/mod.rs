@@ -109,7 +109,11 @@ impl Store {
             std::fs::create_dir_all(p).map_err(io_err(format!("creating {}", p.display())))
         };
         let layout = Layout::new(root);
-        mk(root)?;
+        // The root is 0700 and this user's (a store of an older version, or
+        // made by hand with a looser mode, is tightened): what it holds is
+        // then nobody else's to read, whatever the modes of the files below.
+        rlm::paths::ensure_private_dir(root)
+            .map_err(io_err(format!("making {} private", root.display())))?;
         mk(&layout.locks_dir())?;
         mk(&layout.indexes_dir())?;
         let blobs = BlobStore::open(&layout).map_err(io_err("opening the blob store"))?;

@@ -246,3 +246,21 @@ fn a_missing_index_folder_is_no_error_to_remove() {
     store.remove_index_dir("s").unwrap();
     assert!(!store.index_dir("s").exists());
 }
+
+/// The data folder is this user's alone, whatever mode it had: a store made
+/// by an older version (0755) is tightened when opened.
+#[cfg(unix)]
+#[test]
+fn the_data_folder_is_private_once_opened() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let loose = dir.path().join("loose");
+    std::fs::create_dir(&loose).unwrap();
+    std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let fresh = dir.path().join("a/b/fresh");
+    for root in [&loose, &fresh] {
+        drop(Store::open(root).unwrap());
+        let mode = std::fs::metadata(root).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{}", root.display());
+    }
+}
