@@ -473,6 +473,57 @@ fn fifos_and_devices_are_refused_without_blocking() {
     assert_eq!(env.info(&sid)["document_count"], 1);
 }
 
+/// Walks follow links with loop detection: two links back to their own
+/// folder (`self0 -> .`, `self1 -> .`) neither hang a glob or a directory
+/// walk nor multiply the files; a file reached twice (a link to it beside
+/// it) loads once; a link to a folder elsewhere is followed.
+#[cfg(unix)]
+#[test]
+fn walks_follow_links_once_and_stop_at_loops() {
+    let env = Env::new();
+    let sid = env.session();
+    for name in ["a", "b", "c", "d", "e"] {
+        env.write_file(&format!("loop/{name}.txt"), format!("file {name}\n"));
+    }
+    env.write_file("elsewhere/far.txt", "far away\n");
+    let root = env.dir.path().join("loop");
+    std::os::unix::fs::symlink(".", root.join("self0")).unwrap();
+    std::os::unix::fs::symlink(".", root.join("self1")).unwrap();
+    std::os::unix::fs::symlink("a.txt", root.join("alias.txt")).unwrap();
+    std::os::unix::fs::symlink("../elsewhere", root.join("ext")).unwrap();
+    let root = root.canonicalize().unwrap();
+    let expected: BTreeSet<String> = ["a", "b", "c", "d", "e"]
+        .iter()
+        .map(|n| root.join(format!("{n}.txt")).display().to_string())
+        .chain([canon(&env.dir.path().join("elsewhere/far.txt"))])
+        .collect();
+    for source in [
+        json!({"type": "glob", "path": "loop/**/*.txt"}),
+        json!({"type": "directory", "path": "loop", "recursive": true}),
+    ] {
+        // On a thread of its own: a walk that loops fails this test at the
+        // deadline instead of hanging the suite.
+        let (engine, ctx) = (env.engine.clone(), env.ctx.clone());
+        let args = json!({"session_id": sid, "sources": [source.clone()]});
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(engine.call("rlm.docs.load", args, &ctx));
+        });
+        let r = rx
+            .recv_timeout(std::time::Duration::from_secs(120))
+            .expect("the walk ends despite the link loops")
+            .unwrap();
+        assert_eq!(r["loaded_count"], 6, "{source}: {r}");
+        assert_eq!(sources_of(&r), expected, "{source}");
+        let errors = r["errors"].as_array().unwrap();
+        assert_eq!(errors.len(), 1, "{source}: {r}");
+        assert!(
+            errors[0].as_str().unwrap().contains("link loop"),
+            "{source}: {r}"
+        );
+    }
+}
+
 #[test]
 fn files_skipped_inside_a_directory_or_glob_are_reported() {
     let env = Env::with(|c| c.max_file_size_mb = 1);

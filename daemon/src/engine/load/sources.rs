@@ -73,13 +73,9 @@ impl Engine {
                     Ok(found) => found,
                     Err(skip) => return skips.push(skip),
                 };
-                let options = glob::MatchOptions {
-                    case_sensitive: true,
-                    require_literal_separator: true,
-                    require_literal_leading_dot: false,
-                };
-                let paths = match glob::glob_with(&pattern.to_string_lossy(), options) {
-                    Ok(p) => p,
+                let shown = pattern.display().to_string();
+                let matcher = match glob::Pattern::new(&pattern.to_string_lossy()) {
+                    Ok(m) => m,
                     Err(e) => {
                         return skips.push(Skip::new(
                             SkipKind::Other,
@@ -87,26 +83,23 @@ impl Engine {
                         ));
                     }
                 };
-                let mut found = Vec::new();
-                for entry in paths {
-                    match entry {
-                        Ok(p) if p.is_file() && filters.keep(&p) => found.push((p, false)),
-                        Ok(_) => {}
-                        Err(e) => skips.push(Skip::new(
-                            SkipKind::Unreadable,
-                            format!(
-                                "{}: unreadable while matching glob {path}: {}",
-                                e.path().display(),
-                                e.error()
-                            ),
-                        )),
-                    }
-                }
+                let options = glob::MatchOptions {
+                    case_sensitive: true,
+                    require_literal_separator: true,
+                    require_literal_leading_dot: false,
+                };
+                let (base, depth) = glob_base(&pattern);
+                let mut found: Vec<(PathBuf, PathBuf)> = walk_files(&base, depth, ctx, skips)
+                    .into_iter()
+                    .filter(|(walked, _)| {
+                        matcher.matches_path_with(walked, options) && filters.keep(walked)
+                    })
+                    .collect();
                 found.sort();
                 if found.is_empty() {
                     skips.push(Skip::new(
                         SkipKind::Other,
-                        format!("sources[{index}] (glob {}): matched no files; check the pattern and the working directory", pattern.display()),
+                        format!("sources[{index}] (glob {shown}): matched no files; check the pattern and the working directory"),
                     ));
                 }
                 self.push_files(found, token_count_hint, items, skips);
@@ -135,7 +128,7 @@ impl Engine {
                         format!("{}: {why}", dir.display()),
                     ));
                 }
-                // Entries under a canonical root are canonical unless they are links.
+                // Filters see paths under the canonical folder, whatever way it was named.
                 let dir = match dir.canonicalize() {
                     Ok(d) => d,
                     Err(e) => {
@@ -145,31 +138,11 @@ impl Engine {
                         ));
                     }
                 };
-                let walker = walkdir::WalkDir::new(&dir)
-                    .max_depth(if recursive { usize::MAX } else { 1 })
-                    .sort_by_file_name();
-                let mut found = Vec::new();
-                for entry in walker {
-                    match entry {
-                        Ok(e) => {
-                            let link = e.file_type().is_symlink();
-                            let is_file = e.file_type().is_file() || (link && e.path().is_file());
-                            if is_file && filters.keep(e.path()) {
-                                found.push((e.into_path(), !link));
-                            }
-                        }
-                        Err(e) => skips.push(Skip::new(
-                            SkipKind::Unreadable,
-                            format!(
-                                "{}: unreadable while listing directory {}: {e}",
-                                e.path()
-                                    .map(|p| p.display().to_string())
-                                    .unwrap_or_default(),
-                                dir.display()
-                            ),
-                        )),
-                    }
-                }
+                let depth = if recursive { usize::MAX } else { 1 };
+                let found: Vec<(PathBuf, PathBuf)> = walk_files(&dir, depth, ctx, skips)
+                    .into_iter()
+                    .filter(|(walked, _)| filters.keep(walked))
+                    .collect();
                 if found.is_empty() {
                     skips.push(Skip::new(
                         SkipKind::Other,
@@ -219,21 +192,17 @@ impl Engine {
         Ok((filters, resolved))
     }
 
-    /// Queues files; `canonical` tells which paths need no resolving.
+    /// Queues the files a walk found (as walked, canonical), each checked
+    /// against the allowed folders.
     fn push_files(
         &self,
-        found: Vec<(PathBuf, bool)>,
+        found: Vec<(PathBuf, PathBuf)>,
         hint: Option<u64>,
         items: &mut Vec<Item>,
         skips: &mut Vec<Skip>,
     ) {
-        for (p, canonical) in found {
-            let checked = if canonical {
-                self.check_root(p)
-            } else {
-                self.check_allowed(&p)
-            };
-            match checked {
+        for (_, canonical) in found {
+            match self.check_root(canonical) {
                 Ok(p) => items.push(Item::File { path: p, hint }),
                 Err(s) => skips.push(s),
             }
@@ -284,6 +253,103 @@ impl Engine {
         }
         Ok(canonical)
     }
+}
+
+/// Files the walker looks at between two checks of the cancel flag.
+const CANCEL_CHECK_EVERY: usize = 512;
+
+/// The regular files under `base` (`base` itself when it is one), at most
+/// `depth` levels down, in walk order (sorted by name at each level), each as
+/// walked and as its canonical path. Links are followed, with loop
+/// detection: a link back into a folder being walked is not followed again
+/// (and counted in one line of `skips`), and a file reached twice (through
+/// links) is listed once. A cancelled call stops the walk.
+fn walk_files(
+    base: &Path,
+    depth: usize,
+    ctx: &CallContext,
+    skips: &mut Vec<Skip>,
+) -> Vec<(PathBuf, PathBuf)> {
+    let walker = walkdir::WalkDir::new(base)
+        .follow_links(true)
+        .max_depth(depth)
+        .sort_by_file_name();
+    let mut seen = std::collections::HashSet::new();
+    let mut files = Vec::new();
+    let mut loops = 0usize;
+    for (n, entry) in walker.into_iter().enumerate() {
+        if n % CANCEL_CHECK_EVERY == 0 && ctx.cancelled() {
+            skips.push(Skip::new(
+                SkipKind::Other,
+                format!(
+                    "{}: the walk stopped: the call was cancelled",
+                    base.display()
+                ),
+            ));
+            break;
+        }
+        match entry {
+            // Followed links report their target's type.
+            Ok(e) if e.file_type().is_file() => match e.path().canonicalize() {
+                Ok(canonical) => {
+                    if seen.insert(canonical.clone()) {
+                        files.push((e.into_path(), canonical));
+                    }
+                }
+                Err(err) => skips.push(Skip::new(
+                    SkipKind::Unreadable,
+                    format!("{}: {}", e.path().display(), io_reason(&err)),
+                )),
+            },
+            Ok(_) => {}
+            Err(e) if e.loop_ancestor().is_some() => loops += 1,
+            Err(e) => skips.push(Skip::new(
+                SkipKind::Unreadable,
+                format!(
+                    "{}: unreadable while listing {}: {e}",
+                    e.path()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default(),
+                    base.display()
+                ),
+            )),
+        }
+    }
+    if loops > 0 {
+        skips.push(Skip::new(
+            SkipKind::Other,
+            format!(
+                "{}: {loops} link(s) back into a folder being walked were not followed again (a link loop)",
+                base.display()
+            ),
+        ));
+    }
+    files
+}
+
+/// Where a glob's walk starts (the folder its components name before the
+/// first wildcard) and how deep it goes (the components after it; no limit
+/// with `**`).
+fn glob_base(pattern: &Path) -> (PathBuf, usize) {
+    let is_wild = |c: &std::ffi::OsStr| {
+        let c = c.to_string_lossy();
+        c.contains(['*', '?', '['])
+    };
+    let mut base = PathBuf::new();
+    let mut rest = Vec::new();
+    for c in pattern.components() {
+        if rest.is_empty() && !is_wild(c.as_os_str()) {
+            base.push(c);
+        } else {
+            rest.push(c.as_os_str().to_owned());
+        }
+    }
+    let depth = if rest.iter().any(|c| c.to_string_lossy().contains("**")) {
+        usize::MAX
+    } else {
+        rest.len()
+    };
+    (base, depth)
 }
 
 /// include/exclude regexes of a glob or directory source.
