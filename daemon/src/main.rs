@@ -137,13 +137,15 @@ async fn serve(args: Args, config: Config, ready: &mut ReadyPipe) -> Result<(), 
         idle_timeout,
         allowed_uid: allowed_uid(),
     };
+    // Handlers before READY: a SIGTERM right after it drains, never kills.
+    let shutdown = shutdown_signal();
     tracing::info!(socket = %socket.display(), data_dir = %data_dir.display(), pid = std::process::id(), "rlmd serving");
     ready.report(&StartupReport::Ready {
         pid: std::process::id(),
     });
     #[cfg(unix)]
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
-    let reason = server::run(engine, config, listener, shutdown_signal())
+    let reason = server::run(engine, config, listener, shutdown)
         .await
         .map_err(|e| format!("serving on {}: {e}", socket.display()))?;
     #[cfg(unix)]
@@ -162,26 +164,34 @@ fn allowed_uid() -> Option<u32> {
     None
 }
 
-/// Completes on SIGTERM or SIGINT.
-async fn shutdown_signal() {
+/// Completes on SIGTERM or SIGINT. The handlers are installed when this is
+/// called, not when the future is first polled: from then on a signal
+/// drains the daemon instead of killing it.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        let term = signal(SignalKind::terminate());
-        let int = signal(SignalKind::interrupt());
-        match (term, int) {
-            (Ok(mut term), Ok(mut int)) => {
-                tokio::select! {
-                    _ = term.recv() => tracing::info!("SIGTERM: finishing the calls in flight"),
-                    _ = int.recv() => tracing::info!("SIGINT: finishing the calls in flight"),
+        let handlers = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        );
+        async move {
+            match handlers {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => tracing::info!("SIGTERM: finishing the calls in flight"),
+                        _ = int.recv() => tracing::info!("SIGINT: finishing the calls in flight"),
+                    }
                 }
+                _ => std::future::pending::<()>().await,
             }
-            _ => std::future::pending::<()>().await,
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
