@@ -97,6 +97,61 @@ fn files_outside_the_allowed_folders_are_refused_and_reported() {
     );
 }
 
+/// With allowed_roots set, a path outside them is refused before the file
+/// system is asked anything: a file that exists and one that does not get
+/// the same answer, and a folder or glob outside lists none of its files.
+#[test]
+fn paths_outside_the_allowed_folders_tell_nothing_of_what_exists() {
+    let dir = tempfile::tempdir().unwrap();
+    let allowed = dir.path().join("allowed");
+    let outside = dir.path().join("outside");
+    std::fs::create_dir_all(allowed.join("sub")).unwrap();
+    std::fs::create_dir_all(outside.join("deep")).unwrap();
+    std::fs::write(outside.join("exists.txt"), "outside").unwrap();
+    std::fs::write(outside.join("deep/private-name.txt"), "outside").unwrap();
+    let env = Env::with(|c| {
+        c.allowed_roots = Some(vec![allowed.clone()]);
+    });
+    let sid = env.session();
+    let ctx = CallContext::with_cwd(allowed.join("sub"));
+    let r = ok(
+        "load",
+        env.engine.call(
+            "rlm.docs.load",
+            json!({"session_id": sid, "sources": [
+                {"type": "file", "path": "../../outside/exists.txt"},
+                {"type": "file", "path": "../../outside/missing.txt"},
+                {"type": "directory", "path": "../../outside", "recursive": true},
+                {"type": "glob", "path": "../../outside/**/*.txt"}
+            ]}),
+            &ctx,
+        ),
+    );
+    assert_eq!(r["loaded_count"], 0, "{r}");
+    let errors: Vec<&str> = r["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    assert_eq!(errors.len(), 4, "{r}");
+    for e in &errors {
+        assert!(
+            e.contains("outside the folders this server may read"),
+            "{e}"
+        );
+        assert!(
+            !e.contains("private-name"),
+            "a name outside was listed: {e}"
+        );
+    }
+    assert_eq!(
+        errors[0].replace("exists.txt", "X"),
+        errors[1].replace("missing.txt", "X"),
+        "an existing and a missing file get the same answer"
+    );
+}
+
 #[test]
 fn concurrent_loads_from_two_engines_are_all_kept_exactly() {
     let env = Env::new();

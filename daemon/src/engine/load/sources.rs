@@ -49,6 +49,7 @@ impl Engine {
                 path,
                 token_count_hint,
             }) => match self.resolve(&path, ctx) {
+                Ok(p) if self.lexically_outside(&p) => skips.push(self.refused(&p)),
                 Ok(p) => match self.check_allowed(&p) {
                     Ok(p) => items.push(Item::File {
                         path: p,
@@ -189,6 +190,16 @@ impl Engine {
                 format!("sources[{index}] ({kind}): {line}"),
             )
         })?;
+        // Refused before the file system is asked anything: nothing outside
+        // the allowed folders is listed, and what exists there is not told.
+        let start = if kind == "glob" {
+            glob_base(&resolved).0
+        } else {
+            resolved.clone()
+        };
+        if self.lexically_outside(&start) {
+            return Err(self.refused(&resolved));
+        }
         Ok((filters, resolved))
     }
 
@@ -235,6 +246,38 @@ impl Engine {
                 format!("{}: {}", path.display(), io_reason(&e)),
             )),
         }
+    }
+
+    /// Whether `path`, with its `.` and `..` resolved by name alone, lies
+    /// outside every allowed folder (when any are set). Asks nothing of the
+    /// file system, so the answer tells nothing of what exists there.
+    fn lexically_outside(&self, path: &Path) -> bool {
+        let Some(roots) = &self.inner.config.allowed_roots else {
+            return false;
+        };
+        let mut normal = PathBuf::new();
+        for c in path.components() {
+            match c {
+                std::path::Component::CurDir => {}
+                std::path::Component::ParentDir => {
+                    normal.pop();
+                }
+                other => normal.push(other),
+            }
+        }
+        !roots.iter().any(|r| normal.starts_with(r))
+    }
+
+    /// The error line of a path outside the allowed folders, the same
+    /// whether or not it exists.
+    fn refused(&self, path: &Path) -> Skip {
+        Skip::new(
+            SkipKind::Refused,
+            format!(
+                "{}: outside the folders this server may read (allowed_roots in its config.toml); give a path inside them, or ask its operator to allow it",
+                path.display()
+            ),
+        )
     }
 
     /// Checks a canonical path against the allowed folders, if any are set.
