@@ -85,6 +85,23 @@ pub fn check_socket_path(path: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// [`ensure_private_dir`] for the socket's folder, which must also not be a
+/// symbolic link: a link planted at `/tmp/rlm-<uid>` would make a client
+/// and its daemon use (and tighten) whatever folder it points at, until the
+/// link is repointed.
+pub fn ensure_socket_dir(dir: &Path) -> io::Result<()> {
+    match std::fs::symlink_metadata(dir) {
+        Ok(meta) if meta.file_type().is_symlink() => Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "the socket folder {} is a symbolic link, which rlm never follows (someone may have planted it); remove it, or point rlm at a folder of your own (RLM_SOCKET, or XDG_RUNTIME_DIR)",
+                dir.display()
+            ),
+        )),
+        _ => ensure_private_dir(dir),
+    }
+}
+
 /// Creates `dir` (and its parents) with mode 0700 from the first byte, or
 /// checks that an existing one belongs to this user and is not open to
 /// others: the socket's folder is what keeps other users out.
@@ -154,5 +171,31 @@ mod tests {
             0o700,
             "tightened"
         );
+    }
+
+    /// A link planted where the socket folder goes is refused, and the
+    /// folder it points at is left as it was (not tightened, not used).
+    #[cfg(unix)]
+    #[test]
+    fn a_socket_folder_that_is_a_link_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let target = tmp.path().join("somewhere");
+        std::fs::create_dir(&target).unwrap();
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let link = tmp.path().join("rlm-1000");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let err = ensure_socket_dir(&link).unwrap_err().to_string();
+        assert!(
+            err.contains("symbolic link") && err.contains("rlm-1000"),
+            "{err}"
+        );
+        assert_eq!(
+            std::fs::metadata(&target).unwrap().permissions().mode() & 0o777,
+            0o755
+        );
+        let own = tmp.path().join("own");
+        ensure_socket_dir(&own).unwrap();
+        assert!(own.is_dir());
     }
 }

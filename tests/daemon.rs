@@ -92,6 +92,77 @@ fn probe_as(
     exit(CLOSED_WITHOUT_WELCOME)
 }
 
+/// A client sends nothing to a process of another user listening on its
+/// socket (another local user who made the fallback socket folder first):
+/// not even the hello, which carries the working directory. The CLI says
+/// who listens and what to do.
+#[test]
+fn a_client_sends_nothing_to_a_listener_of_another_user() {
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test runs as root, to listen as `nobody`"
+    );
+    let nobody = nix::unistd::User::from_name("nobody")
+        .unwrap()
+        .expect("a `nobody` user");
+    let t = TestDir::new();
+    // What the attacker does: a folder of its own, open to all, where the
+    // victim's socket would go.
+    std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let folder = t.path().join("rlm-victim");
+    std::fs::create_dir(&folder).unwrap();
+    nix::unistd::chown(&folder, Some(nobody.uid), Some(nobody.gid)).unwrap();
+    std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let socket = folder.join("rlmd.sock");
+    let listener = r#"
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1])
+s.listen(1)
+print("listening", flush=True)
+c, _ = s.accept()
+c.settimeout(30)
+got = b""
+while True:
+    data = c.recv(65536)
+    if not data:
+        break
+    got += data
+print("received", len(got), flush=True)
+"#;
+    let mut impostor = Command::new("python3")
+        .args(["-c", listener])
+        .arg(&socket)
+        .uid(nobody.uid.as_raw())
+        .gid(nobody.gid.as_raw())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 runs as nobody");
+    let mut out = std::io::BufReader::new(impostor.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    assert_eq!(line.trim(), "listening");
+    let cli = t
+        .command(&common::bin_dir().join("rlm"))
+        .env("RLM_SOCKET", &socket)
+        .args(["status"])
+        .output()
+        .expect("rlm runs");
+    let err = String::from_utf8_lossy(&cli.stderr);
+    assert!(!cli.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("runs as uid {}", nobody.uid)) && err.contains("nothing was sent"),
+        "{err}"
+    );
+    line.clear();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    assert_eq!(line.trim(), "received 0", "the impostor got bytes");
+    let _ = impostor.wait();
+}
+
 #[test]
 fn a_client_of_another_uid_is_refused_and_root_still_served() {
     use nix::sys::wait::{WaitStatus, waitpid};

@@ -78,7 +78,7 @@ async fn connects(socket: &Path) -> bool {
 /// daemon serves the socket, or with the reason none does.
 pub async fn start(auto: &AutoStart, socket: &Path, deadline: Instant) -> Result<(), String> {
     let dir = socket.parent().unwrap_or(Path::new("."));
-    rlm::paths::ensure_private_dir(dir)
+    rlm::paths::ensure_socket_dir(dir)
         .map_err(|e| format!("preparing the socket folder {}: {e}", dir.display()))?;
     let lock_path = PathBuf::from(format!("{}.spawn.lock", socket.display()));
     let lock = OpenOptions::new()
@@ -257,6 +257,12 @@ pub async fn ask_to_exit_if_idle(socket: &Path, deadline: Instant) -> Result<boo
         .to_fs_name::<GenericFilePath>()
         .map_err(|e| e.to_string())?;
     let stream = Stream::connect(name).await.map_err(|e| e.to_string())?;
+    if let Some((uid, me)) = crate::daemon::peer_of_another_user(&stream) {
+        return Err(format!(
+            "the process listening on {} runs as uid {uid}, not as this user (uid {me}); nothing was sent to it",
+            socket.display()
+        ));
+    }
     let mut w = &stream;
     write_frame(&mut w, &Envelope::new(1, Request::ShutdownIfIdle))
         .await

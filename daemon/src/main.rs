@@ -253,7 +253,7 @@ enum Bound {
 async fn bind(socket: &Path) -> Result<Bound, String> {
     paths::check_socket_path(socket).map_err(|e| e.to_string())?;
     let dir = socket.parent().unwrap_or(Path::new("."));
-    paths::ensure_private_dir(dir)
+    paths::ensure_socket_dir(dir)
         .map_err(|e| format!("preparing the socket folder {}: {e}", dir.display()))?;
     let lock_path = PathBuf::from(format!("{}.lock", socket.display()));
     let lock = OpenOptions::new()

@@ -14,6 +14,15 @@ pub enum ClientError {
         socket.display()
     )]
     NotRunning { socket: PathBuf, reason: String },
+    /// The process listening on the socket runs as another user: nothing was
+    /// sent to it (not even the hello, which carries the working directory).
+    #[error(
+        "the process listening on {} runs as uid {uid}, not as this user (uid {me}); nothing was sent to it. \
+         Someone else may have created that socket or its folder: remove them, or point rlm at a folder of your own \
+         (RLM_SOCKET, or XDG_RUNTIME_DIR)",
+        socket.display()
+    )]
+    NotYours { socket: PathBuf, uid: u32, me: u32 },
     /// Starting a daemon (or asking one of another version to make room)
     /// failed, or the daemon started could not be reached; the message says
     /// which.

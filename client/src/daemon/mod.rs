@@ -230,7 +230,14 @@ impl DaemonClient {
         loop {
             match self.try_connect().await {
                 Ok(Ok(conn)) => return Ok(conn),
-                Ok(Err(refused)) => {
+                Ok(Err(Unusable::NotYours { uid, me })) => {
+                    return Err(ClientError::NotYours {
+                        socket: options.socket.clone(),
+                        uid,
+                        me,
+                    });
+                }
+                Ok(Err(Unusable::Refused(refused))) => {
                     // A daemon of another protocol version answers.
                     if refused.auto_started && !made_room && options.autostart.is_some() {
                         made_room = true;
@@ -272,7 +279,7 @@ impl DaemonClient {
 
     /// One connection attempt: Ok(Ok) connected, Ok(Err) refused by a
     /// daemon of another version, Err why nothing usable answered.
-    async fn try_connect(&self) -> Result<Result<Arc<Connection>, Refused>, String> {
+    async fn try_connect(&self) -> Result<Result<Arc<Connection>, Unusable>, String> {
         let options = &self.inner.options;
         let name = options
             .socket
@@ -280,6 +287,9 @@ impl DaemonClient {
             .to_fs_name::<GenericFilePath>()
             .map_err(|e| e.to_string())?;
         let stream = Stream::connect(name).await.map_err(|e| e.to_string())?;
+        if let Some((uid, me)) = peer_of_another_user(&stream) {
+            return Ok(Err(Unusable::NotYours { uid, me }));
+        }
         let stream = Arc::new(stream);
         let hello = Envelope::connection(Request::Hello(Hello {
             protocol_version: PROTOCOL_VERSION,
@@ -302,7 +312,7 @@ impl DaemonClient {
         .map_err(|e| e.to_string())?;
         let welcome = match first.map(|m| m.body) {
             Some(Response::Welcome(w)) => w,
-            Some(Response::Refused(r)) => return Ok(Err(r)),
+            Some(Response::Refused(r)) => return Ok(Err(Unusable::Refused(r))),
             Some(Response::Error { message }) => return Err(message),
             Some(other) => return Err(format!("rlmd answered the hello with {other:?}")),
             None => return Err("rlmd closed the connection during the hello".into()),
@@ -314,4 +324,32 @@ impl DaemonClient {
 /// An answer that does not fit the request `what`.
 fn unexpected(what: &str, answer: Response) -> ClientError {
     ClientError::Protocol(format!("rlmd answered {what} with {answer:?}"))
+}
+
+/// What answered on the socket but cannot be used.
+enum Unusable {
+    /// A daemon of another protocol version.
+    Refused(Refused),
+    /// A process of another user: nothing may be sent to it.
+    NotYours { uid: u32, me: u32 },
+}
+
+/// The peer's uid and ours when the process at the other end of `stream`
+/// runs as another user. The daemon checks its clients the same way.
+#[cfg(unix)]
+pub(crate) fn peer_of_another_user(stream: &Stream) -> Option<(u32, u32)> {
+    use interprocess::local_socket::traits::StreamCommon as _;
+    let me = nix::unistd::geteuid().as_raw();
+    // A peer whose credentials cannot be read is not trusted either.
+    let uid = stream
+        .peer_creds()
+        .ok()
+        .and_then(|c| c.euid())
+        .unwrap_or(u32::MAX);
+    (uid != me).then_some((uid, me))
+}
+
+#[cfg(not(unix))]
+pub(crate) fn peer_of_another_user(_stream: &Stream) -> Option<(u32, u32)> {
+    None
 }
