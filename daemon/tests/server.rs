@@ -16,6 +16,8 @@ use rlm::protocol::{
     read_frame, write_frame,
 };
 use rlmd::server::{self, ServerConfig, StopReason};
+#[cfg(unix)]
+use rlmd::store::{layout::LOCKS_DIR, lock::SessionLock};
 use rlmd::{Engine, EngineConfig};
 
 async fn send(stream: &Stream, req: &Envelope<Request>) {
@@ -66,8 +68,8 @@ async fn calls_in_flight(stream: &Stream, id: u64) -> u64 {
     }
 }
 
-/// A load that reads a FIFO cannot finish before the test writes into it: it
-/// is in flight when shutdown starts, by construction. The daemon runs on its
+/// A load cannot commit while the test holds its session's lock: it is in
+/// flight when shutdown starts, by construction. The daemon runs on its
 /// own runtime, shut down the moment `run` returns (as the process exits), so
 /// a `run` that stopped without draining would lose the load's result.
 #[cfg(unix)]
@@ -78,8 +80,6 @@ async fn run_serves_calls_in_process_and_stops_when_its_shutdown_completes() {
         .tempdir_in("/tmp")
         .unwrap();
     let socket = dir.path().join("d.sock");
-    let fifo = dir.path().join("slow.fifo");
-    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
     let engine = Engine::open(EngineConfig::new(dir.path().join("data"))).unwrap();
     let name = socket
         .clone()
@@ -151,6 +151,13 @@ async fn run_serves_calls_in_process_and_stops_when_its_shutdown_completes() {
         .to_owned();
     // Relative paths resolve against the cwd of the hello, not the test's.
     std::fs::write(dir.path().join("notes.txt"), "written beside the client").unwrap();
+    std::fs::write(dir.path().join("more.txt"), "streamed through a pipe").unwrap();
+    let held = SessionLock::acquire(
+        &dir.path().join("data").join(LOCKS_DIR),
+        &sid,
+        Duration::from_secs(5),
+    )
+    .unwrap();
     send(
         &stream,
         &Envelope::new(
@@ -159,14 +166,14 @@ async fn run_serves_calls_in_process_and_stops_when_its_shutdown_completes() {
                 tool: "rlm.docs.load".into(),
                 arguments: json!({"session_id": sid, "sources": [
                     {"type": "file", "path": "notes.txt"},
-                    {"type": "file", "path": "slow.fifo"},
+                    {"type": "file", "path": "more.txt"},
                 ]}),
                 progress: true,
             }),
         ),
     )
     .await;
-    // The load is in flight (and stays so until the FIFO is written).
+    // The load is in flight (and stays so until the lock is let go).
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let mut status_id = 100;
     while calls_in_flight(&stream, status_id).await != 1 {
@@ -190,10 +197,8 @@ async fn run_serves_calls_in_process_and_stops_when_its_shutdown_completes() {
         done_rx.try_recv().is_err(),
         "run returned while a call was in flight"
     );
-    let writer =
-        tokio::task::spawn_blocking(move || std::fs::write(&fifo, "streamed through a pipe"));
+    drop(held);
     let loaded = result_of(&stream, 2).await;
-    writer.await.unwrap().unwrap();
     assert_eq!(loaded["loaded_count"], 2, "{loaded}");
     assert_eq!(loaded["total_chars"], 25 + 23, "{loaded}");
     let reason = tokio::time::timeout(Duration::from_secs(30), done_rx)
@@ -205,6 +210,110 @@ async fn run_serves_calls_in_process_and_stops_when_its_shutdown_completes() {
     server_thread.join().unwrap();
 }
 
+/// A client that sends many calls without reading holds at most
+/// `MAX_REQUESTS_IN_FLIGHT` of them in the daemon: the rest wait unread in
+/// the socket, and every one is answered once the client reads.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_holds_a_bounded_number_of_calls_in_flight() {
+    const CALLS: u64 = 100;
+    let dir = tempfile::Builder::new()
+        .prefix("rs")
+        .tempdir_in("/tmp")
+        .unwrap();
+    // No index build after each load: the loads are what is measured.
+    let mut config = EngineConfig::new(dir.path().join("data"));
+    config.background_index = false;
+    let (name, stop, daemon) = start_with(dir.path(), false, config);
+    let hello = || {
+        Envelope::connection(Request::Hello(Hello {
+            protocol_version: PROTOCOL_VERSION,
+            client_name: "test".into(),
+            client_version: "0".into(),
+            cwd: None,
+            settings: Default::default(),
+        }))
+    };
+    let greedy = Stream::connect(name.clone()).await.unwrap();
+    send(&greedy, &hello()).await;
+    assert!(matches!(recv(&greedy).await.body, Response::Welcome(_)));
+    let watcher = Stream::connect(name.clone()).await.unwrap();
+    send(&watcher, &hello()).await;
+    assert!(matches!(recv(&watcher).await.body, Response::Welcome(_)));
+    let call = |id: u64, tool: &str, arguments: serde_json::Value| {
+        Envelope::new(
+            id,
+            Request::Call(Call {
+                tool: tool.into(),
+                arguments,
+                progress: false,
+            }),
+        )
+    };
+    send(
+        &greedy,
+        &call(
+            1,
+            "rlm.session.create",
+            json!({"config": {"max_tool_calls": 1000}}),
+        ),
+    )
+    .await;
+    let sid = result_of(&greedy, 1).await["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Every load waits for the session's lock, which the test holds.
+    let held = SessionLock::acquire(
+        &dir.path().join("data").join(LOCKS_DIR),
+        &sid,
+        Duration::from_secs(5),
+    )
+    .unwrap();
+    for id in 2..2 + CALLS {
+        let source = json!({"type": "inline", "content": format!("text {id}")});
+        let args = json!({"session_id": sid, "sources": [source]});
+        send(&greedy, &call(id, "rlm.docs.load", args)).await;
+    }
+    let limit = server::MAX_REQUESTS_IN_FLIGHT as u64;
+    assert!(limit < CALLS);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut status_id = 1000;
+    let mut seen = calls_in_flight(&watcher, status_id).await;
+    while seen < limit {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "stuck at {seen} calls in flight"
+        );
+        status_id += 1;
+        seen = calls_in_flight(&watcher, status_id).await;
+    }
+    assert_eq!(seen, limit, "the connection's calls in flight are bounded");
+    for _ in 0..20 {
+        status_id += 1;
+        assert_eq!(calls_in_flight(&watcher, status_id).await, limit);
+    }
+    drop(held);
+    // Results come in the order the loads commit.
+    let mut answered = std::collections::BTreeMap::new();
+    while answered.len() < CALLS as usize {
+        let m = recv(&greedy).await;
+        if let (Some(id), Response::Result { outcome }) = (m.id, m.body) {
+            match outcome {
+                CallOutcome::Ok { result } => answered.insert(id, result["loaded_count"].clone()),
+                other => panic!("call {id}: {other:?}"),
+            };
+        }
+    }
+    assert_eq!(
+        answered.keys().copied().collect::<Vec<_>>(),
+        (2..2 + CALLS).collect::<Vec<_>>()
+    );
+    assert!(answered.values().all(|n| *n == 1), "{answered:?}");
+    stop.send(()).unwrap();
+    assert_eq!(daemon.await.unwrap().unwrap(), StopReason::Shutdown);
+}
+
 /// An in-process daemon on a socket in `dir`; stopped by sending on the returned channel.
 fn start_in(
     dir: &std::path::Path,
@@ -214,8 +323,21 @@ fn start_in(
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<std::io::Result<StopReason>>,
 ) {
+    start_with(dir, auto_started, EngineConfig::new(dir.join("data")))
+}
+
+/// [`start_in`] with an engine of the given configuration.
+fn start_with(
+    dir: &std::path::Path,
+    auto_started: bool,
+    engine_config: EngineConfig,
+) -> (
+    interprocess::local_socket::Name<'static>,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<std::io::Result<StopReason>>,
+) {
     let socket = dir.join("d.sock");
-    let engine = Engine::open(EngineConfig::new(dir.join("data"))).unwrap();
+    let engine = Engine::open(engine_config).unwrap();
     let name = socket
         .clone()
         .to_fs_name::<GenericFilePath>()

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use rlm::protocol::{Call, CallOutcome, Envelope, Response};
 
-use super::connection::{Cancels, Connection, Outbox};
+use super::connection::{Backlog, Cancels, Connection, Outbox};
 use super::shared::Shared;
 use crate::engine::{CallContext, CallError, ProgressFn};
 
@@ -40,7 +40,9 @@ impl Connection {
         self.shared.touch();
         let ctx = CallContext {
             cwd: self.cwd.clone(),
-            progress: call.progress.then(|| progress_to(self.out.clone(), id)),
+            progress: call
+                .progress
+                .then(|| progress_to(self.out.clone(), self.backlog.clone(), id)),
             cancel: Some(cancel),
         };
         let in_flight = InFlight {
@@ -64,16 +66,23 @@ struct InFlight {
 }
 
 /// Sends a call's progress as `Progress` messages of its id.
-fn progress_to(out: Outbox, id: u64) -> Arc<ProgressFn> {
+fn progress_to(out: Outbox, backlog: Backlog, id: u64) -> Arc<ProgressFn> {
     Arc::new(move |done, total, message: &str| {
-        let _ = out.send(Envelope::new(
+        // Dropped, not queued, while the client is far behind in reading.
+        if !backlog.admit_progress() {
+            return;
+        }
+        let progress = Envelope::new(
             id,
             Response::Progress {
                 done,
                 total,
                 message: message.to_owned(),
             },
-        ));
+        );
+        if let Err(unsent) = out.send(progress) {
+            backlog.release(&unsent.0);
+        }
     })
 }
 

@@ -6,11 +6,11 @@
 use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use interprocess::local_socket::tokio::Stream;
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 
 use rlm::protocol::{
     Envelope, FrameError, MAX_FRAME_BYTES, Request, Response, read_frame, write_frame,
@@ -28,6 +28,78 @@ pub(super) type Recv<'a> = &'a Stream;
 
 /// The cancel flags of a connection's calls in flight, by request id.
 pub(super) type Cancels = Arc<Mutex<HashMap<u64, Arc<AtomicBool>>>>;
+
+/// Requests of one connection that may wait for their answer at once (the
+/// answer written, or the client gone). Past it the connection's reader
+/// stops reading until an answer is written: a client that sends without
+/// reading holds at most this many calls, and their answers, in the daemon.
+pub const MAX_REQUESTS_IN_FLIGHT: usize = 64;
+
+/// Progress messages of one connection waiting to be written, past which
+/// new ones are dropped (progress is advisory; results never are).
+const MAX_QUEUED_PROGRESS: usize = 256;
+
+/// What one connection holds in the daemon: requests waiting for their
+/// answer, and progress messages waiting to be written.
+#[derive(Clone)]
+pub(super) struct Backlog(Arc<BacklogInner>);
+
+struct BacklogInner {
+    requests: Semaphore,
+    /// Requests that took a permit and whose answer is not written yet.
+    waiting: AtomicUsize,
+    progress: AtomicUsize,
+}
+
+impl Backlog {
+    fn new() -> Backlog {
+        Backlog(Arc::new(BacklogInner {
+            requests: Semaphore::new(MAX_REQUESTS_IN_FLIGHT),
+            waiting: AtomicUsize::new(0),
+            progress: AtomicUsize::new(0),
+        }))
+    }
+
+    /// Waits for room for one more request.
+    async fn admit(&self) {
+        if let Ok(permit) = self.0.requests.acquire().await {
+            permit.forget();
+            self.0.waiting.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// An answer was written (or dropped): its request leaves.
+    fn answered(&self) {
+        let left = self
+            .0
+            .waiting
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        if left.is_ok() {
+            self.0.requests.add_permits(1);
+        }
+    }
+
+    /// Whether one more progress message may be queued (and counts it).
+    pub(super) fn admit_progress(&self) -> bool {
+        self.0
+            .progress
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < MAX_QUEUED_PROGRESS).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    /// Counts out whatever `message` held once it is written or dropped.
+    pub(super) fn release(&self, message: &Envelope<Response>) {
+        match (&message.body, message.id) {
+            (Response::Progress { .. }, _) => {
+                self.0.progress.fetch_sub(1, Ordering::SeqCst);
+            }
+            (_, Some(_)) => self.answered(),
+            (_, None) => {}
+        }
+    }
+}
 
 /// Numbers connections for correlation ids (`<connection>-<request id>`).
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
@@ -58,6 +130,7 @@ pub(super) struct Connection {
     pub(super) cwd: Option<PathBuf>,
     pub(super) out: Outbox,
     pub(super) cancels: Cancels,
+    pub(super) backlog: Backlog,
 }
 
 /// Serves one accepted connection until the client leaves (or must).
@@ -76,7 +149,13 @@ pub(super) async fn serve(shared: Arc<Shared>, stream: Stream, _guard: Connectio
     let stream = Arc::new(stream);
     let mut recv: Recv<'_> = &stream;
     let (out, rx) = mpsc::unbounded_channel();
-    let writer = tokio::spawn(write_loop(shared.clone(), stream.clone(), rx));
+    let backlog = Backlog::new();
+    let writer = tokio::spawn(write_loop(
+        shared.clone(),
+        stream.clone(),
+        rx,
+        backlog.clone(),
+    ));
     if let Some(hello) = handshake(&shared, &mut recv, &out).await {
         let connection = Connection {
             shared,
@@ -84,6 +163,7 @@ pub(super) async fn serve(shared: Arc<Shared>, stream: Stream, _guard: Connectio
             cwd: hello.cwd,
             out,
             cancels: Cancels::default(),
+            backlog,
         };
         connection.read_loop(&mut recv).await;
     } else {
@@ -109,6 +189,11 @@ impl Connection {
                     break;
                 }
             };
+            // Every request but a cancel is answered: it waits for room.
+            if message.id.is_some() && !matches!(message.body, Request::Cancel | Request::Hello(_))
+            {
+                self.backlog.admit().await;
+            }
             if self.dispatch(message).is_break() {
                 break;
             }
@@ -231,6 +316,7 @@ async fn write_loop(
     shared: Arc<Shared>,
     stream: Arc<Stream>,
     mut rx: mpsc::UnboundedReceiver<Envelope<Response>>,
+    backlog: Backlog,
 ) {
     let mut send = &*stream;
     while let Some(message) = rx.recv().await {
@@ -241,6 +327,7 @@ async fn write_loop(
         if is_result {
             shared.finish_call();
         }
+        backlog.release(&message);
         if let Err(e) = written {
             tracing::debug!(error = %e, "writing to a client failed; it is gone");
             break;
@@ -256,7 +343,11 @@ async fn write_loop(
         if counts_in_flight(&message.body) {
             shared.finish_call();
         }
+        backlog.release(&message);
     }
+    // Answers can no longer be written: a reader waiting for room goes on
+    // (and finds the connection gone).
+    backlog.0.requests.close();
 }
 
 /// The answers that count as in flight until written: a call's result and

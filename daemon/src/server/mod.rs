@@ -18,6 +18,8 @@ mod handshake;
 mod idle;
 mod shared;
 
+pub use connection::MAX_REQUESTS_IN_FLIGHT;
+
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
