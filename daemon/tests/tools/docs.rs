@@ -473,6 +473,34 @@ fn fifos_and_devices_are_refused_without_blocking() {
     assert_eq!(env.info(&sid)["document_count"], 1);
 }
 
+/// Inside a directory or glob, a FIFO and a link to a device are listed in
+/// `errors` as not regular files (never opened), beside the files that load.
+#[cfg(unix)]
+#[test]
+fn walks_report_what_is_not_a_regular_file() {
+    let env = Env::new();
+    let sid = env.session();
+    env.write_file("odd/plain.txt", "plain\n");
+    let root = env.dir.path().join("odd");
+    nix::unistd::mkfifo(&root.join("pipe.txt"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+    std::os::unix::fs::symlink("/dev/null", root.join("null.txt")).unwrap();
+    for source in [
+        json!({"type": "directory", "path": "odd"}),
+        json!({"type": "glob", "path": "odd/*.txt"}),
+    ] {
+        let r = load(&env, &sid, json!([source.clone()]));
+        assert_eq!(r["loaded_count"], 1, "{source}: {r}");
+        let errors = serde_json::to_string(&r["errors"]).unwrap();
+        assert_eq!(r["error_count"], 2, "{source}: {r}");
+        for name in ["pipe.txt", "null.txt"] {
+            assert!(
+                errors.contains(name) && errors.contains("not a regular file"),
+                "{source}: {name} in {errors}"
+            );
+        }
+    }
+}
+
 /// Walks follow links with loop detection: two links back to their own
 /// folder (`self0 -> .`, `self1 -> .`) neither hang a glob or a directory
 /// walk nor multiply the files; a file reached twice (a link to it beside

@@ -90,11 +90,13 @@ impl Engine {
                     require_literal_leading_dot: false,
                 };
                 let (base, depth) = glob_base(&pattern);
-                let mut found: Vec<(PathBuf, PathBuf)> = walk_files(&base, depth, ctx, skips)
+                let walked = walk_files(&base, depth, ctx, skips);
+                let keep = |p: &Path| matcher.matches_path_with(p, options) && filters.keep(p);
+                walked.refuse_others(keep, skips);
+                let mut found: Vec<(PathBuf, PathBuf)> = walked
+                    .files
                     .into_iter()
-                    .filter(|(walked, _)| {
-                        matcher.matches_path_with(walked, options) && filters.keep(walked)
-                    })
+                    .filter(|(walked, _)| keep(walked))
                     .collect();
                 found.sort();
                 if found.is_empty() {
@@ -140,7 +142,10 @@ impl Engine {
                     }
                 };
                 let depth = if recursive { usize::MAX } else { 1 };
-                let found: Vec<(PathBuf, PathBuf)> = walk_files(&dir, depth, ctx, skips)
+                let walked = walk_files(&dir, depth, ctx, skips);
+                walked.refuse_others(|p| filters.keep(p), skips);
+                let found: Vec<(PathBuf, PathBuf)> = walked
+                    .files
                     .into_iter()
                     .filter(|(walked, _)| filters.keep(walked))
                     .collect();
@@ -301,26 +306,63 @@ impl Engine {
 /// Files the walker looks at between two checks of the cancel flag.
 const CANCEL_CHECK_EVERY: usize = 512;
 
+/// Entries one walk looks at, at most: a source naming `/` ends with a line
+/// that says so instead of walking the whole machine.
+const MAX_WALK_ENTRIES: usize = 1_000_000;
+
+/// What a walk found: regular files (as walked, canonical), and entries that
+/// are neither files nor folders (as walked, what they are).
+struct Walked {
+    files: Vec<(PathBuf, PathBuf)>,
+    others: Vec<(PathBuf, &'static str)>,
+}
+
+impl Walked {
+    /// The entries kept by `keep` that are not regular files, as error lines.
+    fn refuse_others(&self, keep: impl Fn(&Path) -> bool, skips: &mut Vec<Skip>) {
+        for (path, kind) in &self.others {
+            if keep(path) {
+                skips.push(Skip::new(
+                    SkipKind::Other,
+                    format!(
+                        "{}: is not a regular file (it is {kind}); only regular files are loaded",
+                        path.display()
+                    ),
+                ));
+            }
+        }
+    }
+}
+
 /// The regular files under `base` (`base` itself when it is one), at most
 /// `depth` levels down, in walk order (sorted by name at each level), each as
 /// walked and as its canonical path. Links are followed, with loop
 /// detection: a link back into a folder being walked is not followed again
 /// (and counted in one line of `skips`), and a file reached twice (through
-/// links) is listed once. A cancelled call stops the walk.
-fn walk_files(
-    base: &Path,
-    depth: usize,
-    ctx: &CallContext,
-    skips: &mut Vec<Skip>,
-) -> Vec<(PathBuf, PathBuf)> {
+/// links) is listed once. Entries that are neither files nor folders (a
+/// FIFO, a socket, a device, or a link to one) come back apart, for the
+/// caller to report. A cancelled call stops the walk, and so does its
+/// `MAX_WALK_ENTRIES`th entry.
+fn walk_files(base: &Path, depth: usize, ctx: &CallContext, skips: &mut Vec<Skip>) -> Walked {
     let walker = walkdir::WalkDir::new(base)
         .follow_links(true)
         .max_depth(depth)
         .sort_by_file_name();
     let mut seen = std::collections::HashSet::new();
     let mut files = Vec::new();
+    let mut others = Vec::new();
     let mut loops = 0usize;
     for (n, entry) in walker.into_iter().enumerate() {
+        if n >= MAX_WALK_ENTRIES {
+            skips.push(Skip::new(
+                SkipKind::Other,
+                format!(
+                    "{}: the walk stopped after {MAX_WALK_ENTRIES} entries; name a smaller folder or a narrower glob",
+                    base.display()
+                ),
+            ));
+            break;
+        }
         if n % CANCEL_CHECK_EVERY == 0 && ctx.cancelled() {
             skips.push(Skip::new(
                 SkipKind::Other,
@@ -344,7 +386,8 @@ fn walk_files(
                     format!("{}: {}", e.path().display(), io_reason(&err)),
                 )),
             },
-            Ok(_) => {}
+            Ok(e) if e.file_type().is_dir() => {}
+            Ok(e) => others.push((e.into_path(), "a FIFO, a socket or a device")),
             Err(e) if e.loop_ancestor().is_some() => loops += 1,
             Err(e) => skips.push(Skip::new(
                 SkipKind::Unreadable,
@@ -367,7 +410,7 @@ fn walk_files(
             ),
         ));
     }
-    files
+    Walked { files, others }
 }
 
 /// Where a glob's walk starts (the folder its components name before the
