@@ -7,6 +7,7 @@ use serde_json::Value;
 use rlm::ToolError;
 use rlm::tools::Tool;
 
+use super::response::utf8_chars;
 use super::{Engine, now};
 use crate::store::sha256_hex;
 use crate::store::traces::TraceRow;
@@ -50,23 +51,67 @@ fn json_digest(v: &Value) -> (u64, String) {
     // `serde_json::to_vec`, not `Value::to_string`: the latter writes through a
     // `fmt::Formatter` and takes twice as long on a search result.
     let text = serde_json::to_vec(v).unwrap_or_default();
-    let chars = text.iter().filter(|&&b| (b as i8) >= -0x40).count() as u64;
-    (chars, sha256_hex(&text))
+    (utf8_chars(&text) as u64, sha256_hex(&text))
 }
 
+/// Strings of arguments longer than this (in characters) are kept as their
+/// SHA-256 and length: a text sent under a key the declaration does not name
+/// (a misspelt `contents`) is never copied into a trace.
+const MAX_TRACED_STRING: usize = 256;
+
+/// Arguments whose JSON is longer than this (in characters) are kept as one
+/// SHA-256 and length: a trace row never grows with what a caller sends.
+const MAX_TRACED_ARGUMENTS: usize = 8192;
+
 /// The JSON text of the arguments as traces keep them: the fields the tool's
-/// declaration names are replaced by their SHA-256 and length, never copied.
+/// declaration names, and any string longer than [`MAX_TRACED_STRING`], are
+/// replaced by their SHA-256 and length, never copied; arguments still
+/// longer than [`MAX_TRACED_ARGUMENTS`] are kept as one digest.
 fn redacted_arguments(tool: Tool, args: &Value) -> String {
     let paths = tool.spec().redact;
-    if paths.is_empty() {
+    let text = if paths.is_empty() && !has_long_string(args) {
         // Nothing to redact: no copy of the arguments.
-        return serde_json::to_string(args).unwrap_or_default();
+        serde_json::to_string(args).unwrap_or_default()
+    } else {
+        let mut out = args.clone();
+        for path in paths {
+            redact(&mut out, path);
+        }
+        shorten_strings(&mut out);
+        serde_json::to_string(&out).unwrap_or_default()
+    };
+    let chars = utf8_chars(text.as_bytes());
+    if chars <= MAX_TRACED_ARGUMENTS {
+        return text;
     }
-    let mut out = args.clone();
-    for path in paths {
-        redact(&mut out, path);
+    serde_json::json!({"sha256": sha256_hex(text.as_bytes()), "chars": chars, "kept": "digest only"})
+        .to_string()
+}
+
+/// Whether some string in `v` may be longer than [`MAX_TRACED_STRING`]
+/// characters (its bytes are).
+fn has_long_string(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.len() > MAX_TRACED_STRING,
+        Value::Array(items) => items.iter().any(has_long_string),
+        Value::Object(map) => map.values().any(has_long_string),
+        _ => false,
     }
-    serde_json::to_string(&out).unwrap_or_default()
+}
+
+/// Replaces every string longer than [`MAX_TRACED_STRING`] characters by its
+/// digest.
+fn shorten_strings(v: &mut Value) {
+    match v {
+        Value::String(s)
+            if s.len() > MAX_TRACED_STRING && s.chars().count() > MAX_TRACED_STRING =>
+        {
+            *v = digest(v);
+        }
+        Value::Array(items) => items.iter_mut().for_each(shorten_strings),
+        Value::Object(map) => map.values_mut().for_each(shorten_strings),
+        _ => {}
+    }
 }
 
 /// Replaces the value at `path` (`key.key`, `key[]` for every element of a
@@ -127,5 +172,34 @@ mod tests {
         assert!(!kept.contains("private"), "{kept}");
         let args = json!({"session_id": "s", "query": "visible"});
         assert!(redacted_arguments(Tool::SearchQuery, &args).contains("visible"));
+    }
+
+    #[test]
+    fn long_strings_under_any_key_are_kept_as_digests() {
+        // A misspelt key the declaration does not name.
+        let secret = "SECRET ".repeat(100);
+        let args = json!({"session_id": "s", "sources": [
+            {"type": "inline", "contents": secret}
+        ]});
+        let kept: Value = serde_json::from_str(&redacted_arguments(Tool::DocsLoad, &args)).unwrap();
+        assert!(!kept.to_string().contains("SECRET"), "{kept}");
+        assert_eq!(kept["sources"][0]["contents"]["chars"], 700);
+        // A long query of a tool with nothing to redact.
+        let args = json!({"session_id": "s", "query": "needle ".repeat(50)});
+        let kept = redacted_arguments(Tool::SearchQuery, &args);
+        assert!(!kept.contains("needle"), "{kept}");
+        // Short strings stay readable.
+        let args = json!({"session_id": "s", "query": "short query"});
+        assert!(redacted_arguments(Tool::SearchQuery, &args).contains("short query"));
+    }
+
+    #[test]
+    fn arguments_of_any_size_make_a_bounded_trace() {
+        let ids: Vec<String> = (0..5000).map(|i| format!("span-{i}")).collect();
+        let args = json!({"session_id": "s", "span_ids": ids});
+        let kept = redacted_arguments(Tool::SpanGet, &args);
+        assert!(kept.chars().count() <= 200, "{} chars", kept.len());
+        let kept: Value = serde_json::from_str(&kept).unwrap();
+        assert_eq!(kept["chars"], serde_json::to_string(&args).unwrap().len());
     }
 }
