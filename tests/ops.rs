@@ -743,3 +743,25 @@ fn walkdir(root: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// What a caller sends is bounded in the daemon's log: a 100 000-character
+/// session id and tool name make log lines of a few hundred characters.
+#[test]
+fn log_lines_stay_short_whatever_a_caller_sends() {
+    let t = TestDir::new();
+    let huge = "x".repeat(100_000);
+    let args = json!({"session_id": huge}).to_string();
+    for tool in ["rlm.session.info", huge.as_str()] {
+        let (code, _, _) = run_cli(&t, &["call", tool, &args]);
+        assert_ne!(code, 0);
+    }
+    let lines = t.rlmd_json_lines();
+    let calls: Vec<&Value> = lines.iter().filter(|l| l["message"] == "call").collect();
+    assert_eq!(calls.len(), 2, "{lines:?}");
+    for l in &lines {
+        let n = l.to_string().chars().count();
+        assert!(n < 1000, "a log line of {n} chars");
+    }
+    let (code, _, err) = run_cli(&t, &["daemon", "stop"]);
+    assert_eq!(code, 0, "{err}");
+}

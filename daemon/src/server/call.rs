@@ -98,12 +98,13 @@ impl InFlight {
         } = self;
         let engine = shared.engine.clone();
         let started = Instant::now();
-        let tool = call.tool.clone();
+        // Logged values are the caller's: bounded, so a 1 MB id is not a 1 MB line.
+        let tool = bounded(&call.tool);
         let mut session_id = call
             .arguments
             .get("session_id")
             .and_then(serde_json::Value::as_str)
-            .map(str::to_owned);
+            .map(bounded);
         let joined =
             tokio::task::spawn_blocking(move || engine.call(&call.tool, call.arguments, &ctx))
                 .await;
@@ -120,7 +121,7 @@ impl InFlight {
             session_id = result
                 .get("session_id")
                 .and_then(serde_json::Value::as_str)
-                .map(str::to_owned);
+                .map(bounded);
         }
         let (success, error_code) = match &outcome {
             CallOutcome::Ok { .. } => (true, ""),
@@ -149,5 +150,35 @@ impl InFlight {
         {
             shared.finish_call();
         }
+    }
+}
+
+/// Characters of a caller's value a log line keeps.
+const MAX_LOGGED_CHARS: usize = 100;
+
+/// `value` as a log line keeps it: whole when short, else its first
+/// [`MAX_LOGGED_CHARS`] characters and its length.
+fn bounded(value: &str) -> String {
+    match value.char_indices().nth(MAX_LOGGED_CHARS) {
+        None => value.to_owned(),
+        Some((cut, _)) => format!("{}... ({} chars)", &value[..cut], value.chars().count()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logged_values_are_bounded() {
+        assert_eq!(bounded("rlm.docs.load"), "rlm.docs.load");
+        let long = "é".repeat(1_000_000);
+        let kept = bounded(&long);
+        assert!(
+            kept.chars().count() < MAX_LOGGED_CHARS + 30,
+            "{}",
+            kept.len()
+        );
+        assert!(kept.ends_with("(1000000 chars)"), "{kept}");
     }
 }
