@@ -394,3 +394,33 @@ pub fn filler_text(seed: u64, bytes: usize) -> String {
     }
     out
 }
+
+/// Runs a call on a thread of its own and waits for it at most `within`: a
+/// call that blocks fails the test at the deadline (saying `what` it should
+/// have done) instead of hanging the suite.
+pub fn call_within(
+    env: &Env,
+    within: std::time::Duration,
+    what: &str,
+    tool: &str,
+    args: Value,
+) -> Value {
+    let (engine, ctx, tool) = (env.engine.clone(), env.ctx.clone(), tool.to_owned());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(engine.call(&tool, args, &ctx));
+    });
+    rx.recv_timeout(within)
+        .unwrap_or_else(|_| panic!("{what}: no answer within {within:?}"))
+        .unwrap_or_else(|e| panic!("{what}: {e}"))
+}
+
+/// The `errors` lines of a load result.
+pub fn errors_of(r: &Value) -> Vec<&str> {
+    r["errors"]
+        .as_array()
+        .expect("a load result has errors")
+        .iter()
+        .map(|e| e.as_str().expect("an error line is a string"))
+        .collect()
+}

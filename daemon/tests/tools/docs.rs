@@ -441,25 +441,16 @@ fn fifos_and_devices_are_refused_without_blocking() {
         {"type": "file", "path": "in/zero-link"},
         {"type": "file", "path": "in/good.txt"}
     ]});
-    // On a thread of its own: a load that blocks fails this test at the
-    // deadline instead of hanging the suite.
-    let (engine, ctx) = (env.engine.clone(), env.ctx.clone());
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(engine.call("rlm.docs.load", args, &ctx));
-    });
-    let r = rx
-        .recv_timeout(std::time::Duration::from_secs(120))
-        .expect("the load answers instead of blocking on the FIFO or reading /dev/zero")
-        .unwrap();
+    let r = call_within(
+        &env,
+        std::time::Duration::from_secs(120),
+        "the load answers instead of blocking on the FIFO or reading /dev/zero",
+        "rlm.docs.load",
+        args,
+    );
     assert_eq!(r["loaded_count"], 1, "{r}");
     assert_eq!(sources_of(&r), BTreeSet::from([canon(&good)]));
-    let errors: Vec<&str> = r["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e.as_str().unwrap())
-        .collect();
+    let errors = errors_of(&r);
     assert_eq!(errors.len(), 3, "{r}");
     let refused = |name: &str, kind: &str| {
         errors
@@ -529,26 +520,18 @@ fn walks_follow_links_once_and_stop_at_loops() {
         json!({"type": "glob", "path": "loop/**/*.txt"}),
         json!({"type": "directory", "path": "loop", "recursive": true}),
     ] {
-        // On a thread of its own: a walk that loops fails this test at the
-        // deadline instead of hanging the suite.
-        let (engine, ctx) = (env.engine.clone(), env.ctx.clone());
-        let args = json!({"session_id": sid, "sources": [source.clone()]});
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let _ = tx.send(engine.call("rlm.docs.load", args, &ctx));
-        });
-        let r = rx
-            .recv_timeout(std::time::Duration::from_secs(120))
-            .expect("the walk ends despite the link loops")
-            .unwrap();
+        let r = call_within(
+            &env,
+            std::time::Duration::from_secs(120),
+            "the walk ends despite the link loops",
+            "rlm.docs.load",
+            json!({"session_id": sid, "sources": [source.clone()]}),
+        );
         assert_eq!(r["loaded_count"], 6, "{source}: {r}");
         assert_eq!(sources_of(&r), expected, "{source}");
-        let errors = r["errors"].as_array().unwrap();
+        let errors = errors_of(&r);
         assert_eq!(errors.len(), 1, "{source}: {r}");
-        assert!(
-            errors[0].as_str().unwrap().contains("link loop"),
-            "{source}: {r}"
-        );
+        assert!(errors[0].contains("link loop"), "{source}: {r}");
     }
 }
 

@@ -128,12 +128,7 @@ fn paths_outside_the_allowed_folders_tell_nothing_of_what_exists() {
         ),
     );
     assert_eq!(r["loaded_count"], 0, "{r}");
-    let errors: Vec<&str> = r["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e.as_str().unwrap())
-        .collect();
+    let errors = errors_of(&r);
     assert_eq!(errors.len(), 4, "{r}");
     for e in &errors {
         assert!(
