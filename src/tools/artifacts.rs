@@ -74,6 +74,11 @@ pub struct ArtifactEntry {
     pub kind: String,
     pub created_at: String,
     pub provenance: Option<Provenance>,
+    /// Present and true when `provenance` was left out to fit the response
+    /// cap (the entry comes back alone so paging advances); read it with
+    /// `rlm.artifact.get`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
 }
 
 /// Result of `rlm.artifact.list`.

@@ -202,6 +202,11 @@ pub struct DocEntry {
     pub length_chars: u64,
     pub length_tokens_est: u64,
     pub span_count: u64,
+    /// Present and true when `source` was cut to fit the response cap (an
+    /// entry too large to come back whole comes back alone, cut, so paging
+    /// always advances).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
 }
 
 /// Result of `rlm.docs.list`.

@@ -4,11 +4,12 @@
 use serde_json::{Map, Value};
 
 use rlm::tools::{
-    ArtifactGetArgs, ArtifactGetResult, ArtifactListArgs, ArtifactListResult, ArtifactStoreArgs,
-    ArtifactStoreResult, SpanRef,
+    ArtifactEntry, ArtifactGetArgs, ArtifactGetResult, ArtifactListArgs, ArtifactListResult,
+    ArtifactStoreArgs, ArtifactStoreResult, SpanRef,
 };
 use rlm::{ErrorCode, ToolError};
 
+use super::response::CutToFit;
 use super::{Engine, ResponseBudget, SessionRow, now};
 use crate::store::artifacts::{ArtifactWrite, NewArtifact, NewRangeSpan};
 
@@ -33,12 +34,14 @@ impl Engine {
         let content =
             serde_json::to_string(&args.content).map_err(|e| ToolError::internal(e.to_string()))?;
         let cap = ResponseBudget::for_response(session).left();
-        let size = ResponseBudget::cost(&args.content);
+        // Both come back in rlm.artifact.get, so both must fit its answer.
+        let size = ResponseBudget::cost(&args.content)
+            + args.provenance.as_ref().map_or(0, ResponseBudget::cost);
         if size > cap {
             return Err(ToolError::new(
                 ErrorCode::TooLarge,
                 format!(
-                    "artifact content is {size} characters of JSON, more than this session's max_chars_per_response allows ({cap}) for reading it back; store it in several artifacts"
+                    "artifact content and provenance are {size} characters of JSON, more than this session's max_chars_per_response allows ({cap}) for reading them back; store it in several artifacts or keep less in provenance"
                 ),
             )
             .with("chars", size as u64)
@@ -129,7 +132,7 @@ impl Engine {
             limit,
             offset,
         )?;
-        let (artifacts, truncated) = ResponseBudget::for_response(session).take_list(rows);
+        let (artifacts, truncated) = ResponseBudget::for_response(session).take_page(rows);
         let next = offset + artifacts.len() as u64;
         Ok(ArtifactListResult {
             artifacts,
@@ -174,5 +177,14 @@ impl Engine {
                 session.id, args.artifact_id
             ))),
         }
+    }
+}
+
+impl CutToFit for ArtifactEntry {
+    /// Leaves out `provenance` (the one unbounded field; `rlm.artifact.get`
+    /// returns it).
+    fn cut_to(&mut self, _room: usize) {
+        self.provenance = None;
+        self.truncated = true;
     }
 }

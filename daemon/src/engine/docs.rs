@@ -1,9 +1,10 @@
 //! `rlm.docs.list` and `rlm.docs.peek`, and finding a session's documents
 //! (`rlm.docs.load` is in `load/`).
 
-use rlm::tools::{DocsListArgs, DocsListResult, DocsPeekArgs, DocsPeekResult, SpanRef};
+use rlm::tools::{DocEntry, DocsListArgs, DocsListResult, DocsPeekArgs, DocsPeekResult, SpanRef};
 use rlm::{ErrorCode, ToolError};
 
+use super::response::CutToFit;
 use super::{Engine, ResponseBudget, SessionRow};
 pub(crate) use crate::store::documents::DocRow;
 use crate::store::sha256_hex;
@@ -58,7 +59,7 @@ impl Engine {
             .inner
             .store
             .list_documents(&session.id, limit, offset)?;
-        let (documents, truncated) = ResponseBudget::for_response(session).take_list(rows);
+        let (documents, truncated) = ResponseBudget::for_response(session).take_page(rows);
         let total = session.document_count;
         let next = offset + documents.len() as u64;
         let has_more = next < total;
@@ -116,5 +117,16 @@ impl Engine {
             truncated,
             total_length: total,
         })
+    }
+}
+
+impl CutToFit for DocEntry {
+    /// Cuts `source` (a path or an inline name, the one unbounded field).
+    fn cut_to(&mut self, room: usize) {
+        let source = std::mem::take(&mut self.source);
+        self.truncated = true;
+        let rest = ResponseBudget::cost(self);
+        let (kept, _) = ResponseBudget::cut_text(&source, usize::MAX, room.saturating_sub(rest));
+        self.source = kept.to_owned();
     }
 }

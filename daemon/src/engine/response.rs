@@ -79,6 +79,31 @@ impl ResponseBudget {
         (kept, false)
     }
 
+    /// Keeps the entries of one page of a paged list while they fit, so that
+    /// paging always advances: when even the first entry does not fit alone
+    /// it is cut to the room ([`CutToFit`]) and comes back alone. Returns the
+    /// kept entries and whether the page was cut short or an entry was cut.
+    pub(crate) fn take_page<T: CutToFit>(
+        &mut self,
+        items: impl IntoIterator<Item = T>,
+    ) -> (Vec<T>, bool) {
+        let mut kept = Vec::new();
+        for mut item in items {
+            if self.take(&item) {
+                kept.push(item);
+                continue;
+            }
+            if kept.is_empty() {
+                // The separator's one character is part of the entry's cost.
+                item.cut_to(self.left.saturating_sub(1));
+                self.spend(Self::cost(&item) + 1);
+                kept.push(item);
+            }
+            return (kept, true);
+        }
+        (kept, false)
+    }
+
     /// Splits off a share of this budget for one part of a response; give
     /// back what it left with [`ResponseBudget::give_back`].
     pub(crate) fn split_off(&mut self, share: usize) -> ResponseBudget {
@@ -105,6 +130,16 @@ impl ResponseBudget {
         }
         (text, false)
     }
+}
+
+/// An entry of a paged list that can be cut to fit a response when even
+/// alone it does not (a document named by a very long source, an artifact
+/// with a large provenance), so that a page never comes back empty while
+/// entries remain.
+pub(crate) trait CutToFit: Serialize {
+    /// Shrinks the entry's unbounded parts so that its cost is at most `room`
+    /// where its bounded parts allow, and marks it cut.
+    fn cut_to(&mut self, room: usize);
 }
 
 /// Characters of the JSON serialization of `v` (what a client receives).

@@ -115,6 +115,7 @@ impl Store {
                             kind: r.get(2)?,
                             created_at: r.get(3)?,
                             provenance: parse_provenance(r.get(4)?),
+                            truncated: false,
                         })
                     },
                 )?

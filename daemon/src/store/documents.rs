@@ -137,6 +137,7 @@ impl Store {
                         length_chars: r.get::<_, i64>(3)? as u64,
                         length_tokens_est: r.get::<_, i64>(4)? as u64,
                         span_count: r.get::<_, i64>(5)? as u64,
+                        truncated: false,
                     })
                 })?
                 .collect::<Result<Vec<_>, _>>()?;

@@ -262,3 +262,72 @@ fn content_larger_than_the_response_cap_is_too_large() {
     assert_eq!(got["content"]["text"], "y".repeat(400));
     assert!(json_len(&got) <= 1500);
 }
+
+#[test]
+fn provenance_counts_toward_what_must_read_back() {
+    let env = Env::new();
+    let sid = env.session_with(json!({"max_chars_per_response": 1000}));
+    let e = env.fail(
+        "rlm.artifact.store",
+        json!({"session_id": sid, "type": "summary", "content": {"s": "x"},
+               "provenance": {"note": "p".repeat(2000)}}),
+    );
+    let msg = expect_code(&e, "too_large");
+    assert!(msg.contains("provenance"), "{msg}");
+    assert_eq!(env.count("SELECT count(*) FROM artifacts", []), 0);
+}
+
+#[test]
+fn paging_passes_an_artifact_whose_provenance_fills_the_page() {
+    let env = Env::new();
+    let sid = env.session_with(json!({"max_chars_per_response": 1000}));
+    let small = store(&env, &sid, json!({}));
+    // Content and provenance fit rlm.artifact.get's answer, but a list
+    // entry adds ids and a date, more than a page's room.
+    let note = "p".repeat(list_room(1000) - 20);
+    let big = store(
+        &env,
+        &sid,
+        json!({"content": {}, "provenance": {"note": note}}),
+    );
+    let last = store(&env, &sid, json!({}));
+    let mut seen = Vec::new();
+    let mut offset = 0;
+    let mut pages = 0;
+    loop {
+        pages += 1;
+        assert!(pages <= 3, "paging does not advance: {seen:?}");
+        let r = env.call(
+            "rlm.artifact.list",
+            json!({"session_id": sid, "offset": offset}),
+        );
+        assert!(json_len(&r) <= 1000, "{}", json_len(&r));
+        let page = r["artifacts"].as_array().unwrap();
+        assert!(!page.is_empty(), "{r}");
+        for a in page {
+            if a["artifact_id"] == big["artifact_id"] {
+                assert_eq!(r["truncated"], true);
+                assert_eq!(a["truncated"], true, "{a}");
+                assert!(a["provenance"].is_null(), "{a}");
+            } else {
+                assert!(a.get("truncated").is_none(), "{a}");
+            }
+        }
+        seen.extend(list_ids(&r));
+        match r["next_offset"].as_u64() {
+            Some(n) => offset = n,
+            None => break,
+        }
+    }
+    let ids = [&small, &big, &last].map(|r| r["artifact_id"].as_str().unwrap().to_owned());
+    assert_eq!(seen, ids);
+    // The provenance is whole where it is asked for.
+    let got = env.call(
+        "rlm.artifact.get",
+        json!({"session_id": sid, "artifact_id": big["artifact_id"]}),
+    );
+    assert_eq!(
+        got["provenance"]["note"].as_str().unwrap().len(),
+        note.len()
+    );
+}

@@ -767,3 +767,53 @@ fn docs_list_pages_in_load_order() {
     assert_eq!(r["documents"], json!([]));
     assert_eq!(r["has_more"], false);
 }
+
+#[test]
+fn paging_passes_a_document_whose_source_fills_the_page() {
+    let env = Env::new();
+    let sid = env.session_with(json!({"max_chars_per_response": 1000}));
+    let long_name = "n".repeat(3000);
+    let r = env.call(
+        "rlm.docs.load",
+        json!({"session_id": sid, "sources": [
+            {"type": "inline", "content": "first", "name": "a"},
+            {"type": "inline", "content": "second", "name": long_name},
+            {"type": "inline", "content": "third", "name": "c"},
+        ]}),
+    );
+    assert_eq!(r["loaded_count"], 3, "{r}");
+    let mut sources = Vec::new();
+    let mut offset = 0;
+    let mut pages = 0;
+    loop {
+        pages += 1;
+        assert!(pages <= 3, "paging does not advance: {sources:?}");
+        let r = env.call(
+            "rlm.docs.list",
+            json!({"session_id": sid, "offset": offset}),
+        );
+        assert!(json_len(&r) <= 1000, "{}", json_len(&r));
+        let page = r["documents"].as_array().unwrap();
+        assert!(!page.is_empty(), "{r}");
+        for d in page {
+            let source = d["source"].as_str().unwrap();
+            if source.starts_with('n') {
+                assert_eq!(r["truncated"], true);
+                assert_eq!(d["truncated"], true, "{d}");
+                assert!(
+                    source.len() > 100 && source.len() < 1000,
+                    "{}",
+                    source.len()
+                );
+            } else {
+                assert!(d.get("truncated").is_none(), "{d}");
+            }
+            sources.push(source.chars().next().unwrap());
+        }
+        match r["next_offset"].as_u64() {
+            Some(n) => offset = n,
+            None => break,
+        }
+    }
+    assert_eq!(sources, ['a', 'n', 'c']);
+}
