@@ -96,6 +96,7 @@ use tracing_subscriber::Layer as _;
 fn appender(name: &str, dir: &Path, keep: usize) -> std::io::Result<RollingFileAppender> {
     // The logs name files, sessions and queries' sizes: this user's alone.
     crate::paths::ensure_private_dir(dir)?;
+    crate::paths::make_private_tree(dir)?;
     RollingFileAppender::builder()
         .rotation(Rotation::DAILY)
         .filename_prefix(name)

@@ -141,6 +141,58 @@ pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
     }
 }
 
+/// Makes every folder under `root` 0700 and every file 0600 where group or
+/// others had any right (a store written by an older rlm, or copied in with
+/// a looser umask), without following links. Returns how many were changed.
+/// Entries of another user are left alone (chmod would fail on them) but
+/// are not readable through `root`, which is 0700 and this user's.
+pub fn make_private_tree(root: &Path) -> io::Result<usize> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mut changed = 0;
+        let mut folders = vec![root.to_path_buf()];
+        while let Some(folder) = folders.pop() {
+            let entries = match std::fs::read_dir(&folder) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            for entry in entries {
+                let entry = entry?;
+                let meta = match std::fs::symlink_metadata(entry.path()) {
+                    Ok(m) => m,
+                    // Removed by a live process since the listing.
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e),
+                };
+                let mode = meta.permissions().mode();
+                let private = if meta.is_dir() {
+                    folders.push(entry.path());
+                    0o700
+                } else if meta.is_file() {
+                    0o600
+                } else {
+                    continue;
+                };
+                if mode & 0o077 != 0 {
+                    std::fs::set_permissions(
+                        entry.path(),
+                        std::fs::Permissions::from_mode(private),
+                    )?;
+                    changed += 1;
+                }
+            }
+        }
+        Ok(changed)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = root;
+        Ok(0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,6 +223,36 @@ mod tests {
             0o700,
             "tightened"
         );
+    }
+
+    /// Files and folders others could read are tightened; links are not
+    /// followed (what they point at is not the store's to change).
+    #[cfg(unix)]
+    #[test]
+    fn a_tree_is_made_private_without_following_links() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o777;
+        let set = |p: &Path, m: u32| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
+        };
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("data");
+        std::fs::create_dir_all(root.join("a/b")).unwrap();
+        std::fs::write(root.join("a/b/f"), "x").unwrap();
+        std::fs::write(root.join("g"), "x").unwrap();
+        let outside = tmp.path().join("outside");
+        std::fs::write(&outside, "x").unwrap();
+        set(&outside, 0o644);
+        std::os::unix::fs::symlink(&outside, root.join("link")).unwrap();
+        for (p, m) in [("a", 0o755), ("a/b", 0o775), ("a/b/f", 0o644), ("g", 0o600)] {
+            set(&root.join(p), m);
+        }
+        assert_eq!(make_private_tree(&root).unwrap(), 3);
+        for (p, m) in [("a", 0o700), ("a/b", 0o700), ("a/b/f", 0o600), ("g", 0o600)] {
+            assert_eq!(mode(&root.join(p)), m, "{p}");
+        }
+        assert_eq!(mode(&outside), 0o644, "a link's target is left alone");
+        assert_eq!(make_private_tree(&root).unwrap(), 0, "nothing left to do");
     }
 
     /// A link planted where the socket folder goes is refused, and the

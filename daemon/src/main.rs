@@ -36,6 +36,10 @@ struct Args {
     /// (default: never, or config's idle_timeout_seconds when started on demand).
     #[arg(long, value_name = "SECONDS")]
     idle_timeout: Option<f64>,
+    /// Seconds a stop (SIGTERM, SIGINT, `rlm daemon stop`) waits for the calls
+    /// in flight before the daemon exits without them (default 60).
+    #[arg(long, value_name = "SECONDS", value_parser = drain_seconds)]
+    drain_timeout: Option<Duration>,
     /// Also log to stderr in a human format (the JSON log file is always written).
     #[arg(long)]
     log_stderr: bool,
@@ -64,14 +68,27 @@ fn main() -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("rlmd")
+        .max_blocking_threads(server::BLOCKING_THREADS)
         .build()
     {
         Ok(r) => r,
         Err(e) => return fail(&mut ready, format!("starting the async runtime: {e}")),
     };
-    match runtime.block_on(serve(args, config.config, &mut ready)) {
+    let served = runtime.block_on(serve(args, config.config, &mut ready));
+    // Calls abandoned at the drain deadline may still hold blocking threads
+    // (a lock wait, a slow disk): the process exits without waiting for them.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => fail(&mut ready, message),
+    }
+}
+
+/// Parses `--drain-timeout`: seconds, from 0 to a day.
+fn drain_seconds(s: &str) -> Result<Duration, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..=86_400.0).contains(&v) => Ok(Duration::from_secs_f64(v)),
+        _ => Err(format!("{s:?} is not a number of seconds from 0 to 86400")),
     }
 }
 
@@ -136,6 +153,7 @@ async fn serve(args: Args, config: Config, ready: &mut ReadyPipe) -> Result<(), 
         auto_started: args.auto_started,
         idle_timeout,
         allowed_uid: allowed_uid(),
+        drain_timeout: args.drain_timeout.unwrap_or(server::DRAIN_TIMEOUT),
     };
     // Handlers before READY: a SIGTERM right after it drains, never kills.
     let shutdown = shutdown_signal();

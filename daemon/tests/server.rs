@@ -94,6 +94,7 @@ async fn run_serves_calls_in_process_and_stops_when_its_shutdown_completes() {
         auto_started: false,
         idle_timeout: None,
         allowed_uid: None,
+        drain_timeout: rlmd::server::DRAIN_TIMEOUT,
     };
     let server_name = name.clone();
     let server_thread = std::thread::spawn(move || {
@@ -353,6 +354,7 @@ fn start_with(
         auto_started,
         idle_timeout: None,
         allowed_uid: None,
+        drain_timeout: rlmd::server::DRAIN_TIMEOUT,
     };
     let daemon = tokio::spawn(server::run(engine, config, listener, async {
         let _ = stop_rx.await;

@@ -306,8 +306,35 @@ impl TestDir {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> Daemon {
-        let log = self.log_file("daemon");
+        let cmd = self.command(&rlmd());
+        self.start_daemon_cmd(cmd, socket, data, extra, env)
+    }
+
+    /// Starts `rlmd` on this dir under an address-space limit of `bytes`
+    /// (`RLIMIT_AS`): an allocation past it fails, so a daemon whose memory
+    /// grows with what a client sends dies in the test instead of swapping.
+    pub fn start_daemon_limited(&self, extra: &[&str], bytes: u64) -> Daemon {
+        use std::os::unix::process::CommandExt;
         let mut cmd = self.command(&rlmd());
+        // SAFETY: setrlimit is async-signal-safe and touches nothing of the parent.
+        unsafe {
+            cmd.pre_exec(move || {
+                nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_AS, bytes, bytes)
+                    .map_err(std::io::Error::from)
+            });
+        }
+        self.start_daemon_cmd(cmd, &self.socket, &self.data, extra, &[])
+    }
+
+    fn start_daemon_cmd(
+        &self,
+        mut cmd: Command,
+        socket: &Path,
+        data: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Daemon {
+        let log = self.log_file("daemon");
         cmd.envs(env.iter().copied());
         cmd.arg("--socket")
             .arg(socket)

@@ -49,6 +49,7 @@ impl Connection {
             shared: self.shared.clone(),
             out: self.out.clone(),
             cancels: self.cancels.clone(),
+            backlog: self.backlog.clone(),
             id,
             correlation_id: format!("{}-{id}", self.number),
         };
@@ -61,6 +62,7 @@ struct InFlight {
     shared: Arc<Shared>,
     out: Outbox,
     cancels: Cancels,
+    backlog: Backlog,
     id: u64,
     correlation_id: String,
 }
@@ -93,6 +95,7 @@ impl InFlight {
             shared,
             out,
             cancels,
+            backlog,
             id,
             correlation_id,
         } = self;
@@ -105,9 +108,17 @@ impl InFlight {
             .get("session_id")
             .and_then(serde_json::Value::as_str)
             .map(bounded);
-        let joined =
-            tokio::task::spawn_blocking(move || engine.call(&call.tool, call.arguments, &ctx))
-                .await;
+        // Waits, without a thread, for a running slot and for the client to
+        // read what it was already answered.
+        let permit = backlog.run_permit(&shared).await;
+        let joined = tokio::task::spawn_blocking(move || {
+            // Cancelled (or its client gone) while it waited: it never runs.
+            ctx.check_cancel().map_err(CallError::Tool)?;
+            let result = engine.call(&call.tool, call.arguments, &ctx);
+            drop(permit);
+            result
+        })
+        .await;
         let outcome = match joined {
             Ok(Ok(result)) => CallOutcome::Ok { result },
             Ok(Err(CallError::Tool(error))) => CallOutcome::ToolError { error },
@@ -144,13 +155,30 @@ impl InFlight {
             .remove(&id);
         // The call counts as in flight until its result is written (by the
         // writer), so a shutdown never drops it unsent.
-        if out
-            .send(Envelope::new(id, Response::Result { outcome }))
-            .is_err()
-        {
+        let answer = Response::Result { outcome };
+        backlog.queue_answer(id, json_bytes(&answer));
+        if let Err(unsent) = out.send(Envelope::new(id, answer)) {
+            backlog.release(&unsent.0);
             shared.finish_call();
         }
     }
+}
+
+/// Bytes of `v`'s JSON (what an answer holds in memory until written, near enough).
+fn json_bytes<T: serde::Serialize>(v: &T) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut c = Count(0);
+    let _ = serde_json::to_writer(&mut c, v);
+    c.0
 }
 
 /// Characters of a caller's value a log line keeps.

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use interprocess::local_socket::tokio::Stream;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 
 use rlm::protocol::{
     Envelope, FrameError, MAX_FRAME_BYTES, Request, Response, read_frame, write_frame,
@@ -35,6 +35,18 @@ pub(super) type Cancels = Arc<Mutex<HashMap<u64, Arc<AtomicBool>>>>;
 /// reading holds at most this many calls, and their answers, in the daemon.
 pub const MAX_REQUESTS_IN_FLIGHT: usize = 64;
 
+/// Calls of one connection that run at once, each on a blocking thread; the
+/// others of its [`MAX_REQUESTS_IN_FLIGHT`] wait without a thread. So one
+/// client never takes the blocking pool, however many of its calls wait for
+/// a session lock held elsewhere or read a slow disk.
+pub const MAX_CALLS_RUNNING_PER_CONNECTION: usize = 4;
+
+/// Bytes of answers of one connection written by no one yet (a client that
+/// does not read), past which its next call waits before it runs: what one
+/// connection holds in answers is this plus the answers of the calls already
+/// running.
+pub const MAX_QUEUED_ANSWER_BYTES: usize = 16 << 20;
+
 /// Progress messages of one connection waiting to be written, past which
 /// new ones are dropped (progress is advisory; results never are).
 const MAX_QUEUED_PROGRESS: usize = 256;
@@ -49,6 +61,15 @@ struct BacklogInner {
     /// Requests that took a permit and whose answer is not written yet.
     waiting: AtomicUsize,
     progress: AtomicUsize,
+    /// Calls running now ([`MAX_CALLS_RUNNING_PER_CONNECTION`]).
+    running: Arc<Semaphore>,
+    /// Bytes of the answers queued for the writer, by request id.
+    answers: Mutex<HashMap<u64, usize>>,
+    answer_bytes: AtomicUsize,
+    /// Wakes calls waiting for the answer queue to shrink.
+    room: Notify,
+    /// The writer is gone: nothing will shrink the queue any more.
+    closed: AtomicBool,
 }
 
 impl Backlog {
@@ -57,7 +78,65 @@ impl Backlog {
             requests: Semaphore::new(MAX_REQUESTS_IN_FLIGHT),
             waiting: AtomicUsize::new(0),
             progress: AtomicUsize::new(0),
+            running: Arc::new(Semaphore::new(MAX_CALLS_RUNNING_PER_CONNECTION)),
+            answers: Mutex::new(HashMap::new()),
+            answer_bytes: AtomicUsize::new(0),
+            room: Notify::new(),
+            closed: AtomicBool::new(false),
         }))
+    }
+
+    /// Waits until one more call of this connection may run: its queued
+    /// answers under [`MAX_QUEUED_ANSWER_BYTES`] (or its writer gone), a
+    /// running slot of the connection, then one of the daemon.
+    pub(super) async fn run_permit(&self, shared: &Shared) -> RunPermit {
+        loop {
+            let room = self.0.room.notified();
+            if self.0.answer_bytes.load(Ordering::SeqCst) < MAX_QUEUED_ANSWER_BYTES
+                || self.0.closed.load(Ordering::SeqCst)
+            {
+                break;
+            }
+            room.await;
+        }
+        // Neither semaphore is ever closed, so acquiring cannot fail.
+        let connection = self.0.running.clone().acquire_owned().await.ok();
+        let daemon = shared.running.clone().acquire_owned().await.ok();
+        RunPermit {
+            _connection: connection,
+            _daemon: daemon,
+        }
+    }
+
+    /// Counts the answer of request `id`, `bytes` long, as queued.
+    pub(super) fn queue_answer(&self, id: u64, bytes: usize) {
+        self.0
+            .answers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, bytes);
+        self.0.answer_bytes.fetch_add(bytes, Ordering::SeqCst);
+    }
+
+    /// The answer of request `id` is written or dropped.
+    fn unqueue_answer(&self, id: u64) {
+        let bytes = self
+            .0
+            .answers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+        if let Some(bytes) = bytes {
+            self.0.answer_bytes.fetch_sub(bytes, Ordering::SeqCst);
+            self.0.room.notify_waiters();
+        }
+    }
+
+    /// The writer is gone: calls waiting for room go on (and find no client).
+    fn close(&self) {
+        self.0.closed.store(true, Ordering::SeqCst);
+        self.0.requests.close();
+        self.0.room.notify_waiters();
     }
 
     /// Waits for room for one more request.
@@ -95,10 +174,20 @@ impl Backlog {
             (Response::Progress { .. }, _) => {
                 self.0.progress.fetch_sub(1, Ordering::SeqCst);
             }
-            (_, Some(_)) => self.answered(),
+            (_, Some(id)) => {
+                self.unqueue_answer(id);
+                self.answered();
+            }
             (_, None) => {}
         }
     }
+}
+
+/// The right of one call to run: a slot of its connection and one of the
+/// daemon, given back when dropped.
+pub(super) struct RunPermit {
+    _connection: Option<OwnedSemaphorePermit>,
+    _daemon: Option<OwnedSemaphorePermit>,
 }
 
 /// Numbers connections for correlation ids (`<connection>-<request id>`).
@@ -345,9 +434,9 @@ async fn write_loop(
         }
         backlog.release(&message);
     }
-    // Answers can no longer be written: a reader waiting for room goes on
-    // (and finds the connection gone).
-    backlog.0.requests.close();
+    // Answers can no longer be written: a reader or a call waiting for room
+    // goes on (and finds the connection gone).
+    backlog.close();
 }
 
 /// The answers that count as in flight until written: a call's result and

@@ -35,8 +35,17 @@ use shared::Shared;
 /// The daemon's version, as clients see it.
 pub const DAEMON_VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// How long a graceful shutdown waits for calls in flight.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a graceful shutdown waits for calls in flight by default
+/// (`rlmd --drain-timeout`); past it the daemon exits without them.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Calls running at once in the whole daemon, each on a blocking thread.
+/// The runtime's blocking pool is larger ([`BLOCKING_THREADS`]), so the
+/// daemon's own blocking work (status, gc, listing) always finds a thread.
+pub const MAX_CALLS_RUNNING: usize = 256;
+
+/// The size of the runtime's blocking pool.
+pub const BLOCKING_THREADS: usize = MAX_CALLS_RUNNING + 64;
 
 /// What the server needs besides the engine.
 #[derive(Debug, Clone)]
@@ -49,6 +58,8 @@ pub struct ServerConfig {
     pub idle_timeout: Option<Duration>,
     /// Peers of another uid are refused (Unix); None accepts any peer.
     pub allowed_uid: Option<u32>,
+    /// How long a stop waits for the calls in flight ([`DRAIN_TIMEOUT`]).
+    pub drain_timeout: Duration,
 }
 
 /// Why the server stopped.
@@ -100,10 +111,20 @@ pub async fn run(
     }
     shared.mark_stopping();
     drop(listener);
-    // In-flight calls finish; their connections deliver the results.
-    let deadline = Instant::now() + DRAIN_TIMEOUT;
+    // In-flight calls finish; their connections deliver the results. Past
+    // the deadline the daemon goes without them: a call stuck on a lock or
+    // a disk must not keep it (and its socket's successor) from exiting.
+    let deadline = Instant::now() + shared.config.drain_timeout;
     while shared.calls_in_flight() > 0 && Instant::now() < deadline {
         let _ = tokio::time::timeout(Duration::from_millis(100), shared.drained.notified()).await;
+    }
+    let left = shared.calls_in_flight();
+    if left > 0 {
+        tracing::warn!(
+            calls = left,
+            drain_timeout_s = shared.config.drain_timeout.as_secs_f64(),
+            "stopping with calls still running past the drain deadline; what they had not committed is not stored"
+        );
     }
     let reason = shared.stop_reason().unwrap_or(StopReason::Shutdown);
     tracing::info!(?reason, served = shared.served(), "rlmd stopped");

@@ -6,7 +6,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::sync::Notify;
+use std::sync::Arc;
+
+use tokio::sync::{Notify, Semaphore};
 
 use rlm::protocol::{DaemonStatus, PROTOCOL_VERSION};
 
@@ -28,6 +30,8 @@ pub(super) struct Shared {
     stop_reason: Mutex<Option<StopReason>>,
     /// Wakes the drain when a call ends.
     pub(super) drained: Notify,
+    /// Calls running now, daemon-wide ([`super::MAX_CALLS_RUNNING`]).
+    pub(super) running: Arc<Semaphore>,
 }
 
 impl Shared {
@@ -45,6 +49,7 @@ impl Shared {
             stopping: AtomicBool::new(false),
             stop_reason: Mutex::new(None),
             drained: Notify::new(),
+            running: Arc::new(Semaphore::new(super::MAX_CALLS_RUNNING)),
         }
     }
 

@@ -114,6 +114,14 @@ impl Store {
         // then nobody else's to read, whatever the modes of the files below.
         rlm::paths::ensure_private_dir(root)
             .map_err(io_err(format!("making {} private", root.display())))?;
+        // And every file below it 0600, every folder 0700.
+        let repaired = rlm::paths::make_private_tree(root).map_err(io_err(format!(
+            "making the files under {} private",
+            root.display()
+        )))?;
+        if repaired > 0 {
+            tracing::info!(repaired, data_dir = %root.display(), "made files and folders readable by this user only");
+        }
         mk(&layout.locks_dir())?;
         mk(&layout.indexes_dir())?;
         let blobs = BlobStore::open(&layout).map_err(io_err("opening the blob store"))?;

@@ -1,0 +1,330 @@
+//! The hostile-input suite: what one client sends, or another process does to
+//! the files, must neither hang, crash nor blow up the daemon for everyone.
+//! Every daemon here runs under an address-space limit ([`LIMIT`]), so memory
+//! that grows with the input ends the test instead of the machine's swap, and
+//! every wait has a deadline ([`WAIT`]). Cases that need only the engine live
+//! beside it (`daemon/tests/tools/`); this suite drives real processes.
+
+mod common;
+
+use std::path::Path;
+
+use nix::sys::signal::Signal;
+use serde_json::{Value, json};
+
+use common::{Ipc, TestDir, WAIT, hold_session_lock, wait_until};
+
+/// The address space each daemon of this suite may use: room for its threads'
+/// stacks and its mappings, far below what an unbounded queue reaches.
+const LIMIT: u64 = 3 << 30;
+
+fn session(c: &mut Ipc, config: Value) -> String {
+    c.ok("rlm.session.create", json!({ "config": config }))["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// One line of `/proc/<pid>/status` in kB (`VmHWM`, `RssAnon`, `RssFile`).
+fn status_kb(pid: i32, key: &str) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in /proc/{pid}/status"))
+}
+
+/// More calls waiting for a session lock than the runtime has blocking
+/// threads (9 connections of 64 loads, against tokio's 512) took every
+/// thread: a call of another session, from another client, waited behind
+/// them for the lock's 10-minute timeout. Now each connection runs 4 calls
+/// at a time and the rest wait without a thread.
+#[test]
+fn calls_stuck_on_a_lock_leave_threads_for_everyone_else() {
+    const CONNECTIONS: usize = 9;
+    const CALLS: usize = 64;
+    let dir = TestDir::new();
+    let daemon = dir.start_daemon_limited(&[], LIMIT);
+    let mut c = Ipc::handshake(&dir.socket);
+    let held = session(&mut c, json!({"max_tool_calls": 10_000}));
+    let other = session(&mut c, json!({}));
+    let lock = hold_session_lock(&dir.data, &held);
+    let mut hogs = Vec::new();
+    for _ in 0..CONNECTIONS {
+        let mut h = Ipc::handshake(&dir.socket);
+        let ids: Vec<u64> = (0..CALLS)
+            .map(|i| {
+                h.send_call(
+                    "rlm.docs.load",
+                    json!({"session_id": held, "sources": [{"type": "inline", "content": format!("text {i}")}]}),
+                    false,
+                )
+            })
+            .collect();
+        hogs.push((h, ids));
+    }
+    let all = (CONNECTIONS * CALLS) as u64;
+    wait_until(WAIT, "every load to be in flight", || {
+        (c.status()["calls_in_flight"].as_u64() == Some(all)).then_some(())
+    });
+    // Another client's call, on another session, is served now.
+    let info = c.ok("rlm.session.info", json!({"session_id": other}));
+    assert_eq!(info["session_id"], other.as_str());
+    let threads = status_kb_threads(daemon.pid());
+    assert!(
+        threads < 200,
+        "{threads} threads for {all} calls stuck on one lock"
+    );
+    drop(lock);
+    // Answers come as calls end, in any order.
+    for (mut h, ids) in hogs {
+        let mut left: std::collections::BTreeSet<u64> = ids.into_iter().collect();
+        while !left.is_empty() {
+            match h.read_within(WAIT) {
+                common::Read1::Frame(v) if v["type"] == "result" => {
+                    assert_eq!(v["outcome"]["kind"], "ok", "{v}");
+                    assert!(left.remove(&v["id"].as_u64().unwrap()), "{v}");
+                }
+                other => panic!("{} loads unanswered: {other:?}", left.len()),
+            }
+        }
+    }
+    let info = c.ok("rlm.session.info", json!({"session_id": held}));
+    assert_eq!(info["document_count"], all);
+}
+
+fn status_kb_threads(pid: i32) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("Threads in /proc/<pid>/status")
+}
+
+/// A call that cannot finish (here: its session's lock is held by another
+/// process and never released) kept a stopping daemon alive: the drain
+/// waited 120 s, then the runtime waited for the blocking thread for the
+/// lock's 10 minutes. Now the process exits at its drain deadline.
+#[test]
+fn a_stop_exits_at_its_deadline_even_with_a_call_stuck() {
+    let dir = TestDir::new();
+    let mut daemon = dir.start_daemon_limited(&["--drain-timeout", "1"], LIMIT);
+    let mut c = Ipc::handshake(&dir.socket);
+    let sid = session(&mut c, json!({}));
+    let _lock = hold_session_lock(&dir.data, &sid);
+    c.send_call(
+        "rlm.docs.load",
+        json!({"session_id": sid, "sources": [{"type": "inline", "content": "stuck"}]}),
+        false,
+    );
+    wait_until(WAIT, "the load to be in flight", || {
+        let mut probe = Ipc::handshake(&dir.socket);
+        (probe.status()["calls_in_flight"] == 1).then_some(())
+    });
+    daemon.signal(Signal::SIGTERM);
+    let status = daemon.wait_exit(WAIT);
+    assert_eq!(status.code(), Some(0), "{}", daemon.log_text());
+    assert!(
+        daemon
+            .log_text()
+            .contains("calls still running past the drain deadline"),
+        "{}",
+        daemon.log_text()
+    );
+}
+
+/// Hundreds of searches with large answers written at once, by a client
+/// that reads nothing until it has sent them all: the daemon holds a bounded
+/// number of calls and answer bytes per connection (it took 4.7 GB in 8 s and
+/// aborted, before calls in flight were bounded), and every call is answered.
+#[test]
+fn a_burst_of_large_answers_from_a_client_that_does_not_read_stays_bounded() {
+    const CALLS: usize = 200;
+    let dir = TestDir::new();
+    let daemon = dir.start_daemon_limited(&[], LIMIT);
+    let mut c = Ipc::handshake(&dir.socket);
+    let sid = session(
+        &mut c,
+        json!({"max_tool_calls": 100_000, "max_chars_per_response": 1_000_000}),
+    );
+    let text = "a needle in the hay, then more hay to fill a line of text\n".repeat(20_000);
+    c.ok(
+        "rlm.docs.load",
+        json!({"session_id": sid, "sources": [{"type": "inline", "content": text}]}),
+    );
+    let before = status_kb(daemon.pid(), "VmHWM");
+    // A second thread sends everything; this one reads only once all is sent.
+    let mut burst = Ipc::handshake(&dir.socket);
+    let mut sender = burst
+        .stream
+        .try_clone()
+        .expect("a second handle on the socket");
+    let sid2 = sid;
+    let sent = std::thread::spawn(move || {
+        (0..CALLS as u64)
+            .map(|i| {
+                let id = 1_000 + i;
+                let call = json!({"type": "call", "id": id, "tool": "rlm.search.query", "progress": false,
+                    "arguments": {"session_id": sid2, "query": "needle", "method": "literal", "limit": 1000, "context_chars": 1000}});
+                std::io::Write::write_all(&mut sender, &common::frame(&call)).expect("sending a call");
+                id
+            })
+            .collect::<Vec<u64>>()
+    });
+    // The sender stalls once the daemon stops reading (64 in flight): the
+    // daemon's memory is then at its worst.
+    wait_until(WAIT, "the daemon to stop reading", || {
+        (c.status()["calls_in_flight"].as_u64() >= Some(64)).then_some(())
+    });
+    let mut answered = 0;
+    let mut max_chars = 0;
+    while answered < CALLS {
+        match burst.read_within(WAIT) {
+            common::Read1::Frame(v) if v["type"] == "result" => {
+                assert_eq!(v["outcome"]["kind"], "ok", "{}", v["outcome"]);
+                max_chars = max_chars.max(v["outcome"]["result"]["matches"].to_string().len());
+                answered += 1;
+            }
+            other => panic!("after {answered} answers: {other:?}"),
+        }
+    }
+    let ids = sent.join().expect("the sender");
+    assert_eq!(ids.len(), CALLS);
+    assert!(max_chars > 500_000, "answers are large: {max_chars}");
+    let peak = status_kb(daemon.pid(), "VmHWM");
+    let anon = status_kb(daemon.pid(), "RssAnon");
+    let file = status_kb(daemon.pid(), "RssFile");
+    eprintln!("hostile: VmHWM {before} -> {peak} kB, RssAnon {anon} kB, RssFile {file} kB");
+    assert!(
+        peak < before + 1_000_000,
+        "the daemon grew from {before} kB to {peak} kB"
+    );
+}
+
+/// FIFOs, devices and links to them in a load: each is its source's error
+/// line, none blocks a load thread, the other sources load, and the daemon
+/// still stops promptly on SIGTERM (two FIFOs used to take both load threads
+/// forever, and SIGTERM never ended the process).
+#[test]
+fn fifos_and_devices_fail_their_source_and_block_nothing() {
+    let dir = TestDir::new();
+    let mut daemon = dir.start_daemon_limited(&[], LIMIT);
+    let mut c = Ipc::handshake(&dir.socket);
+    let sid = session(&mut c, json!({}));
+    let files = dir.path().join("files");
+    std::fs::create_dir(&files).unwrap();
+    for name in ["fifo0", "fifo1", "fifo2"] {
+        nix::unistd::mkfifo(
+            &files.join(name),
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        )
+        .unwrap();
+    }
+    std::os::unix::fs::symlink("/dev/zero", files.join("zero")).unwrap();
+    std::fs::write(files.join("ok.txt"), "a regular file").unwrap();
+    let source = |p: &Path| json!({"type": "file", "path": p});
+    let r = c.ok(
+        "rlm.docs.load",
+        json!({"session_id": sid, "sources": [
+            source(&files.join("fifo0")), source(&files.join("fifo1")), source(&files.join("fifo2")),
+            source(&files.join("zero")), source(Path::new("/dev/zero")), source(&files.join("ok.txt")),
+            {"type": "directory", "path": files},
+        ]}),
+    );
+    assert_eq!(r["loaded_count"], 2, "{r}");
+    assert_eq!(r["error_count"], 9, "{r}");
+    let errors = r["errors"].to_string();
+    assert!(errors.contains("not a regular file"), "{errors}");
+    daemon.signal(Signal::SIGTERM);
+    assert_eq!(daemon.wait_exit(WAIT).code(), Some(0));
+}
+
+/// A glob through two links that point at their own folder never returned
+/// and grew the daemon by 40 MB/s; one such link loaded 5 files as 205
+/// documents. Each file is now loaded once and the loops are reported.
+#[test]
+fn links_to_their_own_folder_load_each_file_once() {
+    let dir = TestDir::new();
+    let _daemon = dir.start_daemon_limited(&[], LIMIT);
+    let mut c = Ipc::handshake(&dir.socket);
+    let sid = session(&mut c, json!({}));
+    let tree = dir.path().join("tree");
+    std::fs::create_dir(&tree).unwrap();
+    for i in 0..5 {
+        std::fs::write(tree.join(format!("f{i}.txt")), format!("file {i}")).unwrap();
+    }
+    std::os::unix::fs::symlink(".", tree.join("self0")).unwrap();
+    std::os::unix::fs::symlink(".", tree.join("self1")).unwrap();
+    let r = c.ok(
+        "rlm.docs.load",
+        json!({"session_id": sid, "sources": [
+            {"type": "glob", "path": format!("{}/**/*.txt", tree.display())},
+            {"type": "directory", "path": tree, "recursive": true},
+        ]}),
+    );
+    assert_eq!(r["loaded_count"], 10, "{r}");
+    let info = c.ok("rlm.session.info", json!({"session_id": sid}));
+    assert_eq!(info["document_count"], 10);
+}
+
+/// The store is the user's alone: a data folder and files another local user
+/// could read before (0755, 0644) are repaired when the daemon starts, and
+/// everything it writes is created private.
+#[test]
+fn the_store_is_private_and_modes_are_repaired_at_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TestDir::new();
+    {
+        let _daemon = dir.start_daemon_limited(&[], LIMIT);
+        let mut c = Ipc::handshake(&dir.socket);
+        let sid = session(&mut c, json!({}));
+        c.ok(
+            "rlm.docs.load",
+            json!({"session_id": sid, "sources": [{"type": "inline", "content": "secret text"}]}),
+        );
+        c.ok(
+            "rlm.search.query",
+            json!({"session_id": sid, "query": "secret"}),
+        );
+        assert_private(&dir.data);
+    }
+    // Another tool (or an older rlm) left it readable by everyone.
+    for entry in walk(&dir.data) {
+        let mode = if entry.is_dir() { 0o755 } else { 0o644 };
+        std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let _daemon = dir.start_daemon_limited(&[], LIMIT);
+    assert_private(&dir.data);
+}
+
+fn walk(root: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = vec![root.to_owned()];
+    let mut i = 0;
+    while i < out.len() {
+        if out[i].is_dir() && !out[i].is_symlink() {
+            let mut children: Vec<_> = std::fs::read_dir(&out[i])
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect();
+            children.sort();
+            out.extend(children);
+        }
+        i += 1;
+    }
+    out
+}
+
+fn assert_private(data: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let entries = walk(data);
+    assert!(entries.len() > 5, "{entries:?}");
+    for entry in entries {
+        let mode = std::fs::symlink_metadata(&entry)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        let want = if entry.is_dir() { 0o700 } else { 0o600 };
+        assert_eq!(mode, want, "{} is {mode:o}, not {want:o}", entry.display());
+    }
+}
