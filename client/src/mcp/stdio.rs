@@ -262,6 +262,39 @@ mod tests {
         }
     }
 
+    /// With nobody taking messages on rmcp's side, the reader stops reading: the client's
+    /// writes block once the pipe, the read buffer and the one queued message are full.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_slow_rmcp_stops_the_reader() {
+        use futures::FutureExt;
+        use tokio::io::AsyncWriteExt;
+
+        let (mut client, input) = tokio::io::duplex(4096);
+        let (output, _client_reads) = tokio::io::duplex(4096);
+        let (mut transport, pumps) = Pumps::start(input, output, 1 << 20);
+        let line = b"{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n";
+        let fits = (READ_CHUNK + 4096) / line.len() + 3;
+        let mut written = 0;
+        while written <= 100 * fits {
+            // Let the reader run until it waits (all of this is in memory, on this thread).
+            for _ in 0..20 {
+                tokio::task::yield_now().await;
+            }
+            match client.write_all(line).now_or_never() {
+                Some(Ok(())) => written += 1,
+                _ => break,
+            }
+        }
+        assert!(
+            written <= fits,
+            "{written} lines went in; at most {fits} fit"
+        );
+        // Taking one message lets the reader go on.
+        assert!(transport.receive().await.is_some());
+        drop(transport);
+        pumps.finish().await;
+    }
+
     fn line(s: &str) -> Next {
         Next::Line(s.as_bytes().to_vec())
     }
