@@ -15,7 +15,7 @@ use rmcp::{ServiceError, ServiceExt};
 use serde_json::{Value, json};
 
 use common::{
-    Outcome, TestDir, outcome_of_response, sha256_hex, shim_bin, target_dir, vars_to_clear,
+    Outcome, Shim, TestDir, outcome_of_response, sha256_hex, shim_bin, target_dir, vars_to_clear,
 };
 
 const TOOLS: [&str; 12] = [
@@ -452,6 +452,182 @@ async fn the_rmcp_client_calls_all_twelve_tools_through_the_shim() {
     assert_eq!(still["total_matches"], 1);
 
     client.cancel().await.expect("the session ends");
+}
+
+// ---------------------------------------------------------------- bad JSON-RPC on the wire
+
+/// How long the shim may take to answer one bad line.
+const ANSWER: Duration = Duration::from_secs(10);
+
+/// A shim that starts no daemon (refusing input and listing tools need none), initialized.
+fn bare_shim(dir: &TestDir) -> Shim {
+    let mut shim = dir.shim(&["--no-autostart"]);
+    shim.initialize();
+    shim
+}
+
+/// Sends `line` (a newline added) and returns the shim's next message, which must be a JSON-RPC
+/// error with `code` and `id` (present, `null` when the shim could not read one); then checks
+/// that the same shim still answers `tools/list`.
+fn refused(shim: &mut Shim, line: &[u8], code: i64, id: Value) -> Value {
+    let mut bytes = line.to_vec();
+    bytes.push(b'\n');
+    shim.send_bytes(&bytes);
+    let answer = shim.recv(ANSWER);
+    let shown = String::from_utf8_lossy(&line[..line.len().min(120)]).into_owned();
+    assert_eq!(answer["error"]["code"], code, "{shown:?} -> {answer}");
+    assert_eq!(answer.get("id"), Some(&id), "{shown:?} -> {answer}");
+    assert!(answer.get("result").is_none(), "{answer}");
+    still_lists_tools(shim);
+    answer
+}
+
+fn still_lists_tools(shim: &mut Shim) {
+    let list = shim.request("tools/list", json!({}));
+    assert_eq!(
+        list["result"]["tools"].as_array().map(Vec::len),
+        Some(12),
+        "the shim still answers tools/list: {list}"
+    );
+}
+
+#[test]
+fn lines_that_are_not_json_are_parse_errors_with_a_null_id() {
+    let dir = TestDir::new();
+    let mut shim = bare_shim(&dir);
+    let nested = "[".repeat(100_000);
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("malformed", br#"{"jsonrpc":"2.0","id":1,"method":"tools/list""#.to_vec()),
+        ("not JSON at all", b"hello".to_vec()),
+        (
+            "invalid UTF-8",
+            b"{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/list\",\"params\":{\"x\":\"\xff\xfe\"}}"
+                .to_vec(),
+        ),
+        (
+            "a lone surrogate",
+            br#"{"jsonrpc":"2.0","id":3,"method":"tools/list","params":{"x":"\ud800"}}"#.to_vec(),
+        ),
+        ("100k levels of nesting", nested.into_bytes()),
+    ];
+    for (what, line) in cases {
+        let answer = refused(&mut shim, &line, -32700, Value::Null);
+        let message = answer["error"]["message"].as_str().unwrap_or("");
+        assert!(!message.is_empty(), "{what}: a message says why: {answer}");
+    }
+    let status = shim.close();
+    assert!(status.success(), "the shim ends normally at EOF: {status}");
+}
+
+#[test]
+fn messages_that_are_not_requests_are_invalid_requests() {
+    let dir = TestDir::new();
+    let mut shim = bare_shim(&dir);
+    for line in [
+        &b"42"[..],
+        br#""tools/list""#,
+        br#"{"jsonrpc":"2.0"}"#,
+        br#"{"jsonrpc":"2.0","method":7}"#,
+        br#"{"jsonrpc":"2.0","id":null,"method":"tools/list"}"#,
+        br#"{"jsonrpc":"2.0","id":1.5,"method":"tools/list"}"#,
+        b"[]",
+        br#"[{"jsonrpc":"2.0","id":4,"method":"tools/list"}]"#,
+    ] {
+        refused(&mut shim, line, -32600, Value::Null);
+    }
+    // The id is echoed wherever it can be read.
+    refused(
+        &mut shim,
+        br#"{"jsonrpc":"1.0","id":"v1","method":"tools/list"}"#,
+        -32600,
+        json!("v1"),
+    );
+    refused(&mut shim, br#"{"jsonrpc":"2.0","id":8}"#, -32600, json!(8));
+}
+
+#[test]
+fn tools_call_with_params_of_the_wrong_shape_is_invalid_params() {
+    let dir = TestDir::new();
+    let mut shim = bare_shim(&dir);
+    let call = |id: u64, params: Value| {
+        let mut message = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call"});
+        if !params.is_null() {
+            message["params"] = params;
+        }
+        serde_json::to_vec(&message).unwrap()
+    };
+    let bad = [
+        json!({"name": "rlm.docs.list", "arguments": "x"}),
+        json!({"name": "rlm.docs.list", "arguments": [1]}),
+        json!({"name": "rlm.docs.list", "arguments": 3}),
+        json!({"name": "rlm.docs.list", "arguments": true}),
+        json!({"arguments": {}}),
+        json!({"name": 3, "arguments": {}}),
+        json!("rlm.docs.list"),
+        Value::Null,
+    ];
+    for (i, params) in bad.into_iter().enumerate() {
+        let id = 100 + i as u64;
+        let answer = refused(&mut shim, &call(id, params.clone()), -32602, json!(id));
+        let message = answer["error"]["message"].as_str().unwrap_or("");
+        assert!(message.contains("params"), "{params} -> {answer}");
+    }
+    // Params of another method that do not fit its schema are invalid params too.
+    refused(
+        &mut shim,
+        br#"{"jsonrpc":"2.0","id":"list","method":"tools/list","params":[1]}"#,
+        -32602,
+        json!("list"),
+    );
+
+    // `arguments` may be left out or null: the call goes through (and fails as a tool error
+    // here, since no daemon runs).
+    for arguments in [None, Some(Value::Null)] {
+        let mut params = json!({"name": "rlm.session.info"});
+        if let Some(a) = arguments {
+            params["arguments"] = a;
+        }
+        let answer = shim.request("tools/call", params);
+        assert_eq!(answer["result"]["isError"], true, "{answer}");
+    }
+
+    // A malformed notification gets no answer: the next message is the answer to tools/list.
+    shim.send_bytes(
+        b"{\"jsonrpc\":\"2.0\",\"method\":\"tools/call\",\"params\":{\"name\":\"x\",\"arguments\":\"x\"}}\n",
+    );
+    still_lists_tools(&mut shim);
+}
+
+#[test]
+fn a_line_past_the_limit_is_discarded_as_it_streams_and_answered_as_a_parse_error() {
+    let dir = TestDir::new();
+    let mut shim = bare_shim(&dir);
+    const LINE: usize = 300_000_000;
+    let head = br#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"rlm.docs.load","arguments":{"session_id":"s","sources":[{"type":"inline","content":""#;
+    let tail = b"\"}]}}}\n";
+    shim.send_bytes(head);
+    let chunk = vec![b'a'; 1 << 20];
+    let mut sent = head.len() + tail.len();
+    while sent < LINE {
+        let n = chunk.len().min(LINE - sent);
+        shim.send_bytes(&chunk[..n]);
+        sent += n;
+    }
+    shim.send_bytes(tail);
+    let answer = shim.recv(ANSWER);
+    assert_eq!(answer["error"]["code"], -32700, "{answer}");
+    assert_eq!(answer.get("id"), Some(&Value::Null), "{answer}");
+    let message = answer["error"]["message"].as_str().unwrap_or("");
+    assert!(
+        message.contains("268435456"),
+        "the message names the limit: {answer}"
+    );
+    let peak = shim.peak_rss_bytes();
+    // Held up to the limit (256 MiB) and no further: a line buffered whole would need its 300 MB
+    // on top of the shim's own ~20 MiB.
+    eprintln!("rlm-mcp peak RSS after a {LINE}-byte line: {peak} bytes");
+    assert!(peak < (256 << 20) + (32 << 20), "peak RSS {peak} bytes");
+    still_lists_tools(&mut shim);
 }
 
 // ---------------------------------------------------------------- the Python SDK

@@ -802,6 +802,28 @@ impl Shim {
             .unwrap_or_else(|e| panic!("writing to rlm-mcp: {e}\n{}", self.stderr_text()));
     }
 
+    /// Writes raw bytes to the shim's stdin as they are (no newline added): a line that is not
+    /// JSON, or one written in pieces.
+    pub fn send_bytes(&mut self, bytes: &[u8]) {
+        let stdin = self.stdin.as_mut().expect("stdin is open");
+        stdin
+            .write_all(bytes)
+            .and_then(|()| stdin.flush())
+            .unwrap_or_else(|e| panic!("writing to rlm-mcp: {e}\n{}", self.stderr_text()));
+    }
+
+    /// The shim's peak resident memory so far (`VmHWM` of /proc/<pid>/status), in bytes.
+    pub fn peak_rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("the shim's /proc status");
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("a VmHWM line");
+        kib * 1024
+    }
+
     /// The next message from the shim.
     pub fn recv(&mut self, within: Duration) -> Value {
         match self.lines.recv_timeout(within) {

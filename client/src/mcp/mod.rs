@@ -12,13 +12,17 @@
 //!   result as the contract says (`structuredContent` plus the same JSON as text; tool errors as
 //!   `isError` results; an unknown tool as JSON-RPC error -32602).
 //!
-//! Nothing here writes to stdout but rmcp's transport.
+//! Nothing here writes to stdout but the one writer of `stdio.rs`.
 //!
 //! `backend.rs` holds the [`Backend`] trait and its implementation over the daemon connection;
-//! `schema.rs` rewrites the contract's schemas for clients.
+//! `schema.rs` rewrites the contract's schemas for clients; `stdio.rs` owns the byte streams
+//! (bounded lines in, one writer out) and `jsonrpc.rs` the checks that answer bad input as
+//! JSON-RPC says (-32700, -32600, -32602) before rmcp sees it.
 
 mod backend;
+mod jsonrpc;
 mod schema;
+mod stdio;
 
 use std::{borrow::Cow, str::FromStr, sync::Arc};
 
@@ -31,7 +35,6 @@ use rmcp::{
         ServerCapabilities, ServerConfig, ToolsCapability,
     },
     service::{RequestContext, ServerInitializeError},
-    transport::async_rw::AsyncRwTransport,
 };
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -40,9 +43,9 @@ use tokio::sync::mpsc;
 pub use crate::ProgressSink;
 pub use backend::{Backend, Forward, Forwarded};
 
-/// The largest MCP message (one JSON-RPC line) the shim reads. rmcp's default (16 MiB) would
-/// silently drop a larger `rlm.docs.load` with inline content and leave the client waiting; this
-/// matches the largest frame the daemon accepts, so whatever fits one reaches the other.
+/// The largest MCP message (one JSON-RPC line, newline excluded) the shim reads: the largest
+/// frame the daemon accepts, so whatever fits one reaches the other. A longer line is discarded
+/// as it streams (never held whole) and answered -32700.
 pub const MAX_MESSAGE_BYTES: usize = rlm::protocol::MAX_FRAME_BYTES;
 
 /// How `tools/list` spells the tool names; `tools/call` accepts both either way.
@@ -296,22 +299,24 @@ pub async fn serve_stdio<B: Backend>(server: RlmServer<B>) -> Result<(), String>
 
 /// Serves MCP over any byte streams until `reader` reaches its end (what [`serve_stdio`] does with
 /// stdin/stdout; tests use in-memory pipes). A stream that ends before `initialize` is a normal end.
+/// Lines are read and checked by `stdio.rs`: bad JSON-RPC is answered there, the rest goes to rmcp.
 pub async fn serve_io<B, R, W>(server: RlmServer<B>, reader: R, writer: W) -> Result<(), String>
 where
     B: Backend,
     R: AsyncRead + Send + Unpin + 'static,
     W: AsyncWrite + Send + Unpin + 'static,
 {
-    let transport = AsyncRwTransport::<RoleServer, R, W>::new(reader, writer)
-        .with_max_line_length(MAX_MESSAGE_BYTES);
-    match server.serve(transport).await {
+    let (transport, pumps) = stdio::Pumps::start(reader, writer, MAX_MESSAGE_BYTES);
+    let ended = match server.serve(transport).await {
         Ok(running) => match running.waiting().await {
             Ok(_reason) => Ok(()),
             Err(e) => Err(format!("the MCP session task failed: {e}")),
         },
         Err(ServerInitializeError::ConnectionClosed(_)) => Ok(()),
         Err(e) => Err(format!("the MCP session did not start: {e}")),
-    }
+    };
+    pumps.finish().await;
+    ended
 }
 
 fn listed_tool(tool: Tool, names: ToolNames) -> rmcp::model::Tool {
