@@ -111,30 +111,49 @@ pub fn index_phases(corpus: &Path, limit: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// Times `sc` counting over every text of `docs`, 31 times, with the ASCII
+/// hint if `hint` (as the engine gives it): matches, p50 and min (ms).
+fn time_scan(sc: &Scanner, docs: &[String], hint: bool) -> (usize, f64, f64) {
+    let ascii: Vec<bool> = docs.iter().map(|d| hint && d.is_ascii()).collect();
+    let mut ts = Vec::new();
+    let mut count = 0;
+    for _ in 0..31 {
+        let t0 = Instant::now();
+        count = docs
+            .iter()
+            .zip(&ascii)
+            .map(|(d, &a)| sc.count_hinted(d, a))
+            .sum::<usize>();
+        ts.push(t0.elapsed().as_secs_f64() * 1e3);
+    }
+    ts.sort_by(f64::total_cmp);
+    (count, ts[15], ts[0])
+}
+
+/// `text` with `s` put at the start of every 20th line: a text that is not
+/// ASCII, with its non-ASCII chars spread out as in prose or comments.
+fn sprinkle(text: &str, s: &str) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 200);
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        if i % 20 == 0 {
+            out.push_str(s);
+        }
+        out.push_str(line);
+    }
+    out
+}
+
 /// `scan`: each literal and regex of a fixed list counted over every
-/// document of the corpus, 31 times: matches, p50 and min (ms); regexes also
-/// with the ASCII hint.
+/// document of the corpus, 31 times: matches, p50 and min (ms); literals
+/// with the ASCII hint as the engine gives it, regexes without and with it.
+/// Then literals over two texts made from the corpus that are not ASCII:
+/// `é` put in every 20th line, and the same with a Kelvin sign and a long s
+/// at the end of each document (chars that fold to `k` and `s`).
 pub fn scan(corpus: &Path) -> Result<(), String> {
     let docs = py_texts(corpus, usize::MAX)?;
-    let ascii: Vec<bool> = docs.iter().map(|d| d.is_ascii()).collect();
     let total: usize = docs.iter().map(|d| d.len()).sum();
     println!("{} docs, {} bytes", docs.len(), total);
     let scanner = |method, p: &str| Scanner::new(method, p).map_err(|e| format!("{p}: {e}"));
-    let time = |sc: &Scanner, hint: bool| {
-        let mut ts = Vec::new();
-        let mut count = 0;
-        for _ in 0..31 {
-            let t0 = Instant::now();
-            count = docs
-                .iter()
-                .zip(&ascii)
-                .map(|(d, &a)| sc.count_hinted(d, a && hint))
-                .sum::<usize>();
-            ts.push(t0.elapsed().as_secs_f64() * 1e3);
-        }
-        ts.sort_by(f64::total_cmp);
-        (count, ts[15], ts[0])
-    };
     let mut p50s = Vec::new();
     for l in [
         "def ",
@@ -151,7 +170,7 @@ pub fn scan(corpus: &Path) -> Result<(), String> {
         "q",
         "Return the number of",
     ] {
-        let (c, p50, min) = time(&scanner(ScanMethod::Literal, l)?, false);
+        let (c, p50, min) = time_scan(&scanner(ScanMethod::Literal, l)?, &docs, true);
         p50s.push(p50);
         println!("literal {l:22} {c:7} matches  p50 {p50:6.2} ms  min {min:6.2} ms");
     }
@@ -169,8 +188,8 @@ pub fn scan(corpus: &Path) -> Result<(), String> {
         r"zirconium\d+relay",
     ] {
         let sc = scanner(ScanMethod::Regex, r)?;
-        let (c, p50, min) = time(&sc, false);
-        let (c2, p50h, minh) = time(&sc, true);
+        let (c, p50, min) = time_scan(&sc, &docs, false);
+        let (c2, p50h, minh) = time_scan(&sc, &docs, true);
         if c != c2 {
             return Err(format!("{r}: {c} matches, {c2} with the ASCII hint"));
         }
@@ -185,6 +204,32 @@ pub fn scan(corpus: &Path) -> Result<(), String> {
         "regex p50 of the query p50s (hinted): {:.2} ms",
         p50s[p50s.len() / 2]
     );
+    let accented: Vec<String> = docs.iter().map(|d| sprinkle(d, "é")).collect();
+    let folding: Vec<String> = accented
+        .iter()
+        .map(|d| format!("{d}\u{212A} \u{17F}\n"))
+        .collect();
+    let bytes: usize = accented.iter().map(|d| d.len()).sum();
+    println!("not ASCII: {} docs, {bytes} bytes", accented.len());
+    for l in [
+        "def ",
+        "ValueError",
+        "encoding",
+        "zirconiumrelay",
+        "q",
+        "self",
+        "isinstance(",
+        "keyword",
+        "k",
+    ] {
+        let sc = scanner(ScanMethod::Literal, l)?;
+        let (c, p50, min) = time_scan(&sc, &accented, true);
+        let (c2, p50f, minf) = time_scan(&sc, &folding, true);
+        println!(
+            "literal {l:14} with é {c:7} matches  p50 {p50:6.2} ms (min {min:6.2})  \
+             and K ſ {c2:7} matches  p50 {p50f:6.2} ms (min {minf:6.2})"
+        );
+    }
     Ok(())
 }
 

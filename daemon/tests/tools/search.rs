@@ -314,6 +314,71 @@ fn literal_search_is_case_insensitive_and_takes_metacharacters_literally() {
     }
 }
 
+/// Every hit of a search answer as (start, end) in chars of the document,
+/// with the text hit.
+fn hits(text: &str, r: &Value) -> Vec<(u64, u64, String)> {
+    r["matches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            check_match(text, m);
+            let a = u64_of(&m["span"], "start");
+            let (hs, he) = (u64_of(m, "highlight_start"), u64_of(m, "highlight_end"));
+            (a + hs, a + he, chars(str_of(m, "context"), hs, he))
+        })
+        .collect()
+}
+
+/// A literal search finds what the regex search of the same (escaped)
+/// text finds: `text` holds `want` hits of each query.
+fn literal_agrees_with_regex(text: &str, queries: &[&str], want: &[&str]) {
+    let env = Env::new();
+    let sid = env.session();
+    env.load(&sid, text);
+    for q in queries {
+        let search = |method| {
+            env.search(
+                &sid,
+                json!({"query": q, "method": method, "limit": 100, "context_chars": 12}),
+            )
+        };
+        let (lit, re) = (search("literal"), search("regex"));
+        let got = hits(text, &lit);
+        assert_eq!(got, hits(text, &re), "{q}: literal {lit}, regex {re}");
+        let got: Vec<&str> = got.iter().map(|h| h.2.as_str()).collect();
+        assert_eq!(got, want, "{q}: {lit}");
+        assert_eq!(lit["total_matches"], want.len(), "{q}: {lit}");
+    }
+}
+
+#[test]
+fn literal_kelvin_finds_the_kelvin_sign_as_regex_does() {
+    // U+212A KELVIN SIGN is in the simple case fold class of k and K (3
+    // bytes for 1); an ASCII needle finds it, as the regex search does.
+    literal_agrees_with_regex(
+        "Kelvin: \u{212A}elvin and KELVIN, \u{212A}ELVIN; kelvins.",
+        &["kelvin", "Kelvin", "KELVIN", "\u{212A}elvin"],
+        &[
+            "Kelvin",
+            "\u{212A}elvin",
+            "KELVIN",
+            "\u{212A}ELVIN",
+            "kelvin",
+        ],
+    );
+}
+
+#[test]
+fn literal_stop_finds_the_long_s_as_regex_does() {
+    // U+017F LATIN SMALL LETTER LONG S folds with s and S (2 bytes for 1).
+    literal_agrees_with_regex(
+        "\u{17F}top! Stop, STOP \u{17F}TOP \u{e9}t\u{e9} stops; nonstop",
+        &["stop", "STOP", "\u{17F}top"],
+        &["\u{17F}top", "Stop", "STOP", "\u{17F}TOP", "stop", "stop"],
+    );
+}
+
 #[test]
 fn a_pathological_regex_gets_its_answer() {
     // A backtracking engine would not finish these on 200 000 chars; the
