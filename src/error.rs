@@ -18,6 +18,12 @@ pub enum ErrorCode {
     NotFound,
     TooLarge,
     Cancelled,
+    /// Another process held the store's write lock past the busy timeout.
+    Busy,
+    /// The data directory cannot be written (read-only file system, rights).
+    StoreReadOnly,
+    /// The disk holding the data directory is full.
+    DiskFull,
     Internal,
 }
 
@@ -34,6 +40,9 @@ impl ErrorCode {
             ErrorCode::NotFound => "not_found",
             ErrorCode::TooLarge => "too_large",
             ErrorCode::Cancelled => "cancelled",
+            ErrorCode::Busy => "busy",
+            ErrorCode::StoreReadOnly => "store_read_only",
+            ErrorCode::DiskFull => "disk_full",
             ErrorCode::Internal => "internal",
         }
     }
@@ -84,18 +93,6 @@ impl ToolError {
         let mut outer = Map::new();
         outer.insert("error".into(), Value::Object(body));
         Value::Object(outer)
-    }
-}
-
-/// A database failure inside the daemon is not the model's fault: it is
-/// reported as `internal`, and the call changed nothing (its transaction
-/// rolled back).
-#[cfg(feature = "sqlite")]
-impl From<rusqlite::Error> for ToolError {
-    fn from(e: rusqlite::Error) -> Self {
-        ToolError::internal(format!(
-            "store error: {e}; the call changed nothing, retry it"
-        ))
     }
 }
 

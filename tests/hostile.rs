@@ -44,7 +44,7 @@ fn calls_stuck_on_a_lock_leave_threads_for_everyone_else() {
     const CONNECTIONS: usize = 9;
     const CALLS: usize = 64;
     let dir = TestDir::new();
-    let daemon = dir.start_daemon_limited(&[], LIMIT);
+    let daemon = dir.start_daemon_limited(&dir.data, &[], LIMIT);
     let mut c = Ipc::handshake(&dir.socket);
     let held = session(&mut c, json!({"max_tool_calls": 10_000}));
     let other = session(&mut c, json!({}));
@@ -108,7 +108,7 @@ fn status_kb_threads(pid: i32) -> u64 {
 #[test]
 fn a_stop_exits_at_its_deadline_even_with_a_call_stuck() {
     let dir = TestDir::new();
-    let mut daemon = dir.start_daemon_limited(&["--drain-timeout", "1"], LIMIT);
+    let mut daemon = dir.start_daemon_limited(&dir.data, &["--drain-timeout", "1"], LIMIT);
     let mut c = Ipc::handshake(&dir.socket);
     let sid = session(&mut c, json!({}));
     let _lock = hold_session_lock(&dir.data, &sid);
@@ -141,7 +141,7 @@ fn a_stop_exits_at_its_deadline_even_with_a_call_stuck() {
 fn a_burst_of_large_answers_from_a_client_that_does_not_read_stays_bounded() {
     const CALLS: usize = 200;
     let dir = TestDir::new();
-    let daemon = dir.start_daemon_limited(&[], LIMIT);
+    let daemon = dir.start_daemon_limited(&dir.data, &[], LIMIT);
     let mut c = Ipc::handshake(&dir.socket);
     let sid = session(
         &mut c,
@@ -208,7 +208,7 @@ fn a_burst_of_large_answers_from_a_client_that_does_not_read_stays_bounded() {
 #[test]
 fn fifos_and_devices_fail_their_source_and_block_nothing() {
     let dir = TestDir::new();
-    let mut daemon = dir.start_daemon_limited(&[], LIMIT);
+    let mut daemon = dir.start_daemon_limited(&dir.data, &[], LIMIT);
     let mut c = Ipc::handshake(&dir.socket);
     let sid = session(&mut c, json!({}));
     let files = dir.path().join("files");
@@ -245,7 +245,7 @@ fn fifos_and_devices_fail_their_source_and_block_nothing() {
 #[test]
 fn links_to_their_own_folder_load_each_file_once() {
     let dir = TestDir::new();
-    let _daemon = dir.start_daemon_limited(&[], LIMIT);
+    let _daemon = dir.start_daemon_limited(&dir.data, &[], LIMIT);
     let mut c = Ipc::handshake(&dir.socket);
     let sid = session(&mut c, json!({}));
     let tree = dir.path().join("tree");
@@ -275,7 +275,7 @@ fn the_store_is_private_and_modes_are_repaired_at_start() {
     use std::os::unix::fs::PermissionsExt;
     let dir = TestDir::new();
     {
-        let _daemon = dir.start_daemon_limited(&[], LIMIT);
+        let _daemon = dir.start_daemon_limited(&dir.data, &[], LIMIT);
         let mut c = Ipc::handshake(&dir.socket);
         let sid = session(&mut c, json!({}));
         c.ok(
@@ -293,7 +293,7 @@ fn the_store_is_private_and_modes_are_repaired_at_start() {
         let mode = if entry.is_dir() { 0o755 } else { 0o644 };
         std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(mode)).unwrap();
     }
-    let _daemon = dir.start_daemon_limited(&[], LIMIT);
+    let _daemon = dir.start_daemon_limited(&dir.data, &[], LIMIT);
     assert_private(&dir.data);
 }
 
@@ -327,4 +327,167 @@ fn assert_private(data: &Path) {
         let want = if entry.is_dir() { 0o700 } else { 0o600 };
         assert_eq!(mode, want, "{} is {mode:o}, not {want:o}", entry.display());
     }
+}
+
+/// A tmpfs mounted for one test (the suite runs as root, as CI does),
+/// unmounted when dropped.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(at).unwrap();
+        mount_cmd(
+            &[
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ],
+            at,
+        );
+        Tmpfs(at.to_owned())
+    }
+
+    fn remount(&self, how: &str) {
+        mount_cmd(&["-o", &format!("remount,{how}")], &self.0);
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+fn mount_cmd(args: &[&str], at: &Path) {
+    let out = std::process::Command::new("mount")
+        .args(args)
+        .arg(at)
+        .output()
+        .expect("running mount");
+    assert!(
+        out.status.success(),
+        "mount {args:?} {} failed (this suite runs as root): {}",
+        at.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The tool error of a call that must fail: its code and message.
+fn failure(outcome: &Value) -> (String, String) {
+    assert_eq!(
+        outcome["kind"], "tool_error",
+        "expected a tool error: {outcome}"
+    );
+    let e = &outcome["error"];
+    (
+        e["code"].as_str().unwrap_or_default().to_owned(),
+        e["message"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+/// A read-only data folder: the daemon started, then every call failed
+/// with "attempt to write a readonly database... retry it". Now a daemon
+/// will not start on a folder it cannot write, and says which and why.
+#[test]
+fn a_daemon_refuses_a_data_folder_it_cannot_write() {
+    let dir = TestDir::new();
+    let fs = Tmpfs::mount(&dir.path().join("fs"), "64m");
+    let data = fs.0.join("data");
+    {
+        let mut daemon = dir.start_daemon_limited(&data, &[], LIMIT);
+        let mut c = Ipc::handshake(&dir.socket);
+        let sid = session(&mut c, json!({}));
+        c.ok(
+            "rlm.docs.load",
+            json!({"session_id": sid, "sources": [{"type": "inline", "content": "stored before"}]}),
+        );
+        daemon.signal(Signal::SIGTERM);
+        daemon.wait_exit(WAIT);
+    }
+    fs.remount("ro");
+    let mut cmd = dir.command(&common::rlmd());
+    cmd.arg("--socket")
+        .arg(&dir.socket)
+        .arg("--data-dir")
+        .arg(&data)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("rlmd starts");
+    let status = wait_until(WAIT, "rlmd to refuse the folder", || {
+        child.try_wait().expect("try_wait")
+    });
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "{stderr}");
+    assert!(
+        stderr.contains("rlmd: ")
+            && stderr.contains("cannot be written")
+            && stderr.contains(&data.display().to_string()),
+        "{stderr}"
+    );
+    fs.remount("rw");
+}
+
+/// A full disk: every call failed `internal` with "retry it". Now a write
+/// that cannot fit fails `disk_full` naming the folder and what to do; a
+/// read is served while its budget charge can still be written (its trace,
+/// if it cannot, is skipped with a warning), and fails `disk_full` when the
+/// charge cannot: the budget stays exact. Once there is room, the same
+/// load succeeds.
+#[test]
+fn a_full_disk_is_named_and_what_is_stored_stays_readable() {
+    let dir = TestDir::new();
+    let fs = Tmpfs::mount(&dir.path().join("fs"), "16m");
+    let data = fs.0.join("data");
+    let _daemon = dir.start_daemon_limited(&data, &[], LIMIT);
+    let mut c = Ipc::handshake(&dir.socket);
+    let sid = session(&mut c, json!({}));
+    let doc = c.ok(
+        "rlm.docs.load",
+        json!({"session_id": sid, "sources": [{"type": "inline", "content": "a needle in stored text"}]}),
+    )["loaded"][0]["doc_id"]
+        .clone();
+    c.ok(
+        "rlm.search.query",
+        json!({"session_id": sid, "query": "needle"}),
+    );
+    // Fill the disk.
+    let mut filler = std::fs::File::create(fs.0.join("filler")).unwrap();
+    let block = vec![7u8; 1 << 16];
+    while std::io::Write::write_all(&mut filler, &block).is_ok() {}
+    drop(filler);
+    let (code, message) = failure(&c.call(
+        "rlm.docs.load",
+        json!({"session_id": sid, "sources": [{"type": "inline", "content": "x".repeat(1 << 20)}]}),
+    ));
+    assert_eq!(code, "disk_full", "{message}");
+    assert!(message.contains(&data.display().to_string()), "{message}");
+    // A read is served when its charge still fits in SQLite's log, else it
+    // fails the same way: never served uncounted, never `internal`.
+    for (tool, args) in [
+        ("rlm.docs.peek", json!({"session_id": sid, "doc_id": doc})),
+        (
+            "rlm.search.query",
+            json!({"session_id": sid, "query": "needle"}),
+        ),
+        ("rlm.session.info", json!({"session_id": sid})),
+    ] {
+        let outcome = c.call(tool, args);
+        if outcome["kind"] != "ok" {
+            let (code, message) = failure(&outcome);
+            assert_eq!(code, "disk_full", "{tool}: {message}");
+            assert!(message.contains(&data.display().to_string()), "{message}");
+        }
+    }
+    // Room again: the same load succeeds.
+    std::fs::remove_file(fs.0.join("filler")).unwrap();
+    c.ok(
+        "rlm.docs.load",
+        json!({"session_id": sid, "sources": [{"type": "inline", "content": "x".repeat(1 << 20)}]}),
+    );
 }

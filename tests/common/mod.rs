@@ -313,7 +313,7 @@ impl TestDir {
     /// Starts `rlmd` on this dir under an address-space limit of `bytes`
     /// (`RLIMIT_AS`): an allocation past it fails, so a daemon whose memory
     /// grows with what a client sends dies in the test instead of swapping.
-    pub fn start_daemon_limited(&self, extra: &[&str], bytes: u64) -> Daemon {
+    pub fn start_daemon_limited(&self, data: &Path, extra: &[&str], bytes: u64) -> Daemon {
         use std::os::unix::process::CommandExt;
         let mut cmd = self.command(&rlmd());
         // SAFETY: setrlimit is async-signal-safe and touches nothing of the parent.
@@ -323,7 +323,7 @@ impl TestDir {
                     .map_err(std::io::Error::from)
             });
         }
-        self.start_daemon_cmd(cmd, &self.socket, &self.data, extra, &[])
+        self.start_daemon_cmd(cmd, &self.socket, data, extra, &[])
     }
 
     fn start_daemon_cmd(

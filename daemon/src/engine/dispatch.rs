@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use rlm::ToolError;
 use rlm::tools::{SessionUse, Tool, ToolDef, parse_args, tool};
+use rlm::{ErrorCode, ToolError};
 
 use super::{CallContext, CallError, Engine, SessionRow, to_value};
 
@@ -123,6 +123,18 @@ impl Engine {
                 json_type(&args)
             )))
         };
+        // A store that cannot be written is named, so the user knows where.
+        let result = result.map_err(|e| match e.code {
+            ErrorCode::StoreReadOnly | ErrorCode::DiskFull => {
+                let dir = self.inner.config.data_dir.display().to_string();
+                ToolError {
+                    message: format!("{} (data directory {dir})", e.message),
+                    ..e
+                }
+                .with("data_dir", dir)
+            }
+            _ => e,
+        });
         let session_id = match (&result, tool.spec().session) {
             (Ok(v), SessionUse::Creates) => v.get("session_id").and_then(Value::as_str),
             _ => args.get("session_id").and_then(Value::as_str),

@@ -259,9 +259,11 @@ impl IndexManager {
     }
 }
 
+/// A search index that could not be opened is rebuilt without a word; this
+/// is a build that failed, which a retry repeats until its cause is gone.
 fn index_err(e: IndexError) -> ToolError {
     ToolError::internal(format!(
-        "{e}; retry the search (a damaged index is rebuilt)"
+        "the search index could not be built: {e}; a retry fails the same way until the cause is fixed (a full or read-only disk under the data directory); `method: \"literal\"` and `\"regex\"` search without it"
     ))
 }
 

@@ -24,8 +24,8 @@ use std::sync::{Arc, OnceLock};
 use serde::Serialize;
 use serde_json::Value;
 
-use rlm::ToolError;
 use rlm::tools::SessionConfig;
+use rlm::{ErrorCode, ToolError};
 
 use crate::store::{Store, StoreError, io_err};
 
@@ -112,10 +112,79 @@ impl std::fmt::Debug for Engine {
 }
 
 impl From<StoreError> for ToolError {
+    /// Words a store failure by what happened, and promises a retry only
+    /// where one can help. The engine adds the data directory
+    /// ([`Engine::call`]).
     fn from(e: StoreError) -> Self {
-        ToolError::internal(format!(
-            "store error: {e}; the call changed nothing it could not finish, retry it"
-        ))
+        match StoreFailure::of(&e) {
+            StoreFailure::ReadOnly => ToolError::new(
+                ErrorCode::StoreReadOnly,
+                format!(
+                    "the store cannot be written ({e}); make the data directory writable again (a file system remounted read-only, changed rights), then retry; nothing was changed"
+                ),
+            ),
+            StoreFailure::Full => ToolError::new(
+                ErrorCode::DiskFull,
+                format!(
+                    "the disk holding the store is full ({e}); free space on it (`rlm gc` removes files nothing uses), then retry; nothing was changed"
+                ),
+            ),
+            StoreFailure::Busy => ToolError::new(
+                ErrorCode::Busy,
+                format!(
+                    "the store stayed locked by another process past the wait ({e}); retry in a moment; nothing was changed"
+                ),
+            ),
+            StoreFailure::Damaged => ToolError::internal(format!(
+                "the store is damaged ({e}); a retry will not help: stop rlmd, keep a copy of the data directory, and check it (`sqlite3 store.sqlite 'PRAGMA integrity_check'`)"
+            )),
+            StoreFailure::Other => ToolError::internal(format!(
+                "store error: {e}; the call changed nothing it could not finish"
+            )),
+        }
+    }
+}
+
+/// What kind of failure a store error is, for its wording.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StoreFailure {
+    ReadOnly,
+    Full,
+    Busy,
+    Damaged,
+    Other,
+}
+
+impl StoreFailure {
+    fn of(e: &StoreError) -> StoreFailure {
+        use rusqlite::ErrorCode as Sq;
+        let sqlite = match e {
+            StoreError::Db(crate::store::DbError::Sqlite(e)) => e,
+            StoreError::Io { source, .. } => return Self::of_io(source),
+            _ => return StoreFailure::Other,
+        };
+        match sqlite.sqlite_error_code() {
+            Some(Sq::ReadOnly | Sq::PermissionDenied | Sq::CannotOpen) => StoreFailure::ReadOnly,
+            Some(Sq::DiskFull) => StoreFailure::Full,
+            Some(Sq::DatabaseBusy | Sq::DatabaseLocked) => StoreFailure::Busy,
+            Some(Sq::DatabaseCorrupt | Sq::NotADatabase) => StoreFailure::Damaged,
+            // SQLite's I/O errors do not keep errno; the process's last one
+            // is this thread's, set by the failed call.
+            Some(Sq::SystemIoFailure) => match Self::of_io(&std::io::Error::last_os_error()) {
+                StoreFailure::Other => StoreFailure::Other,
+                known => known,
+            },
+            _ => StoreFailure::Other,
+        }
+    }
+
+    fn of_io(e: &std::io::Error) -> StoreFailure {
+        use std::io::ErrorKind as K;
+        match e.kind() {
+            K::ReadOnlyFilesystem | K::PermissionDenied => StoreFailure::ReadOnly,
+            K::StorageFull | K::QuotaExceeded => StoreFailure::Full,
+            _ => StoreFailure::Other,
+        }
     }
 }
 

@@ -203,9 +203,13 @@ impl Engine {
                     (idx, built) = manager.rebuild_damaged(session, ctx)?;
                     idx.index
                         .search_terms(query, want, ords.as_deref())
-                        .map_err(|e| ToolError::internal(format!("{e}; retry the search")))?
+                        .map_err(|e| ToolError::internal(format!("the search index was rebuilt and still fails: {e}; a retry will not help, `method: \"literal\"` and `\"regex\"` search without it")))?
                 }
-                Err(e) => return Err(ToolError::internal(format!("{e}; retry the search"))),
+                Err(e) => {
+                    return Err(ToolError::internal(format!(
+                        "searching the index failed: {e}; `method: \"literal\"` and `\"regex\"` search without it"
+                    )));
+                }
             };
             let exhausted = hits.len() < want;
             let out = self.bm25_matches(&idx, hits, &terms, limit, context_chars)?;

@@ -102,6 +102,40 @@ struct TextCache {
     order: VecDeque<String>,
 }
 
+/// Refuses a data directory this process cannot write (a read-only file
+/// system, no rights), before anything is served: otherwise every call
+/// would fail later with SQLite's words. A full disk is not refused: what
+/// is stored can still be read.
+fn check_writable(root: &Path) -> Result<(), StoreError> {
+    let probe = root.join(format!(".rlmd-write-check-{}", std::process::id()));
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe);
+    match created {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+            ) =>
+        {
+            tracing::warn!(data_dir = %root.display(), "the disk holding the data directory is full: only reads will work");
+            Ok(())
+        }
+        Err(e) => Err(StoreError::Io {
+            context: format!(
+                "the data directory {} cannot be written; make it writable, or give rlmd another (--data-dir, RLM_DATA_DIR)",
+                root.display()
+            ),
+            source: e,
+        }),
+    }
+}
+
 impl Store {
     /// Opens the data directory, creating what is missing.
     pub fn open(root: &Path) -> Result<Store, StoreError> {
@@ -114,6 +148,7 @@ impl Store {
         // then nobody else's to read, whatever the modes of the files below.
         rlm::paths::ensure_private_dir(root)
             .map_err(io_err(format!("making {} private", root.display())))?;
+        check_writable(root)?;
         // And every file below it 0600, every folder 0700.
         let repaired = rlm::paths::make_private_tree(root).map_err(io_err(format!(
             "making the files under {} private",

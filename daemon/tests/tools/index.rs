@@ -218,6 +218,16 @@ fn an_index_with_a_garbled_meta_file_is_rebuilt() {
     });
 }
 
+/// A file in the index folder's place: every search said "retry... a
+/// damaged index is rebuilt", and it never was.
+#[test]
+fn an_index_folder_replaced_by_a_file_is_rebuilt() {
+    damaged_index_is_rebuilt(|dir| {
+        std::fs::remove_dir_all(dir).unwrap();
+        std::fs::write(dir, b"not a folder").unwrap();
+    });
+}
+
 #[test]
 fn a_deleted_index_is_rebuilt() {
     damaged_index_is_rebuilt(|dir| {

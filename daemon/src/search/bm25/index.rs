@@ -244,7 +244,14 @@ impl PassageIndex {
     /// Creates a fresh empty index in `dir` with the given analysis, removing whatever is
     /// there first.
     pub fn create_with(dir: &Path, opts: AnalyzerOptions) -> Result<PassageIndex, IndexError> {
-        match std::fs::remove_dir_all(dir) {
+        // Whatever is in the index's place goes: a folder of an old or
+        // damaged index, or a file or link put there (never followed).
+        let removed = match std::fs::symlink_metadata(dir) {
+            Ok(m) if m.is_dir() => std::fs::remove_dir_all(dir),
+            Ok(_) => std::fs::remove_file(dir),
+            Err(e) => Err(e),
+        };
+        match removed {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e.into()),
