@@ -491,3 +491,176 @@ fn a_full_disk_is_named_and_what_is_stored_stays_readable() {
         json!({"session_id": sid, "sources": [{"type": "inline", "content": "x".repeat(1 << 20)}]}),
     );
 }
+
+/// `allowed_roots` could be probed: an error listed the names of a folder
+/// outside the roots, and "outside the folders" vs "no such file" told
+/// whether a path existed. Now both get the same answer and no name.
+#[test]
+fn paths_outside_the_allowed_roots_tell_nothing() {
+    let dir = TestDir::new();
+    let allowed = dir.path().join("allowed");
+    let outside = dir.path().join("outside");
+    std::fs::create_dir_all(&allowed).unwrap();
+    std::fs::create_dir_all(outside.join("deep")).unwrap();
+    std::fs::write(outside.join("exists.txt"), "outside").unwrap();
+    std::fs::write(outside.join("deep/private-name.txt"), "outside").unwrap();
+    std::fs::write(
+        &dir.config,
+        format!("allowed_roots = [{:?}]\n", allowed.display().to_string()),
+    )
+    .unwrap();
+    let _daemon = dir.start_daemon_limited(&dir.data, &[], LIMIT);
+    let mut c = Ipc::handshake(&dir.socket);
+    let sid = session(&mut c, json!({}));
+    let r = c.ok(
+        "rlm.docs.load",
+        json!({"session_id": sid, "sources": [
+            {"type": "file", "path": outside.join("exists.txt")},
+            {"type": "file", "path": outside.join("missing.txt")},
+            {"type": "directory", "path": outside, "recursive": true},
+            {"type": "glob", "path": format!("{}/**/*.txt", outside.display())},
+        ]}),
+    );
+    assert_eq!(r["loaded_count"], 0, "{r}");
+    let errors: Vec<String> = r["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(Value::to_string)
+        .collect();
+    assert_eq!(errors.len(), 4, "{r}");
+    assert!(!r.to_string().contains("private-name"), "{r}");
+    assert_eq!(
+        errors[0].replace("exists.txt", "X"),
+        errors[1].replace("missing.txt", "X"),
+        "an existing and a missing file get the same answer"
+    );
+}
+
+/// Traces kept arguments redaction did not recognise verbatim (a misspelt
+/// `"contents": "SECRET..."`), kept arguments of any size, and a 1 MB
+/// session id became a 1 MB log line. Now no text reaches either.
+#[test]
+fn traces_and_logs_keep_no_text_and_stay_bounded() {
+    let dir = TestDir::new();
+    let daemon = dir.start_daemon_limited(&dir.data, &[], LIMIT);
+    let mut c = Ipc::handshake(&dir.socket);
+    let sid = session(&mut c, json!({}));
+    let secret = format!("SECRET-{}", "s".repeat(5000));
+    let outcome = c.call(
+        "rlm.docs.load",
+        json!({"session_id": sid, "sources": [{"type": "inline", "contents": secret}]}),
+    );
+    assert_eq!(outcome["kind"], "ok", "{outcome}");
+    let huge_id = "i".repeat(1 << 20);
+    let (code, _) = failure(&c.call("rlm.session.info", json!({"session_id": huge_id})));
+    assert_eq!(code, "session_not_found");
+    let store = rusqlite::Connection::open(dir.data.join("store.sqlite")).unwrap();
+    let (rows, longest, leaked): (i64, i64, i64) = store
+        .query_row(
+            "SELECT count(*), max(length(arguments)), sum(instr(arguments, 'SECRET') > 0) FROM traces",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert!(rows >= 3, "{rows} traces");
+    assert_eq!(leaked, 0, "a trace holds the misspelt content");
+    assert!(longest < 10_000, "a trace of {longest} characters");
+    let logs = format!("{}{}", dir.rlmd_logs(), daemon.log_text());
+    let widest = logs.lines().map(str::len).max().unwrap_or(0);
+    assert!(widest < 4096, "a log line of {widest} bytes");
+    assert!(!logs.contains("SECRET"));
+}
+
+/// Paging never passed an entry larger than the response budget: the page
+/// at its offset was empty with `has_more: true`, forever. Now it comes back
+/// alone, cut, and the pages go on.
+#[test]
+fn paging_passes_an_entry_larger_than_a_page() {
+    let dir = TestDir::new();
+    let _daemon = dir.start_daemon_limited(&dir.data, &[], LIMIT);
+    let mut c = Ipc::handshake(&dir.socket);
+    let sid = session(&mut c, json!({"max_chars_per_response": 1000}));
+    c.ok(
+        "rlm.docs.load",
+        json!({"session_id": sid, "sources": [
+            {"type": "inline", "content": "one", "name": "a"},
+            {"type": "inline", "content": "two", "name": "n".repeat(5000)},
+            {"type": "inline", "content": "three", "name": "c"},
+        ]}),
+    );
+    let mut seen = 0;
+    let mut offset = 0;
+    for _ in 0..3 {
+        let r = c.ok(
+            "rlm.docs.list",
+            json!({"session_id": sid, "offset": offset}),
+        );
+        let page = r["documents"].as_array().unwrap().len();
+        assert!(page > 0, "{r}");
+        seen += page;
+        match r["next_offset"].as_u64() {
+            Some(n) => offset = n,
+            None => break,
+        }
+    }
+    assert_eq!(seen, 3);
+}
+
+/// Literal search missed letters that case-fold to ASCII (`kelvin` did not
+/// find "Kelvin" written with U+212A, nor `stop` "ſtop"); regex did. Both
+/// agree now.
+#[test]
+fn literal_and_regex_search_fold_case_alike() {
+    let dir = TestDir::new();
+    let _daemon = dir.start_daemon_limited(&dir.data, &[], LIMIT);
+    let mut c = Ipc::handshake(&dir.socket);
+    let sid = session(&mut c, json!({}));
+    c.ok(
+        "rlm.docs.load",
+        json!({"session_id": sid, "sources": [{"type": "inline", "content": "\u{212A}elvin and \u{17F}top"}]}),
+    );
+    for query in ["kelvin", "stop"] {
+        let mut count = |method: &str| {
+            c.ok(
+                "rlm.search.query",
+                json!({"session_id": sid, "query": query, "method": method}),
+            )["total_matches"]
+                .clone()
+        };
+        let (literal, regex) = (count("literal"), count("regex"));
+        assert_eq!(literal, 1, "{query}");
+        assert_eq!(literal, regex, "{query}");
+    }
+}
+
+/// The socket folder: another user's folder, or a link planted in its place,
+/// was used (and the link's target chmod'ed). Now rlmd refuses both, naming
+/// the path.
+#[test]
+fn a_socket_folder_that_is_a_link_is_refused() {
+    let dir = TestDir::new();
+    let target = dir.path().join("elsewhere");
+    std::fs::create_dir(&target).unwrap();
+    let link = dir.path().join("run");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let mut cmd = dir.command(&common::rlmd());
+    cmd.arg("--socket")
+        .arg(link.join("rlmd.sock"))
+        .arg("--data-dir")
+        .arg(&dir.data)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("rlmd starts");
+    let status = wait_until(WAIT, "rlmd to refuse the socket folder", || {
+        child.try_wait().expect("try_wait")
+    });
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "{stderr}");
+    assert!(
+        stderr.contains("symbolic link") && stderr.contains(&link.display().to_string()),
+        "{stderr}"
+    );
+    assert!(!target.join("rlmd.sock").exists());
+}
