@@ -17,6 +17,7 @@ pub enum ErrorCode {
     InvalidArgument,
     NotFound,
     TooLarge,
+    CorruptText,
     Cancelled,
     /// Another process held the store's write lock past the busy timeout.
     Busy,
@@ -39,6 +40,7 @@ impl ErrorCode {
             ErrorCode::InvalidArgument => "invalid_argument",
             ErrorCode::NotFound => "not_found",
             ErrorCode::TooLarge => "too_large",
+            ErrorCode::CorruptText => "corrupt_text",
             ErrorCode::Cancelled => "cancelled",
             ErrorCode::Busy => "busy",
             ErrorCode::StoreReadOnly => "store_read_only",
@@ -107,5 +109,12 @@ mod tests {
         assert_eq!(v["error"]["code"], "budget_exceeded");
         assert_eq!(v["error"]["message"], "spent");
         assert_eq!(v["error"]["limit"], 5);
+    }
+
+    #[test]
+    fn codes_serialize_as_their_names() {
+        for code in [ErrorCode::TooLarge, ErrorCode::CorruptText] {
+            assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
+        }
     }
 }

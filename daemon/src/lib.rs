@@ -2,6 +2,7 @@
 
 pub mod chunk;
 pub mod engine;
+pub mod fault;
 pub mod search;
 pub mod server;
 pub mod store;

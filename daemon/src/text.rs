@@ -2,11 +2,16 @@
 //! plus a char-to-byte checkpoint table, so any slice by code-point offsets
 //! costs at most one checkpoint stride of counting, however large the text.
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use memmap2::Mmap;
+
+use crate::fault;
+use crate::store::sha256_hex;
 
 /// A checkpoint records the byte offset of every `CHECKPOINT_STRIDE`-th char.
 pub const CHECKPOINT_STRIDE: u64 = 4096;
@@ -88,22 +93,148 @@ enum Backing {
     Empty,
     /// A range of a mapped pack file.
     Mapped {
-        map: Arc<Mmap>,
+        pack: Arc<Pack>,
         start: usize,
         end: usize,
     },
     Owned(String),
 }
 
-/// Maps a pack file read-only.
-pub fn map_file(path: &Path) -> std::io::Result<Option<Mmap>> {
-    let file = File::open(path)?;
-    if file.metadata()?.len() == 0 {
-        return Ok(None);
+/// A pack file mapped read-only, watched for truncation (`fault`), with its
+/// file kept open so that its current size can be checked before a text of
+/// it is first read.
+pub struct Pack {
+    // Declared first so it is dropped first: the range is unwatched before
+    // it is unmapped (see `fault`).
+    watch: fault::Watch,
+    map: Mmap,
+    file: File,
+    /// The pack's name, and where its damage is recorded once found.
+    name: String,
+    log: Arc<DamageLog>,
+    recorded: AtomicBool,
+}
+
+/// The packs found cut short while mapped, each with the fault count when it
+/// was recorded, most recent last (a bounded list: damage is rare). A call
+/// that saw the fault count move while it ran asks which packs were recorded
+/// since it started.
+#[derive(Debug, Default)]
+pub struct DamageLog {
+    entries: Mutex<VecDeque<(u64, String)>>,
+}
+
+/// Damaged packs remembered.
+const DAMAGE_LOG_ENTRIES: usize = 1024;
+
+impl DamageLog {
+    fn record(&self, name: &str) {
+        let mut e = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        e.push_back((fault::faults(), name.to_owned()));
+        while e.len() > DAMAGE_LOG_ENTRIES {
+            e.pop_front();
+        }
     }
-    // SAFETY: packs are immutable once renamed into place (the store never
-    // writes to an existing pack), so the mapping does not change under us.
-    Ok(Some(unsafe { Mmap::map(&file)? }))
+
+    /// Names of the packs recorded damaged at a fault count past `faults`.
+    pub fn since(&self, faults: u64) -> Vec<String> {
+        let e = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<String> = Vec::new();
+        for (at, name) in e.iter() {
+            if *at > faults && !out.contains(name) {
+                out.push(name.clone());
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Pack {
+    fn drop(&mut self) {
+        self.record_damage();
+    }
+}
+
+impl std::fmt::Debug for Pack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pack")
+            .field("len", &self.map.len())
+            .field("damaged", &self.damaged())
+            .finish()
+    }
+}
+
+impl Pack {
+    /// Maps a pack file, refusing one shorter than `at_least` bytes (a range
+    /// the store recorded in it) or empty. Never maps past the file's end.
+    pub fn open(
+        path: &Path,
+        at_least: u64,
+        name: &str,
+        log: Arc<DamageLog>,
+    ) -> std::io::Result<Pack> {
+        let file = File::open(path)?;
+        let len = file.metadata()?.len();
+        if len == 0 || len < at_least {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!(
+                    "{} has {len} bytes, fewer than the {at_least} its stored texts need",
+                    path.display()
+                ),
+            ));
+        }
+        // SAFETY: packs are never written once renamed into place. If one is
+        // truncated from outside while mapped, a read past its new end faults;
+        // `fault` catches that (zeros are read, the mapping is marked
+        // damaged) and the calls that read it fail instead of serving it.
+        let map = unsafe { Mmap::map(&file)? };
+        let watch = fault::watch(map.as_ptr(), map.len());
+        Ok(Pack {
+            watch,
+            map,
+            file,
+            name: name.to_owned(),
+            log,
+            recorded: AtomicBool::new(false),
+        })
+    }
+
+    /// Bytes mapped.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// The file's size now (smaller than the mapping once it was cut short).
+    pub fn file_len(&self) -> std::io::Result<u64> {
+        Ok(self.file.metadata()?.len())
+    }
+
+    /// Whether a read of this mapping faulted: the file was cut short.
+    pub fn damaged(&self) -> bool {
+        self.watch.damaged()
+    }
+
+    /// Records this pack in its damage log if it is damaged (once); true
+    /// when it is. Called by whoever stops using a mapping: the store when it
+    /// drops it from its caches, and the last holder (`Drop`).
+    pub fn record_damage(&self) -> bool {
+        if !self.damaged() {
+            return false;
+        }
+        if !self.recorded.swap(true, Ordering::SeqCst) {
+            self.log.record(&self.name);
+        }
+        true
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.map
+    }
 }
 
 /// One stored text, readable by code-point offsets.
@@ -122,46 +253,65 @@ impl std::fmt::Debug for Text {
 }
 
 impl Text {
-    /// A text stored at `[offset, offset + length_bytes)` of a mapped pack.
-    /// The bytes are checked to be inside the pack and valid UTF-8, so a
-    /// damaged pack is an error rather than a wrong answer.
+    /// A text stored at `[offset, offset + length_bytes)` of a mapped pack,
+    /// verified: the range lies inside the mapping and inside the file as it
+    /// is now, its bytes hash to `hash` (the key it is stored under, so the
+    /// char count and checkpoints recorded with it hold too), no read of them
+    /// faulted, and they are UTF-8. Otherwise the reason, for `corrupt_text`:
+    /// a damaged text is never returned.
     pub fn in_pack(
-        map: Arc<Mmap>,
+        pack: Arc<Pack>,
         offset: u64,
         length_bytes: u64,
         shape: TextShape,
-        what: &str,
-    ) -> std::io::Result<Text> {
+        hash: &str,
+    ) -> Result<Text, String> {
         if length_bytes == 0 {
-            return Ok(Text {
-                backing: Backing::Empty,
-                shape,
-            });
+            return if sha256_hex(b"") == hash {
+                Ok(Text {
+                    backing: Backing::Empty,
+                    shape,
+                })
+            } else {
+                Err("recorded as empty, but its hash is not that of an empty text".into())
+            };
         }
-        let start = offset as usize;
-        let end = offset
-            .checked_add(length_bytes)
-            .map(|e| e as usize)
-            .filter(|&e| e <= map.len());
-        let Some(end) = end else {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!(
-                    "{what}: recorded at bytes {offset}..+{length_bytes}, but its pack has only {} bytes",
-                    map.len()
-                ),
+        let end = offset.checked_add(length_bytes);
+        let file_len = pack
+            .file_len()
+            .map_err(|e| format!("its pack cannot be read: {e}"))?;
+        let Some(end) = end.filter(|&e| e <= pack.len() as u64 && e <= file_len) else {
+            return Err(format!(
+                "recorded at bytes {offset}..+{length_bytes}, but its pack has only {file_len} bytes"
             ));
         };
-        if std::str::from_utf8(&map[start..end]).is_err() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("{what}: not valid UTF-8"),
+        let (start, end) = (offset as usize, end as usize);
+        let bytes = &pack.bytes()[start..end];
+        let actual = sha256_hex(bytes);
+        if pack.damaged() {
+            return Err("its pack was cut short while it was read".into());
+        }
+        if actual != hash {
+            return Err(format!(
+                "its bytes hash to {actual}, not to the {hash} it was stored under"
             ));
         }
+        if std::str::from_utf8(bytes).is_err() {
+            return Err("not valid UTF-8".into());
+        }
         Ok(Text {
-            backing: Backing::Mapped { map, start, end },
+            backing: Backing::Mapped { pack, start, end },
             shape,
         })
+    }
+
+    /// Whether the pack this text lies in was found cut short (a read of it
+    /// faulted): what was read of it may be zeros, not the text.
+    pub fn damaged(&self) -> bool {
+        match &self.backing {
+            Backing::Mapped { pack, .. } => pack.damaged(),
+            _ => false,
+        }
     }
 
     /// A text held in memory (tests, inline content before it is stored).
@@ -176,9 +326,12 @@ impl Text {
     pub fn as_str(&self) -> &str {
         match &self.backing {
             Backing::Empty => "",
-            // SAFETY: validated as UTF-8 in `in_pack`, and the mapping is immutable.
-            Backing::Mapped { map, start, end } => unsafe {
-                std::str::from_utf8_unchecked(&map[*start..*end])
+            // SAFETY: validated as UTF-8 in `in_pack`, and packs are never
+            // written. A pack cut short from outside reads as zeros from then
+            // on (`fault`): still one-byte chars, and the call that read them
+            // fails.
+            Backing::Mapped { pack, start, end } => unsafe {
+                std::str::from_utf8_unchecked(&pack.bytes()[*start..*end])
             },
             Backing::Owned(s) => s,
         }
@@ -323,15 +476,54 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("b");
         std::fs::write(&p, b"xxh\xc3\xa9llo\xff").unwrap();
-        let map = Arc::new(map_file(&p).unwrap().unwrap());
+        let log = Arc::new(DamageLog::default());
+        let pack = Arc::new(Pack::open(&p, 9, "b", log.clone()).unwrap());
         let shape = TextShape::of("héllo");
-        let t = Text::in_pack(map.clone(), 2, 6, shape.clone(), "t").unwrap();
+        let hash = sha256_hex("héllo".as_bytes());
+        let t = Text::in_pack(pack.clone(), 2, 6, shape.clone(), &hash).unwrap();
         assert_eq!(t.slice(1, 3), "él");
+        assert!(!t.damaged());
+        let e = Text::in_pack(pack.clone(), 2, 60, shape.clone(), &hash).unwrap_err();
+        assert!(e.contains("only 9 bytes"), "{e}");
+        let e = Text::in_pack(pack.clone(), 3, 6, shape.clone(), &hash).unwrap_err();
+        assert!(e.contains("hash to"), "{e}");
+        let bad = sha256_hex(b"\xc3\xa9llo\xff");
+        let e = Text::in_pack(pack, 3, 6, shape, &bad).unwrap_err();
+        assert!(e.contains("UTF-8"), "{e}");
         assert!(
-            Text::in_pack(map.clone(), 2, 60, shape.clone(), "t").is_err(),
-            "past the pack's end"
+            Pack::open(&p, 10, "b", log.clone()).is_err(),
+            "shorter than a recorded range"
         );
-        assert!(Text::in_pack(map, 3, 6, shape, "t").is_err(), "not UTF-8");
+        assert!(log.since(0).is_empty());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_pack_cut_short_while_mapped_reads_zeros_and_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("b");
+        let body = "x".repeat(3 * 65_536);
+        std::fs::write(&p, &body).unwrap();
+        let log = Arc::new(DamageLog::default());
+        let pack = Arc::new(Pack::open(&p, body.len() as u64, "b", log.clone()).unwrap());
+        let hash = sha256_hex(body.as_bytes());
+        let shape = TextShape::of(&body);
+        let t = Text::in_pack(pack.clone(), 0, body.len() as u64, shape, &hash).unwrap();
+        assert_eq!(&t.as_str()[100_000..100_003], "xxx");
+        let before = fault::faults();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+        // A SIGBUS without the handler: the test process would die here.
+        assert_eq!(&t.as_str().as_bytes()[100_000..100_003], b"\0\0\0");
+        assert!(t.damaged() && pack.damaged());
+        assert!(fault::faults() > before);
+        drop(t);
+        drop(pack);
+        assert_eq!(log.since(before), vec!["b".to_owned()]);
     }
 
     proptest! {

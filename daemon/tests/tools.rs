@@ -15,6 +15,8 @@ mod chunks;
 mod docs;
 #[path = "tools/index.rs"]
 mod index;
+#[path = "tools/integrity.rs"]
+mod integrity;
 #[path = "tools/robustness.rs"]
 mod robustness;
 #[path = "tools/search.rs"]

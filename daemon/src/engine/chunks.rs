@@ -10,6 +10,7 @@ use rlm::tools::{
 };
 use rlm::{ErrorCode, ToolError};
 
+use super::integrity::check_read;
 use super::{CallContext, Engine, ResponseBudget, SessionRow, now};
 use crate::chunk::{self, Strategy};
 use crate::store::sha256_hex;
@@ -67,7 +68,7 @@ impl Engine {
             cached = found.is_some();
             if found.is_none() {
                 ctx.check_cancel()?;
-                let text = store.text(&doc.hash)?;
+                let text = self.text_of(&doc)?;
                 // One span past the limit is enough to refuse: never build more.
                 let cap = max_chunks
                     .unwrap_or(u64::MAX)
@@ -95,6 +96,8 @@ impl Engine {
                     .par_iter()
                     .map(|r| sha256_hex(&s.as_bytes()[r.start_byte..r.end_byte]))
                     .collect();
+                // Nothing read from a pack cut short meanwhile is committed.
+                check_read(store, &doc, &text)?;
                 let created = now();
                 let spans: Vec<NewChunkSpan<'_>> = ranges
                     .iter()
@@ -124,7 +127,7 @@ impl Engine {
         }
         let (set_id, total_spans) = found.unwrap_or((0, 0));
         let page = store.chunking_page(set_id, offset, limit)?;
-        let text = store.text(&doc.hash)?;
+        let text = self.text_of(&doc)?;
         let mut budget = ResponseBudget::for_response(session);
         let mut spans = Vec::with_capacity(page.len());
         let mut truncated = false;
@@ -154,6 +157,7 @@ impl Engine {
             }
             spans.push(entry);
         }
+        check_read(store, &doc, &text)?;
         let next = offset + spans.len() as u64;
         Ok(ChunkCreateResult {
             spans,
@@ -258,7 +262,7 @@ impl Engine {
                 continue;
             }
             let doc = self.doc(session, &row.doc_id)?;
-            let text = self.inner.store.text(&doc.hash)?;
+            let text = self.text_of(&doc)?;
             let whole = text.slice(row.start, row.end);
             let mut entry = SpanContent {
                 span_id: row.span_id.clone(),
@@ -289,6 +293,7 @@ impl Engine {
             total += content.chars().count() as u64;
             entry.content_hash = sha256_hex(content.as_bytes());
             entry.content = content.to_owned();
+            check_read(&self.inner.store, &doc, &text)?;
             entry.truncated = cut;
             full = cut;
             spans.push(entry);

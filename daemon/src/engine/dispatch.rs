@@ -114,8 +114,16 @@ impl Engine {
         } else {
             args
         };
+        let faults_before = crate::fault::faults();
         let result = if args.is_object() {
-            self.run(tool, &args, ctx)
+            let result = self.run(tool, &args, ctx);
+            // Reads of a pack cut short while mapped saw zeros: never served.
+            let sid = args.get("session_id").and_then(Value::as_str);
+            let damage = self.damage_check(tool, sid, faults_before);
+            match result {
+                Ok(value) => damage.map(|()| value),
+                Err(e) => Err(e),
+            }
         } else {
             Err(ToolError::invalid(format!(
                 "arguments of {} must be a JSON object, got {}",

@@ -4,6 +4,7 @@
 use rlm::tools::{DocEntry, DocsListArgs, DocsListResult, DocsPeekArgs, DocsPeekResult, SpanRef};
 use rlm::{ErrorCode, ToolError};
 
+use super::integrity::check_read;
 use super::response::CutToFit;
 use super::{Engine, ResponseBudget, SessionRow};
 pub(crate) use crate::store::documents::DocRow;
@@ -98,7 +99,7 @@ impl Engine {
             .with("total_length", total)
             .with("field", "end"));
         }
-        let text = self.inner.store.text(&doc.hash)?;
+        let text = self.text_of(&doc)?;
         let wanted = text.slice(start as u64, end as u64);
         let (content, truncated) = ResponseBudget::cut_text(
             wanted,
@@ -106,9 +107,11 @@ impl Engine {
             ResponseBudget::for_response(session).left(),
         );
         let returned_end = start as u64 + content.chars().count() as u64;
+        let content = content.to_owned();
+        check_read(&self.inner.store, &doc, &text)?;
         Ok(DocsPeekResult {
             content_hash: sha256_hex(content.as_bytes()),
-            content: content.to_owned(),
+            content,
             span: SpanRef {
                 doc_id: doc.doc_id,
                 start: start as u64,

@@ -12,10 +12,13 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use rayon::prelude::*;
+
 use rlm::ToolError;
 
 use super::budget::session_not_found;
 use super::docs::DocRow;
+use super::integrity::{check_read, open_text};
 use super::{CallContext, EngineConfig, SessionRow};
 use crate::search::analyzer::AnalyzerOptions;
 use crate::search::bm25::{IndexError, IndexStamp, PassageIndex, signature};
@@ -287,13 +290,34 @@ fn add(
     docs: &[DocRow],
     stamp: &IndexStamp,
 ) -> Result<(), ToolError> {
+    // Opened in parallel: the first open of a text hashes it.
     let texts = docs
-        .iter()
-        .map(|d| store.text(&d.hash).map(|t| (d.seq, t)))
+        .par_iter()
+        .map(|d| open_text(store, d))
         .collect::<Result<Vec<_>, _>>()?;
-    index
-        .add_documents(texts.iter().map(|(ord, t)| (*ord, t.as_str())), stamp)
-        .map_err(index_err)
+    // Nothing read from a pack cut short meanwhile (zeros) is committed: a
+    // fault while reading marks the text's pack damaged (`fault`).
+    let mut damaged = None;
+    let committed = index
+        .add_documents_if(
+            docs.iter().zip(&texts).map(|(d, t)| (d.seq, t.as_str())),
+            stamp,
+            || {
+                damaged = docs
+                    .iter()
+                    .zip(&texts)
+                    .find_map(|(d, t)| check_read(store, d, t).err());
+                damaged.is_none()
+            },
+        )
+        .map_err(index_err)?;
+    match (committed, damaged) {
+        (true, _) => Ok(()),
+        (false, Some(e)) => Err(e),
+        (false, None) => Err(ToolError::internal(
+            "the search index was not committed; retry the search",
+        )),
+    }
 }
 
 /// The stamp of the last commit in an index folder, read from tantivy's

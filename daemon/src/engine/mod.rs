@@ -12,6 +12,7 @@ mod context;
 mod dispatch;
 mod docs;
 mod index;
+mod integrity;
 mod load;
 mod response;
 mod search;

@@ -10,6 +10,7 @@ use rlm::tools::{Highlight, SearchArgs, SearchMatch, SearchMethod, SearchResult,
 
 use super::docs::DocRow;
 use super::index::SessionIndex;
+use super::integrity::{check_read, open_text};
 use super::{CallContext, Engine, ResponseBudget, SessionRow};
 use crate::search::bm25::{self, IndexError};
 use crate::search::scan::{ScanMethod, Scanner};
@@ -115,10 +116,7 @@ impl Engine {
                 })?;
                 let docs = match only {
                     Some(docs) => {
-                        let texts = docs
-                            .iter()
-                            .map(|d| self.inner.store.text(&d.hash))
-                            .collect::<Result<Vec<Arc<Text>>, _>>()?;
+                        let texts = self.texts_of(&docs)?;
                         Arc::new(SessionTexts {
                             session_id: session.id.clone(),
                             generation: session.generation,
@@ -243,7 +241,7 @@ impl Engine {
             let Some(doc) = idx.docs.get(hit.doc_ord as usize) else {
                 continue;
             };
-            let text = self.inner.store.text(&doc.hash)?;
+            let text = self.text_of(doc)?;
             let passage = slice(&text, hit.start_char, hit.end_char);
             // One search of the passage serves the cluster and, mostly, the highlights.
             let occ = matcher.occurrences(passage);
@@ -293,6 +291,7 @@ impl Engine {
                 .find(|h| h.start >= cs - start)
                 .or(highlights.first())
                 .map_or((0, 0), |h| (h.start, h.end));
+            check_read(&self.inner.store, doc, &text)?;
             taken.push((hit.doc_ord, start, end));
             out.push(Found {
                 doc_id: doc.doc_id.clone(),
@@ -322,17 +321,16 @@ impl Engine {
     fn session_texts(&self, session: &SessionRow) -> Result<Arc<SessionTexts>, ToolError> {
         let cache = &self.inner.scan_cache;
         let lock = || cache.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(e) = lock()
-            .iter()
-            .find(|e| e.session_id == session.id && e.generation == session.generation)
-        {
+        // An entry with a text of a pack since found cut short is stale.
+        if let Some(e) = lock().iter().find(|e| {
+            e.session_id == session.id
+                && e.generation == session.generation
+                && !e.texts.iter().any(|t| t.damaged())
+        }) {
             return Ok(e.clone());
         }
         let docs = self.docs_of(&session.id)?;
-        let texts = docs
-            .iter()
-            .map(|d| self.inner.store.text(&d.hash))
-            .collect::<Result<Vec<Arc<Text>>, _>>()?;
+        let texts = self.texts_of(&docs)?;
         let texts = Arc::new(SessionTexts {
             session_id: session.id.clone(),
             generation: session.generation,
@@ -346,6 +344,13 @@ impl Engine {
         }
         cache.push(texts.clone());
         Ok(texts)
+    }
+
+    /// The verified texts of `docs`, in order, opened in parallel (the
+    /// first open of a text hashes it).
+    fn texts_of(&self, docs: &[DocRow]) -> Result<Vec<Arc<Text>>, ToolError> {
+        let store = &self.inner.store;
+        docs.par_iter().map(|d| open_text(store, d)).collect()
     }
 
     fn scan(
@@ -416,6 +421,10 @@ impl Engine {
                     highlights,
                 });
             }
+        }
+        // A text of a pack cut short while it was scanned read as zeros.
+        for (doc, text) in docs.iter().zip(texts) {
+            check_read(&self.inner.store, doc, text)?;
         }
         Ok((out, total))
     }

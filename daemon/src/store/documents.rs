@@ -101,6 +101,77 @@ impl Store {
         })
     }
 
+    /// The source a document was loaded from (its path, or how inline
+    /// content is named), to name it in an error.
+    pub fn document_source(&self, doc_id: &str) -> Result<Option<String>, StoreError> {
+        self.db.read(|c| {
+            c.prepare_cached("SELECT source FROM documents WHERE doc_id = ?1")?
+                .query_row([doc_id], |r| r.get(0))
+                .optional()
+                .map_err(StoreError::from)
+        })
+    }
+
+    /// The documents of a session whose text lies in one of `packs`, or is
+    /// known damaged (its blob marked by [`Store::forget_blob`]): `(doc_id,
+    /// source)` in load order.
+    pub fn documents_in_packs(
+        &self,
+        session_id: &str,
+        packs: &[String],
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        self.db.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT d.doc_id, d.source, CASE WHEN b.offset >= 0 THEN b.pack END \
+                 FROM documents d LEFT JOIN blobs b ON b.hash = d.hash \
+                 WHERE d.session_id = ?1 ORDER BY d.seq",
+            )?;
+            let rows = st
+                .query_map([session_id], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                    ))
+                })?
+                .filter_map(|row| match row {
+                    Ok((_, _, Some(p))) if !packs.contains(&p) => None,
+                    Ok((d, s, _)) => Some(Ok((d, s))),
+                    Err(e) => Some(Err(e)),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    /// Marks a stored copy found damaged (only that copy: the row must still
+    /// name this pack and offset) by setting its offset to -1 (`DAMAGED`):
+    /// the row stays, since documents name its hash, but a load of the same
+    /// text no longer finds it "already stored" and stores it afresh in its
+    /// own pack (`commit_load` replaces a damaged row). The documents that
+    /// name the hash fail as damaged until then, and read it again once it is.
+    pub fn forget_blob(&self, hash: &str, pack: &str, offset: i64) -> Result<(), StoreError> {
+        self.db.write_durable(|tx| {
+            tx.execute(
+                "UPDATE blobs SET offset = -1 WHERE hash = ?1 AND pack = ?2 AND offset = ?3",
+                params![hash, pack, offset],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Marks damaged every text of a pack that lies past `len` bytes (the
+    /// pack was cut short to that size), as [`Store::forget_blob`] does one.
+    pub fn forget_blobs_past(&self, pack: &str, len: u64) -> Result<usize, StoreError> {
+        self.db.write_durable(|tx| {
+            Ok(tx.execute(
+                "UPDATE blobs SET offset = -1 \
+                 WHERE pack = ?1 AND length_bytes > 0 AND offset >= 0 AND offset + length_bytes > ?2",
+                params![pack, len as i64],
+            )?)
+        })
+    }
+
     /// Every document of a session in load order.
     pub fn documents_of(&self, session_id: &str) -> Result<Vec<DocRow>, StoreError> {
         self.db.read(|c| {
@@ -152,7 +223,8 @@ impl Store {
         hashes: impl Iterator<Item = &'a str>,
     ) -> Result<HashSet<&'a str>, StoreError> {
         self.db.read(|c| {
-            let mut st = c.prepare_cached("SELECT 1 FROM blobs WHERE hash = ?1")?;
+            // A copy marked damaged (offset -1) is not known: it is stored again.
+            let mut st = c.prepare_cached("SELECT 1 FROM blobs WHERE hash = ?1 AND offset >= 0")?;
             let mut known = HashSet::new();
             for h in hashes {
                 if st.exists([h])? {
@@ -192,8 +264,12 @@ impl Store {
                 return Ok(LoadCommit::NoPack);
             }
             let mut put_blob = tx.prepare_cached(
-                "INSERT OR IGNORE INTO blobs (hash, pack, offset, length_bytes, length_chars, checkpoints, created_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO blobs (hash, pack, offset, length_bytes, length_chars, checkpoints, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+                 ON CONFLICT (hash) DO UPDATE SET pack = excluded.pack, offset = excluded.offset, \
+                 length_bytes = excluded.length_bytes, length_chars = excluded.length_chars, \
+                 checkpoints = excluded.checkpoints, created_at = excluded.created_at \
+                 WHERE blobs.offset < 0",
             )?;
             let mut put_doc = tx.prepare_cached(
                 "INSERT INTO documents (doc_id, session_id, seq, hash, source, length_chars, length_tokens_est, created_at) \

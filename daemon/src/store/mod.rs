@@ -42,7 +42,7 @@ pub use blobs::{BlobStore, PackWriter, sha256_hex};
 pub use db::{Db, DbError};
 pub use layout::Layout;
 
-use crate::text::{Text, TextShape, map_file};
+use crate::text::{DamageLog, Pack, Text, TextShape};
 pub mod lock;
 use lock::SessionLock;
 
@@ -64,6 +64,14 @@ pub enum StoreError {
     },
     #[error("blob {hash} is not in the store")]
     MissingBlob { hash: String },
+    /// A stored text failed its check when opened (`corrupt_text`): its pack
+    /// is missing or too short, or its bytes do not hash to its key.
+    #[error("the stored copy of text {hash} in pack {pack} is damaged: {why}")]
+    Corrupt {
+        hash: String,
+        pack: String,
+        why: String,
+    },
     #[error("encoding {what}: {message}")]
     Encode { what: &'static str, message: String },
 }
@@ -85,7 +93,9 @@ pub struct Store {
     db: Db,
     blobs: BlobStore,
     texts: Mutex<TextCache>,
-    packs: Mutex<HashMap<String, Weak<memmap2::Mmap>>>,
+    packs: Mutex<HashMap<String, Weak<Pack>>>,
+    /// Packs found cut short while mapped (`fault`).
+    damage: Arc<DamageLog>,
 }
 
 impl std::fmt::Debug for Store {
@@ -169,6 +179,7 @@ impl Store {
             blobs,
             texts: Mutex::new(TextCache::default()),
             packs: Mutex::new(HashMap::new()),
+            damage: Arc::default(),
         })
     }
 
@@ -212,16 +223,22 @@ impl Store {
             .map_err(io_err(format!("locking session {session_id}")))
     }
 
-    /// The text of a stored blob, mapped once and then shared.
+    /// The text of a stored blob, verified when it is first opened
+    /// (`Text::in_pack`: inside its pack as the file is now, its bytes'
+    /// SHA-256 equal to `hash`, UTF-8), then mapped and shared. A damaged text
+    /// is an error (`StoreError::Corrupt`, or `MissingBlob` once forgotten),
+    /// is never cached, and its blob row is forgotten so that a load of the
+    /// same text stores it afresh. A cached text whose pack was since found
+    /// cut short is dropped and opened again (and then fails).
     pub fn text(&self, hash: &str) -> Result<Arc<Text>, StoreError> {
-        if let Some(t) = self
-            .texts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .map
-            .get(hash)
         {
-            return Ok(t.clone());
+            let mut cache = self.texts.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(t) = cache.map.get(hash) {
+                if !t.damaged() {
+                    return Ok(t.clone());
+                }
+                cache.map.remove(hash);
+            }
         }
         let row = self
             .db
@@ -236,15 +253,54 @@ impl Store {
             hash: hash.to_owned(),
         })?;
         let shape = TextShape::from_stored(chars as u64, cps.as_deref());
-        let text = if bytes == 0 {
-            Text::from_string(String::new())
+        let opened = if bytes == 0 {
+            match sha256_hex(b"") == hash {
+                true => Ok(Text::from_string(String::new())),
+                false => Err("recorded as empty, but its hash is not that of an empty text".into()),
+            }
+        } else if offset < 0 {
+            // Marked by `forget_blob`: not stored again since.
+            return Err(StoreError::Corrupt {
+                hash: hash.to_owned(),
+                pack,
+                why: "it was found damaged before, and has not been loaded again since".into(),
+            });
+        } else if bytes < 0 {
+            Err(format!("recorded at bytes {offset}..+{bytes}"))
         } else {
-            let map = self.pack(&pack)?;
-            let what = format!("blob {hash} in pack {pack}");
-            Text::in_pack(map, offset as u64, bytes as u64, shape, &what)
-                .map_err(io_err("reading a stored text"))?
+            let need = offset as u64 + bytes as u64;
+            match self.pack(&pack, need) {
+                Ok(map) => Text::in_pack(map, offset as u64, bytes as u64, shape, hash),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::NotFound | std::io::ErrorKind::UnexpectedEof
+                    ) =>
+                {
+                    Err(e.to_string())
+                }
+                Err(e) => {
+                    return Err(StoreError::Io {
+                        context: format!("mapping pack {}", self.layout.pack_file(&pack).display()),
+                        source: e,
+                    });
+                }
+            }
         };
-        let text = Arc::new(text);
+        let text = match opened {
+            Ok(t) => Arc::new(t),
+            Err(why) => {
+                if let Err(e) = self.forget_blob(hash, &pack, offset) {
+                    tracing::warn!(%hash, %pack, error = %e, "could not forget a damaged text");
+                }
+                tracing::warn!(%hash, %pack, %why, "a stored text is damaged");
+                return Err(StoreError::Corrupt {
+                    hash: hash.to_owned(),
+                    pack,
+                    why,
+                });
+            }
+        };
         let mut cache = self.texts.lock().unwrap_or_else(|p| p.into_inner());
         if !cache.map.contains_key(hash) {
             cache.map.insert(hash.to_owned(), text.clone());
@@ -259,21 +315,44 @@ impl Store {
     }
 
     /// A pack's mapping, shared by every text it holds while any is open.
-    fn pack(&self, pack: &str) -> Result<Arc<memmap2::Mmap>, StoreError> {
+    /// One shorter than `at_least` (a range recorded in it) is never mapped;
+    /// a mapping found cut short is replaced (and the new one then refused).
+    fn pack(&self, name: &str, at_least: u64) -> std::io::Result<Arc<Pack>> {
         let mut packs = self.packs.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(map) = packs.get(pack).and_then(Weak::upgrade) {
-            return Ok(map);
+        if let Some(map) = packs.get(name).and_then(Weak::upgrade) {
+            if !map.record_damage() && map.len() as u64 >= at_least {
+                return Ok(map);
+            }
+            packs.remove(name);
         }
-        let path = self.layout.pack_file(pack);
-        let map = map_file(&path)
-            .map_err(io_err(format!("mapping pack {}", path.display())))?
-            .ok_or_else(|| StoreError::Io {
-                context: format!("pack {} is empty", path.display()),
-                source: std::io::Error::from(std::io::ErrorKind::UnexpectedEof),
-            })?;
-        let map = Arc::new(map);
+        let path = self.layout.pack_file(name);
+        let map = Arc::new(Pack::open(&path, at_least, name, self.damage.clone())?);
         packs.retain(|_, w| w.strong_count() > 0);
-        packs.insert(pack.to_owned(), Arc::downgrade(&map));
+        packs.insert(name.to_owned(), Arc::downgrade(&map));
         Ok(map)
+    }
+
+    /// The packs found cut short while mapped since the fault count was
+    /// `faults` (`fault::faults`), after dropping every damaged mapping from
+    /// the caches (so the next open of their texts checks the files again).
+    /// For a call that saw the count move while it ran: what it read of
+    /// these packs may be zeros.
+    pub fn damaged_packs_since(&self, faults: u64) -> Vec<String> {
+        {
+            let mut packs = self.packs.lock().unwrap_or_else(|p| p.into_inner());
+            packs.retain(|_, w| w.upgrade().is_some_and(|m| !m.record_damage()));
+        }
+        {
+            let mut cache = self.texts.lock().unwrap_or_else(|p| p.into_inner());
+            cache.map.retain(|_, t| !t.damaged());
+        }
+        self.damage.since(faults)
+    }
+
+    /// The current size of a pack's file (None when it is gone).
+    pub fn pack_len(&self, name: &str) -> Option<u64> {
+        std::fs::metadata(self.layout.pack_file(name))
+            .ok()
+            .map(|m| m.len())
     }
 }

@@ -316,6 +316,19 @@ impl PassageIndex {
         docs: impl IntoIterator<Item = (u64, &'a str)>,
         stamp: &IndexStamp,
     ) -> Result<(), IndexError> {
+        self.add_documents_if(docs, stamp, || true).map(|_| ())
+    }
+
+    /// [`PassageIndex::add_documents`], committed only if `commit` says so
+    /// once every text is read (the engine checks that none of them came
+    /// from a pack cut short meanwhile); returns whether it committed. When
+    /// it did not, the index stays as it was.
+    pub fn add_documents_if<'a>(
+        &mut self,
+        docs: impl IntoIterator<Item = (u64, &'a str)>,
+        stamp: &IndexStamp,
+        commit: impl FnOnce() -> bool,
+    ) -> Result<bool, IndexError> {
         let expected = self.signature();
         if stamp.analyzer != expected {
             return Err(IndexError::Invalid(format!(
@@ -345,13 +358,17 @@ impl PassageIndex {
                 writer.add_document(doc)?;
             }
         }
+        if !commit() {
+            writer.rollback()?;
+            return Ok(false);
+        }
         let mut prepared = writer.prepare_commit()?;
         prepared.set_payload(&payload);
         prepared.commit()?;
         writer.wait_merging_threads()?;
         self.stamp = Some(stamp.clone());
         self.reader.reload()?;
-        Ok(())
+        Ok(true)
     }
 
     /// Number of passages in the index.
