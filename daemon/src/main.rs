@@ -50,6 +50,7 @@ struct Args {
 
 fn main() -> ExitCode {
     limit_malloc_arenas();
+    name_global_pool();
     private_umask();
     let args = Args::parse();
     let mut ready = ReadyPipe::from_env();
@@ -103,6 +104,16 @@ fn limit_malloc_arenas() {
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
     }
+}
+
+/// Rayon's global pool (texts opened and hashed in parallel for a search or
+/// an index build) is made on first use, by whichever thread comes first;
+/// unnamed, its threads would take that thread's name (`rlm-index`, say)
+/// and pass for it in `/proc`. Named here, before any thread exists.
+fn name_global_pool() {
+    let _ = rayon::ThreadPoolBuilder::new()
+        .thread_name(|i| format!("rlm-work-{i}"))
+        .build_global();
 }
 
 fn fail(ready: &mut ReadyPipe, message: String) -> ExitCode {
