@@ -69,6 +69,8 @@ impl Slot {
     /// Whether `addr` lies in the range, read consistently (no lock, no
     /// wait: a slot being written is not the one a reader faulted in, since
     /// a mapping is registered before anything reads it).
+    // Only the Unix handler (and the tests) look ranges up.
+    #[cfg_attr(not(unix), allow(dead_code))]
     fn holds(&self, addr: usize) -> bool {
         let s1 = self.seq.load(Ordering::Acquire);
         if s1 & 1 == 1 {
@@ -177,6 +179,7 @@ impl Drop for Watch {
 }
 
 /// The slot whose range holds `addr`.
+#[cfg_attr(not(unix), allow(dead_code))]
 fn find(addr: usize) -> Option<&'static Slot> {
     chunks()
         .flat_map(|c| c.slots.iter())
