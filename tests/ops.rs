@@ -765,3 +765,68 @@ fn log_lines_stay_short_whatever_a_caller_sends() {
     let (code, _, err) = run_cli(&t, &["daemon", "stop"]);
     assert_eq!(code, 0, "{err}");
 }
+
+/// `rust-version` was 1.88 while rusqlite 0.43 needs 1.89, and the README
+/// installed without `--locked` (so a fresh install could resolve newer
+/// crates than the lock file tested). The declared version now covers every
+/// dependency in the lock file, and every install line of the README is
+/// locked.
+#[test]
+fn the_declared_rust_version_covers_every_dependency_and_installs_are_locked() {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["metadata", "--format-version", "1", "--locked", "--offline"])
+        .current_dir(repo())
+        .output()
+        .expect("running cargo metadata");
+    assert!(
+        out.status.success(),
+        "cargo metadata failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta: Value = serde_json::from_slice(&out.stdout).expect("cargo metadata's JSON");
+    // "1.89" and "1.89.0" are the same version: three parts each.
+    let version = |v: &Value| -> [u64; 3] {
+        let mut parts = v.as_str().unwrap_or("0").split('.');
+        [(); 3].map(|()| parts.next().and_then(|n| n.parse().ok()).unwrap_or(0))
+    };
+    let members: Vec<&Value> = meta["workspace_members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .collect();
+    let packages = meta["packages"].as_array().unwrap();
+    let (ours, theirs): (Vec<&Value>, Vec<&Value>) =
+        packages.iter().partition(|p| members.contains(&&p["id"]));
+    let declared = ours
+        .iter()
+        .map(|p| version(&p["rust_version"]))
+        .min()
+        .expect("workspace packages");
+    let (needed, by) = theirs
+        .iter()
+        .map(|p| {
+            (
+                version(&p["rust_version"]),
+                p["name"].as_str().unwrap_or("?"),
+            )
+        })
+        .max()
+        .expect("dependencies");
+    assert!(
+        declared >= needed,
+        "rust-version {declared:?} is older than {by}'s {needed:?}: raise it in Cargo.toml"
+    );
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let installs: Vec<&str> = readme
+        .lines()
+        .filter(|l| l.trim_start().starts_with("cargo install"))
+        .collect();
+    assert!(
+        !installs.is_empty(),
+        "the README installs with cargo install"
+    );
+    for line in installs {
+        assert!(line.contains("--locked"), "not locked: {line}");
+    }
+}
