@@ -164,14 +164,30 @@ impl Config {
 
     /// Parses and checks config text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| {
+        let mut config: Config = toml::from_str(text).map_err(|e| {
             ConfigError(format!(
                 "config file {origin}: {}",
                 e.to_string().trim_end().replace('\n', "\n  ")
             ))
         })?;
+        config.expand_home();
         config.check(origin)?;
         Ok(config)
+    }
+
+    /// A leading `~` in a path key is the home folder, as the README's
+    /// examples write them (it was taken literally: `./~/.local/...`).
+    fn expand_home(&mut self) {
+        use crate::paths::expand_home;
+        for p in [&mut self.data_dir, &mut self.socket, &mut self.log.dir]
+            .into_iter()
+            .flatten()
+        {
+            *p = expand_home(p);
+        }
+        for r in self.allowed_roots.iter_mut().flatten() {
+            *r = expand_home(r);
+        }
     }
 
     fn check(&self, origin: &str) -> Result<(), ConfigError> {
@@ -425,6 +441,24 @@ mod tests {
                 sd.chunk_cache_enabled
             ),
             (9, 2000, 300, false)
+        );
+    }
+
+    /// `~` in a path key was taken literally (`./~/.local/share/rlm`).
+    #[test]
+    fn a_leading_tilde_in_a_path_is_the_home_folder() {
+        let home = directories::BaseDirs::new().unwrap().home_dir().to_owned();
+        let c = Config::parse(
+            "data_dir = \"~/.local/share/rlm\"\nsocket = \"~/r/rlmd.sock\"\nallowed_roots = [\"~/src\", \"/opt\"]\n[log]\ndir = \"~/logs\"\n",
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(c.data_dir().unwrap(), home.join(".local/share/rlm"));
+        assert_eq!(c.socket().unwrap(), home.join("r/rlmd.sock"));
+        assert_eq!(c.log_dir().unwrap(), home.join("logs"));
+        assert_eq!(
+            c.allowed_roots.unwrap(),
+            vec![home.join("src"), PathBuf::from("/opt")]
         );
     }
 

@@ -48,8 +48,9 @@ pub fn log_dir() -> io::Result<PathBuf> {
 }
 
 /// The daemon's socket: `RLM_SOCKET`, else `rlmd.sock` in the user's
-/// runtime folder (`$XDG_RUNTIME_DIR/rlm`), else in a private folder of the
-/// user's under the temp dir (`/tmp/rlm-<uid>`) when there is no runtime dir.
+/// runtime folder (`$XDG_RUNTIME_DIR/rlm`), else in `/run/user/<uid>/rlm`
+/// when that folder is the user's own, else in a private folder of the
+/// user's under the temp dir (`/tmp/rlm-<uid>`).
 pub fn socket_path() -> io::Result<PathBuf> {
     let path = match env_path("RLM_SOCKET") {
         Some(p) => p,
@@ -62,12 +63,51 @@ pub fn socket_path() -> io::Result<PathBuf> {
     Ok(path)
 }
 
+/// Where the socket goes when `XDG_RUNTIME_DIR` is not set (an MCP client
+/// that starts its server with a minimal environment, a cron job): the
+/// folder systemd-logind makes for the user, `/run/user/<uid>/rlm`, when it
+/// exists and is the user's own, so such a client finds the same daemon as
+/// the CLI and the systemd socket; else a private folder under the temp dir.
 fn fallback_runtime_dir() -> PathBuf {
     #[cfg(unix)]
-    let who = nix::unistd::getuid().as_raw().to_string();
+    {
+        let uid = nix::unistd::getuid().as_raw();
+        runtime_dir_without_xdg(uid, Path::new("/run/user"), &std::env::temp_dir())
+    }
     #[cfg(not(unix))]
-    let who = std::env::var("USERNAME").unwrap_or_else(|_| "user".into());
-    std::env::temp_dir().join(format!("rlm-{who}"))
+    {
+        let who = std::env::var("USERNAME").unwrap_or_else(|_| "user".into());
+        std::env::temp_dir().join(format!("rlm-{who}"))
+    }
+}
+
+/// [`fallback_runtime_dir`] with its inputs given: `<run_user>/<uid>/rlm`
+/// when `<run_user>/<uid>` is a real folder (not a link) of `uid` that
+/// nobody else may enter, else `<tmp>/rlm-<uid>`.
+#[cfg(unix)]
+pub fn runtime_dir_without_xdg(uid: u32, run_user: &Path, tmp: &Path) -> PathBuf {
+    use std::os::unix::fs::MetadataExt;
+    let own = run_user.join(uid.to_string());
+    match std::fs::symlink_metadata(&own) {
+        Ok(m) if m.is_dir() && m.uid() == uid && m.mode() & 0o077 == 0 => own.join("rlm"),
+        _ => tmp.join(format!("rlm-{uid}")),
+    }
+}
+
+/// `path` with a leading `~` (alone, or followed by a separator) replaced by
+/// the user's home folder, as a shell would: configuration files and load
+/// paths written by hand use it. `~other` is left as it is.
+pub fn expand_home(path: &Path) -> PathBuf {
+    let mut parts = path.components();
+    match parts.next() {
+        Some(std::path::Component::Normal(first)) if first == "~" => {
+            match directories::BaseDirs::new() {
+                Some(dirs) => dirs.home_dir().join(parts.as_path()),
+                None => path.to_owned(),
+            }
+        }
+        _ => path.to_owned(),
+    }
 }
 
 /// Refuses socket paths the OS cannot bind.
@@ -222,6 +262,68 @@ mod tests {
             std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
             0o700,
             "tightened"
+        );
+    }
+
+    #[test]
+    fn a_leading_tilde_is_the_home_folder() {
+        let home = directories::BaseDirs::new().unwrap().home_dir().to_owned();
+        assert_eq!(expand_home(Path::new("~")), home);
+        assert_eq!(expand_home(Path::new("~/a/b.txt")), home.join("a/b.txt"));
+        assert_eq!(expand_home(Path::new("/x/~/y")), PathBuf::from("/x/~/y"));
+        assert_eq!(
+            expand_home(Path::new("~other/y")),
+            PathBuf::from("~other/y")
+        );
+        assert_eq!(expand_home(Path::new("rel/~")), PathBuf::from("rel/~"));
+    }
+
+    /// Without XDG_RUNTIME_DIR the user's own `/run/user/<uid>` is used when
+    /// it is theirs alone, so a client with a minimal environment finds the
+    /// daemon the CLI and systemd use; anything else falls back to the
+    /// private temp folder.
+    #[cfg(unix)]
+    #[test]
+    fn without_xdg_the_users_run_folder_comes_before_the_temp_folder() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let run_user = tmp.path().join("run-user");
+        let temp = tmp.path().join("tmp");
+        let me = nix::unistd::getuid().as_raw();
+        let fallback = temp.join(format!("rlm-{me}"));
+        assert_eq!(
+            runtime_dir_without_xdg(me, &run_user, &temp),
+            fallback,
+            "none"
+        );
+        let own = run_user.join(me.to_string());
+        std::fs::create_dir_all(&own).unwrap();
+        std::fs::set_permissions(&own, std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert_eq!(
+            runtime_dir_without_xdg(me, &run_user, &temp),
+            own.join("rlm")
+        );
+        std::fs::set_permissions(&own, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(
+            runtime_dir_without_xdg(me, &run_user, &temp),
+            fallback,
+            "open to others"
+        );
+        // Another uid's folder is not this user's.
+        std::fs::set_permissions(&own, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let other = me + 1;
+        std::fs::create_dir_all(run_user.join(other.to_string())).unwrap();
+        assert_eq!(
+            runtime_dir_without_xdg(other, &run_user, &temp),
+            temp.join(format!("rlm-{other}")),
+            "owned by someone else"
+        );
+        // A link in its place is not followed.
+        let linked = me + 2;
+        std::os::unix::fs::symlink(&own, run_user.join(linked.to_string())).unwrap();
+        assert_eq!(
+            runtime_dir_without_xdg(linked, &run_user, &temp),
+            temp.join(format!("rlm-{linked}"))
         );
     }
 

@@ -513,3 +513,29 @@ fn an_idle_auto_started_daemon_of_another_version_makes_room_for_the_shims_own()
     let status = shim.close();
     assert!(status.success());
 }
+
+/// A load of `~/notes.txt` failed: `~` was taken as a folder's name. It is
+/// the home folder of the daemon's user (here a temporary one), as in a shell.
+#[test]
+fn a_load_path_starting_with_a_tilde_is_in_the_home_folder() {
+    let dir = TestDir::new();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(home.join("notes")).unwrap();
+    std::fs::write(home.join("notes/today.txt"), "written at home").unwrap();
+    let home_var = home.display().to_string();
+    let _daemon = dir.start_daemon_with(&dir.socket, &dir.data, &[], &[("HOME", &home_var)]);
+    let mut c = Ipc::handshake(&dir.socket);
+    let sid = c.ok("rlm.session.create", json!({}))["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = c.ok(
+        "rlm.docs.load",
+        json!({"session_id": sid, "sources": [
+            {"type": "file", "path": "~/notes/today.txt"},
+            {"type": "directory", "path": "~/notes"},
+        ]}),
+    );
+    assert_eq!(r["loaded_count"], 2, "{r}");
+    assert_eq!(r["error_count"], 0, "{r}");
+}

@@ -26,7 +26,7 @@ use rlmd::{Engine, EngineConfig};
 #[derive(Debug, Parser)]
 #[command(name = "rlmd", version)]
 struct Args {
-    /// Socket path (default: $RLM_SOCKET, else $XDG_RUNTIME_DIR/rlm/rlmd.sock, else /tmp/rlm-<uid>/rlmd.sock).
+    /// Socket path (default: $RLM_SOCKET, else $XDG_RUNTIME_DIR/rlm/rlmd.sock, else /run/user/<uid>/rlm/rlmd.sock when that folder is yours, else /tmp/rlm-<uid>/rlmd.sock).
     #[arg(long, value_name = "PATH")]
     socket: Option<PathBuf>,
     /// Data directory (default: $RLM_DATA_DIR, else ~/.local/share/rlm).

@@ -230,7 +230,8 @@ impl Engine {
         if path.is_empty() {
             return Err("empty path".into());
         }
-        let p = Path::new(path);
+        // `~/notes.txt` is the user's home, as in a shell.
+        let p = &rlm::paths::expand_home(Path::new(path));
         if p.is_absolute() {
             return Ok(p.to_owned());
         }
