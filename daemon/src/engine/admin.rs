@@ -51,6 +51,17 @@ impl Engine {
         self.inner.store.gc(grace)
     }
 
+    /// `gc` with its two grace periods apart (`Store::gc_with`): files
+    /// (temporary files, unnamed packs, folders and locks of unknown
+    /// sessions), and texts a load claimed.
+    pub fn gc_with(
+        &self,
+        file_grace: Duration,
+        text_grace: Duration,
+    ) -> Result<GcReport, StoreError> {
+        self.inner.store.gc_with(file_grace, text_grace)
+    }
+
     /// Deletes one session with all that is only its own, under its lock;
     /// the in-memory caches forget it.
     pub fn delete_session(&self, session_id: &str) -> DeleteOutcome {
