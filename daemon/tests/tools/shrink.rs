@@ -153,9 +153,7 @@ fn deleting_every_session_and_gc_empties_the_store() {
             .count()
     };
     assert!(packs() > 0);
-    let outcomes = env
-        .engine
-        .delete_sessions(&[a.clone(), "nope".into(), b.clone()]);
+    let outcomes = env.engine.delete_sessions(&[a.clone(), "nope".into(), b]);
     let statuses: Vec<&str> = outcomes.iter().map(|o| o.status.as_str()).collect();
     assert_eq!(statuses, ["deleted", "not_found", "deleted"]);
     assert!(outcomes[1].message.contains("nope"), "{:?}", outcomes[1]);
@@ -170,6 +168,8 @@ fn deleting_every_session_and_gc_empties_the_store() {
         ),
         0
     );
+    let e = env.fail("rlm.session.info", json!({"session_id": a}));
+    expect_code(&e, "session_not_found");
 }
 
 #[test]
