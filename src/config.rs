@@ -27,6 +27,27 @@ pub struct Config {
     pub session: SessionDefaults,
     pub load: LoadConfig,
     pub log: LogConfig,
+    pub retention: Retention,
+}
+
+/// What the daemon deletes and closes by itself (at start, then hourly).
+/// Deleting is final; closing only stops changes. 0 turns a rule off.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Retention {
+    /// Closed sessions are deleted this many days after their close (default 30).
+    pub delete_closed_after_days: u64,
+    /// Active sessions with no call for this many days are closed (default 0: never).
+    pub close_idle_after_days: u64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            delete_closed_after_days: 30,
+            close_idle_after_days: 0,
+        }
+    }
 }
 
 /// Defaults of new sessions (a client may override them per session).
@@ -77,6 +98,7 @@ impl Default for Config {
             session: SessionDefaults::default(),
             load: LoadConfig::default(),
             log: LogConfig::default(),
+            retention: Retention::default(),
         }
     }
 }
@@ -331,6 +353,8 @@ mod tests {
         assert_eq!(c.session.max_chars_per_peek, 10_000);
         assert_eq!(c.load.max_file_size_mb, 100);
         assert_eq!(c.idle_timeout(), Some(Duration::from_secs(600)));
+        assert_eq!(c.retention.delete_closed_after_days, 30);
+        assert_eq!(c.retention.close_idle_after_days, 0);
     }
 
     #[test]
@@ -354,6 +378,9 @@ mod tests {
             dir = "/l"
             stderr = true
             keep_files = 3
+            [retention]
+            delete_closed_after_days = 0
+            close_idle_after_days = 14
             "#,
             "t.toml",
         )
@@ -381,6 +408,10 @@ mod tests {
                 dir: Some("/l".into()),
                 stderr: true,
                 keep_files: 3,
+            },
+            retention: Retention {
+                delete_closed_after_days: 0,
+                close_idle_after_days: 14,
             },
         };
         assert_eq!(c, expected);
@@ -422,6 +453,14 @@ mod tests {
             (
                 "log.keep_files",
                 expected.log.keep_files != d.log.keep_files,
+            ),
+            (
+                "retention.delete_closed_after_days",
+                expected.retention.delete_closed_after_days != d.retention.delete_closed_after_days,
+            ),
+            (
+                "retention.close_idle_after_days",
+                expected.retention.close_idle_after_days != d.retention.close_idle_after_days,
             ),
         ];
         for (key, different) in differs {

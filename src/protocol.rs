@@ -148,6 +148,13 @@ pub enum Request {
     ListSessions,
     /// Removes files under the data directory that nothing references.
     Gc,
+    /// Deletes these sessions and all that is only theirs (`rlm sessions
+    /// rm`). A daemon older than this request closes the connection with
+    /// "unknown variant" (the client words that as "restart rlmd").
+    DeleteSessions { session_ids: Vec<String> },
+    /// Deletes the closed sessions closed more than `closed_before_seconds`
+    /// ago (`rlm sessions prune`).
+    PruneSessions { closed_before_seconds: u64 },
 }
 
 /// The handshake: who the client is and where it works.
@@ -199,6 +206,9 @@ pub enum Response {
     Sessions { sessions: Vec<SessionSummary> },
     /// The answer to `Gc`.
     GcDone { report: GcReport },
+    /// The answer to `DeleteSessions` and `PruneSessions`: one outcome per
+    /// session, in the order asked (prune: oldest closed first).
+    SessionsDeleted { outcomes: Vec<DeleteOutcome> },
     /// A request the daemon could not serve (with its id), or a connection
     /// it could not read (no id: the daemon closes it after sending this).
     Error { message: String },
@@ -289,11 +299,28 @@ pub struct SessionSummary {
     pub max_tool_calls: u64,
 }
 
+/// What became of one session `rlm sessions rm` or `prune` named.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeleteOutcome {
+    pub session_id: String,
+    /// `deleted`, `not_found` or `failed`.
+    pub status: String,
+    /// What was deleted, or why it failed.
+    pub message: String,
+}
+
 /// What `rlm gc` removed (or, for errors, could not).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GcReport {
-    /// Pack files no stored text refers to (left by a crash or a lost race).
+    /// Stored texts no document names any more (their `blobs` rows).
+    #[serde(default)]
+    pub texts_removed: u64,
+    /// Pack files no stored text refers to (left by a crash or a lost race,
+    /// or emptied by deleted sessions).
     pub packs_removed: u64,
+    /// Packs mostly garbage whose live texts were copied into a new pack.
+    #[serde(default)]
+    pub packs_compacted: u64,
     pub bytes_freed: u64,
     /// Temporary files of loads that never finished.
     pub temp_files_removed: u64,
@@ -569,5 +596,37 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    /// The deletion requests a daemon of this build reads, and the gc
+    /// report of an older daemon (without the new counts) still reads.
+    #[test]
+    fn deletion_requests_and_an_older_gc_report_read() {
+        let rm: Envelope<Request> = serde_json::from_value(
+            json!({"type": "delete_sessions", "id": 5, "session_ids": ["a", "b"]}),
+        )
+        .unwrap();
+        assert_eq!(
+            rm.body,
+            Request::DeleteSessions {
+                session_ids: vec!["a".into(), "b".into()]
+            }
+        );
+        let prune: Envelope<Request> = serde_json::from_value(
+            json!({"type": "prune_sessions", "id": 6, "closed_before_seconds": 60}),
+        )
+        .unwrap();
+        assert_eq!(
+            prune.body,
+            Request::PruneSessions {
+                closed_before_seconds: 60
+            }
+        );
+        let old: GcReport = serde_json::from_value(json!({
+            "packs_removed": 1, "bytes_freed": 2, "temp_files_removed": 0,
+            "index_dirs_removed": 0, "lock_files_removed": 0, "grace_seconds": 3600, "errors": []
+        }))
+        .unwrap();
+        assert_eq!((old.texts_removed, old.packs_compacted), (0, 0));
     }
 }

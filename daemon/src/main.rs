@@ -159,6 +159,7 @@ async fn serve(args: Args, config: Config, ready: &mut ReadyPipe) -> Result<(), 
         None if args.auto_started => config.idle_timeout(),
         None => None,
     };
+    let retention = config.retention.clone();
     let config = ServerConfig {
         socket: socket.clone(),
         auto_started: args.auto_started,
@@ -174,6 +175,7 @@ async fn serve(args: Args, config: Config, ready: &mut ReadyPipe) -> Result<(), 
     });
     #[cfg(unix)]
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    spawn_retention(engine.clone(), retention);
     let reason = server::run(engine, config, listener, shutdown)
         .await
         .map_err(|e| format!("serving on {}: {e}", socket.display()))?;
@@ -393,4 +395,30 @@ fn ready_pipe(fd: i32) -> Option<File> {
 #[cfg(not(unix))]
 fn ready_pipe(_fd: i32) -> Option<File> {
     None
+}
+
+/// How often the daemon applies `[retention]` (once at start, then this often).
+const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+
+/// Applies `[retention]` at start and every `RETENTION_EVERY`, on a blocking
+/// thread (it takes session locks), logging what it did or why it failed.
+fn spawn_retention(engine: rlmd::engine::Engine, retention: rlm::config::Retention) {
+    if retention.delete_closed_after_days == 0 && retention.close_idle_after_days == 0 {
+        return;
+    }
+    tokio::spawn(async move {
+        loop {
+            let (e, r) = (engine.clone(), retention.clone());
+            match tokio::task::spawn_blocking(move || e.apply_retention(&r)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "applying [retention] failed; next try in an hour")
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "applying [retention] failed; next try in an hour")
+                }
+            }
+            tokio::time::sleep(RETENTION_EVERY).await;
+        }
+    });
 }

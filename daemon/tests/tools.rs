@@ -23,6 +23,8 @@ mod robustness;
 mod search;
 #[path = "tools/sessions.rs"]
 mod sessions;
+#[path = "tools/shrink.rs"]
+mod shrink;
 #[path = "tools/sizes.rs"]
 mod sizes;
 #[path = "tools/traces.rs"]

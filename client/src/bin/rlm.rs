@@ -40,11 +40,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// The sessions in the store, newest first.
+    /// The sessions in the store, newest first; `rm` and `prune` delete sessions.
     Sessions {
         /// Print JSON.
-        #[arg(long)]
+        #[arg(long, global = true)]
         json: bool,
+        #[command(subcommand)]
+        action: Option<SessionsAction>,
     },
     /// Calls one tool: `rlm call rlm.session.create '{"name": "x"}'`. Prints the result JSON; errors go to stderr with a non-zero exit.
     Call {
@@ -72,7 +74,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Removes files under the data folder that nothing references (crash leftovers); never anything in use.
+    /// Removes what no session references: texts, packs (compacting those mostly garbage), crash leftovers; never anything in use.
     Gc {
         /// Print JSON.
         #[arg(long)]
@@ -83,6 +85,69 @@ enum Command {
         #[command(subcommand)]
         action: DaemonAction,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum SessionsAction {
+    /// Deletes sessions with their documents, chunkings, artifacts, traces and index (`rlm gc` then reclaims their texts).
+    Rm {
+        /// Session ids (`rlm sessions` lists them).
+        #[arg(required = true, value_name = "ID")]
+        ids: Vec<String>,
+    },
+    /// Deletes the closed sessions closed before now minus a duration.
+    Prune {
+        /// How long ago: `30m`, `12h`, `7d` (also `s`, `w`).
+        #[arg(long, value_name = "DURATION", value_parser = parse_age)]
+        closed_before: Duration,
+    },
+}
+
+/// A duration as `30m`, `12h`, `7d`: a whole number and one unit.
+fn parse_age(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let unit_seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => {
+            return Err(format!(
+                "{text:?} is not a duration: write a number and a unit, as 30m, 12h or 7d (units s, m, h, d, w)"
+            ));
+        }
+    };
+    let n: u64 = digits.parse().map_err(|_| {
+        format!("{text:?} is not a duration: write a number and a unit, as 30m, 12h or 7d")
+    })?;
+    n.checked_mul(unit_seconds)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("{text:?} is too long a duration"))
+}
+
+#[allow(clippy::print_stdout)]
+/// Prints one line per outcome (failures on stderr); the exit code is
+/// non-zero when any failed.
+fn report_deletions(outcomes: &[rlm::protocol::DeleteOutcome], json: bool) -> ExitCode {
+    let failed = outcomes.iter().filter(|o| o.status != "deleted").count();
+    if json {
+        print_json(&outcomes);
+    } else {
+        for o in outcomes {
+            match o.status.as_str() {
+                "deleted" => println!("{}: {}", o.session_id, o.message),
+                _ => eprintln!("rlm: {}: {}", o.session_id, o.message),
+            }
+        }
+    }
+    if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -208,7 +273,30 @@ async fn run(cli: Cli, config: rlm::config::Config) -> Result<ExitCode, Failure>
                 );
             }
         }
-        Command::Sessions { json } => {
+        Command::Sessions {
+            json,
+            action: Some(SessionsAction::Rm { ids }),
+        } => {
+            let outcomes = client(socket, &config, true).delete_sessions(ids).await?;
+            return Ok(report_deletions(&outcomes, json));
+        }
+        Command::Sessions {
+            json,
+            action: Some(SessionsAction::Prune { closed_before }),
+        } => {
+            let outcomes = client(socket, &config, true)
+                .prune_sessions(closed_before)
+                .await?;
+            if !json {
+                let deleted = outcomes.iter().filter(|o| o.status == "deleted").count();
+                println!(
+                    "{deleted} closed sessions closed more than {} s ago deleted",
+                    closed_before.as_secs()
+                );
+            }
+            return Ok(report_deletions(&outcomes, json));
+        }
+        Command::Sessions { json, action: None } => {
             let sessions = client(socket, &config, true).list_sessions().await?;
             if json {
                 print_json(&sessions);
@@ -385,8 +473,10 @@ async fn run(cli: Cli, config: rlm::config::Config) -> Result<ExitCode, Failure>
                 print_json(&report);
             } else {
                 println!(
-                    "removed {} packs, {} temporary files, {} index folders, {} lock files ({} bytes); files younger than {} s are kept",
+                    "removed {} texts, {} packs, compacted {} packs, removed {} temporary files, {} index folders, {} lock files ({} bytes); files younger than {} s are kept",
+                    report.texts_removed,
                     report.packs_removed,
+                    report.packs_compacted,
                     report.temp_files_removed,
                     report.index_dirs_removed,
                     report.lock_files_removed,

@@ -21,8 +21,8 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use rlm::protocol::{
-    Call, CallOutcome, DaemonStatus, Envelope, GcReport, Hello, MAX_FRAME_BYTES, PROTOCOL_VERSION,
-    Refused, Request, Response, SessionSummary, Welcome, read_frame, write_frame,
+    Call, CallOutcome, DaemonStatus, DeleteOutcome, Envelope, GcReport, Hello, MAX_FRAME_BYTES,
+    PROTOCOL_VERSION, Refused, Request, Response, SessionSummary, Welcome, read_frame, write_frame,
 };
 
 use crate::ProgressSink;
@@ -142,6 +142,28 @@ impl DaemonClient {
             Response::Error { message } => Err(ClientError::Daemon(message)),
             other => Err(unexpected("list-sessions", other)),
         }
+    }
+
+    /// Deletes sessions: one outcome each, in the order given.
+    pub async fn delete_sessions(
+        &self,
+        session_ids: Vec<String>,
+    ) -> Result<Vec<DeleteOutcome>, ClientError> {
+        let answer = self
+            .request(Request::DeleteSessions { session_ids }, None, None)
+            .await;
+        deletion_answer("sessions rm", answer)
+    }
+
+    /// Deletes the sessions closed more than `closed_before` ago.
+    pub async fn prune_sessions(
+        &self,
+        closed_before: Duration,
+    ) -> Result<Vec<DeleteOutcome>, ClientError> {
+        let request = Request::PruneSessions {
+            closed_before_seconds: closed_before.as_secs(),
+        };
+        deletion_answer("sessions prune", self.request(request, None, None).await)
     }
 
     /// Collects unreferenced files under the data directory.
@@ -322,6 +344,27 @@ impl DaemonClient {
 }
 
 /// An answer that does not fit the request `what`.
+#[allow(clippy::result_large_err)] // the ClientError every method returns
+/// The answer to a deletion request. A daemon older than these requests
+/// cannot read them and closes the connection saying "unknown variant":
+/// that becomes an error that says to restart it.
+fn deletion_answer(
+    what: &str,
+    answer: Result<Response, ClientError>,
+) -> Result<Vec<DeleteOutcome>, ClientError> {
+    match answer {
+        Ok(Response::SessionsDeleted { outcomes }) => Ok(outcomes),
+        Ok(Response::Error { message }) => Err(ClientError::Daemon(message)),
+        Ok(other) => Err(unexpected(what, other)),
+        Err(ClientError::Closed(why)) if why.contains("unknown variant") => {
+            Err(ClientError::Daemon(format!(
+                "the running rlmd is older than `rlm {what}` and cannot serve it; restart it (`rlm daemon stop`, then run the command again) so this version's rlmd serves"
+            )))
+        }
+        Err(e) => Err(e),
+    }
+}
+
 fn unexpected(what: &str, answer: Response) -> ClientError {
     ClientError::Protocol(format!("rlmd answered {what} with {answer:?}"))
 }

@@ -1,13 +1,27 @@
-//! Maintenance the daemon offers beside the tools: listing sessions, and
-//! garbage collection of files under the data directory that nothing
-//! references (done by the store, `store/gc.rs`).
+//! Maintenance the daemon offers beside the tools: listing and deleting
+//! sessions, retention, and garbage collection of what nothing references
+//! (done by the store, `store/delete.rs`, `store/gc.rs`).
 
 use std::time::Duration;
 
-use rlm::protocol::{GcReport, SessionSummary};
+use rlm::config::Retention;
+use rlm::protocol::{DeleteOutcome, GcReport, SessionSummary};
 
-use super::Engine;
+use super::{Engine, now};
 use crate::store::StoreError;
+use crate::store::gc::cutoff;
+use crate::store::sessions::Close;
+
+/// What retention did in one pass.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RetentionPass {
+    /// Active sessions closed for being idle.
+    pub closed: Vec<String>,
+    /// Closed sessions deleted for being closed long ago.
+    pub deleted: Vec<String>,
+    /// Sessions a step failed on, with why.
+    pub failed: Vec<String>,
+}
 
 impl Engine {
     /// Every session, newest first.
@@ -30,10 +44,119 @@ impl Engine {
             .collect())
     }
 
-    /// Removes packs no `blobs` row names, temporary files of unfinished
-    /// loads, and index folders and lock files of unknown sessions; all only
-    /// when older than `grace`.
+    /// Deletes texts no document names, packs nothing names (compacting
+    /// those mostly garbage), temporary files of unfinished loads, and index
+    /// folders and lock files of unknown sessions (`Store::gc`).
     pub fn gc(&self, grace: Duration) -> Result<GcReport, StoreError> {
         self.inner.store.gc(grace)
+    }
+
+    /// `gc` with its two grace periods apart (`Store::gc_with`): files
+    /// (temporary files, unnamed packs, folders and locks of unknown
+    /// sessions), and texts a load claimed.
+    pub fn gc_with(
+        &self,
+        file_grace: Duration,
+        text_grace: Duration,
+    ) -> Result<GcReport, StoreError> {
+        self.inner.store.gc_with(file_grace, text_grace)
+    }
+
+    /// Deletes one session with all that is only its own, under its lock;
+    /// the in-memory caches forget it.
+    pub fn delete_session(&self, session_id: &str) -> DeleteOutcome {
+        let outcome = |status: &str, message: String| DeleteOutcome {
+            session_id: session_id.to_owned(),
+            status: status.to_owned(),
+            message,
+        };
+        let not_found = || {
+            outcome(
+                "not_found",
+                format!("no session {session_id} in this store; `rlm sessions` lists them"),
+            )
+        };
+        let store = &self.inner.store;
+        // Checked before locking, so an unknown id leaves no lock file.
+        match store.session(session_id) {
+            Ok(Some(_)) => {}
+            Ok(None) => return not_found(),
+            Err(e) => return outcome("failed", format!("reading session {session_id}: {e}")),
+        }
+        let deleted = store
+            .lock_session(session_id)
+            .and_then(|lock| store.delete_session(lock, session_id));
+        self.inner.indexes.forget(session_id);
+        self.forget_scan_texts(session_id);
+        match deleted {
+            Ok(Some(d)) => {
+                tracing::info!(session_id, documents = d.documents, "session deleted");
+                outcome(
+                    "deleted",
+                    format!(
+                        "deleted with {} documents, {} spans, {} artifacts, {} traces",
+                        d.documents, d.spans, d.artifacts, d.traces
+                    ),
+                )
+            }
+            Ok(None) => not_found(),
+            Err(e) => outcome(
+                "failed",
+                format!("deleting session {session_id}: {e}; retry, or check the data directory"),
+            ),
+        }
+    }
+
+    /// Deletes each session, one outcome each, in the order given.
+    pub fn delete_sessions(&self, session_ids: &[String]) -> Vec<DeleteOutcome> {
+        session_ids
+            .iter()
+            .map(|id| self.delete_session(id))
+            .collect()
+    }
+
+    /// Deletes the closed sessions closed more than `age` ago.
+    pub fn prune_closed(&self, age: Duration) -> Result<Vec<DeleteOutcome>, StoreError> {
+        let ids = self.inner.store.sessions_closed_before(&cutoff(age))?;
+        Ok(self.delete_sessions(&ids))
+    }
+
+    /// One retention pass: closes the active sessions idle longer than
+    /// `close_idle_after_days`, then deletes the sessions closed longer ago
+    /// than `delete_closed_after_days` (0 turns either off). Logged.
+    pub fn apply_retention(&self, retention: &Retention) -> Result<RetentionPass, StoreError> {
+        const DAY: u64 = 24 * 3600;
+        let mut pass = RetentionPass::default();
+        let store = &self.inner.store;
+        if retention.close_idle_after_days > 0 {
+            let idle = Duration::from_secs(retention.close_idle_after_days * DAY);
+            for id in store.sessions_idle_since(&cutoff(idle))? {
+                let closed = store
+                    .lock_session(&id)
+                    .and_then(|lock| store.close_session(&lock, &id, &now()));
+                match closed {
+                    Ok(Close::Closed(_)) => {
+                        self.inner.indexes.forget(&id);
+                        pass.closed.push(id);
+                    }
+                    Ok(_) => {}
+                    Err(e) => pass.failed.push(format!("closing idle session {id}: {e}")),
+                }
+            }
+        }
+        if retention.delete_closed_after_days > 0 {
+            let age = Duration::from_secs(retention.delete_closed_after_days * DAY);
+            for o in self.prune_closed(age)? {
+                match o.status.as_str() {
+                    "deleted" => pass.deleted.push(o.session_id),
+                    "not_found" => {} // deleted meanwhile by another process
+                    _ => pass.failed.push(format!("{}: {}", o.session_id, o.message)),
+                }
+            }
+        }
+        if !(pass.closed.is_empty() && pass.deleted.is_empty() && pass.failed.is_empty()) {
+            tracing::info!(closed = ?pass.closed, deleted = ?pass.deleted, failed = ?pass.failed, "retention applied");
+        }
+        Ok(pass)
     }
 }

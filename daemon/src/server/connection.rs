@@ -352,6 +352,23 @@ impl Connection {
                     Response::GcDone { report }
                 })
             }),
+            (Request::DeleteSessions { session_ids }, Some(id)) => {
+                self.answer_blocking(id, "deleting sessions", move |engine| {
+                    Ok::<_, std::convert::Infallible>(Response::SessionsDeleted {
+                        outcomes: engine.delete_sessions(&session_ids),
+                    })
+                });
+            }
+            (
+                Request::PruneSessions {
+                    closed_before_seconds,
+                },
+                Some(id),
+            ) => self.answer_blocking(id, "pruning sessions", move |engine| {
+                engine
+                    .prune_closed(std::time::Duration::from_secs(closed_before_seconds))
+                    .map(|outcomes| Response::SessionsDeleted { outcomes })
+            }),
         }
         ControlFlow::Continue(())
     }

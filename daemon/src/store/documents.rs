@@ -56,6 +56,9 @@ pub enum LoadCommit {
     Closed(Box<SessionRow>),
     /// A text placed in a pack came without the pack's name: nothing was written.
     NoPack,
+    /// gc removed, after the load looked, a text the load found already
+    /// stored (these hashes), or the load's own pack: nothing was written.
+    Collected(Vec<String>),
 }
 
 /// Where a stored text lies.
@@ -217,17 +220,23 @@ impl Store {
     }
 
     /// Which of these hashes the `blobs` table lists: their texts are known
-    /// complete (asked of SQLite, never of the file system).
+    /// complete (asked of SQLite, never of the file system). Each one found
+    /// is *claimed*: its `created_at` becomes `now`, so gc leaves its row
+    /// alone for its grace period while this load runs (gc deletes only
+    /// rows claimed before `now - grace`); `commit_load` checks again.
     pub fn known_blobs<'a>(
         &self,
         hashes: impl Iterator<Item = &'a str>,
+        now: &str,
     ) -> Result<HashSet<&'a str>, StoreError> {
-        self.db.read(|c| {
+        self.db.write(|tx| {
             // A copy marked damaged (offset -1) is not known: it is stored again.
-            let mut st = c.prepare_cached("SELECT 1 FROM blobs WHERE hash = ?1 AND offset >= 0")?;
+            let mut st = tx.prepare_cached(
+                "UPDATE blobs SET created_at = max(created_at, ?2) WHERE hash = ?1 AND offset >= 0",
+            )?;
             let mut known = HashSet::new();
             for h in hashes {
-                if st.exists([h])? {
+                if st.execute(params![h, now])? > 0 {
                     known.insert(h);
                 }
             }
@@ -262,6 +271,25 @@ impl Store {
             // Checked before any row is written, so returning commits nothing.
             if pack.is_none() && docs.iter().any(|d| d.offset.is_some() && d.length_bytes > 0) {
                 return Ok(LoadCommit::NoPack);
+            }
+            // The gc-vs-load protocol (ARCHITECTURE.md): gc deletes blob rows
+            // and removes packs inside write transactions, so here, inside
+            // this one, what the load relies on is either still there for
+            // the commit or found gone.
+            if let Some(name) = pack
+                && !self.layout.pack_file(name).exists()
+            {
+                return Ok(LoadCommit::Collected(vec![format!("pack {name}")]));
+            }
+            let mut known = tx.prepare_cached("SELECT 1 FROM blobs WHERE hash = ?1 AND offset >= 0")?;
+            let mut gone = Vec::new();
+            for d in docs.iter().filter(|d| d.offset.is_none()) {
+                if !known.exists([d.hash])? {
+                    gone.push(d.hash.to_owned());
+                }
+            }
+            if !gone.is_empty() {
+                return Ok(LoadCommit::Collected(gone));
             }
             let mut put_blob = tx.prepare_cached(
                 "INSERT INTO blobs (hash, pack, offset, length_bytes, length_chars, checkpoints, created_at) \

@@ -1,16 +1,34 @@
-//! Garbage collection under the data directory: packs no `blobs` row names,
-//! temporary files of unfinished loads, and index folders and lock files of
-//! sessions that do not exist; only when older than a grace period, so
-//! never a file another process may still commit.
+//! Garbage collection under the data directory: texts (`blobs` rows) no
+//! document names, packs no `blobs` row names, packs mostly garbage
+//! (compacted: their live texts copied into a new pack), temporary files of
+//! unfinished loads, and index folders and lock files of sessions that do
+//! not exist. Rows and packs go inside write transactions that check again
+//! that nothing names them, so a load committing in another process either
+//! sees them gone or keeps them (the protocol is in ARCHITECTURE.md);
+//! temporary files, index folders and lock files only when older than a
+//! grace period.
 
 use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
+use rusqlite::params;
+
 use rlm::protocol::GcReport;
 
+use super::blobs::sha256_hex;
 use super::layout::locked_session;
 use super::{Store, StoreError};
+
+/// A pack whose unreferenced bytes pass this share of its size is compacted.
+pub const COMPACT_GARBAGE_SHARE: f64 = 0.5;
+
+/// One live text of a pack being compacted.
+struct LiveBlob {
+    hash: String,
+    offset: i64,
+    length: i64,
+}
 
 /// Files younger than this are never collected: a load in any process
 /// renames its pack into place moments before it commits the rows naming it.
@@ -52,42 +70,30 @@ fn entries(dir: &Path) -> impl Iterator<Item = std::fs::DirEntry> {
 }
 
 impl Store {
-    /// Every pack name the `blobs` table lists, and every session id.
-    fn referenced(&self) -> Result<(HashSet<String>, HashSet<String>), StoreError> {
-        self.db.read(|c| {
-            let packs = c
-                .prepare("SELECT DISTINCT pack FROM blobs")?
-                .query_map([], |r| r.get::<_, String>(0))?
-                .collect::<Result<HashSet<_>, _>>()?;
-            let sessions = c
-                .prepare("SELECT session_id FROM sessions")?
-                .query_map([], |r| r.get::<_, String>(0))?
-                .collect::<Result<HashSet<_>, _>>()?;
-            Ok((packs, sessions))
-        })
+    /// Everything `gc_with` does, with one grace period for files and texts.
+    pub fn gc(&self, grace: Duration) -> Result<GcReport, StoreError> {
+        self.gc_with(grace, grace)
     }
 
-    /// Removes packs no `blobs` row names, temporary files of unfinished
-    /// loads, and index folders and lock files of unknown sessions; all only
-    /// when older than `grace`.
-    pub fn gc(&self, grace: Duration) -> Result<GcReport, StoreError> {
+    /// Deletes the `blobs` rows no document names that no load claimed in
+    /// the last `text_grace`, removes packs no row names and compacts packs
+    /// mostly garbage; then temporary files of unfinished loads and index
+    /// folders and lock files of unknown sessions older than `file_grace`.
+    pub fn gc_with(
+        &self,
+        file_grace: Duration,
+        text_grace: Duration,
+    ) -> Result<GcReport, StoreError> {
         let mut report = GcReport {
-            grace_seconds: grace.as_secs(),
+            grace_seconds: file_grace.as_secs(),
             ..GcReport::default()
         };
-        let (packs, sessions) = self.referenced()?;
-        for name in self.blobs.pack_names().unwrap_or_default() {
-            let path = self.layout.pack_file(&name);
-            if !packs.contains(&name)
-                && older_than(&path, grace)
-                && remove(&path, "pack", &mut report)
-            {
-                report.packs_removed += 1;
-            }
-        }
+        report.texts_removed = self.collect_blob_rows(text_grace)?;
+        self.collect_packs(file_grace, &mut report)?;
+        let sessions = self.session_ids()?;
         for entry in entries(&self.layout.tmp_dir()) {
             let path = entry.path();
-            if older_than(&path, grace) && remove(&path, "temporary file", &mut report) {
+            if older_than(&path, file_grace) && remove(&path, "temporary file", &mut report) {
                 report.temp_files_removed += 1;
             }
         }
@@ -95,7 +101,7 @@ impl Store {
             let name = entry.file_name().to_string_lossy().into_owned();
             let path = entry.path();
             if !sessions.contains(&name)
-                && older_than(&path, grace)
+                && older_than(&path, file_grace)
                 && remove(&path, "index folder", &mut report)
             {
                 report.index_dirs_removed += 1;
@@ -110,7 +116,7 @@ impl Store {
             // Only locks of sessions that do not exist: a lock file of a live
             // session is never removed (every locker must hold the same file).
             if !sessions.contains(sid)
-                && older_than(&path, grace)
+                && older_than(&path, file_grace)
                 && remove(&path, "lock file", &mut report)
             {
                 report.lock_files_removed += 1;
@@ -118,4 +124,187 @@ impl Store {
         }
         Ok(report)
     }
+
+    /// Every session id.
+    fn session_ids(&self) -> Result<HashSet<String>, StoreError> {
+        self.db.read(|c| {
+            Ok(c.prepare("SELECT session_id FROM sessions")?
+                .query_map([], |r| r.get::<_, String>(0))?
+                .collect::<Result<HashSet<_>, _>>()?)
+        })
+    }
+
+    /// Deletes, in one durable transaction, the blob rows no document names
+    /// and no load claimed since `now - grace` (a load that found a text
+    /// stored claims its row, `known_blobs`, and checks it again in its
+    /// commit). Foreign keys would refuse deleting a row a document names.
+    fn collect_blob_rows(&self, grace: Duration) -> Result<u64, StoreError> {
+        let cutoff = cutoff(grace);
+        self.db.write_durable(|tx| {
+            Ok(tx.execute(
+                "DELETE FROM blobs WHERE created_at < ?1 AND hash IN \
+                 (SELECT hash FROM blobs EXCEPT SELECT hash FROM documents)",
+                [cutoff],
+            )? as u64)
+        })
+    }
+
+    /// Removes the packs no row names and compacts those mostly garbage.
+    /// A pack no row names is removed only when older than `grace` too: a
+    /// load renames its pack into place moments before its commit names it
+    /// (a load that still finds its pack gone fails cleanly, `commit_load`).
+    fn collect_packs(&self, grace: Duration, report: &mut GcReport) -> Result<(), StoreError> {
+        let live: std::collections::HashMap<String, i64> = self.db.read(|c| {
+            Ok::<_, StoreError>(
+                c.prepare(
+                    "SELECT pack, sum(CASE WHEN offset >= 0 THEN length_bytes ELSE 0 END) \
+                     FROM blobs GROUP BY pack",
+                )?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?,
+            )
+        })?;
+        for name in self.blobs.pack_names().unwrap_or_default() {
+            let size = self.pack_len(&name).unwrap_or(0);
+            match live.get(&name) {
+                None => {
+                    if older_than(&self.layout.pack_file(&name), grace)
+                        && self.remove_pack_if_unnamed(&name, report)?
+                    {
+                        report.packs_removed += 1;
+                        report.bytes_freed += size;
+                    }
+                }
+                Some(&bytes)
+                    if (size as f64 - bytes as f64) > size as f64 * COMPACT_GARBAGE_SHARE =>
+                {
+                    match self.compact_pack(&name) {
+                        Ok(true) => {
+                            report.packs_compacted += 1;
+                            report.bytes_freed += size.saturating_sub(bytes.max(0) as u64);
+                        }
+                        Ok(false) => {}
+                        Err(e) => report.errors.push(format!("compacting pack {name}: {e}")),
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes a pack's file inside a write transaction that finds no row
+    /// naming it: a load's commit (which checks its pack exists inside its
+    /// own transaction) is either before, and its rows keep the pack, or
+    /// after, and finds it gone. True when removed.
+    fn remove_pack_if_unnamed(
+        &self,
+        name: &str,
+        report: &mut GcReport,
+    ) -> Result<bool, StoreError> {
+        let path = self.layout.pack_file(name);
+        self.db.write(|tx| {
+            let named = tx
+                .prepare_cached("SELECT 1 FROM blobs WHERE pack = ?1 LIMIT 1")?
+                .exists([name])?;
+            if named {
+                return Ok(false);
+            }
+            match std::fs::remove_file(&path) {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+                Err(e) => {
+                    report.errors.push(format!("pack {}: {e}", path.display()));
+                    Ok(false)
+                }
+            }
+        })
+    }
+
+    /// Copies the live texts of pack `name` into a new pack (written as a
+    /// load writes one: temporary file, fsync, rename, folder fsync), each
+    /// checked against its hash on the way; repoints their rows in one
+    /// durable transaction (only rows still where they were read); then
+    /// removes the old pack once no row names it. True when it was removed.
+    fn compact_pack(&self, name: &str) -> Result<bool, StoreError> {
+        use std::os::unix::fs::FileExt as _;
+        let rows: Vec<LiveBlob> = self.db.read(|c| {
+            Ok::<_, StoreError>(
+                c.prepare(
+                    "SELECT hash, offset, length_bytes FROM blobs \
+                     WHERE pack = ?1 AND offset >= 0 AND length_bytes > 0 ORDER BY offset",
+                )?
+                .query_map([name], |r| {
+                    Ok(LiveBlob {
+                        hash: r.get(0)?,
+                        offset: r.get(1)?,
+                        length: r.get(2)?,
+                    })
+                })?
+                .collect::<Result<_, _>>()?,
+            )
+        })?;
+        let path = self.layout.pack_file(name);
+        let file = std::fs::File::open(&path)
+            .map_err(super::io_err(format!("opening {}", path.display())))?;
+        let mut writer = self
+            .blobs
+            .new_pack()
+            .map_err(super::io_err("starting a compacted pack"))?;
+        let mut moved: Vec<(&LiveBlob, u64)> = Vec::new();
+        let mut buf = Vec::new();
+        for row in &rows {
+            buf.resize(row.length as usize, 0);
+            // A text that cannot be read whole, or hashes to another key,
+            // stays where it is (and keeps the old pack): its first open
+            // reports it damaged.
+            if file.read_exact_at(&mut buf, row.offset as u64).is_err()
+                || sha256_hex(&buf) != row.hash
+            {
+                continue;
+            }
+            match writer.append(&buf) {
+                Ok(at) => moved.push((row, at)),
+                Err(e) => {
+                    writer.abandon();
+                    return Err(StoreError::Io {
+                        context: "writing a compacted pack".into(),
+                        source: e,
+                    });
+                }
+            }
+        }
+        let new_name = writer
+            .finish()
+            .map_err(super::io_err("syncing a compacted pack"))?;
+        if let Some(new_name) = &new_name {
+            self.db.write_durable(|tx| {
+                let mut st = tx.prepare_cached(
+                    "UPDATE blobs SET pack = ?1, offset = ?2 WHERE hash = ?3 AND pack = ?4 AND offset = ?5",
+                )?;
+                for (row, at) in &moved {
+                    st.execute(params![new_name, *at as i64, row.hash, name, row.offset])?;
+                }
+                Ok::<_, StoreError>(())
+            })?;
+        }
+        let mut report = GcReport::default();
+        let removed = self.remove_pack_if_unnamed(name, &mut report)?;
+        if let Some(e) = report.errors.pop() {
+            return Err(StoreError::Io {
+                context: e,
+                source: std::io::Error::other("removal failed"),
+            });
+        }
+        Ok(removed)
+    }
+}
+
+/// `now - grace` as stored timestamps are written (RFC 3339 UTC, micros).
+pub fn cutoff(grace: Duration) -> String {
+    let grace = chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
+    let at = chrono::Utc::now()
+        .checked_sub_signed(grace)
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+    at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }

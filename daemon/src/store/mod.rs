@@ -23,6 +23,7 @@
 pub mod artifacts;
 pub mod blobs;
 pub mod db;
+pub mod delete;
 pub mod documents;
 pub mod gc;
 pub mod layout;
@@ -240,6 +241,43 @@ impl Store {
                 cache.map.remove(hash);
             }
         }
+        // A compaction (gc, any process) may move the text and remove its
+        // old pack between the read of its row and the open: a failed open
+        // whose row has since moved tries again at the new place.
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self.open_text(hash)? {
+                Ok(text) => return Ok(text),
+                Err((pack, offset, why)) => {
+                    let moved = self
+                        .db
+                        .read(|c| documents::blob_in(c, hash).map_err(StoreError::from))?
+                        .is_some_and(|now| now.pack != pack || now.offset != offset);
+                    if moved && tries < 3 {
+                        continue;
+                    }
+                    if let Err(e) = self.forget_blob(hash, &pack, offset) {
+                        tracing::warn!(%hash, %pack, error = %e, "could not forget a damaged text");
+                    }
+                    tracing::warn!(%hash, %pack, %why, "a stored text is damaged");
+                    return Err(StoreError::Corrupt {
+                        hash: hash.to_owned(),
+                        pack,
+                        why,
+                    });
+                }
+            }
+        }
+    }
+
+    /// One try of [`Store::text`]: the text, or the copy it found damaged
+    /// (`pack`, `offset`, why).
+    #[allow(clippy::type_complexity)]
+    fn open_text(
+        &self,
+        hash: &str,
+    ) -> Result<Result<Arc<Text>, (String, i64, String)>, StoreError> {
         let row = self
             .db
             .read(|c| documents::blob_in(c, hash).map_err(StoreError::from))?;
@@ -289,17 +327,7 @@ impl Store {
         };
         let text = match opened {
             Ok(t) => Arc::new(t),
-            Err(why) => {
-                if let Err(e) = self.forget_blob(hash, &pack, offset) {
-                    tracing::warn!(%hash, %pack, error = %e, "could not forget a damaged text");
-                }
-                tracing::warn!(%hash, %pack, %why, "a stored text is damaged");
-                return Err(StoreError::Corrupt {
-                    hash: hash.to_owned(),
-                    pack,
-                    why,
-                });
-            }
+            Err(why) => return Ok(Err((pack, offset, why))),
         };
         let mut cache = self.texts.lock().unwrap_or_else(|p| p.into_inner());
         if !cache.map.contains_key(hash) {
@@ -311,7 +339,7 @@ impl Store {
                 }
             }
         }
-        Ok(text)
+        Ok(Ok(text))
     }
 
     /// A pack's mapping, shared by every text it holds while any is open.

@@ -93,15 +93,13 @@ fn a_load_commit_adds_documents_in_order_and_bumps_the_generation() {
     let (_dir, store) = store_with_session(10);
     let (a, b) = (TextShape::of("abc"), TextShape::of("de"));
     let docs = [doc("d1", "h1", &a), doc("d2", "h2", &b)];
+    // The commit checks the pack it names is in place.
+    let mut w = store.new_pack().unwrap();
+    w.append(b"abcde").unwrap();
+    let p = w.finish().unwrap().unwrap();
     assert!(matches!(
         store
-            .commit_load(
-                &store.lock_session("s").unwrap(),
-                "s",
-                &docs,
-                Some("p"),
-                "t"
-            )
+            .commit_load(&store.lock_session("s").unwrap(), "s", &docs, Some(&p), "t")
             .unwrap(),
         LoadCommit::Committed
     ));
@@ -113,7 +111,9 @@ fn a_load_commit_adds_documents_in_order_and_bumps_the_generation() {
     let rows = store.documents_of("s").unwrap();
     let seqs: Vec<(String, u64)> = rows.into_iter().map(|d| (d.doc_id, d.seq)).collect();
     assert_eq!(seqs, [("d1".to_string(), 0), ("d2".to_string(), 1)]);
-    let known = store.known_blobs(["h1", "h2", "h3"].into_iter()).unwrap();
+    let known = store
+        .known_blobs(["h1", "h2", "h3"].into_iter(), "t")
+        .unwrap();
     assert_eq!(known.len(), 2);
 }
 
@@ -172,7 +172,12 @@ fn writes_to_a_closed_session_leave_nothing() {
         ArtifactWrite::Closed(_)
     ));
     assert!(store.documents_of("s").unwrap().is_empty());
-    assert!(store.known_blobs(["h1"].into_iter()).unwrap().is_empty());
+    assert!(
+        store
+            .known_blobs(["h1"].into_iter(), "t")
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(store.list_artifacts("s", None, None, 10, 0).unwrap().1, 0);
     assert_eq!(store.session("s").unwrap().unwrap().generation, 0);
 }
@@ -190,7 +195,12 @@ fn a_text_placed_in_no_pack_is_refused_before_any_row() {
         LoadCommit::NoPack
     ));
     assert!(store.documents_of("s").unwrap().is_empty());
-    assert!(store.known_blobs(["h0"].into_iter()).unwrap().is_empty());
+    assert!(
+        store
+            .known_blobs(["h0"].into_iter(), "t")
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[test]
@@ -263,4 +273,221 @@ fn the_data_folder_is_private_once_opened() {
         let mode = std::fs::metadata(root).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o700, "{}", root.display());
     }
+}
+
+/// Timestamps as the engine writes them, long past.
+const T0: &str = "2020-01-01T00:00:00.000000Z";
+const T1: &str = "2020-01-02T00:00:00.000000Z";
+
+/// A document of `text`, stored at `offset` of this load's pack, or already
+/// stored (`None`).
+fn text_doc<'a>(
+    doc_id: &'a str,
+    hash: &'a str,
+    shape: &'a TextShape,
+    offset: Option<u64>,
+) -> NewDocument<'a> {
+    NewDocument {
+        doc_id,
+        hash,
+        source: "inline",
+        length_bytes: shape.length_chars,
+        shape,
+        tokens_est: 1,
+        offset,
+    }
+}
+
+fn add_session(store: &Store, id: &str) {
+    store
+        .create_session(&NewSession {
+            session_id: id,
+            name: None,
+            created_at: T0,
+            config: &SessionConfig::default(),
+        })
+        .unwrap();
+}
+
+#[test]
+fn a_deleted_session_leaves_no_row_index_or_lock_and_gc_reclaims_its_texts() {
+    let (dir, store) = store_with_session(100);
+    let layout = super::Layout::new(dir.path());
+    add_session(&store, "t");
+    let (alpha, beta) = ("alpha text", "beta text"); // 10 and 9 bytes
+    let (ha, hb) = (
+        super::sha256_hex(alpha.as_bytes()),
+        super::sha256_hex(beta.as_bytes()),
+    );
+    let (sa, sb) = (TextShape::of(alpha), TextShape::of(beta));
+    let mut w = store.new_pack().unwrap();
+    let (oa, ob) = (
+        w.append(alpha.as_bytes()).unwrap(),
+        w.append(beta.as_bytes()).unwrap(),
+    );
+    let pack = w.finish().unwrap().unwrap();
+    let lock = store.lock_session("s").unwrap();
+    let docs = [
+        text_doc("d1", &ha, &sa, Some(oa)),
+        text_doc("d2", &hb, &sb, Some(ob)),
+    ];
+    assert!(matches!(
+        store
+            .commit_load(&lock, "s", &docs, Some(&pack), T0)
+            .unwrap(),
+        LoadCommit::Committed
+    ));
+    drop(lock);
+    // Session t holds beta too, found already stored.
+    let lock = store.lock_session("t").unwrap();
+    let docs = [text_doc("d3", &hb, &sb, None)];
+    assert!(matches!(
+        store.commit_load(&lock, "t", &docs, None, T0).unwrap(),
+        LoadCommit::Committed
+    ));
+    drop(lock);
+    let lock = store.lock_session("s").unwrap();
+    let span = NewChunkSpan {
+        start: 0,
+        end: 3,
+        content_hash: "c",
+    };
+    assert!(matches!(
+        store
+            .create_chunking(&lock, "s", "d1", "fixed", &[span], T0)
+            .unwrap(),
+        Chunking::Created(_)
+    ));
+    drop(lock);
+    store
+        .store_artifact(
+            &NewArtifact {
+                artifact_id: "a1",
+                session_id: "s",
+                span_id: None,
+                kind: "note",
+                content: "\"x\"",
+                provenance: None,
+                created_at: T0,
+            },
+            None,
+        )
+        .unwrap();
+    std::fs::create_dir_all(layout.index_dir("s")).unwrap();
+
+    let deleted = store
+        .delete_session(store.lock_session("s").unwrap(), "s")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (deleted.documents, deleted.spans, deleted.artifacts),
+        (2, 1, 1)
+    );
+    assert!(store.session("s").unwrap().is_none());
+    assert!(store.documents_of("s").unwrap().is_empty());
+    assert!(!layout.index_dir("s").exists());
+    assert!(!layout.locks_dir().join("s.lock").exists());
+    assert!(
+        store
+            .delete_session(store.lock_session("s").unwrap(), "s")
+            .unwrap()
+            .is_none()
+    );
+
+    // alpha is named by nothing now; beta by t. The pack is mostly garbage
+    // (10 of 19 bytes): beta moves to a new pack and the old one goes.
+    let report = store.gc(std::time::Duration::ZERO).unwrap();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!((report.texts_removed, report.packs_compacted), (1, 1));
+    assert!(!layout.pack_file(&pack).exists());
+    assert_eq!(store.blobs.pack_names().unwrap().len(), 1);
+    assert_eq!(store.text(&hb).unwrap().as_str(), beta);
+    assert!(matches!(
+        store.text(&ha),
+        Err(super::StoreError::MissingBlob { .. })
+    ));
+
+    // Delete t too: gc leaves no text and no pack.
+    store
+        .delete_session(store.lock_session("t").unwrap(), "t")
+        .unwrap()
+        .unwrap();
+    let report = store.gc(std::time::Duration::ZERO).unwrap();
+    assert_eq!((report.texts_removed, report.packs_removed), (1, 1));
+    assert!(store.blobs.pack_names().unwrap().is_empty());
+}
+
+#[test]
+fn a_load_commit_finds_what_gc_collected_since_the_load_looked() {
+    let (_dir, store) = store_with_session(100);
+    add_session(&store, "old");
+    let text = "shared text";
+    let h = super::sha256_hex(text.as_bytes());
+    let shape = TextShape::of(text);
+    let mut w = store.new_pack().unwrap();
+    let at = w.append(text.as_bytes()).unwrap();
+    let pack = w.finish().unwrap().unwrap();
+    let lock = store.lock_session("old").unwrap();
+    store
+        .commit_load(
+            &lock,
+            "old",
+            &[text_doc("d0", &h, &shape, Some(at))],
+            Some(&pack),
+            T0,
+        )
+        .unwrap();
+    drop(lock);
+    // A load of s finds the text stored (claiming it long ago), then gc
+    // collects it once "old" is deleted.
+    assert_eq!(
+        store
+            .known_blobs([h.as_str()].into_iter(), T0)
+            .unwrap()
+            .len(),
+        1
+    );
+    store
+        .delete_session(store.lock_session("old").unwrap(), "old")
+        .unwrap();
+    // A claim within the grace period keeps the row...
+    assert!(
+        !store
+            .known_blobs([h.as_str()].into_iter(), &crate::engine::now())
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.gc(super::gc::GC_GRACE).unwrap().texts_removed, 0);
+    // ...an older one does not.
+    assert_eq!(
+        store.gc(std::time::Duration::ZERO).unwrap().texts_removed,
+        1
+    );
+    let lock = store.lock_session("s").unwrap();
+    match store
+        .commit_load(&lock, "s", &[text_doc("d1", &h, &shape, None)], None, T1)
+        .unwrap()
+    {
+        LoadCommit::Collected(gone) => assert_eq!(gone, vec![h.clone()]),
+        other => panic!("{other:?}"),
+    }
+    // Its own pack removed under it: the same.
+    match store
+        .commit_load(
+            &lock,
+            "s",
+            &[text_doc("d1", &h, &shape, Some(0))],
+            Some("nosuchpack"),
+            T1,
+        )
+        .unwrap()
+    {
+        LoadCommit::Collected(gone) => assert_eq!(gone, vec!["pack nosuchpack".to_string()]),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        store.session("s").unwrap().unwrap().document_count,
+        0,
+        "nothing was written"
+    );
 }

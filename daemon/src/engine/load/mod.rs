@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rayon::prelude::*;
 
-use rlm::ToolError;
 use rlm::tools::{DocsLoadArgs, DocsLoadResult, LoadedDoc};
+use rlm::{ErrorCode, ToolError};
 
 use super::{CallContext, Engine, ResponseBudget, SessionRow, now};
 use crate::store::PackWriter;
@@ -169,7 +169,7 @@ impl Engine {
             let known = self
                 .inner
                 .store
-                .known_blobs(results.iter().flatten().map(|p| p.hash.as_str()))?;
+                .known_blobs(results.iter().flatten().map(|p| p.hash.as_str()), &now())?;
             let mut fresh: Vec<Stored> = Vec::new();
             for r in &results {
                 let p = match r {
@@ -270,6 +270,19 @@ impl Engine {
             LoadCommit::Closed(current) => Err(current.closed_error("rlm.docs.load")),
             LoadCommit::NoPack => Err(ToolError::internal(
                 "a stored text has no pack; retry the load",
+            )),
+            // Nothing was written; a second try stores the texts afresh.
+            LoadCommit::Collected(what) => Err(ToolError::new(
+                ErrorCode::Busy,
+                format!(
+                    "rlm gc removed {} the load relied on while it ran ({}); nothing was loaded: retry the load",
+                    if what.len() == 1 {
+                        "a stored text"
+                    } else {
+                        "stored texts"
+                    },
+                    what.first().map(String::as_str).unwrap_or_default()
+                ),
             )),
         }
     }
