@@ -830,3 +830,105 @@ fn the_declared_rust_version_covers_every_dependency_and_installs_are_locked() {
         assert!(line.contains("--locked"), "not locked: {line}");
     }
 }
+
+/// Bytes of every file under `root`.
+fn bytes_under(root: &Path) -> u64 {
+    walkdir(root)
+        .iter()
+        .filter_map(|p| std::fs::symlink_metadata(p).ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// `rlm sessions rm` and `rlm sessions prune` through a real daemon: one
+/// line per session, an unknown id named on stderr with exit 1, a prune that
+/// deletes only closed sessions, and `rlm gc` then reclaiming their texts so
+/// the store shrinks (nothing ever left it before).
+#[test]
+fn sessions_are_deleted_from_the_cli_and_gc_shrinks_the_store() {
+    let t = TestDir::new();
+    let _daemon = t.start_daemon(&[]);
+    let folder = t.path().join("corpus");
+    common::write_corpus(&folder, 30, 20_000);
+    let mut sids = Vec::new();
+    for _ in 0..3 {
+        let sid = cli_ok(&t, "rlm.session.create", json!({}))["session_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        cli_ok(
+            &t,
+            "rlm.docs.load",
+            json!({"session_id": sid, "sources": [{"type": "directory", "path": folder}]}),
+        );
+        // Each session has a text of its own besides the shared corpus.
+        let own = t.path().join(format!("{sid}.txt"));
+        std::fs::write(&own, format!("only {sid} ").repeat(5000)).unwrap();
+        cli_ok(
+            &t,
+            "rlm.docs.load",
+            json!({"session_id": sid, "sources": [{"type": "file", "path": own}]}),
+        );
+        sids.push(sid);
+    }
+    cli_ok(&t, "rlm.session.close", json!({"session_id": sids[2]}));
+    let full = bytes_under(&t.data.join("blobs"));
+    let (code, out, err) = run_cli(&t, &["sessions", "rm", &sids[0], "no-such-session"]);
+    assert_eq!(code, 1, "one id failed: {out}{err}");
+    assert!(out.contains(&sids[0]), "{out}");
+    assert!(
+        err.starts_with("rlm: no-such-session: ") && err.contains("rlm sessions"),
+        "{err}"
+    );
+    let (code, out, err) = run_cli(&t, &["sessions", "prune", "--closed-before", "0s"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&sids[2]) && !out.contains(&sids[1]), "{out}");
+    let (code, out, _) = run_cli(&t, &["sessions", "--json"]);
+    assert_eq!(code, 0);
+    let left: Value = serde_json::from_str(&out).unwrap();
+    let left: Vec<&str> = left
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["session_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(left, vec![sids[1].as_str()]);
+    // gc leaves alone what a load may still be claiming (an hour's grace):
+    // age every text and pack past it, as an hour of waiting would.
+    let store = rusqlite::Connection::open(t.data.join("store.sqlite")).unwrap();
+    let two_hours_ago = (chrono::Utc::now() - chrono::Duration::hours(2))
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    store
+        .execute("UPDATE blobs SET created_at = ?1", [&two_hours_ago])
+        .unwrap();
+    drop(store);
+    let packs = t.data.join("blobs/packs");
+    for pack in walkdir(&packs).iter().filter(|p| p.is_file()) {
+        age(pack);
+    }
+    let (code, _, err) = run_cli(&t, &["gc"]);
+    assert_eq!(code, 0, "{err}");
+    // The survivor reads every text back.
+    let docs = cli_ok(&t, "rlm.docs.list", json!({"session_id": sids[1]}));
+    assert_eq!(docs["total"], 31, "{docs}");
+    for d in docs["documents"].as_array().unwrap() {
+        cli_ok(
+            &t,
+            "rlm.docs.peek",
+            json!({"session_id": sids[1], "doc_id": d["doc_id"], "end": 10}),
+        );
+    }
+    let after = bytes_under(&t.data.join("blobs"));
+    eprintln!("ops: stored texts {full} -> {after} bytes after deleting 2 of 3 sessions and gc");
+    // What is left: the shared corpus and the survivor's own text, once.
+    let kept: u64 = walkdir(&folder)
+        .iter()
+        .filter(|p| p.is_file())
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum::<u64>()
+        + std::fs::metadata(t.path().join(format!("{}.txt", sids[1])))
+            .unwrap()
+            .len();
+    assert_eq!(after, kept, "{full} -> {after}");
+}
