@@ -10,7 +10,7 @@
 //! rlm-engine-bench index-phases [--corpus DIR] [--bytes 12582912]
 //! rlm-engine-bench scan [--corpus DIR]
 //! rlm-engine-bench chunk
-//! rlm-engine-bench reload [--corpus DIR] [--runs 3]
+//! rlm-engine-bench reload [--corpus DIR] [--runs 3] [--all]
 //! ```
 //!
 //! `micro` times only the searches (and `session.info`), each query many times on one
@@ -21,7 +21,8 @@
 //!
 //! `reload` times a load of the corpus into a fresh data folder, then the
 //! same load into a second session on that folder (files the store already
-//! holds, unchanged): medians of `--runs` fresh folders.
+//! holds, unchanged): medians of `--runs` fresh folders. `--all` loads
+//! every file of the folder, not only the `.py` files.
 //!
 //! `RLM_BENCH_ANALYZER=stop=0;stem=1` measures another text analysis.
 
@@ -458,7 +459,7 @@ fn walk_bytes(corpus: &Path) -> u64 {
 fn bench(args: &[String]) -> Result<(), String> {
     if has(args, "--help") {
         println!(
-            "usage: rlm-engine-bench [--corpus DIR] [--runs N] [--json]\n       rlm-engine-bench niah --planted DIR [--limit N] [--context-chars N]\n       rlm-engine-bench micro [--corpus DIR] [--rounds N] [--only bm25|regex|literal|info]\n       rlm-engine-bench index-build|index-phases [--corpus DIR] [--bytes N]\n       rlm-engine-bench scan [--corpus DIR]\n       rlm-engine-bench chunk\n       rlm-engine-bench reload [--corpus DIR] [--runs N]"
+            "usage: rlm-engine-bench [--corpus DIR] [--runs N] [--json]\n       rlm-engine-bench niah --planted DIR [--limit N] [--context-chars N]\n       rlm-engine-bench micro [--corpus DIR] [--rounds N] [--only bm25|regex|literal|info]\n       rlm-engine-bench index-build|index-phases [--corpus DIR] [--bytes N]\n       rlm-engine-bench scan [--corpus DIR]\n       rlm-engine-bench chunk\n       rlm-engine-bench reload [--corpus DIR] [--runs N] [--all]"
         );
         return Ok(());
     }
@@ -508,15 +509,26 @@ fn reload(args: &[String]) -> Result<(), String> {
     };
     let runs: usize = flag(args, "--runs")
         .map_or(Ok(3), |r| r.parse().map_err(|e| format!("--runs {r}: {e}")))?;
+    let all = has(args, "--all");
+    let load = |b: &Bench, sid: &str| {
+        if all {
+            b.timed(
+                "rlm.docs.load",
+                json!({"session_id": sid, "sources": [{"type": "directory", "path": corpus, "recursive": true}]}),
+            )
+        } else {
+            b.load(sid, &corpus)
+        }
+    };
     let (mut first, mut second) = (Vec::new(), Vec::new());
     let mut docs = 0.0;
     for _ in 0..runs {
         let b = Bench::new(false)?;
         let sid = b.session()?;
-        let (loaded, t) = b.load(&sid, &corpus)?;
+        let (loaded, t) = load(&b, &sid)?;
         first.push(ms(t));
         let sid = b.session()?;
-        let (again, t) = b.load(&sid, &corpus)?;
+        let (again, t) = load(&b, &sid)?;
         second.push(ms(t));
         if again["loaded_count"] != loaded["loaded_count"] {
             return Err(format!(

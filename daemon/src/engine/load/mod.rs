@@ -144,6 +144,7 @@ impl Engine {
         let done = AtomicU64::new(0);
         let read_before = self.inner.files_read.load(Ordering::Relaxed);
         let mut unchanged = 0u64;
+        let mut bytes_read = 0u64;
         let mut stored: Vec<Stored> = Vec::with_capacity(items.len());
         let mut placed: HashMap<String, u64> = HashMap::new();
         let mut batch: Vec<(Item, Option<FileIdentity>)> = Vec::new();
@@ -207,6 +208,9 @@ impl Engine {
                         continue;
                     }
                 };
+                if !p.reused {
+                    bytes_read += p.bytes.len() as u64;
+                }
                 let offset = if p.reused {
                     unchanged += 1;
                     None
@@ -244,8 +248,11 @@ impl Engine {
             files = total_items,
             read = self.inner.files_read.load(Ordering::Relaxed) - read_before,
             unchanged,
+            bytes_read,
             "load read its files"
         );
+        // The batches' buffers are freed: give them back to the system.
+        crate::alloc::after_large_work(bytes_read);
         Ok(stored)
     }
 
