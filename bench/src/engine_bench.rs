@@ -10,6 +10,7 @@
 //! rlm-engine-bench index-phases [--corpus DIR] [--bytes 12582912]
 //! rlm-engine-bench scan [--corpus DIR]
 //! rlm-engine-bench chunk
+//! rlm-engine-bench reload [--corpus DIR] [--runs 3] [--all]
 //! ```
 //!
 //! `micro` times only the searches (and `session.info`), each query many times on one
@@ -17,6 +18,11 @@
 //!
 //! `index-build`, `index-phases`, `scan` and `chunk` time the engine's parts
 //! alone (the passage index, the scanners, the chunkers), see `parts.rs`.
+//!
+//! `reload` times a load of the corpus into a fresh data folder, then the
+//! same load into a second session on that folder (files the store already
+//! holds, unchanged): medians of `--runs` fresh folders. `--all` loads
+//! every file of the folder, not only the `.py` files.
 //!
 //! `RLM_BENCH_ANALYZER=stop=0;stem=1` measures another text analysis.
 
@@ -148,6 +154,7 @@ fn main() -> ExitCode {
         }
         Some("scan") => corpus_and_bytes(rest).and_then(|(c, _)| parts::scan(&c)),
         Some("chunk") => parts::chunk_100mb(),
+        Some("reload") => reload(rest),
         _ => bench(&args),
     };
     match result {
@@ -452,7 +459,7 @@ fn walk_bytes(corpus: &Path) -> u64 {
 fn bench(args: &[String]) -> Result<(), String> {
     if has(args, "--help") {
         println!(
-            "usage: rlm-engine-bench [--corpus DIR] [--runs N] [--json]\n       rlm-engine-bench niah --planted DIR [--limit N] [--context-chars N]\n       rlm-engine-bench micro [--corpus DIR] [--rounds N] [--only bm25|regex|literal|info]\n       rlm-engine-bench index-build|index-phases [--corpus DIR] [--bytes N]\n       rlm-engine-bench scan [--corpus DIR]\n       rlm-engine-bench chunk"
+            "usage: rlm-engine-bench [--corpus DIR] [--runs N] [--json]\n       rlm-engine-bench niah --planted DIR [--limit N] [--context-chars N]\n       rlm-engine-bench micro [--corpus DIR] [--rounds N] [--only bm25|regex|literal|info]\n       rlm-engine-bench index-build|index-phases [--corpus DIR] [--bytes N]\n       rlm-engine-bench scan [--corpus DIR]\n       rlm-engine-bench chunk\n       rlm-engine-bench reload [--corpus DIR] [--runs N] [--all]"
         );
         return Ok(());
     }
@@ -490,6 +497,56 @@ fn bench(args: &[String]) -> Result<(), String> {
             println!("{:<40} {:>12}   {}", k, v["median"], v["runs"]);
         }
     }
+    Ok(())
+}
+
+/// A first load into a fresh data folder, then a second session's load of
+/// the same (unchanged) files on that folder, `--runs` times.
+fn reload(args: &[String]) -> Result<(), String> {
+    let corpus = match flag(args, "--corpus") {
+        Some(c) => PathBuf::from(c),
+        None => default_corpus()?,
+    };
+    let runs: usize = flag(args, "--runs")
+        .map_or(Ok(3), |r| r.parse().map_err(|e| format!("--runs {r}: {e}")))?;
+    let all = has(args, "--all");
+    let load = |b: &Bench, sid: &str| {
+        if all {
+            b.timed(
+                "rlm.docs.load",
+                json!({"session_id": sid, "sources": [{"type": "directory", "path": corpus, "recursive": true}]}),
+            )
+        } else {
+            b.load(sid, &corpus)
+        }
+    };
+    let (mut first, mut second) = (Vec::new(), Vec::new());
+    let mut docs = 0.0;
+    for _ in 0..runs {
+        let b = Bench::new(false)?;
+        let sid = b.session()?;
+        let (loaded, t) = load(&b, &sid)?;
+        first.push(ms(t));
+        let sid = b.session()?;
+        let (again, t) = load(&b, &sid)?;
+        second.push(ms(t));
+        if again["loaded_count"] != loaded["loaded_count"] {
+            return Err(format!(
+                "the second load found {} documents, the first {}",
+                again["loaded_count"], loaded["loaded_count"]
+            ));
+        }
+        docs = loaded["loaded_count"].as_f64().unwrap_or(0.0);
+    }
+    println!(
+        "{}",
+        json!({
+            "corpus": corpus,
+            "docs": docs,
+            "first_load_ms": {"median": round3(median(first.clone())), "runs": first},
+            "second_session_load_ms": {"median": round3(median(second.clone())), "runs": second},
+        })
+    );
     Ok(())
 }
 

@@ -1,5 +1,6 @@
 //! The rlm engine: the store, the tools and search, served by `rlmd`.
 
+pub mod alloc;
 pub mod chunk;
 pub mod engine;
 pub mod fault;

@@ -174,27 +174,38 @@ impl IndexManager {
             doc_count: docs.len() as u64,
             analyzer: signature(opts),
         };
-        let (index, built) = match PassageIndex::open(&dir) {
+        let chars = |docs: &[DocRow]| docs.iter().map(|d| d.length_chars).sum::<u64>();
+        // The index, and the chars this call indexed (None: none, it was current).
+        let (index, indexed) = match PassageIndex::open(&dir) {
             Ok(Some(mut index)) => match index.stamp() {
-                Some(s) if s == stamp => (index, false),
+                Some(s) if s == stamp => (index, None),
                 // Documents are only ever appended: index just the new ones.
                 Some(s) if s.analyzer == stamp.analyzer && s.doc_count < stamp.doc_count => {
-                    ctx.progress(
-                        0,
-                        Some(docs.len() as u64 - s.doc_count),
-                        "indexing new documents",
-                    );
-                    add(store, &mut index, &docs[s.doc_count as usize..], &stamp)?;
-                    (index, true)
+                    let new = &docs[s.doc_count as usize..];
+                    ctx.progress(0, Some(new.len() as u64), "indexing new documents");
+                    add(store, &mut index, new, &stamp)?;
+                    (index, Some(chars(new)))
                 }
-                _ => (rebuild(store, opts, &dir, &docs, &stamp, ctx)?, true),
+                _ => (
+                    rebuild(store, opts, &dir, &docs, &stamp, ctx)?,
+                    Some(chars(&docs)),
+                ),
             },
-            Ok(None) => (rebuild(store, opts, &dir, &docs, &stamp, ctx)?, true),
+            Ok(None) => (
+                rebuild(store, opts, &dir, &docs, &stamp, ctx)?,
+                Some(chars(&docs)),
+            ),
             Err(e) => {
                 tracing::warn!(session_id = %session.id, error = %e, "search index unusable; rebuilding it");
-                (rebuild(store, opts, &dir, &docs, &stamp, ctx)?, true)
+                (
+                    rebuild(store, opts, &dir, &docs, &stamp, ctx)?,
+                    Some(chars(&docs)),
+                )
             }
         };
+        let built = indexed.is_some();
+        // The writer's buffers and the texts' analysis are freed by now.
+        crate::alloc::after_large_work(indexed.unwrap_or(0));
         let idx = Arc::new(SessionIndex {
             generation: current.generation,
             index,

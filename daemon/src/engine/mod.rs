@@ -20,6 +20,7 @@ mod sessions;
 mod trace;
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use serde::Serialize;
@@ -55,6 +56,11 @@ pub struct EngineConfig {
     pub background_index: bool,
     /// Text analysis of new indexes (stop words, stemming).
     pub analyzer: crate::search::analyzer::AnalyzerOptions,
+    /// A load reuses the stored text of a file unchanged since an earlier
+    /// load only when that read began more than this long after the file's
+    /// last modification and status change (the "racily clean" guard of
+    /// `store/files.rs`); longer than any file system's timestamp tick.
+    pub racy_window: std::time::Duration,
 }
 
 impl EngineConfig {
@@ -69,6 +75,7 @@ impl EngineConfig {
             index_cache_sessions: 32,
             background_index: true,
             analyzer: crate::search::analyzer::AnalyzerOptions::DEFAULT,
+            racy_window: std::time::Duration::from_secs(2),
         }
     }
 }
@@ -94,6 +101,8 @@ pub(crate) struct Inner {
     /// The threads that read and hash files during a load, built by the
     /// first load of this engine (`EngineConfig::load_threads`).
     pub(crate) load_pool: OnceLock<rayon::ThreadPool>,
+    /// Files this engine's loads have read (a file found unchanged is not).
+    pub(crate) files_read: AtomicU64,
     registry: dispatch::Registry,
 }
 
@@ -224,6 +233,7 @@ impl Engine {
                 indexes,
                 scan_cache: Default::default(),
                 load_pool: OnceLock::new(),
+                files_read: AtomicU64::new(0),
                 registry: dispatch::Registry::new(),
             }),
         })
@@ -245,5 +255,12 @@ impl Engine {
     /// Session indexes open in memory.
     pub fn indexes_cached(&self) -> usize {
         self.inner.indexes.cached()
+    }
+
+    /// Files this engine's loads have opened and read since it was opened;
+    /// a file whose stored text was reused because it is unchanged is not
+    /// counted.
+    pub fn files_read(&self) -> u64 {
+        self.inner.files_read.load(Ordering::Relaxed)
     }
 }

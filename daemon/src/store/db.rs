@@ -97,6 +97,21 @@ pub const MIGRATIONS: &[&str] = &[
     CREATE INDEX artifacts_by_session ON artifacts (session_id, seq);
     CREATE INDEX traces_by_session ON traces (session_id, id);
     "#,
+    // 3: what each file a load read looked like, and the text it held
+    // (`files.rs`); a row leaves with its blob (gc), never outlives it.
+    r#"
+    CREATE TABLE file_identities (
+        path       TEXT PRIMARY KEY,
+        size       INTEGER NOT NULL,
+        mtime_ns   INTEGER NOT NULL,
+        ctime_ns   INTEGER NOT NULL,
+        inode      INTEGER NOT NULL,
+        device     INTEGER NOT NULL,
+        read_at_ns INTEGER NOT NULL,
+        hash       TEXT NOT NULL REFERENCES blobs (hash) ON DELETE CASCADE
+    ) WITHOUT ROWID;
+    CREATE INDEX file_identities_by_hash ON file_identities (hash);
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -326,6 +341,48 @@ mod tests {
             assert_eq!(n, 5);
             let v: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0))?;
             assert_eq!(v, SCHEMA_VERSION);
+            Ok::<_, DbError>(())
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn a_version_2_store_opens_upgraded_with_the_file_identities() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(SQLITE_FILE);
+        let mut conn = Connection::open(&path).unwrap();
+        migrate_to(&mut conn, &path, 2).unwrap();
+        assert!(!table_names(&conn).contains(&"file_identities".to_string()));
+        conn.execute_batch(
+            "INSERT INTO sessions (session_id, status, created_at, config, max_tool_calls) VALUES ('s', 'active', 't', '{}', 5);
+             INSERT INTO blobs (hash, pack, offset, length_bytes, length_chars, created_at) VALUES ('h', 'p', 0, 3, 3, 't');
+             INSERT INTO documents (doc_id, session_id, seq, hash, source, length_chars, length_tokens_est, created_at) VALUES ('d', 's', 0, 'h', '/f', 3, 1, 't');",
+        )
+        .unwrap();
+        drop(conn);
+        let db = Db::open(&path).unwrap();
+        db.read(|c| {
+            let v: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            assert_eq!(v, SCHEMA_VERSION);
+            assert!(table_names(c).contains(&"file_identities".to_string()));
+            let doc: String =
+                c.query_row("SELECT hash FROM documents WHERE doc_id = 'd'", [], |r| {
+                    r.get(0)
+                })?;
+            assert_eq!(doc, "h");
+            Ok::<_, DbError>(())
+        })
+        .unwrap();
+        // The new table takes rows, and they leave with their blob.
+        db.write(|tx| {
+            tx.execute(
+                "INSERT INTO file_identities (path, size, mtime_ns, ctime_ns, inode, device, read_at_ns, hash) VALUES ('/f', 3, 1, 1, 1, 1, 9, 'h')",
+                [],
+            )?;
+            tx.execute("DELETE FROM documents", [])?;
+            tx.execute("DELETE FROM blobs WHERE hash = 'h'", [])?;
+            let n: i64 = tx.query_row("SELECT count(*) FROM file_identities", [], |r| r.get(0))?;
+            assert_eq!(n, 0);
             Ok::<_, DbError>(())
         })
         .unwrap();

@@ -8,6 +8,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use rlm::tools::DocEntry;
 
+use super::files::{FileIdentity, record_file};
 use super::sessions::{SessionRow, SessionStatus, session_in};
 use super::{SessionLock, Store, StoreError};
 use crate::text::TextShape;
@@ -45,6 +46,17 @@ pub struct NewDocument<'a> {
     pub tokens_est: u64,
     /// Where this load's pack holds the text; None when the store already had it.
     pub offset: Option<u64>,
+    /// The file as this load read it, recorded so that the next load of
+    /// the same unchanged file need not read it (`files.rs`); None for
+    /// inline texts and for files whose text was reused without a read.
+    pub file: Option<FileRead>,
+}
+
+/// A file's identity when a load read it, and the clock when the read began.
+#[derive(Debug, Clone, Copy)]
+pub struct FileRead {
+    pub identity: FileIdentity,
+    pub read_at_ns: i64,
 }
 
 /// What the commit of a load found.
@@ -248,7 +260,8 @@ impl Store {
     /// checks the session is still active, records the blobs this load's pack
     /// (`pack`, already synced and renamed into place) holds, adds the
     /// documents with the next `seq` numbers, and bumps the session's
-    /// generation and counters. Only under the session's lock (`_held`).
+    /// generation and counters, and records the identity of each file read
+    /// (`file_identities`). Only under the session's lock (`_held`).
     pub fn commit_load(
         &self,
         _held: &SessionLock,
@@ -319,6 +332,9 @@ impl Store {
                         d.shape.checkpoints_blob(),
                         created_at
                     ])?;
+                }
+                if let Some(f) = &d.file {
+                    record_file(tx, d.source, &f.identity, f.read_at_ns, d.hash)?;
                 }
                 put_doc.execute(params![
                     d.doc_id,

@@ -5,8 +5,8 @@
 //! `remove_index_dir`, the blob store's temporary files).
 //!
 //! The store owns its data: every SQL statement is in a module of this one,
-//! one per table family (`sessions`, `documents` with `blobs`, `spans` with
-//! `chunk_sets`, `artifacts`, `traces`), and the engine sees only typed
+//! one per table family (`sessions`, `documents` with `blobs`, `files`
+//! (`file_identities`), `spans` with `chunk_sets`, `artifacts`, `traces`), and the engine sees only typed
 //! methods of [`Store`]. **Each public method is one transaction**, opened
 //! and committed inside it: reads on a pooled connection, writes `IMMEDIATE`
 //! (`Db::write`), and those that keep what a user gave (sessions, documents,
@@ -25,6 +25,7 @@ pub mod blobs;
 pub mod db;
 pub mod delete;
 pub mod documents;
+pub mod files;
 pub mod gc;
 pub mod layout;
 pub mod sessions;

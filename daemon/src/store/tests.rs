@@ -38,6 +38,7 @@ fn doc<'a>(doc_id: &'a str, hash: &'a str, shape: &'a TextShape) -> NewDocument<
         shape,
         tokens_est: 1,
         offset: Some(0),
+        file: None,
     }
 }
 
@@ -295,6 +296,7 @@ fn text_doc<'a>(
         shape,
         tokens_est: 1,
         offset,
+        file: None,
     }
 }
 

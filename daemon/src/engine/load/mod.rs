@@ -16,7 +16,8 @@ use rlm::{ErrorCode, ToolError};
 
 use super::{CallContext, Engine, ResponseBudget, SessionRow, now};
 use crate::store::PackWriter;
-use crate::store::documents::{LoadCommit, NewDocument};
+use crate::store::documents::{FileRead, LoadCommit, NewDocument};
+use crate::store::files::FileIdentity;
 use crate::text::TextShape;
 use read::Prepared;
 use sources::Item;
@@ -35,6 +36,15 @@ struct Stored {
     hint: Option<u64>,
     /// Where this load's pack holds the text; None when the store had it.
     offset: Option<u64>,
+    /// The file's identity as this load read it (None: inline, or reused).
+    file: Option<FileRead>,
+}
+
+/// An item of a batch: to read, or a file found unchanged, its stored text
+/// described without a read.
+enum Slot {
+    Read(Item),
+    Unchanged(Prepared),
 }
 
 /// Why a file was not loaded, grouped for the summary of long error lists.
@@ -119,7 +129,9 @@ impl Engine {
     }
 
     /// Reads, checks and hashes the items on the load threads, batch by
-    /// batch, and appends every text the store lacks to `pack`.
+    /// batch, and appends every text the store lacks to `pack`. A file
+    /// whose recorded identity vouches that it is unchanged
+    /// (`Recorded::vouches_for`) is not read: its stored text is reused.
     fn read_and_pack(
         &self,
         items: Vec<Item>,
@@ -130,33 +142,42 @@ impl Engine {
         let max_bytes = self.inner.config.max_file_size_mb.saturating_mul(1 << 20);
         let total_items = items.len() as u64;
         let done = AtomicU64::new(0);
+        let read_before = self.inner.files_read.load(Ordering::Relaxed);
+        let mut unchanged = 0u64;
+        let mut bytes_read = 0u64;
         let mut stored: Vec<Stored> = Vec::with_capacity(items.len());
         let mut placed: HashMap<String, u64> = HashMap::new();
-        let mut batch: Vec<Item> = Vec::new();
+        let mut batch: Vec<(Item, Option<FileIdentity>)> = Vec::new();
         let mut batch_bytes = 0u64;
         let mut queue = items.into_iter().peekable();
         while queue.peek().is_some() {
             // Fill a batch up to the byte budget (file sizes from metadata).
             while let Some(item) = queue.peek() {
-                let size = match item {
-                    Item::Inline { content, .. } => content.len() as u64,
-                    Item::File { path, .. } => {
-                        std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
-                    }
+                let (size, identity) = match item {
+                    Item::Inline { content, .. } => (content.len() as u64, None),
+                    Item::File { path, .. } => match std::fs::metadata(path) {
+                        Ok(m) => (m.len(), FileIdentity::of(&m)),
+                        Err(_) => (0, None),
+                    },
                 };
                 if !batch.is_empty() && batch_bytes + size > LOAD_BATCH_BYTES {
                     break;
                 }
                 batch_bytes += size;
-                batch.extend(queue.next());
+                batch.extend(queue.next().map(|item| (item, identity)));
             }
             batch_bytes = 0;
             ctx.check_cancel()?;
+            let slots = self.reuse_unchanged(std::mem::take(&mut batch), max_bytes)?;
+            let files_read = &self.inner.files_read;
             let results: Vec<Result<Prepared, Skip>> = self.pool().install(|| {
-                std::mem::take(&mut batch)
+                slots
                     .into_par_iter()
-                    .map(|item| {
-                        let r = read::read_item(item, max_bytes, ctx);
+                    .map(|slot| {
+                        let r = match slot {
+                            Slot::Read(item) => read::read_item(item, max_bytes, ctx, files_read),
+                            Slot::Unchanged(p) => Ok(p),
+                        };
                         let n = done.fetch_add(1, Ordering::Relaxed) + 1;
                         if n.is_multiple_of(64) || n == total_items {
                             ctx.progress(n, Some(total_items), "reading files");
@@ -166,20 +187,34 @@ impl Engine {
                     .collect()
             });
             ctx.check_cancel()?;
+            // Every text the load will name without writing it, reused
+            // files' included, is claimed so gc leaves it alone; the commit
+            // checks again that it is still there (ARCHITECTURE, gc vs loads).
             let known = self
                 .inner
                 .store
                 .known_blobs(results.iter().flatten().map(|p| p.hash.as_str()), &now())?;
+            let is_known: Vec<bool> = results
+                .iter()
+                .map(|r| matches!(r, Ok(p) if known.contains(p.hash.as_str())))
+                .collect();
+            drop(known);
             let mut fresh: Vec<Stored> = Vec::new();
-            for r in &results {
+            for (r, is_known) in results.into_iter().zip(is_known) {
                 let p = match r {
                     Ok(p) => p,
                     Err(s) => {
-                        skips.push(Skip::new(s.kind, s.line.clone()));
+                        skips.push(s);
                         continue;
                     }
                 };
-                let offset = if known.contains(p.hash.as_str()) {
+                if !p.reused {
+                    bytes_read += p.bytes.len() as u64;
+                }
+                let offset = if p.reused {
+                    unchanged += 1;
+                    None
+                } else if is_known {
                     None
                 } else if p.bytes.is_empty() {
                     // The empty text needs no bytes in any pack.
@@ -197,18 +232,68 @@ impl Engine {
                     Some(at)
                 };
                 fresh.push(Stored {
-                    source: p.source.clone(),
-                    hash: p.hash.clone(),
-                    length_bytes: p.bytes.len() as u64,
-                    shape: p.shape.clone(),
+                    length_bytes: p.length_bytes(),
+                    source: p.source,
+                    hash: p.hash,
+                    shape: p.shape,
                     hint: p.hint,
                     offset,
+                    file: p.file,
                 });
             }
             stored.extend(fresh);
         }
         ctx.check_cancel()?;
+        tracing::debug!(
+            files = total_items,
+            read = self.inner.files_read.load(Ordering::Relaxed) - read_before,
+            unchanged,
+            bytes_read,
+            "load read its files"
+        );
+        // The batches' buffers are freed: give them back to the system.
+        crate::alloc::after_large_work(bytes_read);
         Ok(stored)
+    }
+
+    /// Turns a batch into what to read and what the store already holds:
+    /// a file whose recorded identity vouches for it (and within the size
+    /// limit, which may have changed since) becomes its stored text's
+    /// description, without a read.
+    fn reuse_unchanged(
+        &self,
+        batch: Vec<(Item, Option<FileIdentity>)>,
+        max_bytes: u64,
+    ) -> Result<Vec<Slot>, ToolError> {
+        let shown: Vec<Option<String>> = batch
+            .iter()
+            .map(|(item, identity)| match (item, identity) {
+                (Item::File { path, .. }, Some(_)) => Some(path.display().to_string()),
+                _ => None,
+            })
+            .collect();
+        let mut recorded = self
+            .inner
+            .store
+            .recorded_files(shown.iter().flatten().map(String::as_str))?;
+        let window = self.inner.config.racy_window;
+        Ok(batch
+            .into_iter()
+            .zip(&shown)
+            .map(|((item, identity), shown)| {
+                let (Item::File { hint, .. }, Some(identity), Some(shown)) =
+                    (&item, identity, shown)
+                else {
+                    return Slot::Read(item);
+                };
+                match recorded.remove(shown.as_str()) {
+                    Some(r) if identity.size <= max_bytes && r.vouches_for(&identity, window) => {
+                        Slot::Unchanged(Prepared::reused(shown.clone(), r, *hint))
+                    }
+                    _ => Slot::Read(item),
+                }
+            })
+            .collect())
     }
 
     /// The threads that read and hash files, built by this engine's first load.
@@ -253,6 +338,7 @@ impl Engine {
                 shape: &s.shape,
                 tokens_est: tokens_est(s.shape.length_chars, s.hint),
                 offset: s.offset,
+                file: s.file,
             })
             .collect();
         match store.commit_load(&lock, &session.id, &docs, pack, &created)? {

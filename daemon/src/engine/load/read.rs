@@ -5,16 +5,45 @@
 use super::sources::Item;
 use super::{Skip, SkipKind, io_reason};
 use crate::engine::CallContext;
+use crate::store::documents::FileRead;
+use crate::store::files::{FileIdentity, Recorded, now_ns};
 use crate::store::sha256_hex;
 use crate::text::TextShape;
 
-/// A text read, checked and measured, ready to store.
+/// A text read, checked and measured, ready to store; or the stored text
+/// of a file found unchanged (`reused`, without its bytes).
 pub(super) struct Prepared {
     pub(super) source: String,
     pub(super) hash: String,
+    /// The text's bytes; empty when `reused`.
     pub(super) bytes: Vec<u8>,
+    /// The text is the store's, reused without reading the file.
+    pub(super) reused: bool,
+    length_bytes: u64,
     pub(super) shape: TextShape,
     pub(super) hint: Option<u64>,
+    /// The file's identity as read (None for inline texts).
+    pub(super) file: Option<FileRead>,
+}
+
+impl Prepared {
+    /// The stored text a recorded file identity vouches for.
+    pub(super) fn reused(source: String, r: Recorded, hint: Option<u64>) -> Prepared {
+        Prepared {
+            source,
+            hash: r.hash,
+            bytes: Vec::new(),
+            reused: true,
+            length_bytes: r.length_bytes,
+            shape: r.shape,
+            hint,
+            file: None,
+        }
+    }
+
+    pub(super) fn length_bytes(&self) -> u64 {
+        self.length_bytes
+    }
 }
 
 /// Why a file was not read.
@@ -30,8 +59,13 @@ enum ReadError {
 /// checked on the opened descriptor, so what is read is what was checked:
 /// FIFOs, sockets and devices are refused, never read. The read itself is
 /// bounded, so a file that grows after its size was looked at (or a size
-/// the metadata does not tell) still stops at the limit.
-fn read_regular_file(path: &std::path::Path, max_bytes: u64) -> Result<Vec<u8>, ReadError> {
+/// the metadata does not tell) still stops at the limit. Returns the bytes,
+/// and the file's identity taken on the opened descriptor before the read,
+/// with the clock before the open.
+fn read_regular_file(
+    path: &std::path::Path,
+    max_bytes: u64,
+) -> Result<(Vec<u8>, Option<FileRead>), ReadError> {
     use std::io::Read;
     let unreadable = |e: std::io::Error| ReadError::Skip(SkipKind::Unreadable, io_reason(&e));
     let mut options = std::fs::OpenOptions::new();
@@ -41,6 +75,7 @@ fn read_regular_file(path: &std::path::Path, max_bytes: u64) -> Result<Vec<u8>, 
         use std::os::unix::fs::OpenOptionsExt;
         options.custom_flags((nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_NOCTTY).bits());
     }
+    let read_at_ns = now_ns();
     let file = options.open(path).map_err(unreadable)?;
     let meta = file.metadata().map_err(unreadable)?;
     if meta.is_dir() {
@@ -68,7 +103,14 @@ fn read_regular_file(path: &std::path::Path, max_bytes: u64) -> Result<Vec<u8>, 
     if bytes.len() as u64 > max_bytes {
         return Err(ReadError::TooLarge(None));
     }
-    Ok(bytes)
+    // A file that changed while it was read is recorded as it was before:
+    // the change moved its times on, so its next load reads it again.
+    let identity = FileIdentity::of(&meta).filter(|i| i.size == bytes.len() as u64);
+    let file = identity.map(|identity| FileRead {
+        identity,
+        read_at_ns,
+    });
+    Ok((bytes, file))
 }
 
 /// What kind of file a non-regular, non-directory file is, for people.
@@ -91,8 +133,14 @@ fn file_kind(meta: &std::fs::Metadata) -> &'static str {
     "not a plain file"
 }
 
-/// Reads, checks and measures one item (runs on a load thread).
-pub(super) fn read_item(item: Item, max_bytes: u64, ctx: &CallContext) -> Result<Prepared, Skip> {
+/// Reads, checks and measures one item (runs on a load thread); `files_read`
+/// counts the files read.
+pub(super) fn read_item(
+    item: Item,
+    max_bytes: u64,
+    ctx: &CallContext,
+    files_read: &std::sync::atomic::AtomicU64,
+) -> Result<Prepared, Skip> {
     if ctx.cancelled() {
         return Err(Skip::new(SkipKind::Other, "cancelled".into()));
     }
@@ -106,7 +154,7 @@ pub(super) fn read_item(item: Item, max_bytes: u64, ctx: &CallContext) -> Result
             ),
         )
     };
-    let (source, bytes, hint) = match item {
+    let (source, bytes, hint, file) = match item {
         Item::Inline {
             content,
             name,
@@ -119,11 +167,11 @@ pub(super) fn read_item(item: Item, max_bytes: u64, ctx: &CallContext) -> Result
                     content.len() as u64,
                 ));
             }
-            (source, content.into_bytes(), hint)
+            (source, content.into_bytes(), hint, None)
         }
         Item::File { path, hint } => {
             let shown = path.display().to_string();
-            let bytes = read_regular_file(&path, max_bytes).map_err(|e| match e {
+            let (bytes, file) = read_regular_file(&path, max_bytes).map_err(|e| match e {
                 ReadError::TooLarge(Some(n)) => too_large(&shown, n),
                 ReadError::TooLarge(None) => Skip::new(
                     SkipKind::TooLarge,
@@ -134,6 +182,7 @@ pub(super) fn read_item(item: Item, max_bytes: u64, ctx: &CallContext) -> Result
                 ),
                 ReadError::Skip(kind, why) => Skip::new(kind, format!("{shown}: {why}")),
             })?;
+            files_read.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             if let Err(e) = std::str::from_utf8(&bytes) {
                 return Err(Skip::new(
                     SkipKind::NotUtf8,
@@ -143,7 +192,7 @@ pub(super) fn read_item(item: Item, max_bytes: u64, ctx: &CallContext) -> Result
                     ),
                 ));
             }
-            (shown, bytes, hint)
+            (shown, bytes, hint, file)
         }
     };
     // Checked above for files; inline content arrived as a String.
@@ -153,8 +202,11 @@ pub(super) fn read_item(item: Item, max_bytes: u64, ctx: &CallContext) -> Result
     Ok(Prepared {
         source,
         hash,
+        length_bytes: bytes.len() as u64,
+        reused: false,
         bytes,
         shape,
         hint,
+        file,
     })
 }

@@ -1,0 +1,89 @@
+//! Memory the daemon gives back: after a large load, and after the index
+//! build it starts, the daemon's anonymous memory (`RssAnon`) falls back
+//! well below what the work raised it to, instead of staying near its peak
+//! while the daemon idles (glibc keeps freed heap; `daemon/src/alloc.rs`
+//! trims it). The figures on 300 MB are in docs/BENCHMARKS.md (`bench/memory.py`).
+
+mod common;
+
+use serde_json::json;
+
+use common::{Ipc, TestDir, WAIT, wait_until};
+
+/// `/proc/<pid>/status` figures in kB.
+fn status_kb(pid: i32, key: &str) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in /proc/{pid}/status"))
+}
+
+/// `files` distinct texts of about 16 KB each, in lines of words.
+fn write_corpus(dir: &std::path::Path, files: usize) {
+    std::fs::create_dir_all(dir).unwrap();
+    let words = [
+        "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india",
+        "juliet", "kilo", "lima", "mike", "november", "oscar", "papa", "quebec", "romeo",
+    ];
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    for f in 0..files {
+        let mut text = format!("file {f}\n");
+        while text.len() < 16 << 10 {
+            for _ in 0..12 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                text.push_str(words[(x % words.len() as u64) as usize]);
+                text.push_str(&format!("{} ", x % 1000));
+            }
+            text.push('\n');
+        }
+        std::fs::write(dir.join(format!("f{f:05}.txt")), text).unwrap();
+    }
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[test]
+fn anonymous_memory_falls_back_after_a_large_load_and_index_build() {
+    let dir = TestDir::new();
+    let corpus = dir.path().join("corpus");
+    write_corpus(&corpus, 2560); // 40 MB, past alloc::LARGE_WORK_BYTES
+    let daemon = dir.start_daemon(&[]);
+    let pid = daemon.pid();
+    let mut c = Ipc::handshake(&dir.socket);
+    let sid = c.ok("rlm.session.create", json!({}))["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (anon0, hwm0) = (status_kb(pid, "RssAnon"), status_kb(pid, "VmHWM"));
+    let r = c.ok(
+        "rlm.docs.load",
+        json!({"session_id": sid, "sources": [{"type": "directory", "path": corpus}]}),
+    );
+    assert_eq!(r["loaded_count"], 2560);
+    let grew = status_kb(pid, "VmHWM") - hwm0;
+    assert!(
+        grew > 30 << 10,
+        "the load held its files' bytes in the heap: the peak grew by {grew} kB"
+    );
+    // Back below half of what the load added (a build started meanwhile
+    // in the background may hold some for a moment).
+    let bound = anon0 + grew / 2;
+    let falls = |what: &str| {
+        wait_until(WAIT, what, || {
+            let anon = status_kb(pid, "RssAnon");
+            (anon < bound).then_some(anon)
+        })
+    };
+    let after_load = falls("RssAnon falls back after the load");
+    // The first bm25 waits for the index build (or makes it).
+    c.ok(
+        "rlm.search.query",
+        json!({"session_id": sid, "query": "alpha bravo", "method": "bm25"}),
+    );
+    let after_build = falls("RssAnon falls back after the index build");
+    eprintln!(
+        "memory: RssAnon {anon0} kB at start, peak grew {grew} kB, {after_load} kB after the load, {after_build} kB after the build (bound {bound} kB)"
+    );
+}
