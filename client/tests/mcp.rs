@@ -19,7 +19,8 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 const WAIT: Duration = Duration::from_secs(10);
-const INSTRUCTIONS: &str = "Keep big texts outside your context: create a session, load, search.";
+const INSTRUCTIONS: &str =
+    "Keep big texts outside your context: rlm.session.create, then load, search.";
 
 // ---------------------------------------------------------------- the fake backend
 
@@ -84,6 +85,12 @@ impl Backend for FakeBackend {
                         "no session `s-1`; create one first",
                     )
                     .with("session_id", "s-1"),
+                }),
+                "hint" => Ok(CallOutcome::ToolError {
+                    error: ToolError::new(
+                        ErrorCode::DocumentNotFound,
+                        "session s-1 has no document \"d\"; use rlm.docs.list to see its doc_ids, or rlm.docs.load",
+                    ),
                 }),
                 "failed" => Ok(CallOutcome::Failed {
                     message: "the engine task panicked".into(),
@@ -606,6 +613,55 @@ async fn a_tool_error_is_an_error_result_with_its_code() {
         "session_not_found: no session `s-1`; create one first"
     );
     client.cancel().await.unwrap();
+}
+
+/// `--tool-names underscore` listed underscore names, but the instructions,
+/// descriptions, schemas and error hints still said `rlm.docs.list`, a
+/// name such a client cannot call. Every name shown is spelled as listed.
+#[tokio::test]
+async fn underscore_names_are_used_everywhere_a_name_is_shown() {
+    let dotted = dotted_names;
+    let (_fake, client) = connect(ToolNames::Underscore).await;
+    let info = client.peer_info().expect("server info");
+    let instructions = info.instructions.as_deref().unwrap_or_default();
+    assert!(
+        instructions.contains("rlm_session_create"),
+        "{instructions}"
+    );
+    assert_eq!(dotted(instructions), Vec::<String>::new());
+    for tool in client.list_all_tools().await.unwrap() {
+        let shown = serde_json::to_string(&tool).unwrap();
+        assert_eq!(dotted(&shown), Vec::<String>::new(), "{}", tool.name);
+    }
+    let result = client
+        .call_tool(call("rlm_docs_peek", json!({ "fake": "hint" })))
+        .await
+        .unwrap();
+    let message = result.structured_content.clone().unwrap()["error"]["message"].clone();
+    assert_eq!(
+        message,
+        "session s-1 has no document \"d\"; use rlm_docs_list to see its doc_ids, or rlm_docs_load"
+    );
+    assert!(text_of(&result).contains("use rlm_docs_list"));
+    client.cancel().await.unwrap();
+    // The dotted listing keeps the contract's spelling.
+    let (_fake, client) = connect(ToolNames::Dotted).await;
+    let result = client
+        .call_tool(call("rlm.docs.peek", json!({ "fake": "hint" })))
+        .await
+        .unwrap();
+    assert!(text_of(&result).contains("use rlm.docs.list"));
+    client.cancel().await.unwrap();
+}
+
+/// The dotted tool names (`rlm.x.y`) in `text`.
+fn dotted_names(text: &str) -> Vec<String> {
+    rlm::tools::Tool::ALL
+        .into_iter()
+        .map(|t| t.name())
+        .filter(|name| text.contains(name))
+        .map(str::to_owned)
+        .collect()
 }
 
 #[tokio::test]

@@ -66,6 +66,24 @@ impl ToolNames {
             ToolNames::Underscore => tool.underscore_name(),
         }
     }
+
+    /// `text` with every tool name spelled as this listing spells it: the
+    /// instructions, descriptions and error hints name tools the way the
+    /// client can call them (`use rlm_docs_list`), not only the way the
+    /// contract writes them.
+    pub fn respell(self, text: &str) -> String {
+        match self {
+            ToolNames::Dotted => text.to_owned(),
+            ToolNames::Underscore => {
+                // Longest first, so no name is rewritten inside a longer one.
+                let mut tools = Tool::ALL.to_vec();
+                tools.sort_by_key(|t| std::cmp::Reverse(t.name().len()));
+                tools.into_iter().fold(text.to_owned(), |text, tool| {
+                    text.replace(tool.name(), &tool.underscore_name())
+                })
+            }
+        }
+    }
 }
 
 impl FromStr for ToolNames {
@@ -130,7 +148,7 @@ impl<B: Backend> RlmServer<B> {
             options.server_version,
         ));
         if !options.instructions.trim().is_empty() {
-            info = info.with_instructions(options.instructions);
+            info = info.with_instructions(options.tool_names.respell(&options.instructions));
         }
         let tools = Tool::ALL
             .into_iter()
@@ -241,14 +259,16 @@ impl<B: Backend> ServerHandler for RlmServer<B> {
             return Err(self.unknown_tool(&request.name));
         };
         let arguments = Value::Object(request.arguments.unwrap_or_default());
+        let names = self.shared.tool_names;
         let result = match self.run(tool, arguments, &context).await {
             Ok(CallOutcome::Ok { result }) => CallToolResult::structured(result),
-            Ok(CallOutcome::ToolError { error }) => {
+            Ok(CallOutcome::ToolError { mut error }) => {
+                error.message = names.respell(&error.message);
                 error_result(error.code.as_str(), &error.message, error.to_json())
             }
             Ok(CallOutcome::UnknownTool { name }) => return Err(self.unknown_tool(&name)),
             Ok(CallOutcome::Failed { message }) => {
-                let error = rlm::ToolError::internal(message);
+                let error = rlm::ToolError::internal(names.respell(&message));
                 error_result("internal", &error.message, error.to_json())
             }
             Err(message) => error_result(
@@ -320,10 +340,20 @@ where
 }
 
 fn listed_tool(tool: Tool, names: ToolNames) -> rmcp::model::Tool {
+    // The schemas' descriptions name tools too (`read it with
+    // rlm.artifact.get`); names hold only `[a-z._]`, so the JSON text can be
+    // respelled as it is.
+    let respelled = |schema: rmcp::model::JsonObject| -> rmcp::model::JsonObject {
+        if names == ToolNames::Dotted {
+            return schema;
+        }
+        let text = names.respell(&Value::Object(schema.clone()).to_string());
+        serde_json::from_str(&text).unwrap_or(schema)
+    };
     rmcp::model::Tool::new(
         Cow::Owned(names.name_of(tool)),
-        Cow::Borrowed(tool.description()),
-        Arc::new(schema::input(tool)),
+        Cow::Owned(names.respell(tool.description())),
+        Arc::new(respelled(schema::input(tool))),
     )
-    .with_raw_output_schema(Arc::new(schema::output(tool)))
+    .with_raw_output_schema(Arc::new(respelled(schema::output(tool))))
 }
