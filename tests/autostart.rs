@@ -114,3 +114,64 @@ fn the_daemon_a_shim_starts_is_detached_and_outlives_it() {
     assert_eq!(info["status"], "active");
     assert_eq!(the_rlmd(&dir.socket), daemon);
 }
+
+/// A shim that found no `rlmd` said `running rlmd: No such file or
+/// directory`, naming no place. It now says where it looked and what to do.
+#[test]
+fn a_shim_that_finds_no_rlmd_says_where_it_looked() {
+    let dir = TestDir::new();
+    let lonely = dir.path().join("lonely");
+    std::fs::create_dir_all(&lonely).unwrap();
+    let shim_copy = lonely.join("rlm-mcp");
+    std::fs::copy(shim_bin(), &shim_copy).expect("copying rlm-mcp");
+    let empty = dir.path().join("empty-path");
+    std::fs::create_dir_all(&empty).unwrap();
+    let mut cmd = dir.command(&shim_copy);
+    cmd.env("PATH", &empty)
+        .arg("--socket")
+        .arg(&dir.socket)
+        .arg("--data-dir")
+        .arg(&dir.data);
+    let mut shim = Shim::spawn(cmd, dir.log_file("rlm-mcp"));
+    shim.initialize();
+    match shim.call("rlm.session.create", json!({})) {
+        common::Outcome::ToolError { code, message, .. } => {
+            assert_eq!(code, "daemon_unavailable", "{message}");
+            assert!(
+                message.contains(&lonely.display().to_string())
+                    && message.contains(&empty.display().to_string())
+                    && message.contains("cargo install"),
+                "{message}"
+            );
+        }
+        other => panic!("expected a tool error, got {other:?}"),
+    }
+    assert!(shim.close().success());
+}
+
+/// A shim with a bad config exited before answering `initialize`: the client
+/// showed only a disconnect. It now initializes, lists the tools, and every
+/// call says what is wrong in which file.
+#[test]
+fn a_shim_with_a_bad_config_still_answers_and_says_why() {
+    let dir = TestDir::new();
+    std::fs::write(&dir.config, "[session]\nmax_tool_call = 5\n").unwrap();
+    let mut shim = dir.shim(&[]);
+    shim.initialize();
+    match shim.call("rlm.session.create", json!({})) {
+        common::Outcome::ToolError { message, .. } => {
+            assert!(
+                message.contains("max_tool_call")
+                    && message.contains(&dir.config.display().to_string()),
+                "{message}"
+            );
+        }
+        other => panic!("expected a tool error, got {other:?}"),
+    }
+    assert!(
+        common::rlmd_pids(&dir.socket).is_empty(),
+        "no daemon is started"
+    );
+    // It answered, but could not do its job: it exits 1.
+    assert!(!shim.close().success());
+}

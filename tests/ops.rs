@@ -205,6 +205,9 @@ fn the_daemon_logs_one_json_object_per_line_with_a_line_per_call() {
     assert_eq!(ids.len(), calls.len(), "correlation ids are distinct");
 }
 
+/// Each binary names the key and the file and exits non-zero (the shim
+/// after answering its client, which here sends nothing:
+/// `autostart::a_shim_with_a_bad_config_still_answers_and_says_why`).
 #[test]
 fn a_bad_config_stops_start_up_naming_the_key_and_the_file() {
     let t = TestDir::new();

@@ -60,6 +60,26 @@ impl AutoStart {
     }
 }
 
+/// Why `rlmd` could not be run, with where it was looked for when it was
+/// not found (a bare `No such file or directory` named no place).
+fn spawn_error(rlmd: &Path, e: &std::io::Error) -> String {
+    if e.kind() != std::io::ErrorKind::NotFound {
+        return format!("running {}: {e}", rlmd.display());
+    }
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(Path::to_owned))
+        .map_or_else(
+            || "this executable's folder".to_owned(),
+            |d| d.display().to_string(),
+        );
+    let path = std::env::var("PATH").unwrap_or_default();
+    format!(
+        "no {} beside this program (in {beside}) nor on PATH ({path}); install it (`cargo install --locked --path daemon`), put it beside this program, or start one yourself (`rlmd`)",
+        exe_name("rlmd")
+    )
+}
+
 fn exe_name(stem: &str) -> String {
     format!("{stem}{}", std::env::consts::EXE_SUFFIX)
 }
@@ -170,9 +190,7 @@ fn spawn_and_wait(
             flags.map(|_| ()).map_err(std::io::Error::from)
         });
     }
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("running {}: {e}", auto.rlmd.display()))?;
+    let mut child = cmd.spawn().map_err(|e| spawn_error(&auto.rlmd, &e))?;
     drop(write_end);
     // Reap the daemon when it exits, so it never lingers as a zombie of ours.
     std::thread::Builder::new()
@@ -221,7 +239,7 @@ fn spawn_and_wait(
     // Compile-checked for Windows only: never run there.
     rlmd_command(auto, socket, Stdio::null())
         .spawn()
-        .map_err(|e| format!("running {}: {e}", auto.rlmd.display()))?;
+        .map_err(|e| spawn_error(&auto.rlmd, &e))?;
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {
         if std::fs::metadata(socket).is_ok() {

@@ -11,7 +11,7 @@ use clap::Parser;
 
 use rlm_client::autostart::AutoStart;
 use rlm_client::daemon::{ClientOptions, DaemonClient};
-use rlm_client::mcp::{RlmServer, ShimOptions, ToolNames};
+use rlm_client::mcp::{RlmServer, ShimOptions, ToolNames, Unavailable};
 
 /// The instructions every client gets in the `initialize` answer.
 const INSTRUCTIONS: &str = include_str!("../instructions.md");
@@ -44,9 +44,14 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let config = match rlm::config::Config::load() {
         Ok(l) => l.config,
+        // Still an MCP server: the client shows this on every call instead
+        // of a bare disconnect.
         Err(e) => {
             eprintln!("rlm-mcp: {e}");
-            return ExitCode::FAILURE;
+            let message = format!(
+                "rlm-mcp cannot serve: {e}; fix the file (or RLM_CONFIG), then restart this MCP server from your client"
+            );
+            return serve_unavailable(&args, message);
         }
     };
     // Files and stderr only: stdout carries MCP and nothing else.
@@ -71,7 +76,37 @@ fn main() -> ExitCode {
     }
 }
 
+/// Serves MCP with a backend that fails every call with `message`.
+fn serve_unavailable(args: &Args, message: String) -> ExitCode {
+    let runtime = match rlm_client::runtime() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("rlm-mcp: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let server = RlmServer::new(Arc::new(Unavailable(message)), shim_options(args));
+    match runtime.block_on(rlm_client::mcp::serve_stdio(server)) {
+        // It answered, but could not do its job: the exit says so.
+        Ok(()) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("rlm-mcp: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn shim_options(args: &Args) -> ShimOptions {
+    ShimOptions {
+        tool_names: args.tool_names,
+        instructions: INSTRUCTIONS.trim().to_owned(),
+        server_name: "rlm".into(),
+        server_version: env!("CARGO_PKG_VERSION").into(),
+    }
+}
+
 async fn run(args: Args, config: rlm::config::Config) -> Result<(), String> {
+    let options = shim_options(&args);
     let socket = match args.socket {
         Some(s) => s,
         None => config.socket().map_err(|e| e.to_string())?,
@@ -96,14 +131,6 @@ async fn run(args: Args, config: rlm::config::Config) -> Result<(), String> {
             eprintln!("rlm-mcp: {e}");
         }
     });
-    let server = RlmServer::new(
-        Arc::new(client),
-        ShimOptions {
-            tool_names: args.tool_names,
-            instructions: INSTRUCTIONS.trim().to_owned(),
-            server_name: "rlm".into(),
-            server_version: env!("CARGO_PKG_VERSION").into(),
-        },
-    );
+    let server = RlmServer::new(Arc::new(client), options);
     rlm_client::mcp::serve_stdio(server).await
 }

@@ -37,6 +37,19 @@ pub trait Backend: Send + Sync + 'static {
     fn call(&self, call: Forward) -> Forwarded;
 }
 
+/// The backend of a shim that cannot serve (its configuration is wrong):
+/// it still answers `initialize` and lists the tools, and every call
+/// returns this message, so the client shows why instead of a disconnect.
+#[derive(Debug, Clone)]
+pub struct Unavailable(pub String);
+
+impl Backend for Unavailable {
+    fn call(&self, _call: Forward) -> Forwarded {
+        let message = self.0.clone();
+        Box::pin(async move { Err(message) })
+    }
+}
+
 impl Backend for DaemonClient {
     /// A [`crate::daemon::ClientError`] reaches the model as its message, under `daemon_unavailable`.
     fn call(&self, call: Forward) -> Forwarded {

@@ -41,7 +41,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 
 pub use crate::ProgressSink;
-pub use backend::{Backend, Forward, Forwarded};
+pub use backend::{Backend, Forward, Forwarded, Unavailable};
 
 /// The largest MCP message (one JSON-RPC line, newline excluded) the shim reads: the largest
 /// frame the daemon accepts, so whatever fits one reaches the other. A longer line is discarded
