@@ -311,14 +311,52 @@ fn the_cli_reports_calls_searches_collects_and_stops_the_daemon() {
     let (code, out, _) = run_cli(&t, &["status", "--json"]);
     assert_eq!(code, 0);
     let status: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(status["sessions_total"], 1, "{status}");
+    assert_eq!(
+        status["sessions_total"], 0,
+        "a search leaves no session behind: {status}"
+    );
     assert_eq!(status["data_dir"], t.data.display().to_string());
+    // --keep keeps it, closed.
+    let (code, _, err) = run_cli(
+        &t,
+        &[
+            "search",
+            folder.to_str().unwrap(),
+            "flux capacitor",
+            "--keep",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("kept as session"), "{err}");
     let (code, out, _) = run_cli(&t, &["sessions", "--json"]);
     assert_eq!(code, 0);
     let sessions: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(sessions.as_array().unwrap().len(), 1, "{sessions}");
     assert_eq!(
         sessions[0]["status"], "completed",
-        "the demo session is closed after: {sessions}"
+        "the kept session is closed after: {sessions}"
+    );
+    // A bad --include printed `loaded 0 files ... 1 not loaded`, then `no
+    // passage matches`, exit 0: the reason is printed now, and the exit says
+    // nothing was searched. An empty query fails before loading anything.
+    let (code, out, err) = run_cli(
+        &t,
+        &["search", folder.to_str().unwrap(), "flux", "--include", "("],
+    );
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(
+        err.contains("rlm: not loaded: ") && err.contains("include_pattern"),
+        "{err}"
+    );
+    assert!(err.contains("nothing was loaded"), "{err}");
+    let (code, _, err) = run_cli(&t, &["search", folder.to_str().unwrap(), "  "]);
+    assert_ne!(code, 0);
+    assert!(err.contains("the query is empty"), "{err}");
+    let (_, out, _) = run_cli(&t, &["status", "--json"]);
+    let status: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        status["sessions_total"], 1,
+        "failed searches leave nothing: {status}"
     );
     let (code, out, err) = run_cli(
         &t,

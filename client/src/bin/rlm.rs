@@ -73,6 +73,9 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Keep the session (closed) afterwards; by default it is deleted.
+        #[arg(long)]
+        keep: bool,
     },
     /// Removes what no session references: texts, packs (compacting those mostly garbage), crash leftovers; never anything in use.
     Gc {
@@ -358,7 +361,13 @@ async fn run(cli: Cli, config: rlm::config::Config) -> Result<ExitCode, Failure>
             include,
             exclude,
             json,
+            keep,
         } => {
+            if query.trim().is_empty() {
+                return Err(Failure::Other(
+                    "the query is empty; give words or a question to search for".into(),
+                ));
+            }
             let c = client(socket, &config, true);
             let folder =
                 std::fs::canonicalize(&folder).map_err(|e| format!("{}: {e}", folder.display()))?;
@@ -391,6 +400,18 @@ async fn run(cli: Cli, config: rlm::config::Config) -> Result<ExitCode, Failure>
                 )
                 .await?,
             )?;
+            // What was not loaded, and why (a bad --include regex, unreadable files).
+            for line in loaded["errors"].as_array().into_iter().flatten() {
+                eprintln!("rlm: not loaded: {}", line.as_str().unwrap_or_default());
+            }
+            if loaded["loaded_count"].as_u64() == Some(0) {
+                let _ = c.delete_sessions(vec![sid.clone()]).await;
+                return Err(Failure::Other(format!(
+                    "nothing was loaded from {} ({} not loaded); check the folder and --include / --exclude",
+                    folder.display(),
+                    loaded["error_count"]
+                )));
+            }
             let found = expect_ok(
                 call_with_progress(&c, "rlm.search.query", json!({"session_id": sid, "query": query, "limit": limit, "context_chars": 300}), "searching").await?,
             )?;
@@ -427,11 +448,16 @@ async fn run(cli: Cli, config: rlm::config::Config) -> Result<ExitCode, Failure>
                     None => break,
                 }
             }
-            let _ =
-                call_with_progress(&c, "rlm.session.close", json!({"session_id": sid}), "").await;
+            // A search leaves nothing behind unless asked to (--keep).
+            if keep {
+                let _ = call_with_progress(&c, "rlm.session.close", json!({"session_id": sid}), "")
+                    .await;
+            } else if let Err(e) = c.delete_sessions(vec![sid.clone()]).await {
+                eprintln!("rlm: deleting session {sid}: {e}");
+            }
             if json {
                 print_json(
-                    &json!({"session_id": sid, "loaded": loaded["loaded_count"], "errors": loaded["error_count"], "matches": found["matches"]}),
+                    &json!({"session_id": sid, "kept": keep, "loaded": loaded["loaded_count"], "errors": loaded["error_count"], "matches": found["matches"]}),
                 );
                 return Ok(ExitCode::SUCCESS);
             }
@@ -444,8 +470,13 @@ async fn run(cli: Cli, config: rlm::config::Config) -> Result<ExitCode, Failure>
                     None => doc_id.to_owned(),
                 }
             };
+            let kept = if keep {
+                format!(", kept as session {sid}")
+            } else {
+                String::new()
+            };
             eprintln!(
-                "rlm: loaded {} files ({} chars, {} not loaded) into session {sid}",
+                "rlm: loaded {} files ({} chars, {} not loaded){kept}",
                 loaded["loaded_count"], loaded["total_chars"], loaded["error_count"]
             );
             let matches = found["matches"].as_array().cloned().unwrap_or_default();
