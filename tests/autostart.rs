@@ -27,25 +27,31 @@ fn fd_target(pid: i32, fd: i32) -> Option<PathBuf> {
     std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).ok()
 }
 
-/// A shim copied alone into a folder of its own (no `rlmd` beside it) finds `rlmd` on `PATH`
-/// and starts it: the daemon that serves is the one from the `PATH` folder.
-#[test]
-fn a_shim_without_rlmd_beside_it_starts_the_one_on_path() {
-    let dir = TestDir::new();
+/// A copy of `rlm-mcp` alone in a folder of its own (no `rlmd` beside it),
+/// started with `path` as its `PATH`: the folder, and the shim.
+fn lonely_shim(dir: &TestDir, path: &std::ffi::OsStr) -> (PathBuf, Shim) {
     let lonely = dir.path().join("lonely");
     std::fs::create_dir_all(&lonely).unwrap();
     let shim_copy = lonely.join("rlm-mcp");
     std::fs::copy(shim_bin(), &shim_copy).expect("copying rlm-mcp");
     assert!(!lonely.join("rlmd").exists());
-    let path = std::env::join_paths([bin_dir(), PathBuf::from("/usr/bin"), PathBuf::from("/bin")])
-        .unwrap();
     let mut cmd = dir.command(&shim_copy);
-    cmd.env("PATH", &path)
+    cmd.env("PATH", path)
         .arg("--socket")
         .arg(&dir.socket)
         .arg("--data-dir")
         .arg(&dir.data);
-    let mut shim = Shim::spawn(cmd, dir.log_file("rlm-mcp"));
+    (lonely, Shim::spawn(cmd, dir.log_file("rlm-mcp")))
+}
+
+/// A shim copied alone into a folder of its own (no `rlmd` beside it) finds `rlmd` on `PATH`
+/// and starts it: the daemon that serves is the one from the `PATH` folder.
+#[test]
+fn a_shim_without_rlmd_beside_it_starts_the_one_on_path() {
+    let dir = TestDir::new();
+    let path = std::env::join_paths([bin_dir(), PathBuf::from("/usr/bin"), PathBuf::from("/bin")])
+        .unwrap();
+    let (_, mut shim) = lonely_shim(&dir, &path);
     shim.initialize();
     let created = shim.call("rlm.session.create", json!({})).ok();
     assert!(created["session_id"].is_string(), "{created}");
@@ -120,19 +126,9 @@ fn the_daemon_a_shim_starts_is_detached_and_outlives_it() {
 #[test]
 fn a_shim_that_finds_no_rlmd_says_where_it_looked() {
     let dir = TestDir::new();
-    let lonely = dir.path().join("lonely");
-    std::fs::create_dir_all(&lonely).unwrap();
-    let shim_copy = lonely.join("rlm-mcp");
-    std::fs::copy(shim_bin(), &shim_copy).expect("copying rlm-mcp");
     let empty = dir.path().join("empty-path");
     std::fs::create_dir_all(&empty).unwrap();
-    let mut cmd = dir.command(&shim_copy);
-    cmd.env("PATH", &empty)
-        .arg("--socket")
-        .arg(&dir.socket)
-        .arg("--data-dir")
-        .arg(&dir.data);
-    let mut shim = Shim::spawn(cmd, dir.log_file("rlm-mcp"));
+    let (lonely, mut shim) = lonely_shim(&dir, empty.as_os_str());
     shim.initialize();
     match shim.call("rlm.session.create", json!({})) {
         common::Outcome::ToolError { code, message, .. } => {

@@ -12,7 +12,7 @@ use std::path::Path;
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 
-use common::{Ipc, TestDir, WAIT, hold_session_lock, wait_until};
+use common::{Ipc, TestDir, WAIT, hold_session_lock, proc_status, wait_until};
 
 /// The address space each daemon of this suite may use: room for its threads'
 /// stacks and its mappings, far below what an unbounded queue reaches.
@@ -23,15 +23,6 @@ fn session(c: &mut Ipc, config: Value) -> String {
         .as_str()
         .unwrap()
         .to_owned()
-}
-
-/// One line of `/proc/<pid>/status` in kB (`VmHWM`, `RssAnon`, `RssFile`).
-fn status_kb(pid: i32, key: &str) -> u64 {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    text.lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
-        .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
-        .unwrap_or_else(|| panic!("no {key} in /proc/{pid}/status"))
 }
 
 /// More calls waiting for a session lock than the runtime has blocking
@@ -70,7 +61,7 @@ fn calls_stuck_on_a_lock_leave_threads_for_everyone_else() {
     // Another client's call, on another session, is served now.
     let info = c.ok("rlm.session.info", json!({"session_id": other}));
     assert_eq!(info["session_id"], other.as_str());
-    let threads = status_kb_threads(daemon.pid());
+    let threads = proc_status(daemon.pid(), "Threads");
     assert!(
         threads < 200,
         "{threads} threads for {all} calls stuck on one lock"
@@ -91,14 +82,6 @@ fn calls_stuck_on_a_lock_leave_threads_for_everyone_else() {
     }
     let info = c.ok("rlm.session.info", json!({"session_id": held}));
     assert_eq!(info["document_count"], all);
-}
-
-fn status_kb_threads(pid: i32) -> u64 {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    text.lines()
-        .find_map(|l| l.strip_prefix("Threads:"))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("Threads in /proc/<pid>/status")
 }
 
 /// A call that cannot finish (here: its session's lock is held by another
@@ -152,7 +135,7 @@ fn a_burst_of_large_answers_from_a_client_that_does_not_read_stays_bounded() {
         "rlm.docs.load",
         json!({"session_id": sid, "sources": [{"type": "inline", "content": text}]}),
     );
-    let before = status_kb(daemon.pid(), "VmHWM");
+    let before = proc_status(daemon.pid(), "VmHWM");
     // A second thread sends everything; this one reads only once all is sent.
     let mut burst = Ipc::handshake(&dir.socket);
     let mut sender = burst
@@ -191,9 +174,9 @@ fn a_burst_of_large_answers_from_a_client_that_does_not_read_stays_bounded() {
     let ids = sent.join().expect("the sender");
     assert_eq!(ids.len(), CALLS);
     assert!(max_chars > 500_000, "answers are large: {max_chars}");
-    let peak = status_kb(daemon.pid(), "VmHWM");
-    let anon = status_kb(daemon.pid(), "RssAnon");
-    let file = status_kb(daemon.pid(), "RssFile");
+    let peak = proc_status(daemon.pid(), "VmHWM");
+    let anon = proc_status(daemon.pid(), "RssAnon");
+    let file = proc_status(daemon.pid(), "RssFile");
     eprintln!("hostile: VmHWM {before} -> {peak} kB, RssAnon {anon} kB, RssFile {file} kB");
     assert!(
         peak < before + 1_000_000,
@@ -289,7 +272,7 @@ fn the_store_is_private_and_modes_are_repaired_at_start() {
         assert_private(&dir.data);
     }
     // Another tool (or an older rlm) left it readable by everyone.
-    for entry in walk(&dir.data) {
+    for entry in common::walk(&dir.data) {
         let mode = if entry.is_dir() { 0o755 } else { 0o644 };
         std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(mode)).unwrap();
     }
@@ -297,26 +280,9 @@ fn the_store_is_private_and_modes_are_repaired_at_start() {
     assert_private(&dir.data);
 }
 
-fn walk(root: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = vec![root.to_owned()];
-    let mut i = 0;
-    while i < out.len() {
-        if out[i].is_dir() && !out[i].is_symlink() {
-            let mut children: Vec<_> = std::fs::read_dir(&out[i])
-                .unwrap()
-                .map(|e| e.unwrap().path())
-                .collect();
-            children.sort();
-            out.extend(children);
-        }
-        i += 1;
-    }
-    out
-}
-
 fn assert_private(data: &Path) {
     use std::os::unix::fs::PermissionsExt;
-    let entries = walk(data);
+    let entries = common::walk(data);
     assert!(entries.len() > 5, "{entries:?}");
     for entry in entries {
         let mode = std::fs::symlink_metadata(&entry)
@@ -377,6 +343,28 @@ fn mount_cmd(args: &[&str], at: &Path) {
     );
 }
 
+/// Starts `rlmd` on `socket` and `data`, which it must refuse: waits for it
+/// to exit unsuccessfully and returns what it said on stderr.
+fn refused_start(dir: &TestDir, socket: &Path, data: &Path) -> String {
+    let mut child = dir
+        .command(&common::rlmd())
+        .arg("--socket")
+        .arg(socket)
+        .arg("--data-dir")
+        .arg(data)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("rlmd starts");
+    let status = wait_until(WAIT, "rlmd to refuse to start", || {
+        child.try_wait().expect("try_wait")
+    });
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success(), "{stderr}");
+    stderr
+}
+
 /// The tool error of a call that must fail: its code and message.
 fn failure(outcome: &Value) -> (String, String) {
     assert_eq!(
@@ -410,20 +398,7 @@ fn a_daemon_refuses_a_data_folder_it_cannot_write() {
         daemon.wait_exit(WAIT);
     }
     fs.remount("ro");
-    let mut cmd = dir.command(&common::rlmd());
-    cmd.arg("--socket")
-        .arg(&dir.socket)
-        .arg("--data-dir")
-        .arg(&data)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped());
-    let mut child = cmd.spawn().expect("rlmd starts");
-    let status = wait_until(WAIT, "rlmd to refuse the folder", || {
-        child.try_wait().expect("try_wait")
-    });
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
-    assert!(!status.success(), "{stderr}");
+    let stderr = refused_start(&dir, &dir.socket, &data);
     assert!(
         stderr.contains("rlmd: ")
             && stderr.contains("cannot be written")
@@ -644,36 +619,12 @@ fn a_socket_folder_that_is_a_link_is_refused() {
     std::fs::create_dir(&target).unwrap();
     let link = dir.path().join("run");
     std::os::unix::fs::symlink(&target, &link).unwrap();
-    let mut cmd = dir.command(&common::rlmd());
-    cmd.arg("--socket")
-        .arg(link.join("rlmd.sock"))
-        .arg("--data-dir")
-        .arg(&dir.data)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped());
-    let mut child = cmd.spawn().expect("rlmd starts");
-    let status = wait_until(WAIT, "rlmd to refuse the socket folder", || {
-        child.try_wait().expect("try_wait")
-    });
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
-    assert!(!status.success(), "{stderr}");
+    let stderr = refused_start(&dir, &link.join("rlmd.sock"), &dir.data);
     assert!(
         stderr.contains("symbolic link") && stderr.contains(&link.display().to_string()),
         "{stderr}"
     );
     assert!(!target.join("rlmd.sock").exists());
-}
-
-/// The one pack of a data dir.
-fn only_pack(data: &Path) -> std::path::PathBuf {
-    let packs: Vec<std::path::PathBuf> = std::fs::read_dir(data.join("blobs/packs"))
-        .expect("the packs folder")
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "pack"))
-        .collect();
-    assert_eq!(packs.len(), 1, "{packs:?}");
-    packs[0].clone()
 }
 
 /// A letter changed in a pack came back as the text, and a pack cut short
@@ -705,10 +656,11 @@ fn a_pack_cut_short_while_mapped_fails_its_calls_and_the_daemon_lives() {
     assert_eq!(first["content"].as_str().unwrap().len(), 50);
     let literal = json!({"session_id": sid, "query": "needle", "method": "literal"});
     c.ok("rlm.search.query", literal.clone());
-
+    let packs = common::pack_files(&dir.data);
+    assert_eq!(packs.len(), 1, "{packs:?}");
     std::fs::OpenOptions::new()
         .write(true)
-        .open(only_pack(&dir.data))
+        .open(&packs[0])
         .unwrap()
         .set_len(4096)
         .unwrap();

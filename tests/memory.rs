@@ -8,16 +8,7 @@ mod common;
 
 use serde_json::json;
 
-use common::{Ipc, TestDir, WAIT, wait_until};
-
-/// `/proc/<pid>/status` figures in kB.
-fn status_kb(pid: i32, key: &str) -> u64 {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    text.lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
-        .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
-        .unwrap_or_else(|| panic!("no {key} in /proc/{pid}/status"))
-}
+use common::{Ipc, TestDir, WAIT, proc_status, wait_until};
 
 /// `files` distinct texts of about 16 KB each, in lines of words.
 fn write_corpus(dir: &std::path::Path, files: usize) {
@@ -56,13 +47,13 @@ fn anonymous_memory_falls_back_after_a_large_load_and_index_build() {
         .as_str()
         .unwrap()
         .to_owned();
-    let (anon0, hwm0) = (status_kb(pid, "RssAnon"), status_kb(pid, "VmHWM"));
+    let (anon0, hwm0) = (proc_status(pid, "RssAnon"), proc_status(pid, "VmHWM"));
     let r = c.ok(
         "rlm.docs.load",
         json!({"session_id": sid, "sources": [{"type": "directory", "path": corpus}]}),
     );
     assert_eq!(r["loaded_count"], 2560);
-    let grew = status_kb(pid, "VmHWM") - hwm0;
+    let grew = proc_status(pid, "VmHWM") - hwm0;
     assert!(
         grew > 30 << 10,
         "the load held its files' bytes in the heap: the peak grew by {grew} kB"
@@ -72,7 +63,7 @@ fn anonymous_memory_falls_back_after_a_large_load_and_index_build() {
     let bound = anon0 + grew / 2;
     let falls = |what: &str| {
         wait_until(WAIT, what, || {
-            let anon = status_kb(pid, "RssAnon");
+            let anon = proc_status(pid, "RssAnon");
             (anon < bound).then_some(anon)
         })
     };

@@ -1,29 +1,19 @@
 //! Operations, with real processes: the systemd units verify and serve
 //! through socket activation, `sd_notify` READY once the daemon serves, the
 //! daemon's log lines are JSON, `RLM_LOG` sets their filter, logs and traces
-//! hold no text, a bad config stops start-up naming the key and the file, the
-//! `rlm` CLI works, and `rlm gc` removes exactly the old garbage.
+//! hold no text, a bad config stops start-up naming the key and the file, and
+//! the declared Rust version and install lines hold (the CLI and the store's
+//! upkeep are in `cli.rs`).
 
 mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, SystemTime};
 
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 
-use common::{TestDir, WAIT, bin_dir, repo, rlmd, wait_until};
-
-fn rlm_cli() -> PathBuf {
-    let p = bin_dir().join("rlm");
-    assert!(
-        p.is_file(),
-        "{} is missing: run `cargo build --workspace` first",
-        p.display()
-    );
-    p
-}
+use common::{TestDir, WAIT, repo, rlmd, wait_until};
 
 fn tool(name: &str) -> PathBuf {
     let found = std::env::var_os("PATH").and_then(|paths| {
@@ -222,12 +212,12 @@ fn a_bad_config_stops_start_up_naming_the_key_and_the_file() {
     for (i, (text, key)) in cases.iter().enumerate() {
         let file = t.path().join(format!("config-{i}.toml"));
         std::fs::write(&file, text).unwrap();
-        for program in [rlmd(), common::shim_bin(), rlm_cli()] {
+        for program in [rlmd(), common::shim_bin(), common::rlm_cli()] {
             let mut cmd = t.command(&program);
             cmd.env("RLM_CONFIG", &file)
                 .env("RLM_SOCKET", &t.socket)
                 .env("RLM_DATA_DIR", &t.data);
-            if program == rlm_cli() {
+            if program == common::rlm_cli() {
                 cmd.arg("status");
             }
             let out = cmd.output().expect("the binary runs");
@@ -256,272 +246,6 @@ fn a_bad_config_stops_start_up_naming_the_key_and_the_file() {
         String::from_utf8_lossy(&out.stderr).contains("RLM_CONFIG"),
         "a missing RLM_CONFIG file is named"
     );
-}
-
-fn run_cli(t: &TestDir, args: &[&str]) -> (i32, String, String) {
-    let out = t
-        .command(&rlm_cli())
-        .env("RLM_SOCKET", &t.socket)
-        .env("RLM_DATA_DIR", &t.data)
-        .args(args)
-        .output()
-        .expect("rlm runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-#[test]
-fn the_cli_reports_calls_searches_collects_and_stops_the_daemon() {
-    let t = TestDir::new();
-    let (code, _, err) = run_cli(&t, &["status"]);
-    assert_eq!(code, 3, "status with no daemon: {err}");
-    assert!(err.starts_with("rlm: "), "{err}");
-    // A folder to search: the needle sits in one file among others.
-    let folder = t.path().join("corpus");
-    common::write_corpus(&folder, 20, 400);
-    std::fs::write(
-        folder.join("needle.txt"),
-        "the flux capacitor needs 1.21 gigawatts\n",
-    )
-    .unwrap();
-    let (code, out, err) = run_cli(
-        &t,
-        &[
-            "search",
-            folder.to_str().unwrap(),
-            "flux capacitor gigawatts",
-            "--json",
-        ],
-    );
-    assert_eq!(code, 0, "{err}");
-    let found: Value =
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("--json prints JSON ({e}): {out}"));
-    assert_eq!(found["loaded"], 21, "{found}");
-    let first = &found["matches"][0];
-    assert!(
-        first["context"]
-            .as_str()
-            .unwrap()
-            .contains("flux capacitor"),
-        "{found}"
-    );
-    let (code, out, _) = run_cli(&t, &["status", "--json"]);
-    assert_eq!(code, 0);
-    let status: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(
-        status["sessions_total"], 0,
-        "a search leaves no session behind: {status}"
-    );
-    assert_eq!(status["data_dir"], t.data.display().to_string());
-    // --keep keeps it, closed.
-    let (code, _, err) = run_cli(
-        &t,
-        &[
-            "search",
-            folder.to_str().unwrap(),
-            "flux capacitor",
-            "--keep",
-        ],
-    );
-    assert_eq!(code, 0, "{err}");
-    assert!(err.contains("kept as session"), "{err}");
-    let (code, out, _) = run_cli(&t, &["sessions", "--json"]);
-    assert_eq!(code, 0);
-    let sessions: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(sessions.as_array().unwrap().len(), 1, "{sessions}");
-    assert_eq!(
-        sessions[0]["status"], "completed",
-        "the kept session is closed after: {sessions}"
-    );
-    // A bad --include printed `loaded 0 files ... 1 not loaded`, then `no
-    // passage matches`, exit 0: the reason is printed now, and the exit says
-    // nothing was searched. An empty query fails before loading anything.
-    let (code, out, err) = run_cli(
-        &t,
-        &["search", folder.to_str().unwrap(), "flux", "--include", "("],
-    );
-    assert_ne!(code, 0, "{out}{err}");
-    assert!(
-        err.contains("rlm: not loaded: ") && err.contains("include_pattern"),
-        "{err}"
-    );
-    assert!(err.contains("nothing was loaded"), "{err}");
-    let (code, _, err) = run_cli(&t, &["search", folder.to_str().unwrap(), "  "]);
-    assert_ne!(code, 0);
-    assert!(err.contains("the query is empty"), "{err}");
-    let (_, out, _) = run_cli(&t, &["status", "--json"]);
-    let status: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(
-        status["sessions_total"], 1,
-        "failed searches leave nothing: {status}"
-    );
-    let (code, out, err) = run_cli(
-        &t,
-        &["call", "rlm.session.create", r#"{"name": "by hand"}"#],
-    );
-    assert_eq!(code, 0, "{err}");
-    let created: Value = serde_json::from_str(&out).unwrap();
-    assert!(created["session_id"].is_string());
-    let (code, out, err) = run_cli(
-        &t,
-        &["call", "rlm.session.info", r#"{"session_id": "nope"}"#],
-    );
-    assert_ne!(code, 0);
-    assert!(out.is_empty(), "errors go to stderr only");
-    assert!(err.contains("session_not_found"), "{err}");
-    let (code, _, err) = run_cli(&t, &["call", "rlm.session.info", "{not json"]);
-    assert_ne!(code, 0);
-    assert!(err.contains("not JSON"), "{err}");
-    let (code, out, err) = run_cli(&t, &["gc", "--json"]);
-    assert_eq!(code, 0, "{err}");
-    let report: Value = serde_json::from_str(&out).unwrap();
-    // What gc removes and keeps is checked where garbage exists: see
-    // `gc_removes_exactly_the_old_garbage_and_keeps_every_pack_the_store_names`.
-    assert_eq!(report["grace_seconds"], 3600, "{report}");
-    assert_eq!(report["errors"], json!([]), "{report}");
-    for sub in ["status", "sessions", "call", "search", "gc", "daemon"] {
-        let (code, out, _) = run_cli(&t, &[sub, "--help"]);
-        assert_eq!(code, 0);
-        assert!(out.contains("Usage"), "{sub} --help: {out}");
-    }
-    let pid = common::the_rlmd(&t.socket);
-    let (code, out, err) = run_cli(&t, &["daemon", "stop"]);
-    assert_eq!(code, 0, "{err}");
-    assert!(out.contains("stopping"), "{out}");
-    wait_until(WAIT, "the daemon to exit after `rlm daemon stop`", || {
-        common::is_gone(pid).then_some(())
-    });
-    let (code, out, err) = run_cli(&t, &["daemon", "start"]);
-    assert_eq!(code, 0, "{err}");
-    assert!(out.contains("serving on"), "{out}");
-    assert_eq!(common::rlmd_pids(&t.socket).len(), 1);
-}
-
-/// Sets a file's or folder's modification time two hours back: past gc's one-hour grace.
-fn age(path: &Path) {
-    let two_hours_ago = SystemTime::now() - Duration::from_secs(2 * 3600);
-    std::fs::File::open(path)
-        .and_then(|f| f.set_modified(two_hours_ago))
-        .unwrap_or_else(|e| panic!("setting the mtime of {}: {e}", path.display()));
-}
-
-fn cli_ok(t: &TestDir, tool: &str, args: Value) -> Value {
-    let (code, out, err) = run_cli(t, &["call", tool, &args.to_string()]);
-    assert_eq!(code, 0, "rlm call {tool}: {err}");
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("rlm call prints JSON ({e}): {out}"))
-}
-
-/// `rlm gc` removes exactly the garbage old enough to collect: an orphan pack, a temporary file
-/// of an unfinished load, the index folder and lock file of a session that does not exist, all
-/// aged two hours; it keeps their young twins (the grace), every pack SQLite names and the lock
-/// file of a live session, however old; and the session's texts read back afterwards through a
-/// fresh daemon (which maps the packs anew, so a pack deleted under a live mapping would show).
-#[test]
-fn gc_removes_exactly_the_old_garbage_and_keeps_every_pack_the_store_names() {
-    let t = TestDir::new();
-    let (code, _, err) = run_cli(&t, &["daemon", "start"]);
-    assert_eq!(code, 0, "{err}");
-    let sid = cli_ok(&t, "rlm.session.create", json!({}))["session_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    // Two loads: two packs the store names.
-    for text in [
-        "the zebrafinch sings at the quarry gate",
-        "the okapi grazes behind the lantern shed",
-    ] {
-        let loaded = cli_ok(
-            &t,
-            "rlm.docs.load",
-            json!({"session_id": sid, "sources": [{"type": "inline", "content": text}]}),
-        );
-        assert_eq!(loaded["loaded_count"], 1, "{loaded}");
-    }
-    let packs_dir = t.data.join("blobs/packs");
-    let tmp_dir = t.data.join("blobs/tmp");
-    let db = rusqlite::Connection::open_with_flags(
-        t.data.join("store.sqlite"),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .expect("the store opens");
-    let named: Vec<PathBuf> = db
-        .prepare("SELECT DISTINCT pack FROM blobs")
-        .unwrap()
-        .query_map([], |r| r.get::<_, String>(0))
-        .unwrap()
-        .map(|name| packs_dir.join(format!("{}.pack", name.unwrap())))
-        .collect();
-    drop(db);
-    assert_eq!(named.len(), 2, "one pack per load: {named:?}");
-    let session_lock = t.data.join("locks").join(format!("{sid}.lock"));
-    assert!(session_lock.is_file(), "the loads took the session's lock");
-    // Everything the store names, aged past the grace: only SQLite keeps it.
-    for kept in named.iter().chain([&session_lock]) {
-        age(kept);
-    }
-
-    // Garbage old enough to collect.
-    let old_pack = packs_dir.join("0000000000000000orphan.pack");
-    std::fs::write(&old_pack, b"a pack no blobs row names").unwrap();
-    let old_tmp = tmp_dir.join("unfinished.pack.tmp");
-    std::fs::write(&old_tmp, b"a load that never finished").unwrap();
-    let old_index = t.data.join("indexes").join("no-such-session");
-    std::fs::create_dir_all(&old_index).unwrap();
-    std::fs::write(old_index.join("meta.json"), b"{}").unwrap();
-    let old_lock = t.data.join("locks").join("no-such-session.lock");
-    std::fs::write(&old_lock, b"").unwrap();
-    for garbage in [&old_pack, &old_tmp, &old_index, &old_lock] {
-        age(garbage);
-    }
-    // The same garbage, young: within the grace, a load in another process may own it.
-    let young_pack = packs_dir.join("0000000000000000young.pack");
-    std::fs::write(&young_pack, b"a pack about to be committed").unwrap();
-    let young_tmp = tmp_dir.join("in-progress.pack.tmp");
-    std::fs::write(&young_tmp, b"a load still writing").unwrap();
-
-    let (code, out, err) = run_cli(&t, &["gc", "--json"]);
-    assert_eq!(code, 0, "{err}");
-    let report: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(report["packs_removed"], 1, "{report}");
-    assert_eq!(report["temp_files_removed"], 1, "{report}");
-    assert_eq!(report["index_dirs_removed"], 1, "{report}");
-    assert_eq!(report["lock_files_removed"], 1, "{report}");
-    assert_eq!(report["errors"], json!([]), "{report}");
-    for gone in [&old_pack, &old_tmp, &old_index, &old_lock] {
-        assert!(!gone.exists(), "gc left {}", gone.display());
-    }
-    for kept in named.iter().chain([&session_lock, &young_pack, &young_tmp]) {
-        assert!(kept.exists(), "gc removed {}", kept.display());
-    }
-
-    // The texts read back from the packs through a daemon that never mapped them.
-    // (SIGTERM, not `rlm daemon stop`: this test is about gc, and the CLI's stop sometimes
-    // reports "rlmd closed the connection" before its acknowledgement arrives.)
-    let pid = common::the_rlmd(&t.socket);
-    common::signal(pid, Signal::SIGTERM);
-    wait_until(WAIT, "the daemon to exit after SIGTERM", || {
-        common::is_gone(pid).then_some(())
-    });
-    let (code, _, err) = run_cli(&t, &["daemon", "start"]);
-    assert_eq!(code, 0, "{err}");
-    for word in ["zebrafinch", "okapi"] {
-        let found = cli_ok(
-            &t,
-            "rlm.search.query",
-            json!({"session_id": sid, "query": word, "method": "literal"}),
-        );
-        assert_eq!(found["total_matches"], 1, "{word}: {found}");
-        assert!(
-            found["matches"][0]["context"]
-                .as_str()
-                .unwrap()
-                .contains(word),
-            "{found}"
-        );
-    }
 }
 
 /// `RLM_LOG` is the daemon's log filter: unset, the default `info` shows the per-call line and
@@ -733,7 +457,7 @@ fn every_file_the_daemon_writes_is_the_users_alone() {
     let folder = t.path().join("corpus");
     common::write_corpus(&folder, 5, 400);
     // The CLI, and the daemon it starts, run with the usual umask 022.
-    let mut cli = t.command(&rlm_cli());
+    let mut cli = t.command(&common::rlm_cli());
     cli.env("RLM_SOCKET", &t.socket)
         .env("RLM_DATA_DIR", &t.data)
         .args(["search", folder.to_str().unwrap(), "word", "--json"]);
@@ -752,7 +476,7 @@ fn every_file_the_daemon_writes_is_the_users_alone() {
     );
     let mut seen = (0, 0);
     for root in [&t.data, &t.logs] {
-        for entry in walkdir(root) {
+        for entry in common::walk(root) {
             let meta = std::fs::symlink_metadata(&entry).unwrap();
             let mode = meta.permissions().mode() & 0o777;
             if meta.is_dir() {
@@ -766,23 +490,8 @@ fn every_file_the_daemon_writes_is_the_users_alone() {
     }
     // The store, its pack, the session's lock and index, and a log file.
     assert!(seen.0 >= 4 && seen.1 >= 5, "{seen:?}");
-    let (code, _, err) = run_cli(&t, &["daemon", "stop"]);
+    let (code, _, err) = common::run_cli(&t, &["daemon", "stop"]);
     assert_eq!(code, 0, "{err}");
-}
-
-/// Every path below `root`, `root` included.
-fn walkdir(root: &Path) -> Vec<PathBuf> {
-    let mut out = vec![root.to_owned()];
-    let mut i = 0;
-    while i < out.len() {
-        if out[i].is_dir() && !out[i].is_symlink() {
-            for e in std::fs::read_dir(&out[i]).unwrap() {
-                out.push(e.unwrap().path());
-            }
-        }
-        i += 1;
-    }
-    out
 }
 
 /// What a caller sends is bounded in the daemon's log: a 100 000-character
@@ -793,7 +502,7 @@ fn log_lines_stay_short_whatever_a_caller_sends() {
     let huge = "x".repeat(100_000);
     let args = json!({"session_id": huge}).to_string();
     for tool in ["rlm.session.info", huge.as_str()] {
-        let (code, _, _) = run_cli(&t, &["call", tool, &args]);
+        let (code, _, _) = common::run_cli(&t, &["call", tool, &args]);
         assert_ne!(code, 0);
     }
     let lines = t.rlmd_json_lines();
@@ -803,7 +512,7 @@ fn log_lines_stay_short_whatever_a_caller_sends() {
         let n = l.to_string().chars().count();
         assert!(n < 1000, "a log line of {n} chars");
     }
-    let (code, _, err) = run_cli(&t, &["daemon", "stop"]);
+    let (code, _, err) = common::run_cli(&t, &["daemon", "stop"]);
     assert_eq!(code, 0, "{err}");
 }
 
@@ -870,106 +579,4 @@ fn the_declared_rust_version_covers_every_dependency_and_installs_are_locked() {
     for line in installs {
         assert!(line.contains("--locked"), "not locked: {line}");
     }
-}
-
-/// Bytes of every file under `root`.
-fn bytes_under(root: &Path) -> u64 {
-    walkdir(root)
-        .iter()
-        .filter_map(|p| std::fs::symlink_metadata(p).ok())
-        .filter(|m| m.is_file())
-        .map(|m| m.len())
-        .sum()
-}
-
-/// `rlm sessions rm` and `rlm sessions prune` through a real daemon: one
-/// line per session, an unknown id named on stderr with exit 1, a prune that
-/// deletes only closed sessions, and `rlm gc` then reclaiming their texts so
-/// the store shrinks (nothing ever left it before).
-#[test]
-fn sessions_are_deleted_from_the_cli_and_gc_shrinks_the_store() {
-    let t = TestDir::new();
-    let _daemon = t.start_daemon(&[]);
-    let folder = t.path().join("corpus");
-    common::write_corpus(&folder, 30, 20_000);
-    let mut sids = Vec::new();
-    for _ in 0..3 {
-        let sid = cli_ok(&t, "rlm.session.create", json!({}))["session_id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        cli_ok(
-            &t,
-            "rlm.docs.load",
-            json!({"session_id": sid, "sources": [{"type": "directory", "path": folder}]}),
-        );
-        // Each session has a text of its own besides the shared corpus.
-        let own = t.path().join(format!("{sid}.txt"));
-        std::fs::write(&own, format!("only {sid} ").repeat(5000)).unwrap();
-        cli_ok(
-            &t,
-            "rlm.docs.load",
-            json!({"session_id": sid, "sources": [{"type": "file", "path": own}]}),
-        );
-        sids.push(sid);
-    }
-    cli_ok(&t, "rlm.session.close", json!({"session_id": sids[2]}));
-    let full = bytes_under(&t.data.join("blobs"));
-    let (code, out, err) = run_cli(&t, &["sessions", "rm", &sids[0], "no-such-session"]);
-    assert_eq!(code, 1, "one id failed: {out}{err}");
-    assert!(out.contains(&sids[0]), "{out}");
-    assert!(
-        err.starts_with("rlm: no-such-session: ") && err.contains("rlm sessions"),
-        "{err}"
-    );
-    let (code, out, err) = run_cli(&t, &["sessions", "prune", "--closed-before", "0s"]);
-    assert_eq!(code, 0, "{err}");
-    assert!(out.contains(&sids[2]) && !out.contains(&sids[1]), "{out}");
-    let (code, out, _) = run_cli(&t, &["sessions", "--json"]);
-    assert_eq!(code, 0);
-    let left: Value = serde_json::from_str(&out).unwrap();
-    let left: Vec<&str> = left
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["session_id"].as_str().unwrap())
-        .collect();
-    assert_eq!(left, vec![sids[1].as_str()]);
-    // gc leaves alone what a load may still be claiming (an hour's grace):
-    // age every text and pack past it, as an hour of waiting would.
-    let store = rusqlite::Connection::open(t.data.join("store.sqlite")).unwrap();
-    let two_hours_ago = (chrono::Utc::now() - chrono::Duration::hours(2))
-        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-    store
-        .execute("UPDATE blobs SET created_at = ?1", [&two_hours_ago])
-        .unwrap();
-    drop(store);
-    let packs = t.data.join("blobs/packs");
-    for pack in walkdir(&packs).iter().filter(|p| p.is_file()) {
-        age(pack);
-    }
-    let (code, _, err) = run_cli(&t, &["gc"]);
-    assert_eq!(code, 0, "{err}");
-    // The survivor reads every text back.
-    let docs = cli_ok(&t, "rlm.docs.list", json!({"session_id": sids[1]}));
-    assert_eq!(docs["total"], 31, "{docs}");
-    for d in docs["documents"].as_array().unwrap() {
-        cli_ok(
-            &t,
-            "rlm.docs.peek",
-            json!({"session_id": sids[1], "doc_id": d["doc_id"], "end": 10}),
-        );
-    }
-    let after = bytes_under(&t.data.join("blobs"));
-    eprintln!("ops: stored texts {full} -> {after} bytes after deleting 2 of 3 sessions and gc");
-    // What is left: the shared corpus and the survivor's own text, once.
-    let kept: u64 = walkdir(&folder)
-        .iter()
-        .filter(|p| p.is_file())
-        .map(|p| std::fs::metadata(p).unwrap().len())
-        .sum::<u64>()
-        + std::fs::metadata(t.path().join(format!("{}.txt", sids[1])))
-            .unwrap()
-            .len();
-    assert_eq!(after, kept, "{full} -> {after}");
 }

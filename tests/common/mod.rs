@@ -814,14 +814,7 @@ impl Shim {
 
     /// The shim's peak resident memory so far (`VmHWM` of /proc/<pid>/status), in bytes.
     pub fn peak_rss_bytes(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .expect("the shim's /proc status");
-        let kib: u64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("a VmHWM line");
-        kib * 1024
+        proc_status(self.child.id() as i32, "VmHWM") * 1024
     }
 
     /// The next message from the shim.
@@ -970,6 +963,58 @@ pub fn hold_session_lock(data: &Path, session_id: &str) -> std::fs::File {
         .unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
     fs4::FileExt::lock(&file).expect("the session lock");
     file
+}
+
+/// The `rlm` CLI built beside the tests.
+pub fn rlm_cli() -> PathBuf {
+    let p = bin_dir().join("rlm");
+    assert!(
+        p.is_file(),
+        "{} is missing: run `cargo build --workspace` first",
+        p.display()
+    );
+    p
+}
+
+/// Runs `rlm` with `args` on this dir's socket and data: exit code, stdout, stderr.
+pub fn run_cli(t: &TestDir, args: &[&str]) -> (i32, String, String) {
+    let out = t
+        .command(&rlm_cli())
+        .env("RLM_SOCKET", &t.socket)
+        .env("RLM_DATA_DIR", &t.data)
+        .args(args)
+        .output()
+        .expect("rlm runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// One figure of `/proc/<pid>/status` (`VmHWM`, `RssAnon`, `RssFile` in kB;
+/// `Threads` as a count).
+pub fn proc_status(pid: i32, key: &str) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in /proc/{pid}/status"))
+}
+
+/// Every path below `root`, `root` included, without following links.
+pub fn walk(root: &Path) -> Vec<PathBuf> {
+    let mut out = vec![root.to_owned()];
+    let mut i = 0;
+    while i < out.len() {
+        if out[i].is_dir() && !out[i].is_symlink() {
+            for e in std::fs::read_dir(&out[i]).unwrap() {
+                out.push(e.unwrap().path());
+            }
+        }
+        i += 1;
+    }
+    out
 }
 
 /// The pack files under `<data>/blobs/packs/`.

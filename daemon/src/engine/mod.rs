@@ -35,7 +35,7 @@ pub use crate::store::gc::GC_GRACE;
 pub(crate) use crate::store::sessions::{SessionRow, SessionStatus};
 pub use context::{CallContext, ProgressFn};
 pub use index::IndexManager;
-pub(crate) use response::ResponseBudget;
+pub(crate) use response::{ResponseBudget, json_bytes};
 
 /// Server-side settings of the engine.
 #[derive(Debug, Clone)]

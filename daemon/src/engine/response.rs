@@ -144,17 +144,27 @@ pub(crate) trait CutToFit: Serialize {
 
 /// Characters of the JSON serialization of `v` (what a client receives).
 fn json_chars<T: Serialize + ?Sized>(v: &T) -> usize {
-    struct Counter(usize);
+    json_measure(v, utf8_chars)
+}
+
+/// Bytes of the JSON serialization of `v` (what an answer holds until written).
+pub(crate) fn json_bytes<T: Serialize + ?Sized>(v: &T) -> usize {
+    json_measure(v, <[u8]>::len)
+}
+
+/// Serializes `v` without keeping it, adding up `count` of each piece.
+fn json_measure<T: Serialize + ?Sized>(v: &T, count: fn(&[u8]) -> usize) -> usize {
+    struct Counter(usize, fn(&[u8]) -> usize);
     impl std::io::Write for Counter {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += utf8_chars(buf);
+            self.0 += (self.1)(buf);
             Ok(buf.len())
         }
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
         }
     }
-    let mut c = Counter(0);
+    let mut c = Counter(0, count);
     let _ = serde_json::to_writer(&mut c, v);
     c.0
 }

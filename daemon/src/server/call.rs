@@ -10,7 +10,7 @@ use rlm::protocol::{Call, CallOutcome, Envelope, Response};
 
 use super::connection::{Backlog, Cancels, Connection, Outbox};
 use super::shared::Shared;
-use crate::engine::{CallContext, CallError, ProgressFn};
+use crate::engine::{CallContext, CallError, ProgressFn, json_bytes};
 
 /// What a call refused while the daemon stops says.
 const SHUTTING_DOWN: &str = "rlmd is shutting down and takes no new calls; retry in a moment (a new daemon starts on demand)";
@@ -162,23 +162,6 @@ impl InFlight {
             shared.finish_call();
         }
     }
-}
-
-/// Bytes of `v`'s JSON (what an answer holds in memory until written, near enough).
-fn json_bytes<T: serde::Serialize>(v: &T) -> usize {
-    struct Count(usize);
-    impl std::io::Write for Count {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut c = Count(0);
-    let _ = serde_json::to_writer(&mut c, v);
-    c.0
 }
 
 /// Characters of a caller's value a log line keeps.

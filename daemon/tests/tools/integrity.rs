@@ -117,50 +117,30 @@ fn a_letter_changed_in_a_pack_is_corrupt_text_naming_the_document() {
         &a,
         Some("a.txt"),
     );
-    expect_corrupt(
-        call_on(
-            &env,
-            &engine,
+    for (tool, args, what) in [
+        (
             "rlm.span.get",
             json!({"session_id": sid, "span_ids": [span_id]}),
+            "span.get",
         ),
-        "span.get",
-        &a,
-        None,
-    );
-    expect_corrupt(
-        call_on(
-            &env,
-            &engine,
+        (
             "rlm.search.query",
             json!({"session_id": sid, "query": "needle"}),
+            "search bm25",
         ),
-        "search bm25",
-        &a,
-        None,
-    );
-    expect_corrupt(
-        call_on(
-            &env,
-            &engine,
+        (
             "rlm.search.query",
             json!({"session_id": sid, "query": "needle", "method": "literal"}),
+            "search literal",
         ),
-        "search literal",
-        &a,
-        None,
-    );
-    expect_corrupt(
-        call_on(
-            &env,
-            &engine,
+        (
             "rlm.chunk.create",
             json!({"session_id": sid, "doc_id": a, "strategy": {"type": "lines", "line_count": 10}}),
+            "chunk.create",
         ),
-        "chunk.create",
-        &a,
-        None,
-    );
+    ] {
+        expect_corrupt(call_on(&env, &engine, tool, args), what, &a, None);
+    }
     // The other document, and the session, are still served.
     let other = ok(
         "peek b",
