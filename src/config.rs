@@ -28,6 +28,28 @@ pub struct Config {
     pub load: LoadConfig,
     pub log: LogConfig,
     pub retention: Retention,
+    pub search: SearchConfig,
+}
+
+/// Search settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SearchConfig {
+    /// Which passages bm25's statistics (passage count, average length,
+    /// how many passages hold a term) are taken over (default `session`).
+    pub bm25_statistics: Bm25Statistics,
+}
+
+/// `search.bm25_statistics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Bm25Statistics {
+    /// The searched session's own passages: its scores do not depend on, and
+    /// tell nothing of, what other sessions in the store hold.
+    #[default]
+    Session,
+    /// Every passage of the shared index, every session's.
+    Store,
 }
 
 /// What the daemon deletes and closes by itself (at start, then hourly).
@@ -99,6 +121,7 @@ impl Default for Config {
             load: LoadConfig::default(),
             log: LogConfig::default(),
             retention: Retention::default(),
+            search: SearchConfig::default(),
         }
     }
 }
@@ -381,6 +404,8 @@ mod tests {
             [retention]
             delete_closed_after_days = 0
             close_idle_after_days = 14
+            [search]
+            bm25_statistics = "store"
             "#,
             "t.toml",
         )
@@ -412,6 +437,9 @@ mod tests {
             retention: Retention {
                 delete_closed_after_days: 0,
                 close_idle_after_days: 14,
+            },
+            search: SearchConfig {
+                bm25_statistics: Bm25Statistics::Store,
             },
         };
         assert_eq!(c, expected);

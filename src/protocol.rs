@@ -324,8 +324,14 @@ pub struct GcReport {
     pub bytes_freed: u64,
     /// Temporary files of loads that never finished.
     pub temp_files_removed: u64,
-    /// Index folders and lock files of sessions the store does not know.
+    /// Per-session index folders an earlier version left (every session
+    /// now searches one shared index), and lock files of sessions the store
+    /// does not know.
     pub index_dirs_removed: u64,
+    /// Texts whose passages left the shared search index (gc deleted the
+    /// texts, or their indexing never finished).
+    #[serde(default)]
+    pub index_texts_removed: u64,
     pub lock_files_removed: u64,
     /// Files newer than the grace period are kept: a load in another process may still commit them.
     pub grace_seconds: u64,

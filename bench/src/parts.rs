@@ -60,10 +60,9 @@ pub fn index_build(corpus: &Path, limit: usize) -> Result<(), String> {
     }
     let t_analyze = t0.elapsed();
     let t0 = Instant::now();
-    let mut index = PassageIndex::create(&tmp.path().join("i")).map_err(err)?;
+    let index = PassageIndex::create(&tmp.path().join("i")).map_err(err)?;
     let stamp = IndexStamp {
-        generation: 1,
-        doc_count: files.len() as u64,
+        index_id: "bench".into(),
         analyzer: signature(AnalyzerOptions::DEFAULT),
     };
     index

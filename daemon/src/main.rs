@@ -148,6 +148,10 @@ async fn serve(args: Args, config: Config, ready: &mut ReadyPipe) -> Result<(), 
     engine_config.session_defaults = config.session_defaults();
     engine_config.max_file_size_mb = config.load.max_file_size_mb;
     engine_config.load_threads = config.load.threads;
+    engine_config.bm25_statistics = match config.search.bm25_statistics {
+        rlm::config::Bm25Statistics::Session => rlmd::search::bm25::Statistics::View,
+        rlm::config::Bm25Statistics::Store => rlmd::search::bm25::Statistics::Index,
+    };
     engine_config.allowed_roots = config.allowed_roots.clone();
     let engine = Engine::open(engine_config)
         .map_err(|e| format!("opening the data directory {}: {e}", data_dir.display()))?;

@@ -23,6 +23,8 @@ mod robustness;
 mod search;
 #[path = "tools/sessions.rs"]
 mod sessions;
+#[path = "tools/shared_index.rs"]
+mod shared_index;
 #[path = "tools/shrink.rs"]
 mod shrink;
 #[path = "tools/sizes.rs"]

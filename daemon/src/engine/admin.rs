@@ -45,21 +45,29 @@ impl Engine {
     }
 
     /// Deletes texts no document names, packs nothing names (compacting
-    /// those mostly garbage), temporary files of unfinished loads, and index
-    /// folders and lock files of unknown sessions (`Store::gc`).
+    /// those mostly garbage), temporary files of unfinished loads, lock
+    /// files of unknown sessions (`Store::gc`), then the passages of the
+    /// texts deleted from the shared search index.
     pub fn gc(&self, grace: Duration) -> Result<GcReport, StoreError> {
-        self.inner.store.gc(grace)
+        self.gc_with(grace, grace)
     }
 
     /// `gc` with its two grace periods apart (`Store::gc_with`): files
-    /// (temporary files, unnamed packs, folders and locks of unknown
-    /// sessions), and texts a load claimed.
+    /// (temporary files, unnamed packs, locks of unknown sessions), and
+    /// texts a load claimed.
     pub fn gc_with(
         &self,
         file_grace: Duration,
         text_grace: Duration,
     ) -> Result<GcReport, StoreError> {
-        self.inner.store.gc_with(file_grace, text_grace)
+        let mut report = self.inner.store.gc_with(file_grace, text_grace)?;
+        match self.inner.indexes.collect_garbage() {
+            Ok(n) => report.index_texts_removed = n,
+            Err(e) => report
+                .errors
+                .push(format!("search index: {}; the next gc retries", e.message)),
+        }
+        Ok(report)
     }
 
     /// Deletes one session with all that is only its own, under its lock;

@@ -1,15 +1,21 @@
-//! The index manager: one BM25 passage index per session, persisted under
-//! `indexes/<session_id>/`, cached in memory and checked against the
-//! session's generation before every use. Building or updating takes the
-//! session's lock, so one process builds while the others wait and then
-//! open what it persisted.
+//! The index manager: one BM25 passage index for the whole store, under
+//! `search/index/`, holding each stored text's passages once, under the key
+//! the store gave the text (`indexed_texts`). A session searches a view of
+//! it: the passages of its own texts, in one snapshot, kept in memory per
+//! session and generation. A load indexes only the texts the index does not
+//! hold yet; a second session over the same files indexes nothing.
 //!
-//! The manager owns what it needs (the store, the analysis of new indexes,
+//! One process at a time writes the index (`search/write.lock`); a writer
+//! reads again, under the lock, what the index holds before adding. An index
+//! that cannot be opened, or fails a search as damaged, is made afresh with
+//! a new id: the store's records of the old one then vouch for nothing, and
+//! each session's texts are indexed again at its next search.
+//!
+//! The manager owns what it needs (the store, the analysis, the statistics,
 //! whether to build after a load), so it never reaches back into the engine;
 //! it is cheap to clone, and a background build holds a clone.
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
@@ -21,16 +27,45 @@ use super::docs::DocRow;
 use super::integrity::{check_read, open_text};
 use super::{CallContext, EngineConfig, SessionRow};
 use crate::search::analyzer::AnalyzerOptions;
-use crate::search::bm25::{IndexError, IndexStamp, PassageIndex, signature};
+use crate::search::bm25::{
+    IndexError, IndexStamp, IndexView, KeySet, PassageIndex, Statistics, signature,
+};
 use crate::store::Store;
 use crate::store::lock::SessionLock;
 
-/// An open index and the documents its ords stand for.
+/// Texts added to the index in one commit, at most (bytes of text, about):
+/// a crash loses at most one batch, and progress is reported after each.
+const BATCH_BYTES: u64 = 64 << 20;
+
+/// A session's view of the shared index, for one generation of its documents.
 pub(crate) struct SessionIndex {
     pub generation: u64,
-    pub index: PassageIndex,
-    /// Documents by ord (their load sequence number).
+    pub view: IndexView,
+    /// The session's documents, in load order.
     pub docs: Vec<DocRow>,
+    /// Documents (indices in `docs`) by the key of their text: one text may
+    /// be several documents of a session.
+    pub by_key: HashMap<u64, Vec<usize>>,
+    /// The reader generation of the snapshot the view was taken in.
+    searcher: u64,
+}
+
+impl SessionIndex {
+    /// The keys of the texts of these documents (`only` of a search).
+    pub(crate) fn keys_of(&self, docs: &[DocRow]) -> Vec<u64> {
+        let wanted: HashSet<&str> = docs.iter().map(|d| d.doc_id.as_str()).collect();
+        let mut keys: Vec<u64> = self
+            .by_key
+            .iter()
+            .filter(|(_, ds)| {
+                ds.iter()
+                    .any(|&i| wanted.contains(self.docs[i].doc_id.as_str()))
+            })
+            .map(|(&k, _)| k)
+            .collect();
+        keys.sort_unstable();
+        keys
+    }
 }
 
 #[derive(Default)]
@@ -39,8 +74,8 @@ struct Cache {
     tick: u64,
 }
 
-/// Keeps open indexes and builds missing ones. Cheap to clone: clones share
-/// the cache.
+/// Keeps the shared index open and the sessions' views of it. Cheap to
+/// clone: clones share the index and the views.
 #[derive(Clone)]
 pub struct IndexManager {
     shared: Arc<Shared>,
@@ -48,11 +83,14 @@ pub struct IndexManager {
 
 struct Shared {
     store: Arc<Store>,
-    /// Text analysis of new indexes (`EngineConfig::analyzer`).
+    /// Text analysis of the index (`EngineConfig::analyzer`).
     analyzer: AnalyzerOptions,
+    /// Which passages BM25's statistics count (`EngineConfig::bm25_statistics`).
+    statistics: Statistics,
     /// Build after each load (`EngineConfig::background_index`).
     background_index: bool,
     capacity: usize,
+    index: Mutex<Option<Arc<PassageIndex>>>,
     cache: Mutex<Cache>,
     background: Mutex<HashSet<String>>,
 }
@@ -66,22 +104,24 @@ impl std::fmt::Debug for IndexManager {
 }
 
 impl IndexManager {
-    /// A manager of the indexes of `store`'s sessions, with the engine's
-    /// index settings (cache size, analysis, background builds).
+    /// A manager of `store`'s index, with the engine's index settings (views
+    /// kept, analysis, statistics, background builds).
     pub fn new(store: Arc<Store>, config: &EngineConfig) -> IndexManager {
         IndexManager {
             shared: Arc::new(Shared {
                 store,
                 analyzer: config.analyzer,
+                statistics: config.bm25_statistics,
                 background_index: config.background_index,
                 capacity: config.index_cache_sessions.max(1),
+                index: Mutex::new(None),
                 cache: Mutex::new(Cache::default()),
                 background: Mutex::default(),
             }),
         }
     }
 
-    /// How many session indexes are open in memory.
+    /// How many session views are kept in memory.
     pub fn cached(&self) -> usize {
         self.lock_cache().entries.len()
     }
@@ -90,12 +130,20 @@ impl IndexManager {
         self.shared.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn store(&self) -> &Store {
+        &self.shared.store
+    }
+
+    /// The session's view if it is kept, of this generation, and taken in
+    /// the index's current snapshot (a snapshot the reader has left pins
+    /// files merges removed, so it is taken again).
     fn cached_at(&self, session_id: &str, generation: u64) -> Option<Arc<SessionIndex>> {
+        let current = self.open_now().map(|i| i.reader_generation());
         let mut cache = self.lock_cache();
         cache.tick += 1;
         let tick = cache.tick;
         let (idx, used) = cache.entries.get_mut(session_id)?;
-        if idx.generation != generation {
+        if idx.generation != generation || Some(idx.searcher) != current {
             return None;
         }
         *used = tick;
@@ -120,23 +168,252 @@ impl IndexManager {
         }
     }
 
-    /// Drops a session's open index (its files stay).
+    /// Drops a session's view (the index keeps its texts).
     pub(crate) fn forget(&self, session_id: &str) {
         self.lock_cache().entries.remove(session_id);
     }
 
-    /// Whether a current index exists for the session, in memory or on disk.
+    /// The index this process has open, if any.
+    fn open_now(&self) -> Option<Arc<PassageIndex>> {
+        self.shared
+            .index
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn set_open(&self, index: Option<Arc<PassageIndex>>) {
+        *self.shared.index.lock().unwrap_or_else(|p| p.into_inner()) = index;
+    }
+
+    /// The id of an index with this build's analysis: its stamp.
+    fn id_of(&self, index: &PassageIndex) -> Option<String> {
+        index
+            .stamp()
+            .filter(|s| s.analyzer == signature(self.shared.analyzer))
+            .map(|s| s.index_id)
+    }
+
+    /// Whether every text of the session is in the index, as the store and
+    /// the index's last commit on disk say (no index opened).
     pub(crate) fn is_current(&self, session_id: &str, generation: u64) -> bool {
         if self.cached_at(session_id, generation).is_some() {
             return true;
         }
-        let wanted = signature(self.shared.analyzer);
-        read_stamp(&self.shared.store.index_dir(session_id))
-            .is_some_and(|s| s.generation == generation && s.analyzer == wanted)
+        let Some(stamp) = read_stamp(&self.store().search_index_dir()) else {
+            return false;
+        };
+        stamp.analyzer == signature(self.shared.analyzer)
+            && self
+                .store()
+                .unindexed_documents(session_id, &stamp.index_id)
+                .is_ok_and(|n| n == 0)
     }
 
-    /// The session's index at its current generation, building or updating
-    /// it when needed. Returns whether this call built or updated it.
+    /// The index, opened (and checked) once per process; made afresh when
+    /// there is none or it cannot be used.
+    fn index(&self, ctx: &CallContext) -> Result<(Arc<PassageIndex>, String), ToolError> {
+        if let Some(index) = self.open_now()
+            && let Some(id) = self.id_of(&index)
+        {
+            return Ok((index, id));
+        }
+        match PassageIndex::open(&self.store().search_index_dir()) {
+            Ok(Some(index)) => {
+                if let Some(id) = self.id_of(&index) {
+                    let index = Arc::new(index);
+                    self.set_open(Some(index.clone()));
+                    return Ok((index, id));
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "search index unusable; making it afresh"),
+        }
+        let lock = self.write_lock(ctx)?;
+        self.fresh_locked(&lock, None)
+    }
+
+    /// Under the write lock: the index as the last commit on disk has it,
+    /// made afresh if it is missing, of another analysis, or `damaged` (the
+    /// id of the index a search found damaged: another process may have
+    /// made it afresh already).
+    fn fresh_locked(
+        &self,
+        _lock: &SessionLock,
+        damaged: Option<&str>,
+    ) -> Result<(Arc<PassageIndex>, String), ToolError> {
+        let dir = self.store().search_index_dir();
+        let reopened = match PassageIndex::open(&dir) {
+            Ok(Some(index)) => self
+                .id_of(&index)
+                .filter(|id| Some(id.as_str()) != damaged)
+                .map(|id| (index, id)),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "search index unusable; making it afresh");
+                None
+            }
+        };
+        let (index, id) = match reopened {
+            Some(found) => found,
+            None => {
+                let index =
+                    PassageIndex::create_with(&dir, self.shared.analyzer).map_err(index_err)?;
+                let id = uuid::Uuid::new_v4().simple().to_string();
+                index
+                    .add_documents([], &self.stamp(&id))
+                    .map_err(index_err)?;
+                // What the store recorded of earlier indexes vouches for nothing now.
+                self.store().forget_index_rows(&id, &[])?;
+                tracing::info!(index_id = %id, "made the search index afresh");
+                (index, id)
+            }
+        };
+        let index = Arc::new(index);
+        self.set_open(Some(index.clone()));
+        self.lock_cache().entries.clear();
+        Ok((index, id))
+    }
+
+    fn stamp(&self, index_id: &str) -> IndexStamp {
+        IndexStamp {
+            index_id: index_id.to_owned(),
+            analyzer: signature(self.shared.analyzer),
+        }
+    }
+
+    /// The index's write lock, reporting the wait as progress.
+    fn write_lock(&self, ctx: &CallContext) -> Result<SessionLock, ToolError> {
+        let lock = self.store().lock_search_index(&mut |waited| {
+            ctx.progress(
+                waited.as_secs(),
+                None,
+                "waiting for another process's search index build",
+            );
+        })?;
+        Ok(lock)
+    }
+
+    /// Indexes the session's texts the index does not hold. True when this
+    /// call added any.
+    pub(crate) fn ensure(&self, session_id: &str, ctx: &CallContext) -> Result<bool, ToolError> {
+        let (_, id) = self.index(ctx)?;
+        if self.store().unindexed_documents(session_id, &id)? == 0 {
+            return Ok(false);
+        }
+        let lock = self.write_lock(ctx)?;
+        let (index, id) = self.current_locked(&lock)?;
+        // Read again under the lock: another process may have added them.
+        let docs = self.store().documents_with_keys(session_id, &id)?;
+        let mut seen = HashSet::new();
+        let missing: Vec<DocRow> = docs
+            .into_iter()
+            .filter(|(d, key)| key.is_none() && seen.insert(d.hash.clone()))
+            .map(|(d, _)| d)
+            .collect();
+        if missing.is_empty() {
+            return Ok(false);
+        }
+        self.add_texts(&lock, &index, &id, &missing, ctx)?;
+        Ok(true)
+    }
+
+    /// Under the write lock: the index as on disk now (another process may
+    /// have committed, or made it afresh).
+    fn current_locked(&self, lock: &SessionLock) -> Result<(Arc<PassageIndex>, String), ToolError> {
+        if let Some(index) = self.open_now()
+            && index.reload().is_ok()
+            && let Some(id) = self.id_of(&index)
+        {
+            return Ok((index, id));
+        }
+        self.fresh_locked(lock, None)
+    }
+
+    /// Adds these texts (one document each names them) in batches, each
+    /// committed to the index and then recorded in the store.
+    fn add_texts(
+        &self,
+        _lock: &SessionLock,
+        index: &PassageIndex,
+        index_id: &str,
+        texts: &[DocRow],
+        ctx: &CallContext,
+    ) -> Result<(), ToolError> {
+        let store = self.store();
+        let stamp = self.stamp(index_id);
+        let total: u64 = texts.iter().map(|d| d.length_chars).sum();
+        let mut done = 0u64;
+        let mut moved = 0u64;
+        ctx.progress(0, Some(total), "indexing texts");
+        let mut rest = texts;
+        while !rest.is_empty() {
+            ctx.check_cancel()?;
+            let mut n = 0;
+            let mut bytes = 0;
+            while n < rest.len() && (n == 0 || bytes + rest[n].length_chars <= BATCH_BYTES) {
+                bytes += rest[n].length_chars;
+                n += 1;
+            }
+            let (batch, after) = rest.split_at(n);
+            rest = after;
+            let hashes: Vec<&str> = batch.iter().map(|d| d.hash.as_str()).collect();
+            let claims = store.claim_index_keys(index_id, &hashes)?;
+            let by_hash: HashMap<&str, &DocRow> =
+                batch.iter().map(|d| (d.hash.as_str(), d)).collect();
+            let docs: Vec<&DocRow> = claims.iter().map(|c| by_hash[c.hash.as_str()]).collect();
+            // Opened in parallel: the first open of a text hashes it.
+            let opened = docs
+                .par_iter()
+                .map(|d| open_text(store, d))
+                .collect::<Result<Vec<_>, _>>()?;
+            let replace: Vec<u64> = claims.iter().filter(|c| c.replace).map(|c| c.key).collect();
+            // Nothing read from a pack cut short meanwhile (zeros) is
+            // committed: a fault while reading marks the text's pack damaged.
+            let mut damaged = None;
+            let committed = index
+                .add_texts_if(
+                    claims.iter().zip(&opened).map(|(c, t)| (c.key, t.as_str())),
+                    &replace,
+                    &stamp,
+                    || {
+                        damaged = docs
+                            .iter()
+                            .zip(&opened)
+                            .find_map(|(d, t)| check_read(store, d, t).err());
+                        damaged.is_none()
+                    },
+                )
+                .map_err(index_err)?;
+            match (committed, damaged) {
+                (true, _) => {}
+                (false, Some(e)) => return Err(e),
+                (false, None) => {
+                    return Err(ToolError::internal(
+                        "the search index was not committed; retry the search",
+                    ));
+                }
+            }
+            let keys: Vec<u64> = claims.iter().map(|c| c.key).collect();
+            store.commit_index_keys(&keys)?;
+            tracing::info!(
+                index_id,
+                texts = keys.len(),
+                redone = replace.len(),
+                chars = docs.iter().map(|d| d.length_chars).sum::<u64>(),
+                "texts indexed"
+            );
+            done += bytes;
+            moved += docs.iter().map(|d| d.length_chars).sum::<u64>();
+            ctx.progress(done, Some(total), "indexing texts");
+        }
+        // The writer's buffers and the texts' analysis are freed by now.
+        crate::alloc::after_large_work(moved);
+        Ok(())
+    }
+
+    /// The session's view of the index at its current generation, indexing
+    /// its texts first when needed. Returns whether this call indexed any.
     pub(crate) fn get(
         &self,
         session: &SessionRow,
@@ -145,94 +422,106 @@ impl IndexManager {
         if let Some(idx) = self.cached_at(&session.id, session.generation) {
             return Ok((idx, false));
         }
-        let lock = self.shared.store.lock_session(&session.id)?;
-        self.get_locked(&lock, &session.id, ctx)
-    }
-
-    /// [`IndexManager::get`] for a caller that already holds the session's
-    /// lock (`rlm.session.close` persists the index before it closes).
-    pub(crate) fn get_locked(
-        &self,
-        _lock: &SessionLock,
-        session_id: &str,
-        ctx: &CallContext,
-    ) -> Result<(Arc<SessionIndex>, bool), ToolError> {
-        let store = &self.shared.store;
-        // Re-read under the lock: a load may have committed meanwhile.
-        let current = store
-            .session(session_id)?
-            .ok_or_else(|| session_not_found(session_id))?;
-        let session = &current;
-        if let Some(idx) = self.cached_at(&session.id, current.generation) {
-            return Ok((idx, false));
-        }
-        let docs = store.documents_of(&session.id)?;
-        let dir = store.index_dir(&session.id);
-        let opts = self.shared.analyzer;
-        let stamp = IndexStamp {
-            generation: current.generation,
-            doc_count: docs.len() as u64,
-            analyzer: signature(opts),
-        };
-        let chars = |docs: &[DocRow]| docs.iter().map(|d| d.length_chars).sum::<u64>();
-        // The index, and the chars this call indexed (None: none, it was current).
-        let (index, indexed) = match PassageIndex::open(&dir) {
-            Ok(Some(mut index)) => match index.stamp() {
-                Some(s) if s == stamp => (index, None),
-                // Documents are only ever appended: index just the new ones.
-                Some(s) if s.analyzer == stamp.analyzer && s.doc_count < stamp.doc_count => {
-                    let new = &docs[s.doc_count as usize..];
-                    ctx.progress(0, Some(new.len() as u64), "indexing new documents");
-                    add(store, &mut index, new, &stamp)?;
-                    (index, Some(chars(new)))
-                }
-                _ => (
-                    rebuild(store, opts, &dir, &docs, &stamp, ctx)?,
-                    Some(chars(&docs)),
-                ),
-            },
-            Ok(None) => (
-                rebuild(store, opts, &dir, &docs, &stamp, ctx)?,
-                Some(chars(&docs)),
-            ),
-            Err(e) => {
-                tracing::warn!(session_id = %session.id, error = %e, "search index unusable; rebuilding it");
-                (
-                    rebuild(store, opts, &dir, &docs, &stamp, ctx)?,
-                    Some(chars(&docs)),
-                )
+        let mut built = false;
+        // A text missing from the snapshot means the index was made afresh
+        // meanwhile (by another process): index again, at most twice.
+        for _ in 0..3 {
+            built |= self.ensure(&session.id, ctx)?;
+            let (index, id) = self.index(ctx)?;
+            index.reload().map_err(index_err)?;
+            if self.id_of(&index).as_deref() != Some(id.as_str()) {
+                self.set_open(None);
+                continue;
             }
-        };
-        let built = indexed.is_some();
-        // The writer's buffers and the texts' analysis are freed by now.
-        crate::alloc::after_large_work(indexed.unwrap_or(0));
-        let idx = Arc::new(SessionIndex {
-            generation: current.generation,
-            index,
-            docs,
-        });
-        self.insert(&session.id, idx.clone());
-        Ok((idx, built))
+            let current = self
+                .store()
+                .session(&session.id)?
+                .ok_or_else(|| session_not_found(&session.id))?;
+            let rows = self.store().documents_with_keys(&session.id, &id)?;
+            let Some(rows) = rows
+                .into_iter()
+                .map(|(d, k)| k.map(|k| (d, k)))
+                .collect::<Option<Vec<_>>>()
+            else {
+                continue;
+            };
+            let mut keys = KeySet::new();
+            let mut by_key: HashMap<u64, Vec<usize>> = HashMap::new();
+            let mut docs = Vec::with_capacity(rows.len());
+            for (i, (doc, key)) in rows.into_iter().enumerate() {
+                keys.insert(key);
+                by_key.entry(key).or_default().push(i);
+                docs.push(doc);
+            }
+            let searcher = index.reader_generation();
+            let view = index
+                .view(Some(&keys), self.shared.statistics)
+                .map_err(index_err)?;
+            let idx = Arc::new(SessionIndex {
+                generation: current.generation,
+                view,
+                docs,
+                by_key,
+                searcher,
+            });
+            self.insert(&session.id, idx.clone());
+            return Ok((idx, built));
+        }
+        Err(ToolError::internal(
+            "the search index was made afresh three times while this search ran; retry it",
+        ))
     }
 
-    /// Drops the session's index files and builds them again (after a search
-    /// found them damaged).
+    /// Makes the index afresh after a search found it damaged (unless
+    /// another process did already), then the session's view again.
     pub(crate) fn rebuild_damaged(
         &self,
         session: &SessionRow,
         ctx: &CallContext,
     ) -> Result<(Arc<SessionIndex>, bool), ToolError> {
-        self.forget(&session.id);
+        let damaged = self.open_now().and_then(|i| self.id_of(&i));
         {
-            let _lock = self.shared.store.lock_session(&session.id)?;
-            // Whatever is left is rebuilt over (`PassageIndex::create_with`).
-            let _ = self.shared.store.remove_index_dir(&session.id);
+            let lock = self.write_lock(ctx)?;
+            self.fresh_locked(&lock, damaged.as_deref())?;
         }
         self.get(session, ctx)
     }
 
-    /// Brings the session's index up to date on another thread, so that a
-    /// search right after a load finds it ready.
+    /// Removes from the index the passages of texts the store no longer
+    /// has (gc deleted their rows) and of additions that never committed.
+    /// Returns how many texts' passages went.
+    pub(crate) fn collect_garbage(&self) -> Result<u64, ToolError> {
+        let ctx = CallContext::default();
+        if read_stamp(&self.store().search_index_dir()).is_none() && self.open_now().is_none() {
+            return Ok(0); // no index was ever made
+        }
+        let (_, _) = self.index(&ctx)?;
+        let lock = self.write_lock(&ctx)?;
+        let (index, id) = self.current_locked(&lock)?;
+        let recorded = self.store().index_keys(&id)?;
+        let held = index.keys().map_err(index_err)?;
+        // Under the lock no addition is under way: a row not committed is
+        // one that never finished.
+        let committed: HashSet<u64> = recorded.iter().filter(|r| r.1).map(|r| r.0).collect();
+        let unfinished: Vec<u64> = recorded.iter().filter(|r| !r.1).map(|r| r.0).collect();
+        let gone: Vec<u64> = held
+            .iter()
+            .copied()
+            .filter(|k| !committed.contains(k))
+            .collect();
+        if !gone.is_empty() {
+            index
+                .delete_texts(&gone, &self.stamp(&id))
+                .map_err(index_err)?;
+        }
+        self.store().forget_index_rows(&id, &unfinished)?;
+        drop(lock);
+        self.lock_cache().entries.clear();
+        Ok(gone.len() as u64)
+    }
+
+    /// Indexes the session's new texts on another thread, so that a search
+    /// right after a load finds them ready.
     pub(crate) fn refresh_in_background(&self, session_id: &str) {
         if !self.shared.background_index {
             return;
@@ -244,25 +533,23 @@ impl IndexManager {
             .unwrap_or_else(|p| p.into_inner())
             .insert(session_id.to_owned())
         {
-            return; // one is pending; it reads the generation once it holds the lock
+            return; // one is pending; it reads the documents once it holds the lock
         }
         let manager = self.clone();
         let sid = session_id.to_owned();
-        let spawned = std::thread::Builder::new().name("rlm-index".into()).spawn(move || {
-            let session = manager
-                .shared
-                .store
-                .session(&sid)
-                .map_err(ToolError::from)
-                .and_then(|s| s.ok_or_else(|| session_not_found(&sid)));
-            let result = session.and_then(|s| {
-                manager.shared.background.lock().unwrap_or_else(|p| p.into_inner()).remove(&sid);
-                manager.get(&s, &CallContext::default())
+        let spawned = std::thread::Builder::new()
+            .name("rlm-index".into())
+            .spawn(move || {
+                manager
+                    .shared
+                    .background
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&sid);
+                if let Err(e) = manager.ensure(&sid, &CallContext::default()) {
+                    tracing::warn!(session_id = %sid, error = %e, "background index build failed; the next search retries");
+                }
             });
-            if let Err(e) = result {
-                tracing::warn!(session_id = %sid, error = %e, "background index build failed; the next search retries");
-            }
-        });
         if spawned.is_err() {
             self.shared
                 .background
@@ -273,67 +560,17 @@ impl IndexManager {
     }
 }
 
-/// A search index that could not be opened is rebuilt without a word; this
-/// is a build that failed, which a retry repeats until its cause is gone.
+/// A search index that could not be opened is made afresh without a word;
+/// this is a build that failed, which a retry repeats until its cause is gone.
 fn index_err(e: IndexError) -> ToolError {
     ToolError::internal(format!(
         "the search index could not be built: {e}; a retry fails the same way until the cause is fixed (a full or read-only disk under the data directory); `method: \"literal\"` and `\"regex\"` search without it"
     ))
 }
 
-fn rebuild(
-    store: &Store,
-    opts: AnalyzerOptions,
-    dir: &Path,
-    docs: &[DocRow],
-    stamp: &IndexStamp,
-    ctx: &CallContext,
-) -> Result<PassageIndex, ToolError> {
-    ctx.progress(0, Some(docs.len() as u64), "building the search index");
-    let mut index = PassageIndex::create_with(dir, opts).map_err(index_err)?;
-    add(store, &mut index, docs, stamp)?;
-    Ok(index)
-}
-
-fn add(
-    store: &Store,
-    index: &mut PassageIndex,
-    docs: &[DocRow],
-    stamp: &IndexStamp,
-) -> Result<(), ToolError> {
-    // Opened in parallel: the first open of a text hashes it.
-    let texts = docs
-        .par_iter()
-        .map(|d| open_text(store, d))
-        .collect::<Result<Vec<_>, _>>()?;
-    // Nothing read from a pack cut short meanwhile (zeros) is committed: a
-    // fault while reading marks the text's pack damaged (`fault`).
-    let mut damaged = None;
-    let committed = index
-        .add_documents_if(
-            docs.iter().zip(&texts).map(|(d, t)| (d.seq, t.as_str())),
-            stamp,
-            || {
-                damaged = docs
-                    .iter()
-                    .zip(&texts)
-                    .find_map(|(d, t)| check_read(store, d, t).err());
-                damaged.is_none()
-            },
-        )
-        .map_err(index_err)?;
-    match (committed, damaged) {
-        (true, _) => Ok(()),
-        (false, Some(e)) => Err(e),
-        (false, None) => Err(ToolError::internal(
-            "the search index was not committed; retry the search",
-        )),
-    }
-}
-
 /// The stamp of the last commit in an index folder, read from tantivy's
 /// `meta.json` without opening the index.
-fn read_stamp(dir: &Path) -> Option<IndexStamp> {
+fn read_stamp(dir: &std::path::Path) -> Option<IndexStamp> {
     let meta = std::fs::read(dir.join("meta.json")).ok()?;
     let v: serde_json::Value = serde_json::from_slice(&meta).ok()?;
     serde_json::from_str(v.get("payload")?.as_str()?).ok()

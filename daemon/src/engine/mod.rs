@@ -50,8 +50,11 @@ pub struct EngineConfig {
     pub load_threads: usize,
     /// When set, file loads may read only below these folders.
     pub allowed_roots: Option<Vec<PathBuf>>,
-    /// Session indexes kept open in memory.
+    /// Sessions whose view of the search index is kept in memory.
     pub index_cache_sessions: usize,
+    /// Which passages BM25's statistics count: a session's own (the
+    /// default) or the whole shared index's (`[search] bm25_statistics`).
+    pub bm25_statistics: crate::search::bm25::Statistics,
     /// Build a session's index in the background right after each load.
     pub background_index: bool,
     /// Text analysis of new indexes (stop words, stemming).
@@ -73,6 +76,7 @@ impl EngineConfig {
             load_threads: 0,
             allowed_roots: None,
             index_cache_sessions: 32,
+            bm25_statistics: crate::search::bm25::Statistics::View,
             background_index: true,
             analyzer: crate::search::analyzer::AnalyzerOptions::DEFAULT,
             racy_window: std::time::Duration::from_secs(2),

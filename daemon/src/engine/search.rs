@@ -186,7 +186,6 @@ impl Engine {
     ) -> Result<((Vec<Found>, u64), bool), ToolError> {
         let manager = &self.inner.indexes;
         let (mut idx, mut built) = manager.get(session, ctx)?;
-        let ords: Option<Vec<u64>> = only.map(|d| d.iter().map(|d| d.seq).collect());
         // Overlapping passages can hit the same place, so some hits are dropped as
         // duplicates: ask for a few more hits than `limit` (dropping more than half of
         // `limit` is rare), and only when they do not make `limit` distinct matches, for
@@ -194,14 +193,16 @@ impl Engine {
         let most = limit * 3 + 8;
         let mut want = (limit + limit / 2 + 4).min(most);
         let out = loop {
-            let (hits, terms) = match idx.index.search_terms(query, want, ords.as_deref()) {
+            let keys: Option<Vec<u64>> = only.map(|d| idx.keys_of(d));
+            let (hits, terms) = match idx.view.search_terms(query, want, keys.as_deref()) {
                 Ok(h) => h,
                 Err(IndexError::Damaged(why)) => {
-                    tracing::warn!(session_id = %session.id, %why, "search index damaged during a search; rebuilding it");
+                    tracing::warn!(session_id = %session.id, %why, "search index damaged during a search; making it afresh");
                     (idx, built) = manager.rebuild_damaged(session, ctx)?;
-                    idx.index
-                        .search_terms(query, want, ords.as_deref())
-                        .map_err(|e| ToolError::internal(format!("the search index was rebuilt and still fails: {e}; a retry will not help, `method: \"literal\"` and `\"regex\"` search without it")))?
+                    let keys: Option<Vec<u64>> = only.map(|d| idx.keys_of(d));
+                    idx.view
+                        .search_terms(query, want, keys.as_deref())
+                        .map_err(|e| ToolError::internal(format!("the search index was made afresh and still fails: {e}; a retry will not help, `method: \"literal\"` and `\"regex\"` search without it")))?
                 }
                 Err(e) => {
                     return Err(ToolError::internal(format!(
@@ -210,7 +211,7 @@ impl Engine {
                 }
             };
             let exhausted = hits.len() < want;
-            let out = self.bm25_matches(&idx, hits, &terms, limit, context_chars)?;
+            let out = self.bm25_matches(&idx, only, hits, &terms, limit, context_chars)?;
             if out.len() >= limit || exhausted || want >= most {
                 break out;
             }
@@ -220,38 +221,60 @@ impl Engine {
         Ok(((out, n), built))
     }
 
-    /// The distinct matches of `hits` (best first), at most `limit`.
+    /// The distinct matches of `hits` (best first), at most `limit`: each hit
+    /// is a match in every document of the session (of `only`, when given)
+    /// that holds the hit's text.
     fn bm25_matches(
         &self,
         idx: &SessionIndex,
+        only: Option<&[DocRow]>,
         hits: Vec<bm25::PassageHit>,
         terms: &[bm25::QueryTerm],
         limit: usize,
         context_chars: u64,
     ) -> Result<Vec<Found>, ToolError> {
         // Contexts are analysed as the index was, so what is highlighted is what matched.
-        let matcher = bm25::TermMatcher::new(terms, idx.index.options());
+        let matcher = bm25::TermMatcher::new(terms, idx.view.options());
+        let wanted: Option<std::collections::HashSet<&str>> =
+            only.map(|d| d.iter().map(|d| d.doc_id.as_str()).collect());
         let window = context_chars.max(1) as usize;
         let mut out: Vec<Found> = Vec::new();
-        let mut taken: Vec<(u64, u64, u64)> = Vec::new(); // (ord, start, end) of returned contexts
+        let mut taken: Vec<(usize, u64, u64)> = Vec::new(); // (doc, start, end) of returned contexts
         for hit in hits {
             if out.len() >= limit {
                 break;
             }
-            let Some(doc) = idx.docs.get(hit.doc_ord as usize) else {
+            let holders: Vec<usize> = idx
+                .by_key
+                .get(&hit.key)
+                .into_iter()
+                .flatten()
+                .copied()
+                .filter(|&i| {
+                    wanted
+                        .as_ref()
+                        .is_none_or(|w| w.contains(idx.docs[i].doc_id.as_str()))
+                })
+                .collect();
+            let Some(&first) = holders.first() else {
                 continue;
             };
-            let text = self.text_of(doc)?;
+            let text = self.text_of(&idx.docs[first])?;
             let passage = slice(&text, hit.start_char, hit.end_char);
             // One search of the passage serves the cluster and, mostly, the highlights.
             let occ = matcher.occurrences(passage);
             let (cs, ce) = bm25::best_cluster_in(&occ, terms, window)
                 .map(|(a, b)| (hit.start_char + a as u64, hit.start_char + b as u64))
                 .unwrap_or((hit.start_char, hit.start_char));
-            if taken
-                .iter()
-                .any(|&(o, s, e)| o == hit.doc_ord && (cs < e && ce > s || cs == s))
-            {
+            let fresh: Vec<usize> = holders
+                .into_iter()
+                .filter(|&i| {
+                    !taken
+                        .iter()
+                        .any(|&(o, s, e)| o == i && (cs < e && ce > s || cs == s))
+                })
+                .collect();
+            if fresh.is_empty() {
                 continue;
             }
             let (start, end) = centre(cs, ce, context_chars, text.len_chars());
@@ -291,17 +314,22 @@ impl Engine {
                 .find(|h| h.start >= cs - start)
                 .or(highlights.first())
                 .map_or((0, 0), |h| (h.start, h.end));
-            check_read(&self.inner.store, doc, &text)?;
-            taken.push((hit.doc_ord, start, end));
-            out.push(Found {
-                doc_id: doc.doc_id.clone(),
-                start,
-                end,
-                score: f64::from(hit.score),
-                context: context.to_owned(),
-                primary,
-                highlights,
-            });
+            check_read(&self.inner.store, &idx.docs[first], &text)?;
+            for i in fresh {
+                if out.len() >= limit {
+                    break;
+                }
+                taken.push((i, start, end));
+                out.push(Found {
+                    doc_id: idx.docs[i].doc_id.clone(),
+                    start,
+                    end,
+                    score: f64::from(hit.score),
+                    context: context.to_owned(),
+                    primary,
+                    highlights: highlights.clone(),
+                });
+            }
         }
         Ok(out)
     }

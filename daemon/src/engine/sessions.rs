@@ -120,8 +120,8 @@ impl Engine {
     }
 
     /// Closes a session: exactly one of any number of concurrent closes wins.
-    /// The session's search index is persisted first, built if no search or
-    /// background build made it yet.
+    /// The session's texts are indexed first if no search or background
+    /// build did it yet.
     pub(crate) fn session_close(
         &self,
         session_id: &str,
@@ -162,13 +162,13 @@ impl Engine {
         }
     }
 
-    /// Builds the index of an active session with documents whose current
-    /// index is not on disk, under the lock the caller holds. A build that
-    /// fails does not stop the close (the next search builds it); a cancelled
-    /// one does.
+    /// Indexes the texts of an active session the shared search index does
+    /// not hold yet, so that a search of the closed session finds them
+    /// ready. A build that fails does not stop the close (the next search
+    /// builds it); a cancelled one does.
     fn persist_index(
         &self,
-        lock: &SessionLock,
+        _lock: &SessionLock,
         session_id: &str,
         ctx: &CallContext,
     ) -> Result<(), ToolError> {
@@ -179,11 +179,11 @@ impl Engine {
         if !s.is_active() || s.document_count == 0 || indexes.is_current(&s.id, s.generation) {
             return Ok(());
         }
-        match indexes.get_locked(lock, session_id, ctx) {
+        match indexes.ensure(session_id, ctx) {
             Ok(_) => Ok(()),
             Err(e) if e.code == ErrorCode::Cancelled => Err(e),
             Err(e) => {
-                tracing::warn!(session_id, error = %e, "closing without a search index; the next search builds it");
+                tracing::warn!(session_id, error = %e, "closing without its texts indexed; the next search indexes them");
                 Ok(())
             }
         }

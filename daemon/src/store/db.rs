@@ -112,6 +112,19 @@ pub const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX file_identities_by_hash ON file_identities (hash);
     "#,
+    // 4: which texts the shared search index holds, under which key
+    // (`indexed.rs`); keys are never given twice, and a row leaves with its
+    // blob (gc). The per-session index folders of `indexes/` are gc's.
+    r#"
+    CREATE TABLE indexed_texts (
+        key       INTEGER PRIMARY KEY AUTOINCREMENT,
+        index_id  TEXT NOT NULL,
+        hash      TEXT NOT NULL REFERENCES blobs (hash) ON DELETE CASCADE,
+        committed INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (index_id, hash)
+    );
+    CREATE INDEX indexed_texts_by_hash ON indexed_texts (hash);
+    "#,
 ];
 
 /// The schema version this build writes.

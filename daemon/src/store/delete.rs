@@ -1,8 +1,9 @@
 //! Deleting sessions: the rows that are only a session's own (documents,
 //! chunk sets, spans, artifacts, traces, the session) in one durable
-//! transaction under its lock, then its index folder and lock file; and the
-//! sessions retention makes eligible (closed long ago, idle long). The texts
-//! its documents named stay until `gc` finds no document naming them.
+//! transaction under its lock, then its lock file; and the sessions
+//! retention makes eligible (closed long ago, idle long). The texts its
+//! documents named, and their passages in the shared search index, stay
+//! until `gc` finds no document naming them.
 
 use rusqlite::{OptionalExtension, params};
 
@@ -24,8 +25,8 @@ impl Store {
     /// session's lock (`held`), so no load, chunking, index build or close
     /// of it is half-way; the lock file itself is removed after the commit
     /// (before the lock is released: a waiter then finds the path gone,
-    /// locks a new file and the session missing), then the index folder.
-    /// The blobs its documents named are left to `gc`.
+    /// locks a new file and the session missing). The blobs its documents
+    /// named, and their passages in the search index, are left to `gc`.
     pub fn delete_session(
         &self,
         held: SessionLock,
@@ -67,9 +68,6 @@ impl Store {
                 tracing::warn!(path = %lock_path.display(), error = %e, "could not remove a deleted session's lock file; gc removes it later");
             }
             drop(held);
-            if let Err(e) = self.remove_index_dir(session_id) {
-                tracing::warn!(session_id, error = %e, "could not remove a deleted session's index folder; gc removes it later");
-            }
         }
         Ok(deleted)
     }

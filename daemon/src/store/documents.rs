@@ -23,9 +23,9 @@ pub struct DocRow {
 }
 
 impl DocRow {
-    const COLUMNS: &'static str = "doc_id, seq, hash, length_chars";
+    pub(super) const COLUMNS: &'static str = "doc_id, seq, hash, length_chars";
 
-    fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DocRow> {
+    pub(super) fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DocRow> {
         Ok(DocRow {
             doc_id: r.get(0)?,
             seq: r.get::<_, i64>(1)? as u64,

@@ -97,15 +97,15 @@ impl Store {
                 report.temp_files_removed += 1;
             }
         }
+        // Per-session index folders of schema 3 and before: every session
+        // now searches the shared index (`search/`).
         for entry in entries(&self.layout.indexes_dir()) {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let path = entry.path();
-            if !sessions.contains(&name)
-                && older_than(&path, file_grace)
-                && remove(&path, "index folder", &mut report)
-            {
+            if remove(&entry.path(), "index folder", &mut report) {
                 report.index_dirs_removed += 1;
             }
+        }
+        if std::fs::remove_dir(self.layout.indexes_dir()).is_ok() {
+            tracing::info!("removed the per-session index folders of an earlier version");
         }
         for entry in entries(&self.layout.locks_dir()) {
             let name = entry.file_name().to_string_lossy().into_owned();

@@ -5,7 +5,9 @@
 //! <data>/store.sqlite          SQLite (WAL: store.sqlite-wal, store.sqlite-shm)
 //! <data>/blobs/packs/<p>.pack  append-once pack files
 //! <data>/blobs/tmp/            packs being written (renamed into packs/ when synced)
-//! <data>/indexes/<session>/    a session's tantivy passage index
+//! <data>/search/index/         the tantivy passage index every session shares
+//! <data>/search/write.lock     held by the one process writing that index
+//! <data>/indexes/              per-session indexes of schema 3 and before (gc removes them)
 //! <data>/locks/<session>.lock  a session's advisory lock file (never removed while it exists)
 //! ```
 
@@ -23,8 +25,14 @@ pub const TMP_DIR: &str = "tmp";
 pub const PACK_SUFFIX: &str = ".pack";
 /// What a pack being written ends with (under `blobs/tmp/`).
 pub const TMP_PACK_SUFFIX: &str = ".pack.tmp";
-/// Session index folders, one per session.
+/// Per-session index folders of schema 3 and before, removed by gc.
 pub const INDEXES_DIR: &str = "indexes";
+/// The shared search index's folder.
+pub const SEARCH_DIR: &str = "search";
+/// The tantivy index, under `search/`.
+pub const SEARCH_INDEX_DIR: &str = "index";
+/// The name of the shared index's write lock (`search/write.lock`).
+pub const SEARCH_WRITE_LOCK: &str = "write";
 /// Session lock files, one per session.
 pub const LOCKS_DIR: &str = "locks";
 /// What a session's lock file name ends with (the name `rlm::lock::SessionLock`
@@ -74,9 +82,19 @@ impl Layout {
         self.root.join(INDEXES_DIR)
     }
 
-    /// `indexes/<session>/`.
+    /// `indexes/<session>/` (schema 3 and before).
     pub fn index_dir(&self, session_id: &str) -> PathBuf {
         self.indexes_dir().join(session_id)
+    }
+
+    /// `search/`.
+    pub fn search_dir(&self) -> PathBuf {
+        self.root.join(SEARCH_DIR)
+    }
+
+    /// `search/index/`.
+    pub fn search_index_dir(&self) -> PathBuf {
+        self.search_dir().join(SEARCH_INDEX_DIR)
     }
 
     /// `locks/`.

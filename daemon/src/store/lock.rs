@@ -34,10 +34,22 @@ impl SessionLock {
         session_id: &str,
         timeout: Duration,
     ) -> io::Result<SessionLock> {
+        Self::acquire_watched(locks_dir, session_id, timeout, &mut |_| {})
+    }
+
+    /// [`SessionLock::acquire`], calling `waiting` with the time waited so
+    /// far about once a second while another process holds the lock (a
+    /// caller reports progress with it).
+    pub fn acquire_watched(
+        locks_dir: &Path,
+        session_id: &str,
+        timeout: Duration,
+        waiting: &mut dyn FnMut(Duration),
+    ) -> io::Result<SessionLock> {
         let path = Self::path_for(locks_dir, session_id);
         let deadline = Instant::now() + timeout;
         let file = open(&path)?;
-        Self::lock_opened(path, file, deadline, timeout)
+        Self::lock_opened(path, file, deadline, timeout, waiting)
     }
 
     /// Locks `file`, opened from `path`, and keeps it only if `path` still
@@ -49,8 +61,11 @@ impl SessionLock {
         mut file: File,
         deadline: Instant,
         timeout: Duration,
+        waiting: &mut dyn FnMut(Duration),
     ) -> io::Result<SessionLock> {
         let mut pause = Duration::from_micros(200);
+        let started = Instant::now();
+        let mut told = started;
         loop {
             match FileExt::try_lock(&file) {
                 Ok(()) => {
@@ -73,6 +88,10 @@ impl SessionLock {
                         timeout
                     ),
                 ));
+            }
+            if told.elapsed() >= Duration::from_secs(1) {
+                told = Instant::now();
+                waiting(started.elapsed());
             }
             std::thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(20));
@@ -146,16 +165,28 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
         let holder = SessionLock::acquire(dir.path(), "s1", Duration::from_secs(1)).unwrap();
         let wait = Duration::from_millis(50);
-        let err = SessionLock::lock_opened(path.clone(), stale, Instant::now() + wait, wait)
-            .expect_err("the holder of the file the path names excludes the waiter");
+        let err = SessionLock::lock_opened(
+            path.clone(),
+            stale,
+            Instant::now() + wait,
+            wait,
+            &mut |_| {},
+        )
+        .expect_err("the holder of the file the path names excludes the waiter");
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
         // Once the holder lets go, the waiter gets the file the path names.
         drop(holder);
         let stale = open(&path).unwrap();
         std::fs::remove_file(&path).unwrap();
         let wait = Duration::from_secs(5);
-        let lock = SessionLock::lock_opened(path.clone(), stale, Instant::now() + wait, wait)
-            .expect("the path's new file is free");
+        let lock = SessionLock::lock_opened(
+            path.clone(),
+            stale,
+            Instant::now() + wait,
+            wait,
+            &mut |_| {},
+        )
+        .expect("the path's new file is free");
         assert!(
             names_file(&path, &lock.file).unwrap(),
             "the lock held is that of the file the path names"

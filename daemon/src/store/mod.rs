@@ -1,12 +1,13 @@
 //! The store under the data directory: SQLite (`store.sqlite`), the blob
-//! store (`blobs/`), the search indexes (`indexes/`) and the session lock
-//! files (`locks/`). Only this module and the index manager write there,
-//! and every file removal under the data directory is here (`gc`,
-//! `remove_index_dir`, the blob store's temporary files).
+//! store (`blobs/`), the shared search index's folder (`search/`) and the
+//! session lock files (`locks/`). Only this module and the index manager
+//! write there, and every file removal under the data directory is here
+//! (`gc`, `delete`, the blob store's temporary files) but the index's own
+//! (tantivy's merges, and the index made afresh by the index manager).
 //!
 //! The store owns its data: every SQL statement is in a module of this one,
 //! one per table family (`sessions`, `documents` with `blobs`, `files`
-//! (`file_identities`), `spans` with `chunk_sets`, `artifacts`, `traces`), and the engine sees only typed
+//! (`file_identities`), `indexed` (`indexed_texts`), `spans` with `chunk_sets`, `artifacts`, `traces`), and the engine sees only typed
 //! methods of [`Store`]. **Each public method is one transaction**, opened
 //! and committed inside it: reads on a pooled connection, writes `IMMEDIATE`
 //! (`Db::write`), and those that keep what a user gave (sessions, documents,
@@ -27,6 +28,7 @@ pub mod delete;
 pub mod documents;
 pub mod files;
 pub mod gc;
+pub mod indexed;
 pub mod layout;
 pub mod sessions;
 pub mod spans;
@@ -170,7 +172,7 @@ impl Store {
             tracing::info!(repaired, data_dir = %root.display(), "made files and folders readable by this user only");
         }
         mk(&layout.locks_dir())?;
-        mk(&layout.indexes_dir())?;
+        mk(&layout.search_dir())?;
         let blobs = BlobStore::open(&layout).map_err(io_err("opening the blob store"))?;
         let db = Db::open(&layout.sqlite())?;
         // Temporary blob files older than a day cannot belong to a live load.
@@ -194,23 +196,25 @@ impl Store {
         &self.layout
     }
 
-    /// The folder of a session's search index.
-    pub fn index_dir(&self, session_id: &str) -> PathBuf {
-        self.layout.index_dir(session_id)
+    /// The folder of the search index every session shares.
+    pub fn search_index_dir(&self) -> PathBuf {
+        self.layout.search_index_dir()
     }
 
-    /// Removes a session's index folder (a damaged index, before it is built
-    /// again). The caller holds the session's lock. A folder already gone is
-    /// no error.
-    pub fn remove_index_dir(&self, session_id: &str) -> Result<(), StoreError> {
-        let dir = self.layout.index_dir(session_id);
-        match std::fs::remove_dir_all(&dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StoreError::Io {
-                context: format!("removing {}", dir.display()),
-                source: e,
-            }),
-            _ => Ok(()),
-        }
+    /// Takes the shared search index's write lock (blocking; call from a
+    /// blocking thread), calling `waiting` about once a second while another
+    /// process holds it. One process at a time adds to or deletes from the
+    /// index, or makes it afresh.
+    pub fn lock_search_index(
+        &self,
+        waiting: &mut dyn FnMut(Duration),
+    ) -> Result<SessionLock, StoreError> {
+        let dir = self.layout.search_dir();
+        SessionLock::acquire_watched(&dir, layout::SEARCH_WRITE_LOCK, LOCK_TIMEOUT, waiting)
+            .map_err(io_err(format!(
+                "locking the search index in {}",
+                dir.display()
+            )))
     }
 
     /// Starts a pack for a load's new texts (under `blobs/tmp/` until it is

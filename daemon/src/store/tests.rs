@@ -232,30 +232,21 @@ fn gc_removes_only_what_nothing_references() {
     // Everything is younger than an hour: nothing goes.
     let report = store.gc(super::gc::GC_GRACE).unwrap();
     assert_eq!(report.packs_removed + report.temp_files_removed, 0);
-    assert_eq!(report.index_dirs_removed + report.lock_files_removed, 0);
+    assert_eq!(report.lock_files_removed, 0);
+    // Per-session index folders of an earlier version go at once, whoever's.
+    assert_eq!(report.index_dirs_removed, 2);
+    assert!(!layout.indexes_dir().exists());
 
     let report = store.gc(std::time::Duration::ZERO).unwrap();
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     assert_eq!(report.packs_removed, 1);
     assert_eq!(report.temp_files_removed, 1);
-    assert_eq!(report.index_dirs_removed, 1);
     assert_eq!(report.lock_files_removed, 1);
     assert!(layout.pack_file(&kept).is_file());
     assert!(!layout.pack_file(&orphan).exists());
-    assert!(layout.index_dir("s").is_dir());
-    assert!(!layout.index_dir("gone").exists());
     assert!(layout.locks_dir().join("s.lock").is_file());
     assert!(!layout.locks_dir().join("gone.lock").exists());
     assert!(dir.path().join("store.sqlite").is_file());
-}
-
-#[test]
-fn a_missing_index_folder_is_no_error_to_remove() {
-    let (_dir, store) = store_with_session(10);
-    store.remove_index_dir("s").unwrap();
-    std::fs::create_dir_all(store.index_dir("s").join("x")).unwrap();
-    store.remove_index_dir("s").unwrap();
-    assert!(!store.index_dir("s").exists());
 }
 
 /// The data folder is this user's alone, whatever mode it had: a store made
@@ -375,7 +366,6 @@ fn a_deleted_session_leaves_no_row_index_or_lock_and_gc_reclaims_its_texts() {
             None,
         )
         .unwrap();
-    std::fs::create_dir_all(layout.index_dir("s")).unwrap();
 
     let deleted = store
         .delete_session(store.lock_session("s").unwrap(), "s")
@@ -387,7 +377,6 @@ fn a_deleted_session_leaves_no_row_index_or_lock_and_gc_reclaims_its_texts() {
     );
     assert!(store.session("s").unwrap().is_none());
     assert!(store.documents_of("s").unwrap().is_empty());
-    assert!(!layout.index_dir("s").exists());
     assert!(!layout.locks_dir().join("s.lock").exists());
     assert!(
         store

@@ -93,8 +93,9 @@ fn assert_same_answers(got: &[Value], want: &[Value]) {
     }
 }
 
-fn index_dir(env: &Env, sid: &str) -> PathBuf {
-    env.data().join("indexes").join(sid)
+/// The search index every session of the store shares.
+fn index_dir(env: &Env) -> PathBuf {
+    env.data().join("search").join("index")
 }
 
 fn largest_file(dir: &Path) -> PathBuf {
@@ -116,7 +117,7 @@ fn restart(env: Env) -> (tempfile::TempDir, Engine, CallContext) {
 fn the_index_is_persisted_and_reused_after_a_restart() {
     let env = Env::new();
     let (sid, answers) = indexed_session(&env);
-    assert!(index_dir(&env, &sid).join("meta.json").is_file());
+    assert!(index_dir(&env).join("meta.json").is_file());
     let (_dir, engine, ctx) = restart(env);
     let info = ok(
         "info",
@@ -150,7 +151,7 @@ fn a_closed_sessions_index_is_reused_after_a_restart() {
 fn damaged_index_is_rebuilt(damage: impl FnOnce(&Path)) {
     let env = Env::new();
     let (sid, answers) = indexed_session(&env);
-    let dir = index_dir(&env, &sid);
+    let dir = index_dir(&env);
     let (_tmp, engine, ctx) = restart(env);
     damage(&dir);
     let again = search_all(&engine, &ctx, &sid);

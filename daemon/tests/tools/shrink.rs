@@ -1,5 +1,5 @@
-//! A store that shrinks: sessions deleted, gc racing loads of the same texts
-//! in another engine on the same data folder, retention.
+//! A store that shrinks: sessions deleted, gc racing loads and searches of
+//! the same texts in another engine on the same data folder, retention.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -83,6 +83,27 @@ fn gc_in_one_engine_never_takes_a_text_a_load_in_another_commits() {
         ) {
             Ok(r) => {
                 loaded += 1;
+                // Every text is found through the shared index, whatever gc
+                // takes meanwhile in the other engine.
+                let found = env.search(&sid, json!({"query": "text number", "limit": 20}));
+                let mut ids: Vec<&str> = found["matches"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|m| m["doc_id"].as_str().unwrap())
+                    .collect();
+                ids.sort_unstable();
+                ids.dedup();
+                assert_eq!(ids.len(), sources.len(), "{found}");
+                assert_eq!(
+                    env.count(
+                        "SELECT count(*) FROM documents d WHERE d.session_id = ?1 AND NOT EXISTS \
+                         (SELECT 1 FROM indexed_texts t WHERE t.hash = d.hash AND t.committed = 1)",
+                        [&sid],
+                    ),
+                    0,
+                    "a document whose text has no index entry"
+                );
                 for d in r["loaded"].as_array().unwrap() {
                     let p = env.call(
                         "rlm.docs.peek",

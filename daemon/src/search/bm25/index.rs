@@ -1,24 +1,26 @@
-//! The tantivy index of a session's passages: schema, build (incremental), open with
-//! damage detection, BM25 search with the query terms' statistics looked up once.
+//! The shared tantivy index of the stored texts' passages: schema, additions and
+//! deletions by text key, open with damage detection, views of a set of texts, BM25
+//! search in a view with the query terms' statistics looked up once.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::Mutex;
 
 use tantivy::collector::TopDocs;
-use tantivy::columnar::Column;
 use tantivy::index::SegmentComponent;
 use tantivy::indexer::LogMergePolicy;
 use tantivy::query::{BooleanQuery, ConstScoreQuery, Occur, Query, TermQuery, TermSetQuery};
 use tantivy::schema::{
     Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing, TextOptions,
 };
-use tantivy::{Index, IndexReader, ReloadPolicy, TantivyDocument, TantivyError, Term};
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, TantivyError, Term};
 
 use super::passages::passages;
 use super::stamp::{IndexStamp, parse_signature, signature};
+use super::view::{IndexView, KeySet, SegmentColumns, Statistics, ViewStats};
 use crate::search::analyzer::{self, AnalyzerOptions, TOKENIZER_NAME};
 
-const FIELD_DOC_ORD: &str = "doc_ord";
+const FIELD_KEY: &str = "text_key";
 const FIELD_START: &str = "start";
 const FIELD_END: &str = "end";
 const FIELD_TEXT: &str = "text";
@@ -27,6 +29,9 @@ const FIELD_TEXT: &str = "text";
 const WRITER_MEMORY_BYTES: usize = 32 << 20;
 /// At most this many indexing threads (the machine is small and shared).
 const MAX_WRITER_THREADS: usize = 2;
+/// A segment with more than this share of its passages deleted (texts gc
+/// removed) is merged away.
+const DELETED_SHARE_BEFORE_MERGE: f32 = 0.3;
 
 /// Failures of the passage index.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -74,7 +79,8 @@ fn damaged(e: impl std::fmt::Display) -> IndexError {
 /// One passage found by [`PassageIndex::search`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PassageHit {
-    pub doc_ord: u64,
+    /// The key of the text the passage is in.
+    pub key: u64,
     /// Code point offsets of the passage in the document.
     pub start_char: u64,
     pub end_char: u64,
@@ -91,7 +97,7 @@ pub struct QueryTerm {
 
 #[derive(Debug, Clone, Copy)]
 struct Fields {
-    doc_ord: Field,
+    key: Field,
     start: Field,
     end: Field,
     text: Field,
@@ -99,8 +105,8 @@ struct Fields {
 
 fn build_schema() -> (Schema, Fields) {
     let mut builder = Schema::builder();
-    let doc_ord = builder.add_u64_field(
-        FIELD_DOC_ORD,
+    let key = builder.add_u64_field(
+        FIELD_KEY,
         NumericOptions::default().set_indexed().set_fast(),
     );
     let start = builder.add_u64_field(FIELD_START, NumericOptions::default().set_fast());
@@ -116,7 +122,7 @@ fn build_schema() -> (Schema, Fields) {
     (
         builder.build(),
         Fields {
-            doc_ord,
+            key,
             start,
             end,
             text,
@@ -124,28 +130,28 @@ fn build_schema() -> (Schema, Fields) {
     )
 }
 
-/// The BM25 index of a session's passages, in one directory.
+/// The BM25 index of the stored texts' passages, in one directory. Every
+/// passage carries the key of its text; texts are added and deleted by key.
+/// Reading is a snapshot ([`PassageIndex::view`]) taken after
+/// [`PassageIndex::reload`]; writers in any process are serialized by the
+/// caller, and each write opens the directory afresh (tantivy's list of the
+/// files it manages is read from disk, so one process never deletes files
+/// another wrote).
 pub struct PassageIndex {
     dir: PathBuf,
     index: Index,
     reader: IndexReader,
     fields: Fields,
     opts: AnalyzerOptions,
-    stamp: Option<IndexStamp>,
-    /// The fast-field columns of each segment, for the searcher generation they were
-    /// opened for (opening them costs more than reading the few hits of a search).
-    columns: std::sync::Mutex<Option<(u64, Arc<SegmentColumns>)>>,
+    stamp: Mutex<Option<IndexStamp>>,
 }
-
-/// `[doc_ord, start, end]` columns of each segment of a searcher, by segment ord.
-type SegmentColumns = Vec<[Column<u64>; 3]>;
 
 impl std::fmt::Debug for PassageIndex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PassageIndex")
             .field("dir", &self.dir)
             .field("opts", &self.opts)
-            .field("stamp", &self.stamp)
+            .field("stamp", &self.stamp())
             .finish_non_exhaustive()
     }
 }
@@ -282,14 +288,14 @@ impl PassageIndex {
             reader,
             fields,
             opts,
-            stamp,
-            columns: std::sync::Mutex::new(None),
+            stamp: Mutex::new(stamp),
         })
     }
 
-    /// What the last commit covers (None for an index never committed with a stamp).
+    /// What the last commit this process saw says (None for an index never
+    /// committed with a stamp).
     pub fn stamp(&self) -> Option<IndexStamp> {
-        self.stamp.clone()
+        self.stamp.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// The analysis this index uses.
@@ -308,24 +314,61 @@ impl PassageIndex {
         &self.dir
     }
 
-    /// Adds the passages of these documents, commits once with `stamp` as the payload and
-    /// reloads the reader. `stamp.analyzer` must be [`PassageIndex::signature`]. On error
-    /// nothing is committed: the index stays as it was.
+    /// Moves the reader to the last commit on disk (any process's) and reads
+    /// its stamp again. `Damaged` when the commit's stamp is unreadable.
+    pub fn reload(&self) -> Result<(), IndexError> {
+        // The stamp must be the one of the commit the reader is at: read the
+        // commit on disk again after a reload, until they agree (another
+        // process may commit in between).
+        for _ in 0..8 {
+            let metas = self.index.load_metas()?;
+            let on_disk: std::collections::BTreeMap<_, _> = metas
+                .segments
+                .iter()
+                .map(|m| (m.id(), m.delete_opstamp()))
+                .collect();
+            // A reload opens every segment again and starts a new
+            // generation: only when the commit holds other segments or deletions.
+            if *self.reader.searcher().generation().segments() != on_disk {
+                self.reader.reload()?;
+                continue;
+            }
+            let stamp = match &metas.payload {
+                None => None,
+                Some(p) => Some(
+                    serde_json::from_str::<IndexStamp>(p)
+                        .map_err(|e| IndexError::Damaged(format!("unreadable index stamp: {e}")))?,
+                ),
+            };
+            *self.stamp.lock().unwrap_or_else(|p| p.into_inner()) = stamp;
+            return Ok(());
+        }
+        Err(IndexError::Busy(
+            "the search index changed eight times while it was being read; retry".into(),
+        ))
+    }
+
+    /// Adds the passages of these texts (key, text), commits once with `stamp` as the
+    /// payload and reloads the reader. `stamp.analyzer` must be [`PassageIndex::signature`].
+    /// On error nothing is committed: the index stays as it was.
     pub fn add_documents<'a>(
-        &mut self,
+        &self,
         docs: impl IntoIterator<Item = (u64, &'a str)>,
         stamp: &IndexStamp,
     ) -> Result<(), IndexError> {
-        self.add_documents_if(docs, stamp, || true).map(|_| ())
+        self.add_texts_if(docs, &[], stamp, || true).map(|_| ())
     }
 
-    /// [`PassageIndex::add_documents`], committed only if `commit` says so
-    /// once every text is read (the engine checks that none of them came
-    /// from a pack cut short meanwhile); returns whether it committed. When
-    /// it did not, the index stays as it was.
-    pub fn add_documents_if<'a>(
-        &mut self,
+    /// [`PassageIndex::add_documents`] after deleting every passage of the
+    /// keys in `replace` (what an interrupted earlier addition may have
+    /// left), committed only if `commit` says so once every text is read
+    /// (the engine checks that none of them came from a pack cut short
+    /// meanwhile); returns whether it committed. When it did not, the index
+    /// stays as it was.
+    pub fn add_texts_if<'a>(
+        &self,
         docs: impl IntoIterator<Item = (u64, &'a str)>,
+        replace: &[u64],
         stamp: &IndexStamp,
         commit: impl FnOnce() -> bool,
     ) -> Result<bool, IndexError> {
@@ -336,22 +379,15 @@ impl PassageIndex {
                 stamp.analyzer, expected
             )));
         }
-        let payload =
-            serde_json::to_string(stamp).map_err(|e| IndexError::Tantivy(e.to_string()))?;
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .clamp(1, MAX_WRITER_THREADS);
-        let mut writer = self
-            .index
-            .writer_with_num_threads::<TantivyDocument>(threads, WRITER_MEMORY_BYTES)?;
-        // Small segments from incremental additions get merged (in the background, waited
-        // for below) once there are enough of them.
-        writer.set_merge_policy(Box::new(LogMergePolicy::default()));
+        let mut writer = self.writer()?;
         let f = self.fields;
-        for (ord, text) in docs {
+        for &key in replace {
+            writer.delete_term(Term::from_field_u64(f.key, key));
+        }
+        for (key, text) in docs {
             for p in passages(text) {
                 let mut doc = TantivyDocument::new();
-                doc.add_u64(f.doc_ord, ord);
+                doc.add_u64(f.key, key);
                 doc.add_u64(f.start, p.start_char);
                 doc.add_u64(f.end, p.end_char);
                 doc.add_text(f.text, &text[p.start_byte..p.end_byte]);
@@ -362,18 +398,137 @@ impl PassageIndex {
             writer.rollback()?;
             return Ok(false);
         }
+        self.commit(writer, stamp)?;
+        Ok(true)
+    }
+
+    /// Deletes every passage of these texts, and commits with `stamp`.
+    pub fn delete_texts(&self, keys: &[u64], stamp: &IndexStamp) -> Result<(), IndexError> {
+        let writer = self.writer()?;
+        for &key in keys {
+            writer.delete_term(Term::from_field_u64(self.fields.key, key));
+        }
+        self.commit(writer, stamp)
+    }
+
+    /// A writer on the directory as it is on disk now (see the type's doc).
+    fn writer(&self) -> Result<IndexWriter<TantivyDocument>, IndexError> {
+        let index = Index::open_in_dir(&self.dir)?;
+        index
+            .tokenizers()
+            .register(TOKENIZER_NAME, analyzer::text_analyzer(self.opts));
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, MAX_WRITER_THREADS);
+        let writer =
+            index.writer_with_num_threads::<TantivyDocument>(threads, WRITER_MEMORY_BYTES)?;
+        // Small segments from incremental additions, and segments mostly
+        // deleted, get merged (in the background, waited for in `commit`).
+        let mut policy = LogMergePolicy::default();
+        policy.set_del_docs_ratio_before_merge(DELETED_SHARE_BEFORE_MERGE);
+        writer.set_merge_policy(Box::new(policy));
+        Ok(writer)
+    }
+
+    fn commit(
+        &self,
+        mut writer: IndexWriter<TantivyDocument>,
+        stamp: &IndexStamp,
+    ) -> Result<(), IndexError> {
+        let payload =
+            serde_json::to_string(stamp).map_err(|e| IndexError::Tantivy(e.to_string()))?;
         let mut prepared = writer.prepare_commit()?;
         prepared.set_payload(&payload);
         prepared.commit()?;
         writer.wait_merging_threads()?;
-        self.stamp = Some(stamp.clone());
-        self.reader.reload()?;
-        Ok(true)
+        self.reload()
     }
 
-    /// Number of passages in the index.
+    /// The generation of the reader's snapshot (it changes at each reload
+    /// that finds a new commit).
+    pub fn reader_generation(&self) -> u64 {
+        self.reader.searcher().generation().generation_id()
+    }
+
+    /// Number of passages in the index (at the last reload).
     pub fn num_passages(&self) -> u64 {
         self.reader.searcher().num_docs()
+    }
+
+    /// The keys of the texts with passages in the index (at the last reload).
+    pub fn keys(&self) -> Result<BTreeSet<u64>, IndexError> {
+        let searcher = self.reader.searcher();
+        let mut keys = BTreeSet::new();
+        for reader in searcher.segment_readers() {
+            let column = reader.fast_fields().u64(FIELD_KEY)?;
+            let alive = reader.alive_bitset();
+            for doc in 0..reader.max_doc() {
+                if alive.is_some_and(|a| a.is_deleted(doc)) {
+                    continue;
+                }
+                if let Some(k) = column.first(doc) {
+                    keys.insert(k);
+                }
+            }
+        }
+        Ok(keys)
+    }
+
+    /// A snapshot of the passages of the texts in `keys` (every text: None),
+    /// as of the last reload, searched with `statistics`.
+    pub fn view(
+        &self,
+        keys: Option<&KeySet>,
+        statistics: Statistics,
+    ) -> Result<IndexView, IndexError> {
+        let searcher = self.reader.searcher();
+        let columns = searcher
+            .segment_readers()
+            .iter()
+            .map(|r| {
+                let fast = r.fast_fields();
+                Ok([
+                    fast.u64(FIELD_KEY)?,
+                    fast.u64(FIELD_START)?,
+                    fast.u64(FIELD_END)?,
+                ])
+            })
+            .collect::<Result<SegmentColumns, IndexError>>()?;
+        IndexView::build(
+            searcher,
+            [self.fields.key, self.fields.text],
+            self.opts,
+            columns,
+            keys,
+            statistics,
+        )
+    }
+
+    /// The top passages for `query` in the whole index, best first; `only`
+    /// restricts them to these keys. See [`IndexView::search_terms`].
+    pub fn search(
+        &self,
+        query: &str,
+        limit: usize,
+        only: Option<&[u64]>,
+    ) -> Result<Vec<PassageHit>, IndexError> {
+        self.view(None, Statistics::View)?
+            .search_terms(query, limit, only)
+            .map(|(hits, _)| hits)
+    }
+
+    /// [`IndexView::query_terms`] over the whole index.
+    pub fn query_terms(&self, query: &str) -> Vec<QueryTerm> {
+        self.view(None, Statistics::View)
+            .map(|v| v.query_terms(query))
+            .unwrap_or_default()
+    }
+}
+
+impl IndexView {
+    /// The analysis the view's index uses.
+    pub fn options(&self) -> AnalyzerOptions {
+        self.opts
     }
 
     /// The distinct terms of `query` after analysis, in query order.
@@ -387,41 +542,28 @@ impl PassageIndex {
         terms
     }
 
-    /// The top passages for `query`, best first (BM25 over the analysed query terms, any
-    /// of which may match). `only_docs` restricts the search to these document ords. A
-    /// query with no term left after analysis gives no hits; no query is ever a syntax
-    /// error.
-    pub fn search(
-        &self,
-        query: &str,
-        limit: usize,
-        only_docs: Option<&[u64]>,
-    ) -> Result<Vec<PassageHit>, IndexError> {
-        self.search_terms(query, limit, only_docs)
-            .map(|(hits, _)| hits)
-    }
-
-    /// [`PassageIndex::search`] and [`PassageIndex::query_terms`] in one go: the query is
-    /// analysed once and each term's document frequency looked up once, for both the
-    /// weights and the BM25 scoring (tantivy would look them up again).
+    /// The top passages of the view for `query`, best first (BM25 over the analysed query
+    /// terms, any of which may match), with the query's terms and their weights, analysed
+    /// once and each term's document frequency looked up once (tantivy would look them up
+    /// again). `only` restricts the hits to the texts of these keys without changing
+    /// scores. A query with no term left after analysis gives no hits; no query is ever a
+    /// syntax error.
     pub fn search_terms(
         &self,
         query: &str,
         limit: usize,
-        only_docs: Option<&[u64]>,
+        only: Option<&[u64]>,
     ) -> Result<(Vec<PassageHit>, Vec<QueryTerm>), IndexError> {
         let analyzed = self.analyzed_terms(query);
         if analyzed.is_empty() {
             return Ok((Vec::new(), Vec::new()));
         }
-        let searcher = self.reader.searcher();
-        let total = searcher.num_docs();
-        let f = self.fields;
+        let total = self.total_docs();
         let mut freqs: Vec<(Term, u64)> = Vec::with_capacity(analyzed.len());
         let mut terms = Vec::with_capacity(analyzed.len());
         for term in analyzed {
-            let t = Term::from_field_text(f.text, &term);
-            let df = searcher.doc_freq(&t)?;
+            let t = Term::from_field_text(self.text, &term);
+            let df = self.doc_freq(&t)?;
             terms.push(QueryTerm {
                 weight: idf_weight(df.min(total), total),
                 term,
@@ -430,10 +572,10 @@ impl PassageIndex {
         }
         // A term no passage holds matches nothing and adds nothing to any score.
         freqs.retain(|&(_, df)| df > 0);
-        if freqs.is_empty() || limit == 0 || only_docs.is_some_and(|d| d.is_empty()) {
+        if freqs.is_empty() || limit == 0 || only.is_some_and(|d| d.is_empty()) {
             return Ok((Vec::new(), terms));
         }
-        let limit = limit.min(usize::try_from(total).unwrap_or(usize::MAX));
+        let limit = limit.min(usize::try_from(self.passages).unwrap_or(usize::MAX));
         if limit == 0 {
             return Ok((Vec::new(), terms));
         }
@@ -450,11 +592,11 @@ impl PassageIndex {
                     .collect(),
             ))
         };
-        let query: Box<dyn Query> = match only_docs {
+        let query: Box<dyn Query> = match only {
             None => text_query,
-            Some(ords) => {
+            Some(keys) => {
                 let filter =
-                    TermSetQuery::new(ords.iter().map(|&ord| Term::from_field_u64(f.doc_ord, ord)));
+                    TermSetQuery::new(keys.iter().map(|&k| Term::from_field_u64(self.key, k)));
                 Box::new(BooleanQuery::new(vec![
                     (Occur::Must, text_query),
                     // Score 0: the filter does not change the BM25 scores.
@@ -465,28 +607,29 @@ impl PassageIndex {
                 ]))
             }
         };
-        let stats = KnownFreqs {
-            searcher: &searcher,
+        let query = self.restrict(query);
+        let stats = ViewStats {
+            view: self,
             freqs: &freqs,
         };
-        let top = searcher.search_with_statistics_provider(
+        let top = self.searcher.search_with_statistics_provider(
             &query,
             &TopDocs::with_limit(limit).order_by_score(),
             &stats,
         )?;
-        let columns = self.columns_of(&searcher)?;
         let mut hits = Vec::with_capacity(top.len());
         for (score, address) in top {
-            let cols = columns
+            let cols = self
+                .columns
                 .get(address.segment_ord as usize)
                 .ok_or_else(|| IndexError::Damaged("a hit in an unknown segment".into()))?;
             let value = |i: usize| {
                 cols[i]
                     .first(address.doc_id)
-                    .ok_or_else(|| IndexError::Damaged("a passage has no document offsets".into()))
+                    .ok_or_else(|| IndexError::Damaged("a passage has no text offsets".into()))
             };
             hits.push(PassageHit {
-                doc_ord: value(0)?,
+                key: value(0)?,
                 start_char: value(1)?,
                 end_char: value(2)?,
                 score,
@@ -495,48 +638,16 @@ impl PassageIndex {
         Ok((hits, terms))
     }
 
-    /// The `[doc_ord, start, end]` columns of every segment of `searcher`, opened once
-    /// per searcher generation.
-    fn columns_of(&self, searcher: &tantivy::Searcher) -> Result<Arc<SegmentColumns>, IndexError> {
-        let generation = searcher.generation().generation_id();
-        let mut cache = self.columns.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((g, cols)) = cache.as_ref()
-            && *g == generation
-        {
-            return Ok(cols.clone());
-        }
-        let cols = searcher
-            .segment_readers()
-            .iter()
-            .map(|r| {
-                let fast = r.fast_fields();
-                Ok([
-                    fast.u64(FIELD_DOC_ORD)?,
-                    fast.u64(FIELD_START)?,
-                    fast.u64(FIELD_END)?,
-                ])
-            })
-            .collect::<Result<SegmentColumns, IndexError>>()?;
-        let cols = Arc::new(cols);
-        *cache = Some((generation, cols.clone()));
-        Ok(cols)
-    }
-
-    /// The distinct analysed terms of `query` with their BM25 idf in this index
+    /// The distinct analysed terms of `query` with their BM25 idf in the view
     /// (`ln(1 + (N - n + 0.5) / (n + 0.5))` for `n` passages containing the term among
     /// `N`); 0 for a term that no passage contains.
     pub fn query_terms(&self, query: &str) -> Vec<QueryTerm> {
-        let terms = self.analyzed_terms(query);
-        if terms.is_empty() {
-            return Vec::new();
-        }
-        let searcher = self.reader.searcher();
-        let total = searcher.num_docs();
-        terms
+        let total = self.total_docs();
+        self.analyzed_terms(query)
             .into_iter()
             .map(|term| {
-                let df = searcher
-                    .doc_freq(&Term::from_field_text(self.fields.text, &term))
+                let df = self
+                    .doc_freq(&Term::from_field_text(self.text, &term))
                     .unwrap_or(0)
                     .min(total);
                 QueryTerm {
@@ -559,30 +670,6 @@ fn idf_weight(df: u64, total: u64) -> f32 {
     }
 }
 
-/// The searcher's BM25 statistics with the query terms' document frequencies already
-/// looked up.
-struct KnownFreqs<'a> {
-    searcher: &'a tantivy::Searcher,
-    freqs: &'a [(Term, u64)],
-}
-
-impl tantivy::query::Bm25StatisticsProvider for KnownFreqs<'_> {
-    fn total_num_tokens(&self, field: Field) -> tantivy::Result<u64> {
-        tantivy::query::Bm25StatisticsProvider::total_num_tokens(self.searcher, field)
-    }
-
-    fn total_num_docs(&self) -> tantivy::Result<u64> {
-        tantivy::query::Bm25StatisticsProvider::total_num_docs(self.searcher)
-    }
-
-    fn doc_freq(&self, term: &Term) -> tantivy::Result<u64> {
-        match self.freqs.iter().find(|(t, _)| t == term) {
-            Some(&(_, df)) => Ok(df),
-            None => self.searcher.doc_freq(term),
-        }
-    }
-}
-
 /// What one build of an index over `texts` spends in each phase, with
 /// `threads` writer threads: making the tantivy documents, opening the
 /// writer, adding the documents, the commit, and waiting for merges. For
@@ -602,7 +689,7 @@ pub fn measure_build_phases(
     for (ord, text) in texts.iter().enumerate() {
         for p in passages(text) {
             let mut doc = TantivyDocument::new();
-            doc.add_u64(f.doc_ord, ord as u64);
+            doc.add_u64(f.key, ord as u64);
             doc.add_u64(f.start, p.start_char);
             doc.add_u64(f.end, p.end_char);
             doc.add_text(f.text, &text[p.start_byte..p.end_byte]);
@@ -636,8 +723,7 @@ mod tests {
 
     fn stamp(generation: u64, doc_count: u64) -> IndexStamp {
         IndexStamp {
-            generation,
-            doc_count,
+            index_id: format!("test-{generation}-{doc_count}"),
             analyzer: signature(AnalyzerOptions::DEFAULT),
         }
     }
@@ -727,7 +813,7 @@ mod tests {
         let docs: Vec<String> = (0..5)
             .map(|i| format!("{}\nunique_marker_{i} appears here\n", filler(i, 5000)))
             .collect();
-        let mut index = PassageIndex::create(dir).unwrap();
+        let index = PassageIndex::create(dir).unwrap();
         index
             .add_documents(
                 docs.iter().enumerate().map(|(i, d)| (i as u64, d.as_str())),
@@ -745,7 +831,7 @@ mod tests {
         let (big, needle_at) = with_needle(&base, 1_234_567, "zanzibarQuux");
         let small = filler(8, 3000);
         let docs = [(3u64, small.as_str()), (9u64, big.as_str())];
-        let mut index = PassageIndex::create(&dir).unwrap();
+        let index = PassageIndex::create(&dir).unwrap();
         assert_eq!(index.stamp(), None);
         assert_eq!(index.num_passages(), 0);
         assert!(index.search("zanzibarquux", 10, None).unwrap().is_empty());
@@ -759,7 +845,7 @@ mod tests {
                 let hits = index.search(query, 5, None).unwrap();
                 assert!(!hits.is_empty(), "{query}");
                 let top = hits[0];
-                assert_eq!(top.doc_ord, 9, "{query}");
+                assert_eq!(top.key, 9, "{query}");
                 assert!(top.start_char <= needle_at, "{top:?} {needle_at}");
                 assert!(top.end_char >= needle_at + 12, "{top:?} {needle_at}");
                 assert!(top.score > 0.0);
@@ -805,17 +891,17 @@ mod tests {
         let docs = small_index(tmp.path());
         let index = PassageIndex::open(tmp.path()).unwrap().unwrap();
         let all = index.search("lorem", 1000, None).unwrap();
-        let ords: std::collections::BTreeSet<u64> = all.iter().map(|h| h.doc_ord).collect();
+        let ords: std::collections::BTreeSet<u64> = all.iter().map(|h| h.key).collect();
         assert_eq!(ords.len(), docs.len());
         let only = index.search("lorem", 1000, Some(&[1, 3, 99])).unwrap();
         assert!(!only.is_empty());
-        assert!(only.iter().all(|h| h.doc_ord == 1 || h.doc_ord == 3));
+        assert!(only.iter().all(|h| h.key == 1 || h.key == 3));
         // The filter does not change scores.
         for h in &only {
             assert!(all.contains(h), "{h:?}");
         }
         let hits = index.search("unique_marker_2", 3, Some(&[2])).unwrap();
-        assert_eq!(hits[0].doc_ord, 2);
+        assert_eq!(hits[0].key, 2);
         assert!(
             index
                 .search("unique_marker_2", 3, Some(&[]))
@@ -836,7 +922,7 @@ mod tests {
     fn queries_without_terms_and_odd_syntax() {
         let tmp = tempfile::tempdir().unwrap();
         small_index(tmp.path());
-        let mut index = PassageIndex::open(tmp.path()).unwrap().unwrap();
+        let index = PassageIndex::open(tmp.path()).unwrap().unwrap();
         // A sixth document holds the words of the odd queries below.
         index
             .add_documents(
@@ -861,7 +947,7 @@ mod tests {
             assert!(!index.query_terms(q).is_empty(), "{q:?}");
             let hits = index.search(q, 10, None).unwrap();
             assert!(!hits.is_empty(), "{q:?}");
-            assert_eq!(hits[0].doc_ord, 5, "{q:?}: {hits:?}");
+            assert_eq!(hits[0].key, 5, "{q:?}: {hits:?}");
             assert_eq!(hits, index.search(words, 10, None).unwrap(), "{q:?}");
         }
         assert!(index.query_terms("the of ?").is_empty());
@@ -877,7 +963,7 @@ mod tests {
     fn incremental_additions() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path();
-        let mut index = PassageIndex::create(dir).unwrap();
+        let index = PassageIndex::create(dir).unwrap();
         let a = format!("{} firstbatchword {}", filler(1, 4000), filler(2, 100));
         let b = format!("{} secondbatchword", filler(3, 2000));
         index
@@ -886,14 +972,8 @@ mod tests {
         index
             .add_documents([(1, b.as_str())], &stamp(2, 2))
             .unwrap();
-        assert_eq!(
-            index.search("firstbatchword", 5, None).unwrap()[0].doc_ord,
-            0
-        );
-        assert_eq!(
-            index.search("secondbatchword", 5, None).unwrap()[0].doc_ord,
-            1
-        );
+        assert_eq!(index.search("firstbatchword", 5, None).unwrap()[0].key, 0);
+        assert_eq!(index.search("secondbatchword", 5, None).unwrap()[0].key, 1);
         // Many small batches: merges happen and keep the stamp.
         let mut texts = Vec::new();
         for i in 0..20u64 {
@@ -909,16 +989,12 @@ mod tests {
         assert_eq!(index.stamp(), Some(stamp(22, 22)));
         for i in 0..20u64 {
             let hits = index.search(&format!("batchtoken{i}"), 3, None).unwrap();
-            assert_eq!(hits[0].doc_ord, 2 + i);
+            assert_eq!(hits[0].key, 2 + i);
         }
-        assert_eq!(
-            index.search("firstbatchword", 5, None).unwrap()[0].doc_ord,
-            0
-        );
+        assert_eq!(index.search("firstbatchword", 5, None).unwrap()[0].key, 0);
         let segments = index.index.searchable_segment_metas().unwrap().len();
         assert!(segments < 20, "{segments} segments");
         // An empty batch still commits its stamp.
-        let mut index = index;
         index.add_documents([], &stamp(23, 22)).unwrap();
         assert_eq!(
             PassageIndex::open(dir).unwrap().unwrap().stamp(),
@@ -929,9 +1005,9 @@ mod tests {
     #[test]
     fn stamp_must_match_analysis() {
         let tmp = tempfile::tempdir().unwrap();
-        let mut index = PassageIndex::create(tmp.path()).unwrap();
+        let index = PassageIndex::create(tmp.path()).unwrap();
         let mut bad = stamp(1, 1);
-        bad.analyzer = "v1;stop=0;stem=0;p=1500/1200".into();
+        bad.analyzer = "v2;stop=0;stem=0;p=1500/1200".into();
         assert!(matches!(
             index.add_documents([(0, "text")], &bad),
             Err(IndexError::Invalid(_))
@@ -941,10 +1017,9 @@ mod tests {
             stop_words: false,
             stemming: true,
         };
-        let mut index = PassageIndex::create_with(tmp.path(), opts).unwrap();
+        let index = PassageIndex::create_with(tmp.path(), opts).unwrap();
         let st = IndexStamp {
-            generation: 1,
-            doc_count: 1,
+            index_id: "other-analysis".into(),
             analyzer: signature(opts),
         };
         index
@@ -1069,10 +1144,7 @@ mod tests {
         // Damage is repaired by create.
         let docs = small_index(&dir);
         let index = PassageIndex::open(&dir).unwrap().unwrap();
-        assert_eq!(
-            index.search("unique_marker_4", 1, None).unwrap()[0].doc_ord,
-            4
-        );
+        assert_eq!(index.search("unique_marker_4", 1, None).unwrap()[0].key, 4);
         assert_eq!(docs.len(), 5);
     }
 }

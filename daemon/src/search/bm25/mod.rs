@@ -1,10 +1,12 @@
-//! The per-session BM25 index over overlapping passages (tantivy).
+//! The BM25 index over overlapping passages (tantivy), shared by every session of a store.
 //!
-//! Every document (identified by its `ord`, its load sequence number in the session) is cut
-//! into overlapping [`passages()`] of about [`PASSAGE_CHARS`] code points, and each passage is
-//! a tantivy document: `doc_ord` (u64, indexed + fast), `start` / `end` (u64, fast: code point
-//! offsets in the document) and `text` (analysed with the `rlm` tokenizer of
+//! Every stored text (identified by its `key`, which the store gives it once, for good) is
+//! cut into overlapping [`passages()`] of about [`PASSAGE_CHARS`] code points, and each
+//! passage is a tantivy document: `text_key` (u64, indexed + fast), `start` / `end` (u64,
+//! fast: code point offsets in the text) and `text` (analysed with the `rlm` tokenizer of
 //! [`super::analyzer`], term frequencies only, not stored: the text lives in the store).
+//! A session searches an [`IndexView`]: the passages of its own texts in one snapshot, with
+//! BM25 statistics of those passages ([`Statistics::View`]) or of the whole index.
 //!
 //! What an index covers is proven only by its [`IndexStamp`], stored as the payload of the
 //! tantivy commit. [`PassageIndex::open`] checks every file of every committed segment
@@ -17,13 +19,15 @@
 //!
 //! The parts, each re-exported here (callers name everything `bm25::X`): `passages.rs`
 //! (the passage layout), `stamp.rs` (what a stored index covers, the analysis signature),
-//! `index.rs` (the tantivy index: schema, build, open, search) and `matching.rs` (query
+//! `index.rs` (the tantivy index: schema, additions and deletions, open, search), `view.rs`
+//! (a set of texts in one snapshot: the filter and the statistics) and `matching.rs` (query
 //! terms found again in a text: clusters, highlights).
 
 mod index;
 mod matching;
 mod passages;
 mod stamp;
+mod view;
 
 pub use index::{IndexError, PassageHit, PassageIndex, QueryTerm, measure_build_phases};
 pub use matching::{
@@ -32,3 +36,4 @@ pub use matching::{
 };
 pub use passages::{PASSAGE_CHARS, PASSAGE_SNAP, PASSAGE_STEP, Passage, passages};
 pub use stamp::{INDEX_FORMAT, IndexStamp, parse_signature, signature};
+pub use view::{IndexView, KeySet, Statistics};

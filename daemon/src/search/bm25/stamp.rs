@@ -1,6 +1,6 @@
-//! What a stored index covers and how it was analysed: the [`IndexStamp`] kept as the
-//! payload of its tantivy commit, and the analysis [`signature`] it carries. Stored indexes
-//! open only while both stay as they are (any other stamp means a rebuild).
+//! Which stored index this is and how it was analysed: the [`IndexStamp`] kept as the
+//! payload of its tantivy commits, and the analysis [`signature`] it carries. A stored index
+//! is used only while its signature is this build's (any other means a new index).
 
 use serde::{Deserialize, Serialize};
 
@@ -8,10 +8,10 @@ use super::passages::{PASSAGE_CHARS, PASSAGE_STEP};
 use crate::search::analyzer::AnalyzerOptions;
 
 /// Version of the index layout (schema, passages, analysis); part of [`signature`].
-pub const INDEX_FORMAT: &str = "v1";
+pub const INDEX_FORMAT: &str = "v2";
 
 /// The analysis and passage layout of an index, as recorded in its stamp:
-/// e.g. `v1;stop=1;stem=0;p=1500/1200`.
+/// e.g. `v2;stop=1;stem=0;p=1500/1200`.
 pub fn signature(opts: AnalyzerOptions) -> String {
     format!(
         "{INDEX_FORMAT};{};p={PASSAGE_CHARS}/{PASSAGE_STEP}",
@@ -27,13 +27,14 @@ pub fn parse_signature(sig: &str) -> Option<AnalyzerOptions> {
     (signature(opts) == sig).then_some(opts)
 }
 
-/// What an index covers, stored (serde_json) as the payload of its last commit.
+/// Which index this is and how it analyses, stored (serde_json) as the payload of every
+/// commit. The store records which texts are indexed *in which index* (`index_id`): an
+/// index made afresh (its folder damaged or removed) gets a new id, so no record of an
+/// earlier one ever vouches for it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IndexStamp {
-    /// The session's document generation the index was built for (the engine's counter).
-    pub generation: u64,
-    /// How many documents the index holds.
-    pub doc_count: u64,
+    /// Random, given when the index is created.
+    pub index_id: String,
     /// [`signature`] of the analysis and passage layout.
     pub analyzer: String,
 }
@@ -45,15 +46,15 @@ mod tests {
     #[test]
     fn signatures() {
         let sig = signature(AnalyzerOptions::DEFAULT);
-        assert_eq!(sig, "v1;stop=1;stem=0;p=1500/1200");
+        assert_eq!(sig, "v2;stop=1;stem=0;p=1500/1200");
         assert_eq!(parse_signature(&sig), Some(AnalyzerOptions::DEFAULT));
         let other = AnalyzerOptions {
             stop_words: false,
             stemming: true,
         };
         assert_eq!(parse_signature(&signature(other)), Some(other));
-        assert_eq!(parse_signature("v0;stop=1;stem=0;p=1500/1200"), None);
-        assert_eq!(parse_signature("v1;stop=1;stem=0;p=1000/800"), None);
+        assert_eq!(parse_signature("v1;stop=1;stem=0;p=1500/1200"), None);
+        assert_eq!(parse_signature("v2;stop=1;stem=0;p=1000/800"), None);
         assert_eq!(parse_signature(""), None);
     }
 }
