@@ -77,7 +77,7 @@ enum Command {
         #[arg(long)]
         keep: bool,
     },
-    /// Removes what no session references: texts, packs (compacting those mostly garbage), crash leftovers; never anything in use.
+    /// Removes what no session references: texts, their search index entries, packs (compacting those mostly garbage), crash leftovers; never anything in use.
     Gc {
         /// Print JSON.
         #[arg(long)]
@@ -504,8 +504,9 @@ async fn run(cli: Cli, config: rlm::config::Config) -> Result<ExitCode, Failure>
                 print_json(&report);
             } else {
                 println!(
-                    "removed {} texts, {} packs, compacted {} packs, removed {} temporary files, {} index folders, {} lock files ({} bytes); files younger than {} s are kept",
+                    "removed {} texts ({} from the search index), {} packs, compacted {} packs, removed {} temporary files, {} old index folders, {} lock files ({} bytes); files younger than {} s are kept",
                     report.texts_removed,
+                    report.index_texts_removed,
                     report.packs_removed,
                     report.packs_compacted,
                     report.temp_files_removed,

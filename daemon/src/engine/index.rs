@@ -33,9 +33,12 @@ use crate::search::bm25::{
 use crate::store::Store;
 use crate::store::lock::SessionLock;
 
-/// Texts added to the index in one commit, at most (bytes of text, about):
-/// a crash loses at most one batch, and progress is reported after each.
-const BATCH_BYTES: u64 = 64 << 20;
+/// Texts added to the index in one commit, at most (characters): a crash
+/// loses at most one batch. Each commit waits for the merges it starts, so
+/// smaller batches cost more merging (progress is reported text by text).
+const BATCH_CHARS: u64 = 256 << 20;
+/// Progress is reported at most once per this many characters indexed.
+const PROGRESS_CHARS: u64 = 8 << 20;
 
 /// A session's view of the shared index, for one generation of its documents.
 pub(crate) struct SessionIndex {
@@ -351,18 +354,21 @@ impl IndexManager {
             ctx.check_cancel()?;
             let mut n = 0;
             let mut bytes = 0;
-            while n < rest.len() && (n == 0 || bytes + rest[n].length_chars <= BATCH_BYTES) {
+            while n < rest.len() && (n == 0 || bytes + rest[n].length_chars <= BATCH_CHARS) {
                 bytes += rest[n].length_chars;
                 n += 1;
             }
             let (batch, after) = rest.split_at(n);
             rest = after;
             let hashes: Vec<&str> = batch.iter().map(|d| d.hash.as_str()).collect();
+            let started = std::time::Instant::now();
             let claims = store.claim_index_keys(index_id, &hashes)?;
+            let claimed = started.elapsed();
             let by_hash: HashMap<&str, &DocRow> =
                 batch.iter().map(|d| (d.hash.as_str(), d)).collect();
             let docs: Vec<&DocRow> = claims.iter().map(|c| by_hash[c.hash.as_str()]).collect();
             // Opened in parallel: the first open of a text hashes it.
+            let opened_at = std::time::Instant::now();
             let opened = docs
                 .par_iter()
                 .map(|d| open_text(store, d))
@@ -371,9 +377,20 @@ impl IndexManager {
             // Nothing read from a pack cut short meanwhile (zeros) is
             // committed: a fault while reading marks the text's pack damaged.
             let mut damaged = None;
+            let mut told = done;
+            let mut added = done;
+            let opened_in = opened_at.elapsed();
+            let added_at = std::time::Instant::now();
             let committed = index
                 .add_texts_if(
-                    claims.iter().zip(&opened).map(|(c, t)| (c.key, t.as_str())),
+                    claims.iter().zip(&opened).map(|(c, t)| {
+                        added += t.len_chars();
+                        if added - told >= PROGRESS_CHARS {
+                            told = added;
+                            ctx.progress(added, Some(total), "indexing texts");
+                        }
+                        (c.key, t.as_str())
+                    }),
                     &replace,
                     &stamp,
                     || {
@@ -395,12 +412,17 @@ impl IndexManager {
                 }
             }
             let keys: Vec<u64> = claims.iter().map(|c| c.key).collect();
+            let added_in = added_at.elapsed();
             store.commit_index_keys(&keys)?;
             tracing::info!(
                 index_id,
                 texts = keys.len(),
                 redone = replace.len(),
                 chars = docs.iter().map(|d| d.length_chars).sum::<u64>(),
+                claim_ms = claimed.as_millis() as u64,
+                open_ms = opened_in.as_millis() as u64,
+                index_ms = added_in.as_millis() as u64,
+                total_ms = started.elapsed().as_millis() as u64,
                 "texts indexed"
             );
             done += bytes;

@@ -22,8 +22,10 @@ use crate::text::TextShape;
 use read::Prepared;
 use sources::Item;
 
-/// Bytes read into memory at once during a load; larger loads go in batches.
-const LOAD_BATCH_BYTES: u64 = 256 << 20;
+/// Bytes read into memory at once during a load; larger loads go in batches
+/// (a file larger than this is a batch alone). The heap a load takes is
+/// about this much, whatever the size of the load (`BENCHMARKS.md`).
+const LOAD_BATCH_BYTES: u64 = 32 << 20;
 /// Error lines listed one by one before the rest are summarized.
 const MAX_ERROR_LINES: usize = 50;
 
