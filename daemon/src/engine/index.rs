@@ -445,10 +445,10 @@ impl IndexManager {
             return Ok((idx, false));
         }
         let mut built = false;
-        // A text missing from the snapshot means the index was made afresh
-        // meanwhile (by another process): index again, at most twice.
-        for _ in 0..3 {
-            built |= self.ensure(&session.id, ctx)?;
+        // Texts the index does not hold are indexed first; a text missing
+        // again afterwards means the index was made afresh meanwhile (by
+        // another process): index again, a few times at most.
+        for _ in 0..4 {
             let (index, id) = self.index(ctx)?;
             index.reload().map_err(index_err)?;
             if self.id_of(&index).as_deref() != Some(id.as_str()) {
@@ -465,6 +465,7 @@ impl IndexManager {
                 .map(|(d, k)| k.map(|k| (d, k)))
                 .collect::<Option<Vec<_>>>()
             else {
+                built |= self.ensure(&session.id, ctx)?;
                 continue;
             };
             let mut keys = KeySet::new();
@@ -490,7 +491,7 @@ impl IndexManager {
             return Ok((idx, built));
         }
         Err(ToolError::internal(
-            "the search index was made afresh three times while this search ran; retry it",
+            "the search index was made afresh again and again while this search ran; retry it",
         ))
     }
 

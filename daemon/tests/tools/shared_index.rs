@@ -2,7 +2,7 @@
 //! sessions hold it; each session still finds only its own documents, with
 //! its own ids; its scores do not depend on what other sessions hold; gc
 //! takes the passages of deleted texts; an addition cut short is redone, not
-//! doubled.
+//! doubled; a load and an index build report their progress.
 
 use std::sync::{Arc, Mutex};
 
@@ -429,4 +429,57 @@ fn sessions_sharing_a_damaged_index_each_index_their_texts_again() {
     assert_eq!(got_two["index_built_this_call"], true);
     assert_same_ranking(&got_two, &two_ids, &want_two, &two_ids);
     assert_eq!(indexed_rows(&env), 3, "{}", indexed_rows(&env));
+}
+
+#[test]
+fn a_load_and_an_index_build_report_their_progress() {
+    let env = Env::new();
+    let mut chars = 0;
+    for i in 0..130 {
+        let text = format!(
+            "file {i} about a copper kettle\n{}",
+            filler_text(70 + i, 2_000)
+        );
+        chars += char_len(&text);
+        env.write_file(&format!("many/f{i:03}.txt"), text);
+    }
+    let sid = env.session();
+    let (ctx, seen) = recording(&env);
+    ok(
+        "load",
+        env.engine.call(
+            "rlm.docs.load",
+            json!({"session_id": sid, "sources": [{"type": "directory", "path": "many"}]}),
+            &ctx,
+        ),
+    );
+    let reading: Vec<(u64, Option<u64>)> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, _, m)| m == "reading files")
+        .map(|(d, t, _)| (*d, *t))
+        .collect();
+    assert!(reading.len() >= 2, "{reading:?}");
+    assert!(reading.windows(2).all(|w| w[0].0 < w[1].0), "{reading:?}");
+    assert_eq!(reading.last(), Some(&(130, Some(130))), "{reading:?}");
+
+    let (ctx, seen) = recording(&env);
+    ok(
+        "search",
+        env.engine.call(
+            "rlm.search.query",
+            json!({"session_id": sid, "query": "copper kettle"}),
+            &ctx,
+        ),
+    );
+    let indexing: Vec<(u64, Option<u64>)> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, _, m)| m == "indexing texts")
+        .map(|(d, t, _)| (*d, *t))
+        .collect();
+    assert_eq!(indexing.first(), Some(&(0, Some(chars))), "{indexing:?}");
+    assert_eq!(indexing.last(), Some(&(chars, Some(chars))), "{indexing:?}");
 }
