@@ -95,6 +95,9 @@ struct Shared {
     capacity: usize,
     index: Mutex<Option<Arc<PassageIndex>>>,
     cache: Mutex<Cache>,
+    /// Sessions whose texts the index is known to hold: the generation and
+    /// the index id it was found at (so `is_current` asks the store once).
+    current: Mutex<HashMap<String, (u64, String)>>,
     background: Mutex<HashSet<String>>,
 }
 
@@ -119,6 +122,7 @@ impl IndexManager {
                 capacity: config.index_cache_sessions.max(1),
                 index: Mutex::new(None),
                 cache: Mutex::new(Cache::default()),
+                current: Mutex::default(),
                 background: Mutex::default(),
             }),
         }
@@ -174,6 +178,14 @@ impl IndexManager {
     /// Drops a session's view (the index keeps its texts).
     pub(crate) fn forget(&self, session_id: &str) {
         self.lock_cache().entries.remove(session_id);
+        self.marks().remove(session_id);
+    }
+
+    fn marks(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, String)>> {
+        self.shared
+            .current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     /// The index this process has open, if any.
@@ -203,14 +215,26 @@ impl IndexManager {
         if self.cached_at(session_id, generation).is_some() {
             return true;
         }
-        let Some(stamp) = read_stamp(&self.store().search_index_dir()) else {
-            return false;
+        let id = match self.open_now().and_then(|i| self.id_of(&i)) {
+            Some(id) => id,
+            None => match read_stamp(&self.store().search_index_dir()) {
+                Some(s) if s.analyzer == signature(self.shared.analyzer) => s.index_id,
+                _ => return false,
+            },
         };
-        stamp.analyzer == signature(self.shared.analyzer)
-            && self
-                .store()
-                .unindexed_documents(session_id, &stamp.index_id)
-                .is_ok_and(|n| n == 0)
+        if self.marks().get(session_id) == Some(&(generation, id.clone())) {
+            return true;
+        }
+        // Documents only come: all those of now being held, those of
+        // `generation` are.
+        let held = self
+            .store()
+            .unindexed_documents(session_id, &id)
+            .is_ok_and(|n| n == 0);
+        if held {
+            self.marks().insert(session_id.to_owned(), (generation, id));
+        }
+        held
     }
 
     /// The index, opened (and checked) once per process; made afresh when
@@ -488,6 +512,8 @@ impl IndexManager {
                 searcher,
             });
             self.insert(&session.id, idx.clone());
+            self.marks()
+                .insert(session.id.clone(), (current.generation, id));
             return Ok((idx, built));
         }
         Err(ToolError::internal(
