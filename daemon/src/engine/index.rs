@@ -45,7 +45,7 @@ pub(crate) struct SessionIndex {
     pub generation: u64,
     pub view: IndexView,
     /// The session's documents, in load order.
-    pub docs: Vec<DocRow>,
+    pub docs: Arc<Vec<DocRow>>,
     /// Documents (indices in `docs`) by the key of their text: one text may
     /// be several documents of a session.
     pub by_key: HashMap<u64, Vec<usize>>,
@@ -77,6 +77,25 @@ struct Cache {
     tick: u64,
 }
 
+/// A session's documents as this process last learned them (from its own
+/// loads, or read from the store).
+struct KnownDocs {
+    generation: u64,
+    docs: Arc<Vec<DocRow>>,
+}
+
+/// Keys of texts in one index, as this process learned them: hints, used
+/// only when the view finds passages under them (gc may since have taken a
+/// text, and the same text loaded again been given another key).
+#[derive(Default)]
+struct KeyHints {
+    index_id: String,
+    keys: HashMap<String, u64>,
+}
+
+/// Hints kept at most (about 100 bytes each); past this they start over.
+const MAX_KEY_HINTS: usize = 1 << 20;
+
 /// Keeps the shared index open and the sessions' views of it. Cheap to
 /// clone: clones share the index and the views.
 #[derive(Clone)]
@@ -98,6 +117,10 @@ struct Shared {
     /// Sessions whose texts the index is known to hold: the generation and
     /// the index id it was found at (so `is_current` asks the store once).
     current: Mutex<HashMap<String, (u64, String)>>,
+    /// Sessions' documents, so that a first search after a load need not
+    /// read them back (at most `capacity` sessions).
+    docs: Mutex<HashMap<String, KnownDocs>>,
+    hints: Mutex<KeyHints>,
     background: Mutex<HashSet<String>>,
 }
 
@@ -123,6 +146,8 @@ impl IndexManager {
                 index: Mutex::new(None),
                 cache: Mutex::new(Cache::default()),
                 current: Mutex::default(),
+                docs: Mutex::default(),
+                hints: Mutex::default(),
                 background: Mutex::default(),
             }),
         }
@@ -179,6 +204,128 @@ impl IndexManager {
     pub(crate) fn forget(&self, session_id: &str) {
         self.lock_cache().entries.remove(session_id);
         self.marks().remove(session_id);
+        self.known_docs().remove(session_id);
+    }
+
+    fn known_docs(&self) -> std::sync::MutexGuard<'_, HashMap<String, KnownDocs>> {
+        self.shared.docs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn hints(&self) -> std::sync::MutexGuard<'_, KeyHints> {
+        self.shared.hints.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records keys of texts in index `index_id`.
+    fn hint<'a>(&self, index_id: &str, keys: impl IntoIterator<Item = (&'a str, u64)>) {
+        let mut hints = self.hints();
+        if hints.index_id != index_id || hints.keys.len() > MAX_KEY_HINTS {
+            hints.index_id = index_id.to_owned();
+            hints.keys.clear();
+        }
+        for (hash, key) in keys {
+            hints.keys.insert(hash.to_owned(), key);
+        }
+    }
+
+    /// A load committed these documents (from `first_seq` on), leaving the
+    /// session at `generation`: they join what this process knows of the
+    /// session's documents, when it knows all those before them. `stored`
+    /// are the texts the load stored anew: whatever key such a text had
+    /// went with its old blob row (gc), so no hint of it is kept.
+    pub(crate) fn documents_added<'a>(
+        &self,
+        session_id: &str,
+        generation: u64,
+        first_seq: u64,
+        rows: Vec<DocRow>,
+        stored: impl IntoIterator<Item = &'a str>,
+    ) {
+        {
+            let mut hints = self.hints();
+            for hash in stored {
+                hints.keys.remove(hash);
+            }
+        }
+        let mut known = self.known_docs();
+        let before = known.remove(session_id);
+        let docs = match before {
+            Some(k) if k.docs.len() as u64 == first_seq => {
+                let mut docs = Arc::unwrap_or_clone(k.docs);
+                docs.extend(rows);
+                docs
+            }
+            _ if first_seq == 0 => rows,
+            _ => return,
+        };
+        if known.len() >= self.shared.capacity
+            && let Some(other) = known.keys().next().cloned()
+        {
+            known.remove(&other);
+        }
+        known.insert(
+            session_id.to_owned(),
+            KnownDocs {
+                generation,
+                docs: Arc::new(docs),
+            },
+        );
+    }
+
+    /// The session's documents at `generation` with their texts' keys in
+    /// index `index_id` (None: not indexed there), and whether the keys
+    /// came from hints rather than the store. Read from the store unless
+    /// this process knows them all.
+    fn keyed_documents(
+        &self,
+        session_id: &str,
+        generation: u64,
+        document_count: u64,
+        index_id: &str,
+    ) -> Result<(Arc<Vec<DocRow>>, Vec<Option<u64>>, bool), ToolError> {
+        let known = self
+            .known_docs()
+            .get(session_id)
+            .filter(|k| k.generation == generation)
+            .map(|k| k.docs.clone());
+        if let Some(docs) = known {
+            let hints = self.hints();
+            if hints.index_id == index_id {
+                let keys: Vec<Option<u64>> = docs
+                    .iter()
+                    .map(|d| hints.keys.get(&d.hash).copied())
+                    .collect();
+                if keys.iter().all(Option::is_some) {
+                    return Ok((docs, keys, true));
+                }
+            }
+        }
+        let rows = self.store().documents_with_keys(session_id, index_id)?;
+        self.hint(
+            index_id,
+            rows.iter()
+                .filter_map(|(d, k)| k.map(|k| (d.hash.as_str(), k))),
+        );
+        let (docs, keys): (Vec<DocRow>, Vec<Option<u64>>) = rows.into_iter().unzip();
+        let docs = Arc::new(docs);
+        // Only a read that matches the generation (no load committed in
+        // between) is kept for later searches.
+        if docs.len() as u64 == document_count {
+            let mut known = self.known_docs();
+            if known.len() >= self.shared.capacity
+                && !known.contains_key(session_id)
+                && let Some(other) = known.keys().next().cloned()
+            {
+                known.remove(&other);
+            }
+            known.insert(
+                session_id.to_owned(),
+                KnownDocs {
+                    generation,
+                    docs: docs.clone(),
+                },
+            );
+        }
+        Ok((docs, keys, false))
     }
 
     fn marks(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, String)>> {
@@ -438,6 +585,7 @@ impl IndexManager {
             let keys: Vec<u64> = claims.iter().map(|c| c.key).collect();
             let added_in = added_at.elapsed();
             store.commit_index_keys(&keys)?;
+            self.hint(index_id, claims.iter().map(|c| (c.hash.as_str(), c.key)));
             tracing::info!(
                 index_id,
                 texts = keys.len(),
@@ -473,37 +621,71 @@ impl IndexManager {
         // again afterwards means the index was made afresh meanwhile (by
         // another process): index again, a few times at most.
         for _ in 0..4 {
+            let t0 = std::time::Instant::now();
             let (index, id) = self.index(ctx)?;
+            let current = self
+                .store()
+                .session(&session.id)?
+                .ok_or_else(|| session_not_found(&session.id))?;
+            let (docs, keys, hinted) =
+                self.keyed_documents(&session.id, current.generation, current.document_count, &id)?;
+            let t_rows = t0.elapsed();
+            let Some(keys) = keys.into_iter().collect::<Option<Vec<u64>>>() else {
+                built |= self.ensure(&session.id, ctx)?;
+                continue;
+            };
+            // After the keys are read: every text the store says the index
+            // holds is then in the snapshot (the index commits first).
             index.reload().map_err(index_err)?;
             if self.id_of(&index).as_deref() != Some(id.as_str()) {
                 self.set_open(None);
                 continue;
             }
-            let current = self
-                .store()
-                .session(&session.id)?
-                .ok_or_else(|| session_not_found(&session.id))?;
-            let rows = self.store().documents_with_keys(&session.id, &id)?;
-            let Some(rows) = rows
-                .into_iter()
-                .map(|(d, k)| k.map(|k| (d, k)))
-                .collect::<Option<Vec<_>>>()
-            else {
-                built |= self.ensure(&session.id, ctx)?;
-                continue;
-            };
-            let mut keys = KeySet::new();
+            let mut wanted = KeySet::new();
             let mut by_key: HashMap<u64, Vec<usize>> = HashMap::new();
-            let mut docs = Vec::with_capacity(rows.len());
-            for (i, (doc, key)) in rows.into_iter().enumerate() {
-                keys.insert(key);
+            for (i, &key) in keys.iter().enumerate() {
+                wanted.insert(key);
                 by_key.entry(key).or_default().push(i);
-                docs.push(doc);
             }
             let searcher = index.reader_generation();
+            let t_map = t0.elapsed();
             let view = index
-                .view(Some(&keys), self.shared.statistics)
+                .view(Some(&wanted), self.shared.statistics)
                 .map_err(index_err)?;
+            // A text with characters has passages: a key without any is a
+            // stale hint (gc took the text, and a load brought it back
+            // under another key), or, from the store, an index that lost
+            // what it committed.
+            let unseen: Vec<&DocRow> = docs
+                .iter()
+                .zip(&keys)
+                .filter(|(d, k)| d.length_chars > 0 && !view.holds(**k))
+                .map(|(d, _)| d)
+                .collect();
+            if !unseen.is_empty() {
+                let mut hints = self.hints();
+                for d in &unseen {
+                    hints.keys.remove(&d.hash);
+                }
+                drop(hints);
+                self.known_docs().remove(&session.id);
+                if !hinted {
+                    tracing::warn!(session_id = %session.id, texts = unseen.len(), "the search index lacks texts the store says it holds; making it afresh");
+                    let lock = self.write_lock(ctx)?;
+                    self.fresh_locked(&lock, Some(&id))?;
+                }
+                continue;
+            }
+            tracing::debug!(
+                session_id = %session.id,
+                documents = docs.len(),
+                passages = view.passages(),
+                hinted,
+                rows_us = t_rows.as_micros() as u64,
+                map_us = t_map.as_micros() as u64,
+                view_us = t0.elapsed().as_micros() as u64,
+                "session view built"
+            );
             let idx = Arc::new(SessionIndex {
                 generation: current.generation,
                 view,

@@ -62,8 +62,9 @@ pub struct FileRead {
 /// What the commit of a load found.
 #[derive(Debug)]
 pub enum LoadCommit {
-    /// The documents are in, with the next `seq` numbers, and the generation bumped.
-    Committed,
+    /// The documents are in, with the next `seq` numbers from `first_seq`,
+    /// and the session at `generation` (bumped when any came).
+    Committed { first_seq: u64, generation: u64 },
     /// The session no longer takes changes (closed while the files were read).
     Closed(Box<SessionRow>),
     /// A text placed in a pack came without the pack's name: nothing was written.
@@ -349,14 +350,25 @@ impl Store {
                 chars += d.shape.length_chars;
                 tokens += d.tokens_est;
             }
-            if !docs.is_empty() {
-                tx.execute(
+            let generation: i64 = if docs.is_empty() {
+                tx.query_row(
+                    "SELECT generation FROM sessions WHERE session_id = ?1",
+                    [session_id],
+                    |r| r.get(0),
+                )?
+            } else {
+                tx.query_row(
                     "UPDATE sessions SET generation = generation + 1, document_count = document_count + ?2, \
-                     total_chars = total_chars + ?3, total_tokens_est = total_tokens_est + ?4 WHERE session_id = ?1",
+                     total_chars = total_chars + ?3, total_tokens_est = total_tokens_est + ?4 WHERE session_id = ?1 \
+                     RETURNING generation",
                     params![session_id, docs.len() as i64, chars as i64, tokens as i64],
-                )?;
-            }
-            Ok(LoadCommit::Committed)
+                    |r| r.get(0),
+                )?
+            };
+            Ok(LoadCommit::Committed {
+                first_seq: count as u64,
+                generation: generation as u64,
+            })
         })
     }
 }

@@ -102,7 +102,7 @@ fn a_load_commit_adds_documents_in_order_and_bumps_the_generation() {
         store
             .commit_load(&store.lock_session("s").unwrap(), "s", &docs, Some(&p), "t")
             .unwrap(),
-        LoadCommit::Committed
+        LoadCommit::Committed { .. }
     ));
     let row = store.session("s").unwrap().unwrap();
     assert_eq!(
@@ -221,7 +221,7 @@ fn gc_removes_only_what_nothing_references() {
         store
             .commit_load(&lock, "s", &[doc("d1", "h1", &a)], Some(&kept), "t")
             .unwrap(),
-        LoadCommit::Committed
+        LoadCommit::Committed { .. }
     ));
     drop(lock);
     std::fs::write(layout.tmp_dir().join("left.pack.tmp"), b"t").unwrap();
@@ -328,7 +328,7 @@ fn a_deleted_session_leaves_no_row_index_or_lock_and_gc_reclaims_its_texts() {
         store
             .commit_load(&lock, "s", &docs, Some(&pack), T0)
             .unwrap(),
-        LoadCommit::Committed
+        LoadCommit::Committed { .. }
     ));
     drop(lock);
     // Session t holds beta too, found already stored.
@@ -336,7 +336,7 @@ fn a_deleted_session_leaves_no_row_index_or_lock_and_gc_reclaims_its_texts() {
     let docs = [text_doc("d3", &hb, &sb, None)];
     assert!(matches!(
         store.commit_load(&lock, "t", &docs, None, T0).unwrap(),
-        LoadCommit::Committed
+        LoadCommit::Committed { .. }
     ));
     drop(lock);
     let lock = store.lock_session("s").unwrap();

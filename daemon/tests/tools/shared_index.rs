@@ -483,3 +483,39 @@ fn a_load_and_an_index_build_report_their_progress() {
     assert_eq!(indexing.first(), Some(&(0, Some(chars))), "{indexing:?}");
     assert_eq!(indexing.last(), Some(&(chars, Some(chars))), "{indexing:?}");
 }
+
+/// One engine remembers the key a text had; another engine's gc takes the
+/// text and its passages, and a load there stores it anew. The first
+/// engine's next search of that text notices the key is gone and indexes it
+/// again, rather than finding nothing.
+#[test]
+fn a_key_gc_took_under_another_engine_is_noticed_and_the_text_indexed_again() {
+    let env = Env::new();
+    let other = env.reopen();
+    let text = "The zanzibar quokka keeps the lighthouse.\n";
+    let first = env.session();
+    env.load(&first, text);
+    assert_eq!(search(&env, &first, "zanzibar")["total_matches"], 1);
+
+    assert_eq!(other.delete_session(&first).status, "deleted");
+    let report = other
+        .gc_with(std::time::Duration::ZERO, std::time::Duration::ZERO)
+        .unwrap();
+    assert_eq!(report.index_texts_removed, 1, "{report:?}");
+    let there = session_on(&other, &env.ctx, json!({}));
+    ok(
+        "load",
+        other.call(
+            "rlm.docs.load",
+            json!({"session_id": there, "sources": [{"type": "inline", "content": text}]}),
+            &env.ctx,
+        ),
+    );
+
+    let here = env.session();
+    let id = env.load(&here, text);
+    let r = search(&env, &here, "zanzibar");
+    assert_eq!(r["total_matches"], 1, "{r}");
+    assert_eq!(r["matches"][0]["doc_id"], id.as_str());
+    assert_eq!(r["index_built_this_call"], true, "{r}");
+}

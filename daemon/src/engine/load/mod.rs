@@ -16,7 +16,7 @@ use rlm::{ErrorCode, ToolError};
 
 use super::{CallContext, Engine, ResponseBudget, SessionRow, now};
 use crate::store::PackWriter;
-use crate::store::documents::{FileRead, LoadCommit, NewDocument};
+use crate::store::documents::{DocRow, FileRead, LoadCommit, NewDocument};
 use crate::store::files::FileIdentity;
 use crate::text::TextShape;
 use read::Prepared;
@@ -344,16 +344,43 @@ impl Engine {
             })
             .collect();
         match store.commit_load(&lock, &session.id, &docs, pack, &created)? {
-            LoadCommit::Committed => Ok(docs
-                .iter()
-                .map(|d| LoadedDoc {
-                    doc_id: d.doc_id.to_owned(),
-                    content_hash: d.hash.to_owned(),
-                    source: d.source.to_owned(),
-                    length_chars: d.shape.length_chars,
-                    length_tokens_est: d.tokens_est,
-                })
-                .collect()),
+            LoadCommit::Committed {
+                first_seq,
+                generation,
+            } => {
+                // The index manager learns the session's new documents here,
+                // so the session's first search need not read them back.
+                let rows = docs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, d)| DocRow {
+                        doc_id: d.doc_id.to_owned(),
+                        seq: first_seq + i as u64,
+                        hash: d.hash.to_owned(),
+                        length_chars: d.shape.length_chars,
+                    })
+                    .collect();
+                self.inner.indexes.documents_added(
+                    &session.id,
+                    generation,
+                    first_seq,
+                    rows,
+                    stored
+                        .iter()
+                        .filter(|s| s.offset.is_some())
+                        .map(|s| s.hash.as_str()),
+                );
+                Ok(docs
+                    .iter()
+                    .map(|d| LoadedDoc {
+                        doc_id: d.doc_id.to_owned(),
+                        content_hash: d.hash.to_owned(),
+                        source: d.source.to_owned(),
+                        length_chars: d.shape.length_chars,
+                        length_tokens_est: d.tokens_est,
+                    })
+                    .collect())
+            }
             // Closed while the files were being read.
             LoadCommit::Closed(current) => Err(current.closed_error("rlm.docs.load")),
             LoadCommit::NoPack => Err(ToolError::internal(

@@ -106,6 +106,8 @@ pub struct IndexView {
     pub(crate) passages: u64,
     /// Tokens of those passages (their field norms).
     pub(crate) tokens: u64,
+    /// The keys with at least one passage in the view.
+    pub(crate) held: KeySet,
     pub(crate) statistics: Statistics,
 }
 
@@ -131,6 +133,7 @@ impl IndexView {
     ) -> Result<IndexView, IndexError> {
         let mut filters = Filters::new();
         let (mut passages, mut tokens) = (0u64, 0u64);
+        let mut seen = KeySet::new();
         // Counted document by document whatever the segments are, so that
         // the same texts have the same statistics however merges grouped
         // them, and deleted passages count for nothing.
@@ -144,7 +147,11 @@ impl IndexView {
                 if alive.is_some_and(|a| a.is_deleted(doc)) {
                     continue;
                 }
-                if keys.is_none_or(|keys| column.first(doc).is_some_and(|k| keys.contains(k))) {
+                let Some(key) = column.first(doc) else {
+                    continue;
+                };
+                if keys.is_none_or(|keys| keys.contains(key)) {
+                    seen.insert(key);
                     bits.insert(doc);
                     held += 1;
                     tokens += u64::from(norms.fieldnorm(doc));
@@ -171,8 +178,14 @@ impl IndexView {
             columns,
             passages,
             tokens,
+            held: seen,
             statistics,
         })
+    }
+
+    /// Whether the view has passages of the text of `key`.
+    pub fn holds(&self, key: u64) -> bool {
+        self.held.contains(key)
     }
 
     /// Passages in the view.
