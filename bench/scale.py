@@ -182,19 +182,24 @@ class Sampler(threading.Thread):
 # ---------------------------------------------------------------- files
 
 def folder_bytes(root: str) -> dict[str, int]:
-    """Sum of file sizes and of allocated blocks (as du counts) under a folder."""
+    """Sum of file sizes and of allocated blocks (as du counts) under a
+    folder, and the file sizes of each top-level entry (`parts`)."""
     size = blocks = files = 0
+    parts: dict[str, int] = {}
     for dirpath, dirnames, names in os.walk(root):
         for n in names + dirnames:
+            p = os.path.join(dirpath, n)
             try:
-                st = os.lstat(os.path.join(dirpath, n))
+                st = os.lstat(p)
             except OSError:
                 continue
             blocks += st.st_blocks * 512
             if n in names:
                 size += st.st_size
                 files += 1
-    return {"bytes": size, "allocated": blocks, "files": files}
+                top = os.path.relpath(p, root).split(os.sep)[0]
+                parts[top] = parts.get(top, 0) + st.st_size
+    return {"bytes": size, "allocated": blocks, "files": files, "parts": parts}
 
 
 def corpus_files(corpora: list[tuple[str, str | None]]) -> list[tuple[str, int]]:
