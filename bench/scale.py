@@ -435,7 +435,8 @@ async def one_run(a: argparse.Namespace, run_no: int, sources: list[dict],
     daemon.start()
     sampler = Sampler(daemon.proc.pid)
     sampler.start()
-    R: dict[str, Any] = {"run": run_no, "tmp": tmp, "start": proc_status(daemon.proc.pid)}
+    R: dict[str, Any] = {"run": run_no, "tmp": tmp, "start": proc_status(daemon.proc.pid),
+                         "loadavg_start": os.getloadavg()}
     data_peak = {"bytes": 0, "allocated": 0}
 
     def data_now(step: str) -> dict:
@@ -513,6 +514,7 @@ async def one_run(a: argparse.Namespace, run_no: int, sources: list[dict],
             data_now("after_repeat_loads")
 
         R["peak_total"] = dict(sampler.total)
+        R["loadavg_end"] = os.getloadavg()
         R["data_folder_peak"] = dict(data_peak)
 
         # Delete every session, then gc.
@@ -692,7 +694,9 @@ def main() -> None:
             sys.exit(f"{PROG}: run {i + 1} failed: {e}")
     s = summarize(runs, meta)
     print(f"Scale benchmark: {meta['files']} files, {meta['corpus_mb']:.0f} MB, "
-          f"median of {len(runs)} run(s), 2^20-byte MB for memory, 10^6-byte MB for data\n")
+          f"median of {len(runs)} run(s), 2^20-byte MB for memory, 10^6-byte MB for data; "
+          "load average (1 min) at each run's start: "
+          + ", ".join(f"{r['loadavg_start'][0]:.1f}" for r in runs) + "\n")
     print(table(s, meta))
     if a.json:
         print()
