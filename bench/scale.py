@@ -524,6 +524,7 @@ async def one_run(a: argparse.Namespace, run_no: int, sources: list[dict],
             daemon.cli("sessions", "rm", *ids)
         data_now("after_rm")
         R["gc"] = daemon.cli("gc")
+        R["after_rm_gc_memory"] = proc_status(daemon.proc.pid)
         data_now("after_rm_gc")
         # gc as it would run an hour later: its grace kept every text of the last hour.
         sampler.halt.set()
@@ -561,6 +562,7 @@ def summarize(runs: list[dict], meta: dict) -> dict:
         "peak_total_file": m(lambda r: r["peak_total"]["RssFile"]),
         "idle_anon": m(lambda r: r["idle"]["RssAnon"]),
         "idle_file": m(lambda r: r["idle"]["RssFile"]),
+        "rm_gc_anon": m(lambda r: r["after_rm_gc_memory"]["RssAnon"]),
         "data_peak_bytes": m(lambda r: r["data_folder_peak"]["bytes"]),
         "data_peak_alloc": m(lambda r: r["data_folder_peak"]["allocated"]),
         "data_gc_bytes": m(lambda r: r["data_folder"]["after_rm_gc"]["bytes"]),
@@ -620,6 +622,7 @@ def table(s: dict, meta: dict) -> str:
                      f"{fmt(s['repeat_first_anon'], nd=0)} / {fmt(s['repeat_last_anon'], nd=0)} "
                      f"({fmt(s['repeat_max_anon'], nd=0)}) MB", "flat (within 10%)"))
     rows += [
+        ("`RssAnon` after deleting every session + `rlm gc`", fmt(s["rm_gc_anon"], " MB", 0), ""),
         ("peak `RssAnon` / `RssFile` over the whole run",
          f"{fmt(s['peak_total_anon'], nd=0)} / {fmt(s['peak_total_file'], nd=0)} MB", ""),
         ("data folder at its peak (allocated)",
