@@ -11,6 +11,7 @@
 //! rlm-engine-bench scan [--corpus DIR]
 //! rlm-engine-bench chunk
 //! rlm-engine-bench reload [--corpus DIR] [--runs 3] [--all]
+//! rlm-engine-bench scale [--corpus DIR]... [--include REGEX] [--runs 3] [--json]
 //! ```
 //!
 //! `micro` times only the searches (and `session.info`), each query many times on one
@@ -24,6 +25,9 @@
 //! holds, unchanged): medians of `--runs` fresh folders. `--all` loads
 //! every file of the folder, not only the `.py` files.
 //!
+//! `scale` is the scale benchmark of issue 10 in-process, on a big corpus
+//! (default: the crate sources and the toolchain's docs), see `scale.rs`.
+//!
 //! `RLM_BENCH_ANALYZER=stop=0;stem=1` measures another text analysis.
 
 // The report is this program's output (stdout is kept clean only in the shim).
@@ -36,6 +40,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 mod parts;
+mod scale;
 
 use rlmd::search::analyzer::AnalyzerOptions;
 use rlmd::{CallContext, Engine, EngineConfig};
@@ -155,6 +160,7 @@ fn main() -> ExitCode {
         Some("scan") => corpus_and_bytes(rest).and_then(|(c, _)| parts::scan(&c)),
         Some("chunk") => parts::chunk_100mb(),
         Some("reload") => reload(rest),
+        Some("scale") => scale::scale(rest),
         _ => bench(&args),
     };
     match result {
@@ -459,7 +465,7 @@ fn walk_bytes(corpus: &Path) -> u64 {
 fn bench(args: &[String]) -> Result<(), String> {
     if has(args, "--help") {
         println!(
-            "usage: rlm-engine-bench [--corpus DIR] [--runs N] [--json]\n       rlm-engine-bench niah --planted DIR [--limit N] [--context-chars N]\n       rlm-engine-bench micro [--corpus DIR] [--rounds N] [--only bm25|regex|literal|info]\n       rlm-engine-bench index-build|index-phases [--corpus DIR] [--bytes N]\n       rlm-engine-bench scan [--corpus DIR]\n       rlm-engine-bench chunk\n       rlm-engine-bench reload [--corpus DIR] [--runs N] [--all]"
+            "usage: rlm-engine-bench [--corpus DIR] [--runs N] [--json]\n       rlm-engine-bench niah --planted DIR [--limit N] [--context-chars N]\n       rlm-engine-bench micro [--corpus DIR] [--rounds N] [--only bm25|regex|literal|info]\n       rlm-engine-bench index-build|index-phases [--corpus DIR] [--bytes N]\n       rlm-engine-bench scan [--corpus DIR]\n       rlm-engine-bench chunk\n       rlm-engine-bench reload [--corpus DIR] [--runs N] [--all]\n       rlm-engine-bench scale [--corpus DIR]... [--include REGEX] [--runs N] [--json]"
         );
         return Ok(());
     }

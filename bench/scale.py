@@ -1,0 +1,710 @@
+#!/usr/bin/env python3
+"""The scale benchmark (issue 10, part 6): a real rlmd driven through the
+rlm-mcp shim with the official MCP Python SDK over a big corpus, printing the
+figures of the issue's targets table: load time and MB/s, the first bm25
+after the load (index build included), bm25 / regex / literal p50 and p95, a
+second session's load of the same files and its first bm25, peak and idle
+RssAnon and RssFile of the daemon, RssAnon after each of K loads of ~100 MB
+into new sessions, and the data folder's bytes at its peak, after deleting
+every session and `rlm gc`, and after a gc as it would run an hour later.
+
+    python bench/scale.py --bin target/release [--corpus DIR ...] [--include REGEX]
+                          [--generate MB] [--runs 3] [--idle 30] [--repeat-loads K]
+                          [--full] [--json]
+
+Needs the MCP SDK (`pip install mcp`), e.g. the virtualenv the end-to-end
+tests make, `target/py/mcp1/bin/python`, or
+`python3 -m venv /tmp/mcp && /tmp/mcp/bin/pip install mcp`, then run the
+script with that venv's python. Linux only (/proc).
+
+`--bin` holds release builds of rlmd, rlm-mcp and rlm
+(`cargo build --release -p rlmd -p rlm-client`). The corpus:
+
+- default: the crate sources under ~/.cargo/registry/src (`*.rs`) and the
+  toolchain's HTML docs under `$(rustc --print sysroot)/share/doc` (`*.html`),
+  loaded as two glob sources;
+- `--corpus DIR` (repeatable, or several after one flag): every file under
+  each folder, or those whose whole path matches `--include`;
+- `--generate MB`: a corpus of that many MB made by bench/gen_corpus.py from
+  `--generate-from` (default: the `.py` files of this python's standard
+  library, no site-packages or tests), kept in `--generate-dir` (default
+  /tmp/rlm-scale-gen-<MB>) and reused by the next run.
+
+Each run starts rlmd on a fresh data folder and socket in a temporary
+folder (never the user's), and stops it at the end. Timings are the client's
+wall clock around each MCP call (SDK parsing and validation included). The
+K repeated loads each load a ~100 MB slice of the corpus's files copied with
+a header naming the round, so every round's texts are new to the store (read,
+hashed, packed and indexed), each into a new session, with one bm25 after it
+(its index build). `rlm gc` keeps texts claimed in the last hour (its grace
+period), so the script also measures a gc "an hour later": it stops the
+daemon, moves every `created_at` of the store and every file time under the
+data folder two hours back, starts a daemon again and runs `rlm gc`.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import re
+import shutil
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import threading
+import time
+from contextlib import AsyncExitStack
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+PROG = "scale.py"
+
+try:
+    from mcp import ClientSession, StdioServerParameters
+    from mcp.client.stdio import get_default_environment, stdio_client
+except ImportError:  # pragma: no cover
+    sys.exit(f"{PROG}: the MCP SDK is missing: pip install mcp (see the docstring)")
+
+MB = 1_000_000
+
+FIRST_QUERY = "parse command line arguments"
+
+BM25_QUERIES = [
+    "parse command line arguments", "hash map entry api", "async runtime spawn task",
+    "read file to string", "serialize struct to json", "mutex lock poisoned",
+    "iterator adapter map filter", "thread pool join handle", "tcp stream connect timeout",
+    "utf8 string validation error", "borrow checker lifetime", "trait object dynamic dispatch",
+    "regex match captures", "random number generator seed", "channel send receive",
+    "error handling result question mark", "derive debug clone", "unsafe raw pointer dereference",
+    "vector capacity reserve", "sort by key comparator", "http request headers",
+    "environment variable config", "path join canonicalize", "atomic ordering compare exchange",
+    "format macro display", "buffered writer flush", "signal handler terminate process",
+    "timestamp duration since epoch", "base64 encode decode", "sha256 digest bytes",
+]
+
+REGEX_QUERIES = [
+    r"fn \w+<T", r"impl<\w+> \w+ for", r"#\[derive\([^)]*Debug", r"pub struct \w+Error",
+    r"unsafe impl \w+ for", r"async fn \w+\(", r"\.unwrap_or_else\(\|", r"Result<\(\), \w+>",
+    r"macro_rules! \w+", r"0x[0-9a-f]{8}", r"https?://[\w./-]+", r"TODO|FIXME",
+    r"#\[cfg\(test\)\]", r"<h[1-3][^>]*>", r"zirconium\d+relay",  # no match: a full scan
+]
+
+LITERAL_QUERIES = [
+    "impl Iterator for", "Box<dyn Error>", "HashMap::new()", "#[inline]", "tokio::spawn",
+    "Arc<Mutex<", "println!(", "std::io::Result", "where T: Clone", "pub(crate) fn",
+    "serde::Deserialize", "PhantomData", "class=\"docblock\"", "&mut self",
+    "quuxfrobnicate",  # no match: a full scan
+]
+
+SESSION_CONFIG = {"max_tool_calls": 100000, "max_chars_per_response": 200000}
+CALL_TIMEOUT = timedelta(seconds=3600)
+
+
+def err(msg: str) -> None:
+    print(f"{PROG}: {msg}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- statistics
+
+def pct(vals: list[float], p: float) -> float | None:
+    """Nearest-rank percentile."""
+    v = sorted(vals)
+    if not v:
+        return None
+    return v[min(len(v), max(1, math.ceil(p / 100 * len(v)))) - 1]
+
+
+def med(vals: list[Any]) -> Any:
+    vals = [v for v in vals if v is not None]
+    return statistics.median(vals) if vals else None
+
+
+# ---------------------------------------------------------------- the daemon's memory
+
+def proc_status(pid: int) -> dict[str, float]:
+    """RssAnon, RssFile and VmHWM of a process, in MB (2^20 bytes, as the kernel's kB / 1024)."""
+    out: dict[str, float] = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            if k in ("RssAnon", "RssFile", "VmHWM"):
+                out[k] = round(int(v.split()[0]) / 1024, 1)
+    return out
+
+
+class Sampler(threading.Thread):
+    """Samples a pid's RssAnon and RssFile every 50 ms; keeps the peak since
+    the last `take()` and over the whole run."""
+
+    def __init__(self, pid: int):
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.halt = threading.Event()
+        self.lock = threading.Lock()
+        self.window = {"RssAnon": 0.0, "RssFile": 0.0}
+        self.total = {"RssAnon": 0.0, "RssFile": 0.0}
+
+    def run(self) -> None:
+        while not self.halt.is_set():
+            try:
+                s = proc_status(self.pid)
+            except OSError:
+                return
+            with self.lock:
+                for k in self.window:
+                    self.window[k] = max(self.window[k], s[k])
+                    self.total[k] = max(self.total[k], s[k])
+            self.halt.wait(0.05)
+
+    def take(self) -> dict[str, float]:
+        """The peak since the last take, then starts a new window."""
+        with self.lock:
+            out = dict(self.window)
+            try:
+                s = proc_status(self.pid)
+                for k in self.window:
+                    out[k] = max(out[k], s[k])
+                    self.total[k] = max(self.total[k], s[k])
+                self.window = dict(s)
+                self.window.pop("VmHWM", None)
+            except OSError:
+                self.window = {"RssAnon": 0.0, "RssFile": 0.0}
+            return out
+
+
+# ---------------------------------------------------------------- files
+
+def folder_bytes(root: str) -> dict[str, int]:
+    """Sum of file sizes and of allocated blocks (as du counts) under a
+    folder, and the file sizes of each top-level entry (`parts`)."""
+    size = blocks = files = 0
+    parts: dict[str, int] = {}
+    for dirpath, dirnames, names in os.walk(root):
+        for n in names + dirnames:
+            p = os.path.join(dirpath, n)
+            try:
+                st = os.lstat(p)
+            except OSError:
+                continue
+            blocks += st.st_blocks * 512
+            if n in names:
+                size += st.st_size
+                files += 1
+                top = os.path.relpath(p, root).split(os.sep)[0]
+                parts[top] = parts.get(top, 0) + st.st_size
+    return {"bytes": size, "allocated": blocks, "files": files, "parts": parts}
+
+
+def corpus_files(corpora: list[tuple[str, str | None]]) -> list[tuple[str, int]]:
+    """The files a load of these (folder, include regex) sources reads, with sizes, sorted."""
+    out = []
+    for root, include in corpora:
+        inc = re.compile(include) if include else None
+        for dirpath, _, names in os.walk(root, followlinks=True):
+            for n in names:
+                p = os.path.join(dirpath, n)
+                if inc and not inc.search(p):
+                    continue
+                try:
+                    st = os.stat(p)
+                except OSError:
+                    continue
+                if os.path.isfile(p):
+                    out.append((p, st.st_size))
+    out.sort()
+    return out
+
+
+def sources_of(corpora: list[tuple[str, str | None]], glob_ext: dict[str, str]) -> list[dict]:
+    """The rlm.docs.load sources: a glob per default folder, else a recursive directory."""
+    out = []
+    for root, include in corpora:
+        if root in glob_ext:
+            out.append({"type": "glob", "path": os.path.join(root, "**", "*" + glob_ext[root])})
+        else:
+            src: dict[str, Any] = {"type": "directory", "path": root, "recursive": True}
+            if include:
+                src["include_pattern"] = include
+            out.append(src)
+    return out
+
+
+def stdlib_seed(dst: str) -> str:
+    """A folder of links to the standard library's .py files (no site-packages,
+    __pycache__ or test folders), the default seed of a generated corpus."""
+    lib = sysconfig.get_paths()["stdlib"]
+    skip = {"site-packages", "dist-packages", "__pycache__", "test", "tests", "idle_test"}
+    os.makedirs(dst, exist_ok=True)
+    for dirpath, dirnames, names in os.walk(lib):
+        dirnames[:] = [d for d in dirnames if d not in skip]
+        for n in names:
+            if n.endswith(".py"):
+                src = os.path.join(dirpath, n)
+                link = os.path.join(dst, os.path.relpath(src, lib))
+                os.makedirs(os.path.dirname(link), exist_ok=True)
+                if not os.path.lexists(link):
+                    os.symlink(src, link)
+    return dst
+
+
+def generate(mb: float, seed: str | None, out: str) -> str:
+    """The generated corpus of about `mb` MB in `out` (made once, then reused)."""
+    done = os.path.join(out, ".complete")
+    if os.path.exists(done):
+        return out
+    if os.path.exists(out):
+        shutil.rmtree(out)
+    os.makedirs(out)
+    tmp_seed = None
+    if seed is None:
+        tmp_seed = tempfile.mkdtemp(prefix="rlm-scale-seed-")
+        seed = stdlib_seed(tmp_seed)
+    gen = os.path.join(os.path.dirname(os.path.abspath(__file__)), "gen_corpus.py")
+    err(f"generating {mb:g} MB from {seed} into {out}")
+    try:
+        subprocess.run([sys.executable, gen, seed, out, str(int(mb * MB))], check=True,
+                       stdout=subprocess.DEVNULL)
+    finally:
+        if tmp_seed:
+            shutil.rmtree(tmp_seed, ignore_errors=True)
+    Path(done).touch()
+    return out
+
+
+def write_round(files: list[tuple[str, int]], dst: str, round_no: int) -> int:
+    """Copies the files into dst (emptied first), each with a header line
+    naming the round, so their texts are new to the store. Returns bytes."""
+    if os.path.exists(dst):
+        shutil.rmtree(dst)
+    os.makedirs(dst)
+    total = 0
+    for i, (p, _) in enumerate(files):
+        try:
+            body = open(p, "rb").read()
+        except OSError:
+            continue
+        data = f"// scale round {round_no} file {i}\n".encode() + body
+        with open(os.path.join(dst, f"f{i:06d}{os.path.splitext(p)[1]}"), "wb") as f:
+            f.write(data)
+        total += len(data)
+    return total
+
+
+# ---------------------------------------------------------------- the daemon
+
+class Daemon:
+    """rlmd on a data folder and socket of a temporary folder."""
+
+    def __init__(self, bin_dir: str, tmp: str):
+        self.bin_dir, self.tmp = bin_dir, tmp
+        self.sock = os.path.join(tmp, "run", "rlmd.sock")
+        self.data = os.path.join(tmp, "data")
+        self.env = dict(os.environ, RLM_SOCKET=self.sock, RLM_DATA_DIR=self.data,
+                        XDG_CONFIG_HOME=os.path.join(tmp, "config"),
+                        RLM_LOG_DIR=os.path.join(tmp, "log"))
+        self.env.pop("RLM_CONFIG", None)
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        errf = open(os.path.join(self.tmp, "rlmd.err"), "a")
+        self.proc = subprocess.Popen(
+            [os.path.join(self.bin_dir, "rlmd"), "--socket", self.sock, "--data-dir", self.data],
+            env=self.env, stdout=subprocess.DEVNULL, stderr=errf)
+        errf.close()
+        deadline = time.time() + 60
+        while not os.path.exists(self.sock):
+            if time.time() > deadline or self.proc.poll() is not None:
+                raise RuntimeError(f"rlmd did not start; see {self.tmp}/rlmd.err")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def cli(self, *args: str) -> Any:
+        """Runs `rlm ARGS --json` against this daemon and parses its output."""
+        r = subprocess.run([os.path.join(self.bin_dir, "rlm"), *args, "--json"], env=self.env,
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError(f"rlm {' '.join(args)} failed ({r.returncode}): {r.stderr.strip()}")
+        return json.loads(r.stdout)
+
+
+def age_store(data: str, hours: float = 2) -> None:
+    """Moves the store two hours back, with no daemon running: every
+    `created_at` of every table, and every file's times, so that a gc sees
+    what it would see an hour after the work (its grace is an hour)."""
+    shift = hours * 3600
+    db = sqlite3.connect(os.path.join(data, "store.sqlite"))
+    try:
+        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        for t in tables:
+            cols = [r[1] for r in db.execute(f'PRAGMA table_info("{t}")')]
+            if "created_at" in cols:
+                # Stored as RFC 3339 UTC text; anything earlier sorts before the cutoff.
+                db.execute(f'UPDATE "{t}" SET created_at = ?', ("2000-01-01T00:00:00.000000Z",))
+        db.commit()
+    finally:
+        db.close()
+    now = time.time()
+    for dirpath, dirnames, names in os.walk(data):
+        for n in names + dirnames:
+            p = os.path.join(dirpath, n)
+            try:
+                os.utime(p, (now - shift, now - shift), follow_symlinks=False)
+            except OSError:
+                pass
+
+
+# ---------------------------------------------------------------- MCP
+
+class Shim:
+    """One rlm-mcp process driven by the MCP SDK."""
+
+    def __init__(self, daemon: Daemon):
+        self.daemon = daemon
+        self.stack = AsyncExitStack()
+        self.session: ClientSession | None = None
+
+    async def __aenter__(self) -> "Shim":
+        env = get_default_environment()
+        env.update({k: v for k, v in self.daemon.env.items()
+                    if k.startswith(("RLM_", "XDG_"))})
+        params = StdioServerParameters(command=os.path.join(self.daemon.bin_dir, "rlm-mcp"),
+                                       args=[], env=env)
+        errlog = open(os.path.join(self.daemon.tmp, "rlm-mcp.err"), "a")
+        self.stack.callback(errlog.close)
+        read, write = await self.stack.enter_async_context(stdio_client(params, errlog=errlog))
+        self.session = await self.stack.enter_async_context(
+            ClientSession(read, write, read_timeout_seconds=CALL_TIMEOUT))
+        await self.session.initialize()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.stack.aclose()
+
+    async def call(self, name: str, args: dict) -> tuple[dict, float]:
+        """One tool call: its result and its wall time in seconds; a tool error raises."""
+        t = time.perf_counter()
+        res = await self.session.call_tool(name, args, read_timeout_seconds=CALL_TIMEOUT)
+        dt = time.perf_counter() - t
+        text = next((c.text for c in res.content or [] if getattr(c, "type", "") == "text"), None)
+        data = json.loads(text) if text else (res.structuredContent or {})
+        if res.isError:
+            raise RuntimeError(f"{name} failed: {text}")
+        return data, dt
+
+    async def new_session(self, name: str) -> str:
+        r, _ = await self.call("rlm.session.create", {"name": name, "config": SESSION_CONFIG})
+        return r["session_id"]
+
+    async def load(self, sid: str, sources: list[dict]) -> tuple[dict, float]:
+        return await self.call("rlm.docs.load", {"session_id": sid, "sources": sources})
+
+    async def search(self, sid: str, query: str, method: str) -> float:
+        _, dt = await self.call("rlm.search.query",
+                                {"session_id": sid, "query": query, "method": method, "limit": 10})
+        return dt
+
+
+def load_summary(r: dict, dt: float, nbytes: int) -> dict:
+    return {"s": round(dt, 3), "mb_per_s": round(nbytes / MB / dt, 1) if dt else None,
+            "loaded": r.get("loaded_count"), "errors": r.get("error_count"),
+            "chars": r.get("total_chars"), "first_errors": (r.get("errors") or [])[:3]}
+
+
+# ---------------------------------------------------------------- one run
+
+async def one_run(a: argparse.Namespace, run_no: int, sources: list[dict],
+                  files: list[tuple[str, int]], nbytes: int) -> dict:
+    tmp = tempfile.mkdtemp(prefix="rlm-scale-")
+    daemon = Daemon(a.bin, tmp)
+    daemon.start()
+    sampler = Sampler(daemon.proc.pid)
+    sampler.start()
+    R: dict[str, Any] = {"run": run_no, "tmp": tmp, "start": proc_status(daemon.proc.pid),
+                         "loadavg_start": os.getloadavg()}
+    data_peak = {"bytes": 0, "allocated": 0}
+
+    def data_now(step: str) -> dict:
+        b = folder_bytes(daemon.data)
+        for k in data_peak:
+            data_peak[k] = max(data_peak[k], b[k])
+        R.setdefault("data_folder", {})[step] = b
+        return b
+
+    try:
+        # Session 1: load, its first bm25 (the index build), the query lists.
+        sampler.take()
+        async with Shim(daemon) as shim:
+            sid = await shim.new_session("scale-1")
+            r, dt = await shim.load(sid, sources)
+            R["load"] = load_summary(r, dt, nbytes)
+            R["after_load"] = proc_status(daemon.proc.pid)
+            err(f"run {run_no}: load {dt:.2f} s, {r.get('loaded_count')} docs")
+            R["first_bm25_s"] = round(await shim.search(sid, FIRST_QUERY, "bm25"), 3)
+            R["peak_load_build"] = sampler.take()
+            R["after_first_bm25"] = proc_status(daemon.proc.pid)
+            err(f"run {run_no}: first bm25 {R['first_bm25_s']:.2f} s")
+            lat: dict[str, list[float]] = {}
+            for method, qs in (("bm25", BM25_QUERIES), ("regex", REGEX_QUERIES),
+                               ("literal", LITERAL_QUERIES)):
+                lat[method] = [await shim.search(sid, q, method) for q in qs]
+            R["latency_ms"] = {m: {"n": len(v), "p50": round(pct(v, 50) * 1000, 2),
+                                   "p95": round(pct(v, 95) * 1000, 2),
+                                   "max": round(max(v) * 1000, 2)} for m, v in lat.items()}
+            R["peak_queries"] = sampler.take()
+        data_now("after_session_1")
+
+        # Session 2, from a new shim: the same files again, and its first bm25.
+        async with Shim(daemon) as shim:
+            sid = await shim.new_session("scale-2")
+            r, dt = await shim.load(sid, sources)
+            R["load_2"] = load_summary(r, dt, nbytes)
+            R["first_bm25_2_s"] = round(await shim.search(sid, FIRST_QUERY, "bm25"), 3)
+            R["peak_session_2"] = sampler.take()
+        err(f"run {run_no}: second load {dt:.2f} s, first bm25 {R['first_bm25_2_s']:.2f} s")
+        data_now("after_session_2")
+        R["after_work"] = proc_status(daemon.proc.pid)
+
+        # Idle.
+        time.sleep(a.idle)
+        R["idle"] = proc_status(daemon.proc.pid)
+        R["idle_s"] = a.idle
+
+        # K loads of ~100 MB, each into a new session, each with a bm25 after it.
+        if a.repeat_loads:
+            slice_files, acc = [], 0
+            for p, size in files:
+                if acc >= a.repeat_mb * MB:
+                    break
+                slice_files.append((p, size))
+                acc += size
+            rounds = []
+            async with Shim(daemon) as shim:
+                for k in range(a.repeat_loads):
+                    folder = os.path.join(tmp, "round")
+                    rb = write_round(slice_files, folder, k)
+                    sid = await shim.new_session(f"scale-round-{k}")
+                    r, dt = await shim.load(sid, [{"type": "directory", "path": folder,
+                                                   "recursive": True}])
+                    b = await shim.search(sid, FIRST_QUERY, "bm25")
+                    s = proc_status(daemon.proc.pid)
+                    rounds.append({"mb": round(rb / MB, 1), "load_s": round(dt, 2),
+                                   "first_bm25_s": round(b, 2), "loaded": r.get("loaded_count"),
+                                   "RssAnon": s["RssAnon"], "RssFile": s["RssFile"]})
+                    err(f"run {run_no}: round {k}: load {dt:.2f} s, bm25 {b:.2f} s, "
+                        f"RssAnon {s['RssAnon']} MB")
+                shutil.rmtree(os.path.join(tmp, "round"), ignore_errors=True)
+            R["repeat_loads"] = rounds
+            R["peak_repeat"] = sampler.take()
+            data_now("after_repeat_loads")
+
+        R["peak_total"] = dict(sampler.total)
+        R["loadavg_end"] = os.getloadavg()
+        R["data_folder_peak"] = dict(data_peak)
+
+        # Delete every session, then gc.
+        sessions = daemon.cli("sessions")
+        ids = [s["session_id"] for s in sessions]
+        if ids:
+            daemon.cli("sessions", "rm", *ids)
+        data_now("after_rm")
+        R["gc"] = daemon.cli("gc")
+        R["after_rm_gc_memory"] = proc_status(daemon.proc.pid)
+        data_now("after_rm_gc")
+        # gc as it would run an hour later: its grace kept every text of the last hour.
+        sampler.halt.set()
+        daemon.stop()
+        age_store(daemon.data)
+        daemon.start()
+        R["gc_aged"] = daemon.cli("gc")
+        data_now("after_rm_gc_aged")
+    finally:
+        sampler.halt.set()
+        daemon.stop()
+        if not a.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return R
+
+
+# ---------------------------------------------------------------- report
+
+def summarize(runs: list[dict], meta: dict) -> dict:
+    def m(f):
+        try:
+            return med([f(r) for r in runs])
+        except (KeyError, TypeError):
+            return None
+
+    s: dict[str, Any] = {
+        "load_s": m(lambda r: r["load"]["s"]),
+        "load_mb_per_s": m(lambda r: r["load"]["mb_per_s"]),
+        "first_bm25_s": m(lambda r: r["first_bm25_s"]),
+        "load_2_s": m(lambda r: r["load_2"]["s"]),
+        "first_bm25_2_s": m(lambda r: r["first_bm25_2_s"]),
+        "peak_load_build_anon": m(lambda r: r["peak_load_build"]["RssAnon"]),
+        "peak_load_build_file": m(lambda r: r["peak_load_build"]["RssFile"]),
+        "peak_total_anon": m(lambda r: r["peak_total"]["RssAnon"]),
+        "peak_total_file": m(lambda r: r["peak_total"]["RssFile"]),
+        "idle_anon": m(lambda r: r["idle"]["RssAnon"]),
+        "idle_file": m(lambda r: r["idle"]["RssFile"]),
+        "rm_gc_anon": m(lambda r: r["after_rm_gc_memory"]["RssAnon"]),
+        "data_peak_bytes": m(lambda r: r["data_folder_peak"]["bytes"]),
+        "data_peak_alloc": m(lambda r: r["data_folder_peak"]["allocated"]),
+        "data_gc_bytes": m(lambda r: r["data_folder"]["after_rm_gc"]["bytes"]),
+        "data_gc_alloc": m(lambda r: r["data_folder"]["after_rm_gc"]["allocated"]),
+        "data_aged_bytes": m(lambda r: r["data_folder"]["after_rm_gc_aged"]["bytes"]),
+        "data_aged_alloc": m(lambda r: r["data_folder"]["after_rm_gc_aged"]["allocated"]),
+    }
+    for method in ("bm25", "regex", "literal"):
+        for p in ("p50", "p95"):
+            s[f"{method}_{p}_ms"] = m(lambda r: r["latency_ms"][method][p])
+    rep = [r.get("repeat_loads") or [] for r in runs]
+    if all(rep):
+        s["repeat_first_anon"] = med([x[0]["RssAnon"] for x in rep])
+        s["repeat_last_anon"] = med([x[-1]["RssAnon"] for x in rep])
+        s["repeat_max_anon"] = med([max(y["RssAnon"] for y in x) for x in rep])
+        s["repeat_k"] = len(rep[0])
+        s["repeat_mb"] = rep[0][0]["mb"]
+    return s
+
+
+def fmt(v: Any, unit: str = "", nd: int = 2) -> str:
+    if v is None:
+        return "n/a"
+    return f"{v:.{nd}f}{unit}" if isinstance(v, float) else f"{v}{unit}"
+
+
+def table(s: dict, meta: dict) -> str:
+    def ms(v):
+        return "n/a" if v is None else (f"{v * 1000:.0f} ms" if v < 1 else f"{v:.2f} s")
+
+    def pct_of(x, peak):
+        return "" if not x or not peak else f" ({100 * x / peak:.1f}% of the peak)"
+
+    mbf = lambda b: "n/a" if b is None else f"{b / MB:.0f} MB"  # noqa: E731
+    rows = [
+        ("figure", "measured", "target"),
+        ("---", "---", "---"),
+        (f"load ({meta['files']} files, {meta['corpus_mb']:.0f} MB)",
+         f"{ms(s['load_s'])}, {fmt(s['load_mb_per_s'], ' MB/s', 0)}", "<= 5 s"),
+        ("first bm25 after the load (build included)", ms(s["first_bm25_s"]), "<= 6 s"),
+        ("second session: load of the same files", ms(s["load_2_s"]), "<= 1 s"),
+        ("second session: first bm25", ms(s["first_bm25_2_s"]), "<= 50 ms"),
+        ("bm25 p50 / p95 (MCP SDK client)",
+         f"{fmt(s['bm25_p50_ms'])} / {fmt(s['bm25_p95_ms'])} ms", "p50 <= 3 ms"),
+        ("regex p50 / p95", f"{fmt(s['regex_p50_ms'], nd=1)} / {fmt(s['regex_p95_ms'], nd=1)} ms", ""),
+        ("literal p50 / p95",
+         f"{fmt(s['literal_p50_ms'], nd=1)} / {fmt(s['literal_p95_ms'], nd=1)} ms", ""),
+        ("peak `RssAnon` during load + build (`RssFile`)",
+         f"{fmt(s['peak_load_build_anon'], ' MB', 0)} ({fmt(s['peak_load_build_file'], ' MB', 0)})",
+         "<= 200 MB"),
+        (f"`RssAnon` {meta['idle']:g} s after the work (`RssFile`)",
+         f"{fmt(s['idle_anon'], ' MB', 0)} ({fmt(s['idle_file'], ' MB', 0)})", "<= 64 MB"),
+    ]
+    if "repeat_k" in s:
+        rows.append((f"`RssAnon` after {s['repeat_k']} loads of {s['repeat_mb']:.0f} MB: "
+                     "after the first / the last (max)",
+                     f"{fmt(s['repeat_first_anon'], nd=0)} / {fmt(s['repeat_last_anon'], nd=0)} "
+                     f"({fmt(s['repeat_max_anon'], nd=0)}) MB", "flat (within 10%)"))
+    rows += [
+        ("`RssAnon` after deleting every session + `rlm gc`", fmt(s["rm_gc_anon"], " MB", 0), ""),
+        ("peak `RssAnon` / `RssFile` over the whole run",
+         f"{fmt(s['peak_total_anon'], nd=0)} / {fmt(s['peak_total_file'], nd=0)} MB", ""),
+        ("data folder at its peak (allocated)",
+         f"{mbf(s['data_peak_bytes'])} ({mbf(s['data_peak_alloc'])})", ""),
+        ("data folder after deleting every session + `rlm gc`",
+         f"{mbf(s['data_gc_bytes'])} ({mbf(s['data_gc_alloc'])})"
+         + pct_of(s["data_gc_bytes"], s["data_peak_bytes"]), "<= 5% of its peak"),
+        ("the same, then `rlm gc` an hour later (store aged by the script)",
+         f"{mbf(s['data_aged_bytes'])} ({mbf(s['data_aged_alloc'])})"
+         + pct_of(s["data_aged_bytes"], s["data_peak_bytes"]), "<= 5% of its peak"),
+    ]
+    return "\n".join(f"| {a} | {b} | {c} |" for a, b, c in rows)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    ap.add_argument("--bin", required=True, help="folder with release rlmd, rlm-mcp and rlm")
+    ap.add_argument("--corpus", action="extend", nargs="+", default=[], metavar="DIR")
+    ap.add_argument("--include", help="regex on the whole path, for --corpus folders")
+    ap.add_argument("--generate", type=float, metavar="MB", help="a generated corpus of MB")
+    ap.add_argument("--generate-from", metavar="DIR", help="seed of the generated corpus")
+    ap.add_argument("--generate-dir", metavar="DIR")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--idle", type=float, default=30)
+    ap.add_argument("--full", action="store_true", help="20 repeated loads instead of 5")
+    ap.add_argument("--repeat-loads", type=int, metavar="K")
+    ap.add_argument("--repeat-mb", type=float, default=100)
+    ap.add_argument("--keep", action="store_true", help="keep each run's temporary folder")
+    ap.add_argument("--json", action="store_true", help="print the raw figures as JSON too")
+    a = ap.parse_args()
+    if a.repeat_loads is None:
+        a.repeat_loads = 20 if a.full else 5
+    for exe in ("rlmd", "rlm-mcp", "rlm"):
+        if not os.access(os.path.join(a.bin, exe), os.X_OK):
+            sys.exit(f"{PROG}: no {exe} in {a.bin} (cargo build --release -p rlmd -p rlm-client)")
+
+    glob_ext: dict[str, str] = {}
+    if a.generate:
+        out = a.generate_dir or f"/tmp/rlm-scale-gen-{a.generate:g}"
+        corpora: list[tuple[str, str | None]] = [(generate(a.generate, a.generate_from, out), None)]
+        time.sleep(3)  # files younger than 2 s are read again by a second load (TOOLS.md)
+    elif a.corpus:
+        corpora = [(os.path.abspath(c), a.include) for c in a.corpus]
+    else:
+        try:
+            sysroot = subprocess.run(["rustc", "--print", "sysroot"], capture_output=True,
+                                     text=True, check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError) as e:
+            sys.exit(f"{PROG}: rustc --print sysroot failed ({e}); give --corpus or --generate")
+        crates = os.path.expanduser("~/.cargo/registry/src")
+        docs = os.path.join(sysroot, "share", "doc")
+        corpora = [(crates, r"\.rs$"), (docs, r"\.html$")]
+        glob_ext = {crates: ".rs", docs: ".html"}
+    for root, _ in corpora:
+        if not os.path.isdir(root):
+            sys.exit(f"{PROG}: {root} is not a folder")
+    files = corpus_files(corpora)
+    nbytes = sum(s for _, s in files)
+    if not files:
+        sys.exit(f"{PROG}: no file in {', '.join(r for r, _ in corpora)}")
+    sources = sources_of(corpora, glob_ext)
+    meta = {"corpora": corpora, "sources": sources, "files": len(files), "corpus_bytes": nbytes,
+            "corpus_mb": nbytes / MB, "runs": a.runs, "idle": a.idle,
+            "repeat_loads": a.repeat_loads, "repeat_mb": a.repeat_mb,
+            "cpus": os.cpu_count(), "bin": os.path.abspath(a.bin)}
+    err(f"{len(files)} files, {nbytes / MB:.0f} MB; {a.runs} run(s)")
+    runs = []
+    for i in range(a.runs):
+        try:
+            runs.append(asyncio.run(one_run(a, i + 1, sources, files, nbytes)))
+        except Exception as e:  # noqa: BLE001
+            sys.exit(f"{PROG}: run {i + 1} failed: {e}")
+    s = summarize(runs, meta)
+    print(f"Scale benchmark: {meta['files']} files, {meta['corpus_mb']:.0f} MB, "
+          f"median of {len(runs)} run(s), 2^20-byte MB for memory, 10^6-byte MB for data; "
+          "load average (1 min) at each run's start: "
+          + ", ".join(f"{r['loadavg_start'][0]:.1f}" for r in runs) + "\n")
+    print(table(s, meta))
+    if a.json:
+        print()
+        print(json.dumps({"meta": meta, "summary": s, "runs": runs}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
