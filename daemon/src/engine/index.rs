@@ -93,6 +93,14 @@ struct KeyHints {
     keys: HashMap<String, u64>,
 }
 
+/// A session's documents with their texts' keys in one index (None: not
+/// indexed there), and whether the keys came from hints rather than the store.
+struct Keyed {
+    docs: Arc<Vec<DocRow>>,
+    keys: Vec<Option<u64>>,
+    hinted: bool,
+}
+
 /// Hints kept at most (about 100 bytes each); past this they start over.
 const MAX_KEY_HINTS: usize = 1 << 20;
 
@@ -272,16 +280,15 @@ impl IndexManager {
     }
 
     /// The session's documents at `generation` with their texts' keys in
-    /// index `index_id` (None: not indexed there), and whether the keys
-    /// came from hints rather than the store. Read from the store unless
-    /// this process knows them all.
+    /// index `index_id`. Read from the store unless this process knows them
+    /// all.
     fn keyed_documents(
         &self,
         session_id: &str,
         generation: u64,
         document_count: u64,
         index_id: &str,
-    ) -> Result<(Arc<Vec<DocRow>>, Vec<Option<u64>>, bool), ToolError> {
+    ) -> Result<Keyed, ToolError> {
         let known = self
             .known_docs()
             .get(session_id)
@@ -295,7 +302,11 @@ impl IndexManager {
                     .map(|d| hints.keys.get(&d.hash).copied())
                     .collect();
                 if keys.iter().all(Option::is_some) {
-                    return Ok((docs, keys, true));
+                    return Ok(Keyed {
+                        docs,
+                        keys,
+                        hinted: true,
+                    });
                 }
             }
         }
@@ -325,7 +336,11 @@ impl IndexManager {
                 },
             );
         }
-        Ok((docs, keys, false))
+        Ok(Keyed {
+            docs,
+            keys,
+            hinted: false,
+        })
     }
 
     fn marks(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, String)>> {
@@ -627,7 +642,7 @@ impl IndexManager {
                 .store()
                 .session(&session.id)?
                 .ok_or_else(|| session_not_found(&session.id))?;
-            let (docs, keys, hinted) =
+            let Keyed { docs, keys, hinted } =
                 self.keyed_documents(&session.id, current.generation, current.document_count, &id)?;
             let t_rows = t0.elapsed();
             let Some(keys) = keys.into_iter().collect::<Option<Vec<u64>>>() else {
