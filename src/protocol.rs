@@ -146,8 +146,12 @@ pub enum Request {
     Shutdown,
     /// Lists the sessions in the store (the CLI's `rlm sessions`).
     ListSessions,
-    /// Removes files under the data directory that nothing references.
-    Gc,
+    /// Removes files under the data directory that nothing references,
+    /// keeping what is younger than `grace_seconds` (default an hour).
+    Gc {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        grace_seconds: Option<u64>,
+    },
     /// Deletes these sessions and all that is only theirs (`rlm sessions
     /// rm`). A daemon older than this request closes the connection with
     /// "unknown variant" (the client words that as "restart rlmd").
@@ -332,6 +336,10 @@ pub struct GcReport {
     /// texts, or their indexing never finished).
     #[serde(default)]
     pub index_texts_removed: u64,
+    /// Bytes the SQLite database and its log shrank by (compacted after
+    /// large deletions); counted in `bytes_freed` too.
+    #[serde(default)]
+    pub database_bytes_freed: u64,
     pub lock_files_removed: u64,
     /// Files newer than the grace period are kept: a load in another process may still commit them.
     pub grace_seconds: u64,
@@ -533,7 +541,12 @@ mod tests {
             (Request::Status, "status"),
             (Request::Shutdown, "shutdown"),
             (Request::ListSessions, "list_sessions"),
-            (Request::Gc, "gc"),
+            (
+                Request::Gc {
+                    grace_seconds: None,
+                },
+                "gc",
+            ),
         ] {
             assert_eq!(
                 wire(&Envelope::new(4, request)),

@@ -364,3 +364,72 @@ fn sessions_are_deleted_from_the_cli_and_gc_shrinks_the_store() {
             .len();
     assert_eq!(after, kept, "{full} -> {after}");
 }
+
+/// After every session is deleted, `rlm gc --grace 0` gives the disk back
+/// at once: texts, packs, their passages in the search index, and the
+/// database's free pages and log; what is left is a few percent of the
+/// data folder at its fullest.
+#[test]
+fn gc_without_grace_after_deleting_every_session_empties_the_store() {
+    let t = TestDir::new();
+    let _daemon = t.start_daemon(&[]);
+    let folder = t.path().join("corpus");
+    common::write_corpus(&folder, 120, 60_000);
+    let mut sids = Vec::new();
+    for _ in 0..2 {
+        let sid = cli_ok(&t, "rlm.session.create", json!({}))["session_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        cli_ok(
+            &t,
+            "rlm.docs.load",
+            json!({"session_id": sid, "sources": [{"type": "directory", "path": folder}]}),
+        );
+        let found = cli_ok(
+            &t,
+            "rlm.search.query",
+            json!({"session_id": sid, "query": "copper lantern"}),
+        );
+        assert!(!found["matches"].as_array().unwrap().is_empty(), "{found}");
+        sids.push(sid);
+    }
+    let peak = bytes_under(&t.data);
+    let mut args = vec!["sessions", "rm"];
+    args.extend(sids.iter().map(String::as_str));
+    let (code, _, err) = run_cli(&t, &args);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = run_cli(&t, &["gc", "--grace", "0", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["texts_removed"], 120, "{report}");
+    assert_eq!(report["index_texts_removed"], 120, "{report}");
+    assert!(
+        report["database_bytes_freed"].as_u64().unwrap() > 0,
+        "{report}"
+    );
+    assert_eq!(report["errors"], json!([]), "{report}");
+    let left = bytes_under(&t.data);
+    eprintln!("cli: data folder {peak} -> {left} bytes after deleting every session and gc");
+    assert!(
+        left * 20 <= peak,
+        "at most 5% of the peak is left: {left} of {peak} bytes"
+    );
+    // The store still works: a new session loads, indexes and finds.
+    let sid = cli_ok(&t, "rlm.session.create", json!({}))["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    cli_ok(
+        &t,
+        "rlm.docs.load",
+        json!({"session_id": sid, "sources": [{"type": "directory", "path": folder}]}),
+    );
+    let found = cli_ok(
+        &t,
+        "rlm.search.query",
+        json!({"session_id": sid, "query": "copper lantern"}),
+    );
+    assert_eq!(found["index_built"], true, "{found}");
+    assert!(!found["matches"].as_array().unwrap().is_empty(), "{found}");
+}

@@ -1,7 +1,9 @@
 //! Giving the heap that large work freed back to the system: glibc keeps
 //! freed memory in its arenas (only the top of the main heap shrinks by
 //! itself), so after a big load or index build the daemon's anonymous
-//! memory would stay near its peak while it idles.
+//! memory would stay near its peak while it idles. Trimmed after large work,
+//! after gc, and once the daemon has idled a few seconds after calls
+//! (`server::idle`).
 
 /// Work that moved at least this many bytes through the heap is "large":
 /// smaller work frees too little to be worth a trim's walk of the arenas.
@@ -13,7 +15,16 @@ pub const LARGE_WORK_BYTES: u64 = 32 << 20;
 /// with another allocator. `RLM_NO_MALLOC_TRIM` (any value) turns it off,
 /// to measure without (`bench/memory.py`).
 pub fn after_large_work(bytes: u64) {
-    if bytes < LARGE_WORK_BYTES || std::env::var_os("RLM_NO_MALLOC_TRIM").is_some() {
+    if bytes >= LARGE_WORK_BYTES {
+        trim();
+    }
+}
+
+/// Returns the free memory of every malloc arena to the system now (after
+/// gc, and when the daemon has been idle a while), unless
+/// `RLM_NO_MALLOC_TRIM` is set.
+pub fn trim() {
+    if std::env::var_os("RLM_NO_MALLOC_TRIM").is_some() {
         return;
     }
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

@@ -82,6 +82,11 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Keep texts a load claimed, and files, younger than this many
+        /// seconds (default 3600). 0 reclaims at once: a load running at
+        /// that moment may then fail with `busy`, and is retried.
+        #[arg(long, value_name = "SECONDS")]
+        grace: Option<u64>,
     },
     /// Starts or stops the daemon.
     Daemon {
@@ -498,17 +503,18 @@ async fn run(cli: Cli, config: rlm::config::Config) -> Result<ExitCode, Failure>
                 println!();
             }
         }
-        Command::Gc { json } => {
-            let report = client(socket, &config, true).gc().await?;
+        Command::Gc { json, grace } => {
+            let report = client(socket, &config, true).gc(grace).await?;
             if json {
                 print_json(&report);
             } else {
                 println!(
-                    "removed {} texts ({} from the search index), {} packs, compacted {} packs, removed {} temporary files, {} old index folders, {} lock files ({} bytes); files younger than {} s are kept",
+                    "removed {} texts ({} from the search index), {} packs, compacted {} packs and the database ({} bytes), removed {} temporary files, {} old index folders, {} lock files ({} bytes in all); texts and files younger than {} s are kept",
                     report.texts_removed,
                     report.index_texts_removed,
                     report.packs_removed,
                     report.packs_compacted,
+                    report.database_bytes_freed,
                     report.temp_files_removed,
                     report.index_dirs_removed,
                     report.lock_files_removed,

@@ -167,8 +167,11 @@ impl DaemonClient {
     }
 
     /// Collects unreferenced files under the data directory.
-    pub async fn gc(&self) -> Result<GcReport, ClientError> {
-        match self.request(Request::Gc, None, None).await? {
+    pub async fn gc(&self, grace_seconds: Option<u64>) -> Result<GcReport, ClientError> {
+        match self
+            .request(Request::Gc { grace_seconds }, None, None)
+            .await?
+        {
             Response::GcDone { report } => Ok(report),
             Response::Error { message } => Err(ClientError::Daemon(message)),
             other => Err(unexpected("gc", other)),

@@ -67,6 +67,17 @@ impl Engine {
                 .errors
                 .push(format!("search index: {}; the next gc retries", e.message)),
         }
+        match self.inner.store.compact_database() {
+            Ok(n) => {
+                report.database_bytes_freed = n;
+                report.bytes_freed += n;
+            }
+            Err(e) => report
+                .errors
+                .push(format!("compacting the database: {e}; the next gc retries")),
+        }
+        // What gc and the deletions before it freed goes back to the system.
+        crate::alloc::trim();
         Ok(report)
     }
 

@@ -53,7 +53,15 @@ pub(crate) struct SessionIndex {
     searcher: u64,
 }
 
+/// About what a document weighs in memory (its row, its place by key).
+const DOCUMENT_BYTES: usize = 200;
+
 impl SessionIndex {
+    /// About what this view keeps in memory.
+    fn weight(&self) -> usize {
+        self.docs.len() * DOCUMENT_BYTES + self.view.heap_bytes()
+    }
+
     /// The keys of the texts of these documents (`only` of a search).
     pub(crate) fn keys_of(&self, docs: &[DocRow]) -> Vec<u64> {
         let wanted: HashSet<&str> = docs.iter().map(|d| d.doc_id.as_str()).collect();
@@ -90,7 +98,15 @@ struct KnownDocs {
 #[derive(Default)]
 struct KeyHints {
     index_id: String,
-    keys: HashMap<String, u64>,
+    /// By the first 128 bits of the text's SHA-256.
+    keys: HashMap<u128, u64>,
+}
+
+/// The hint of a text: the first 128 bits of its SHA-256 (hex). Two texts
+/// alike in those bits are not to be met (one chance in 2^64 among 2^32
+/// texts).
+fn hint_of(hash: &str) -> Option<u128> {
+    u128::from_str_radix(hash.get(..32)?, 16).ok()
 }
 
 /// A session's documents with their texts' keys in one index (None: not
@@ -101,8 +117,13 @@ struct Keyed {
     hinted: bool,
 }
 
-/// Hints kept at most (about 100 bytes each); past this they start over.
+/// Hints kept at most (about 40 bytes each); past this they start over.
 const MAX_KEY_HINTS: usize = 1 << 20;
+
+/// What the views and the known documents kept in memory may weigh, each
+/// (estimated: about 200 bytes a document, a bit a passage). The least
+/// recently used go first; the one in use always stays.
+const CACHE_BYTES: usize = 64 << 20;
 
 /// Keeps the shared index open and the sessions' views of it. Cheap to
 /// clone: clones share the index and the views.
@@ -195,10 +216,17 @@ impl IndexManager {
         cache.tick += 1;
         let tick = cache.tick;
         cache.entries.insert(session_id.to_owned(), (idx, tick));
-        while cache.entries.len() > self.shared.capacity {
+        loop {
+            let weight: usize = cache.entries.values().map(|(i, _)| i.weight()).sum();
+            if cache.entries.len() <= 1
+                || (cache.entries.len() <= self.shared.capacity && weight <= CACHE_BYTES)
+            {
+                break;
+            }
             let oldest = cache
                 .entries
                 .iter()
+                .filter(|(k, _)| k.as_str() != session_id)
                 .min_by_key(|(_, (_, used))| *used)
                 .map(|(k, _)| k.clone());
             match oldest {
@@ -231,7 +259,9 @@ impl IndexManager {
             hints.keys.clear();
         }
         for (hash, key) in keys {
-            hints.keys.insert(hash.to_owned(), key);
+            if let Some(h) = hint_of(hash) {
+                hints.keys.insert(h, key);
+            }
         }
     }
 
@@ -250,8 +280,8 @@ impl IndexManager {
     ) {
         {
             let mut hints = self.hints();
-            for hash in stored {
-                hints.keys.remove(hash);
+            for hash in stored.into_iter().filter_map(hint_of) {
+                hints.keys.remove(&hash);
             }
         }
         let mut known = self.known_docs();
@@ -265,17 +295,12 @@ impl IndexManager {
             _ if first_seq == 0 => rows,
             _ => return,
         };
-        if known.len() >= self.shared.capacity
-            && let Some(other) = known.keys().next().cloned()
-        {
-            known.remove(&other);
-        }
-        known.insert(
-            session_id.to_owned(),
-            KnownDocs {
-                generation,
-                docs: Arc::new(docs),
-            },
+        keep_known(
+            &mut known,
+            session_id,
+            generation,
+            Arc::new(docs),
+            self.shared.capacity,
         );
     }
 
@@ -299,7 +324,7 @@ impl IndexManager {
             if hints.index_id == index_id {
                 let keys: Vec<Option<u64>> = docs
                     .iter()
-                    .map(|d| hints.keys.get(&d.hash).copied())
+                    .map(|d| hint_of(&d.hash).and_then(|h| hints.keys.get(&h).copied()))
                     .collect();
                 if keys.iter().all(Option::is_some) {
                     return Ok(Keyed {
@@ -321,19 +346,12 @@ impl IndexManager {
         // Only a read that matches the generation (no load committed in
         // between) is kept for later searches.
         if docs.len() as u64 == document_count {
-            let mut known = self.known_docs();
-            if known.len() >= self.shared.capacity
-                && !known.contains_key(session_id)
-                && let Some(other) = known.keys().next().cloned()
-            {
-                known.remove(&other);
-            }
-            known.insert(
-                session_id.to_owned(),
-                KnownDocs {
-                    generation,
-                    docs: docs.clone(),
-                },
+            keep_known(
+                &mut self.known_docs(),
+                session_id,
+                generation,
+                docs.clone(),
+                self.shared.capacity,
             );
         }
         Ok(Keyed {
@@ -679,8 +697,8 @@ impl IndexManager {
                 .collect();
             if !unseen.is_empty() {
                 let mut hints = self.hints();
-                for d in &unseen {
-                    hints.keys.remove(&d.hash);
+                for h in unseen.iter().filter_map(|d| hint_of(&d.hash)) {
+                    hints.keys.remove(&h);
                 }
                 drop(hints);
                 self.known_docs().remove(&session.id);
@@ -804,6 +822,32 @@ impl IndexManager {
                 .remove(session_id);
         }
     }
+}
+
+/// Keeps a session's documents, making room first: other sessions' go while
+/// there are `capacity` sessions or they weigh more than `CACHE_BYTES`.
+fn keep_known(
+    known: &mut HashMap<String, KnownDocs>,
+    session_id: &str,
+    generation: u64,
+    docs: Arc<Vec<DocRow>>,
+    capacity: usize,
+) {
+    known.remove(session_id);
+    let weight = |k: &HashMap<String, KnownDocs>| {
+        k.values()
+            .map(|d| d.docs.len() * DOCUMENT_BYTES)
+            .sum::<usize>()
+    };
+    while !known.is_empty()
+        && (known.len() >= capacity || weight(known) + docs.len() * DOCUMENT_BYTES > CACHE_BYTES)
+    {
+        let Some(other) = known.keys().next().cloned() else {
+            break;
+        };
+        known.remove(&other);
+    }
+    known.insert(session_id.to_owned(), KnownDocs { generation, docs });
 }
 
 /// A search index that could not be opened is made afresh without a word;

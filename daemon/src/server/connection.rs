@@ -346,12 +346,15 @@ impl Connection {
                         .map(|sessions| Response::Sessions { sessions })
                 });
             }
-            (Request::Gc, Some(id)) => self.answer_blocking(id, "gc", |engine| {
-                engine.gc(GC_GRACE).map(|report| {
-                    tracing::info!(?report, "gc");
-                    Response::GcDone { report }
+            (Request::Gc { grace_seconds }, Some(id)) => {
+                self.answer_blocking(id, "gc", move |engine| {
+                    let grace = grace_seconds.map_or(GC_GRACE, std::time::Duration::from_secs);
+                    engine.gc(grace).map(|report| {
+                        tracing::info!(?report, "gc");
+                        Response::GcDone { report }
+                    })
                 })
-            }),
+            }
             (Request::DeleteSessions { session_ids }, Some(id)) => {
                 self.answer_blocking(id, "deleting sessions", move |engine| {
                     Ok::<_, std::convert::Infallible>(Response::SessionsDeleted {

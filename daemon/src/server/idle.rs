@@ -1,6 +1,7 @@
 //! When the daemon exits for want of work: on a client's `ShutdownIfIdle`
 //! (one decision, whether the client said hello or is of another protocol
-//! version), and after the idle timeout with no connection and no call.
+//! version), and after the idle timeout with no connection and no call; and
+//! when it gives its freed heap back, a few seconds after calls stop.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,6 +54,26 @@ pub(super) fn answer_shutdown_if_idle(shared: &Shared, reply: impl FnOnce(Respon
     }
     if decision.is_ok() {
         shared.request_stop(StopReason::Requested);
+    }
+}
+
+/// How long the daemon must have had no call before it trims its heap.
+const TRIM_AFTER: Duration = Duration::from_secs(5);
+
+/// Gives the heap back to the system once calls have stopped for a few
+/// seconds (`alloc::trim`), once per spell of calls: caches and buffers
+/// that calls freed then leave `RssAnon` while the daemon idles. Runs until
+/// aborted.
+pub(super) async fn trim_when_quiet(shared: Arc<Shared>) {
+    let mut trimmed_at = shared.served();
+    loop {
+        tokio::time::sleep(TRIM_AFTER / 2).await;
+        let served = shared.served();
+        if served != trimmed_at && shared.calls_in_flight() == 0 && shared.quiet_for() >= TRIM_AFTER
+        {
+            trimmed_at = served;
+            let _ = tokio::task::spawn_blocking(crate::alloc::trim).await;
+        }
     }
 }
 

@@ -84,6 +84,7 @@ pub async fn run(
 ) -> std::io::Result<StopReason> {
     let shared = Arc::new(Shared::new(engine, config));
     let idle_watch = idle::watch(shared.clone());
+    let trimmer = tokio::spawn(idle::trim_when_quiet(shared.clone()));
     tokio::pin!(shutdown);
     tokio::pin!(idle_watch);
     loop {
@@ -110,6 +111,7 @@ pub async fn run(
         }
     }
     shared.mark_stopping();
+    trimmer.abort();
     drop(listener);
     // In-flight calls finish; their connections deliver the results. Past
     // the deadline the daemon goes without them: a call stuck on a lock or

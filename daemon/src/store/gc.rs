@@ -125,6 +125,12 @@ impl Store {
         Ok(report)
     }
 
+    /// Compacts the database after large deletions (`Db::compact`);
+    /// returns the bytes it shrank by.
+    pub fn compact_database(&self) -> Result<u64, StoreError> {
+        Ok(self.db.compact()?)
+    }
+
     /// Every session id.
     fn session_ids(&self) -> Result<HashSet<String>, StoreError> {
         self.db.read(|c| {

@@ -183,6 +183,19 @@ impl IndexView {
         })
     }
 
+    /// About what the view keeps on the heap: its bit sets.
+    pub fn heap_bytes(&self) -> usize {
+        let bits: usize = self
+            .filters
+            .values()
+            .map(|h| match h {
+                Held::Some(b) => b.max_value() as usize / 8,
+                Held::All | Held::None => 0,
+            })
+            .sum();
+        bits + self.held.words.len() * 8
+    }
+
     /// Whether the view has passages of the text of `key`.
     pub fn holds(&self, key: u64) -> bool {
         self.held.contains(key)
