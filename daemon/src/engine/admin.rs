@@ -81,6 +81,15 @@ impl Engine {
         Ok(report)
     }
 
+    /// Gives back the memory kept for speed (sessions' views of the search
+    /// index, their documents, the scan cache), then the freed heap: for a
+    /// daemon that has had no call for a while.
+    pub fn release_idle_memory(&self) {
+        self.inner.indexes.forget_all();
+        self.forget_all_scan_texts();
+        crate::alloc::trim();
+    }
+
     /// Deletes one session with all that is only its own, under its lock;
     /// the in-memory caches forget it.
     pub fn delete_session(&self, session_id: &str) -> DeleteOutcome {

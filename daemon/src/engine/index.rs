@@ -40,42 +40,45 @@ const BATCH_CHARS: u64 = 256 << 20;
 /// Progress is reported at most once per this many characters indexed.
 const PROGRESS_CHARS: u64 = 8 << 20;
 
-/// A session's view of the shared index, for one generation of its documents.
+/// A session's view of the shared index, for one generation of its
+/// documents: a few bytes a document (the rows of hits are read from the
+/// store when a search needs them).
 pub(crate) struct SessionIndex {
     pub generation: u64,
     pub view: IndexView,
-    /// The session's documents, in load order.
-    pub docs: Arc<Vec<DocRow>>,
-    /// Documents (indices in `docs`) by the key of their text: one text may
-    /// be several documents of a session.
-    pub by_key: HashMap<u64, Vec<usize>>,
+    /// The key of each document's text, by load position (`seq`).
+    keys: Vec<u64>,
+    /// (key, seq), sorted: the documents holding each text (one text may be
+    /// several documents of a session).
+    holders: Vec<(u64, u64)>,
     /// The reader generation of the snapshot the view was taken in.
     searcher: u64,
 }
 
-/// About what a document weighs in memory (its row, its place by key).
-const DOCUMENT_BYTES: usize = 200;
-
 impl SessionIndex {
     /// About what this view keeps in memory.
     fn weight(&self) -> usize {
-        self.docs.len() * DOCUMENT_BYTES + self.view.heap_bytes()
+        self.keys.len() * 24 + self.view.heap_bytes()
     }
 
     /// The keys of the texts of these documents (`only` of a search).
     pub(crate) fn keys_of(&self, docs: &[DocRow]) -> Vec<u64> {
-        let wanted: HashSet<&str> = docs.iter().map(|d| d.doc_id.as_str()).collect();
-        let mut keys: Vec<u64> = self
-            .by_key
+        let mut keys: Vec<u64> = docs
             .iter()
-            .filter(|(_, ds)| {
-                ds.iter()
-                    .any(|&i| wanted.contains(self.docs[i].doc_id.as_str()))
-            })
-            .map(|(&k, _)| k)
+            .filter_map(|d| self.keys.get(d.seq as usize).copied())
             .collect();
         keys.sort_unstable();
+        keys.dedup();
         keys
+    }
+
+    /// The load positions of the documents holding the text of `key`.
+    pub(crate) fn holders_of(&self, key: u64) -> impl Iterator<Item = u64> + '_ {
+        let from = self.holders.partition_point(|&(k, _)| k < key);
+        self.holders[from..]
+            .iter()
+            .take_while(move |&&(k, _)| k == key)
+            .map(|&(_, seq)| seq)
     }
 }
 
@@ -85,11 +88,28 @@ struct Cache {
     tick: u64,
 }
 
+/// What the index manager keeps of a document, by load position: its
+/// text's hint and whether the text has characters (then it has passages).
+#[derive(Debug, Clone, Copy)]
+struct DocMark {
+    hint: Option<u128>,
+    has_chars: bool,
+}
+
+impl DocMark {
+    fn of(d: &DocRow) -> DocMark {
+        DocMark {
+            hint: hint_of(&d.hash),
+            has_chars: d.length_chars > 0,
+        }
+    }
+}
+
 /// A session's documents as this process last learned them (from its own
-/// loads, or read from the store).
+/// loads, or read from the store), by load position.
 struct KnownDocs {
     generation: u64,
-    docs: Arc<Vec<DocRow>>,
+    marks: Arc<Vec<DocMark>>,
 }
 
 /// Keys of texts in one index, as this process learned them: hints, used
@@ -112,7 +132,7 @@ fn hint_of(hash: &str) -> Option<u128> {
 /// A session's documents with their texts' keys in one index (None: not
 /// indexed there), and whether the keys came from hints rather than the store.
 struct Keyed {
-    docs: Arc<Vec<DocRow>>,
+    marks: Arc<Vec<DocMark>>,
     keys: Vec<Option<u64>>,
     hinted: bool,
 }
@@ -121,9 +141,9 @@ struct Keyed {
 const MAX_KEY_HINTS: usize = 1 << 20;
 
 /// What the views and the known documents kept in memory may weigh, each
-/// (estimated: about 200 bytes a document, a bit a passage). The least
+/// (estimated: some 24 bytes a document, a bit a passage). The least
 /// recently used go first; the one in use always stays.
-const CACHE_BYTES: usize = 64 << 20;
+const CACHE_BYTES: usize = 32 << 20;
 
 /// Keeps the shared index open and the sessions' views of it. Cheap to
 /// clone: clones share the index and the views.
@@ -236,6 +256,16 @@ impl IndexManager {
         }
     }
 
+    /// Drops every session's view and documents and the key hints (a
+    /// daemon that has idled a while: the next search of a session takes
+    /// its view again, reading its documents from the store).
+    pub(crate) fn forget_all(&self) {
+        self.lock_cache().entries.clear();
+        self.known_docs().clear();
+        let mut hints = self.hints();
+        hints.keys = HashMap::new();
+    }
+
     /// Drops a session's view (the index keeps its texts).
     pub(crate) fn forget(&self, session_id: &str) {
         self.lock_cache().entries.remove(session_id);
@@ -275,7 +305,7 @@ impl IndexManager {
         session_id: &str,
         generation: u64,
         first_seq: u64,
-        rows: Vec<DocRow>,
+        rows: &[DocRow],
         stored: impl IntoIterator<Item = &'a str>,
     ) {
         {
@@ -286,20 +316,21 @@ impl IndexManager {
         }
         let mut known = self.known_docs();
         let before = known.remove(session_id);
-        let docs = match before {
-            Some(k) if k.docs.len() as u64 == first_seq => {
-                let mut docs = Arc::unwrap_or_clone(k.docs);
-                docs.extend(rows);
-                docs
+        let new = rows.iter().map(DocMark::of);
+        let marks = match before {
+            Some(k) if k.marks.len() as u64 == first_seq => {
+                let mut marks = Arc::unwrap_or_clone(k.marks);
+                marks.extend(new);
+                marks
             }
-            _ if first_seq == 0 => rows,
+            _ if first_seq == 0 => new.collect(),
             _ => return,
         };
         keep_known(
             &mut known,
             session_id,
             generation,
-            Arc::new(docs),
+            Arc::new(marks),
             self.shared.capacity,
         );
     }
@@ -318,17 +349,17 @@ impl IndexManager {
             .known_docs()
             .get(session_id)
             .filter(|k| k.generation == generation)
-            .map(|k| k.docs.clone());
-        if let Some(docs) = known {
+            .map(|k| k.marks.clone());
+        if let Some(marks) = known {
             let hints = self.hints();
             if hints.index_id == index_id {
-                let keys: Vec<Option<u64>> = docs
+                let keys: Vec<Option<u64>> = marks
                     .iter()
-                    .map(|d| hint_of(&d.hash).and_then(|h| hints.keys.get(&h).copied()))
+                    .map(|m| m.hint.and_then(|h| hints.keys.get(&h).copied()))
                     .collect();
                 if keys.iter().all(Option::is_some) {
                     return Ok(Keyed {
-                        docs,
+                        marks,
                         keys,
                         hinted: true,
                     });
@@ -336,26 +367,37 @@ impl IndexManager {
             }
         }
         let rows = self.store().documents_with_keys(session_id, index_id)?;
+        // Load positions are 0, 1, 2...: a view keeps its keys by position.
+        if let Some((at, (d, _))) = rows
+            .iter()
+            .enumerate()
+            .find(|(i, (d, _))| d.seq != *i as u64)
+        {
+            return Err(ToolError::internal(format!(
+                "document {} of session {session_id} is numbered {} in load order where {at} was expected; the store is damaged",
+                d.doc_id, d.seq
+            )));
+        }
         self.hint(
             index_id,
             rows.iter()
                 .filter_map(|(d, k)| k.map(|k| (d.hash.as_str(), k))),
         );
-        let (docs, keys): (Vec<DocRow>, Vec<Option<u64>>) = rows.into_iter().unzip();
-        let docs = Arc::new(docs);
+        let marks: Arc<Vec<DocMark>> = Arc::new(rows.iter().map(|(d, _)| DocMark::of(d)).collect());
+        let keys = rows.into_iter().map(|(_, k)| k).collect();
         // Only a read that matches the generation (no load committed in
         // between) is kept for later searches.
-        if docs.len() as u64 == document_count {
+        if marks.len() as u64 == document_count {
             keep_known(
                 &mut self.known_docs(),
                 session_id,
                 generation,
-                docs.clone(),
+                marks.clone(),
                 self.shared.capacity,
             );
         }
         Ok(Keyed {
-            docs,
+            marks,
             keys,
             hinted: false,
         })
@@ -660,7 +702,11 @@ impl IndexManager {
                 .store()
                 .session(&session.id)?
                 .ok_or_else(|| session_not_found(&session.id))?;
-            let Keyed { docs, keys, hinted } =
+            let Keyed {
+                marks,
+                keys,
+                hinted,
+            } =
                 self.keyed_documents(&session.id, current.generation, current.document_count, &id)?;
             let t_rows = t0.elapsed();
             let Some(keys) = keys.into_iter().collect::<Option<Vec<u64>>>() else {
@@ -674,12 +720,13 @@ impl IndexManager {
                 self.set_open(None);
                 continue;
             }
-            let mut wanted = KeySet::new();
-            let mut by_key: HashMap<u64, Vec<usize>> = HashMap::new();
-            for (i, &key) in keys.iter().enumerate() {
-                wanted.insert(key);
-                by_key.entry(key).or_default().push(i);
-            }
+            let wanted: KeySet = keys.iter().copied().collect();
+            let mut holders: Vec<(u64, u64)> = keys
+                .iter()
+                .enumerate()
+                .map(|(seq, &k)| (k, seq as u64))
+                .collect();
+            holders.sort_unstable();
             let searcher = index.reader_generation();
             let t_map = t0.elapsed();
             let view = index
@@ -689,15 +736,15 @@ impl IndexManager {
             // stale hint (gc took the text, and a load brought it back
             // under another key), or, from the store, an index that lost
             // what it committed.
-            let unseen: Vec<&DocRow> = docs
+            let unseen: Vec<&DocMark> = marks
                 .iter()
                 .zip(&keys)
-                .filter(|(d, k)| d.length_chars > 0 && !view.holds(**k))
-                .map(|(d, _)| d)
+                .filter(|(m, k)| m.has_chars && !view.holds(**k))
+                .map(|(m, _)| m)
                 .collect();
             if !unseen.is_empty() {
                 let mut hints = self.hints();
-                for h in unseen.iter().filter_map(|d| hint_of(&d.hash)) {
+                for h in unseen.iter().filter_map(|m| m.hint) {
                     hints.keys.remove(&h);
                 }
                 drop(hints);
@@ -711,7 +758,7 @@ impl IndexManager {
             }
             tracing::debug!(
                 session_id = %session.id,
-                documents = docs.len(),
+                documents = keys.len(),
                 passages = view.passages(),
                 hinted,
                 rows_us = t_rows.as_micros() as u64,
@@ -722,8 +769,8 @@ impl IndexManager {
             let idx = Arc::new(SessionIndex {
                 generation: current.generation,
                 view,
-                docs,
-                by_key,
+                keys,
+                holders,
                 searcher,
             });
             self.insert(&session.id, idx.clone());
@@ -830,24 +877,25 @@ fn keep_known(
     known: &mut HashMap<String, KnownDocs>,
     session_id: &str,
     generation: u64,
-    docs: Arc<Vec<DocRow>>,
+    marks: Arc<Vec<DocMark>>,
     capacity: usize,
 ) {
+    const MARK_BYTES: usize = std::mem::size_of::<DocMark>();
     known.remove(session_id);
     let weight = |k: &HashMap<String, KnownDocs>| {
         k.values()
-            .map(|d| d.docs.len() * DOCUMENT_BYTES)
+            .map(|d| d.marks.len() * MARK_BYTES)
             .sum::<usize>()
     };
     while !known.is_empty()
-        && (known.len() >= capacity || weight(known) + docs.len() * DOCUMENT_BYTES > CACHE_BYTES)
+        && (known.len() >= capacity || weight(known) + marks.len() * MARK_BYTES > CACHE_BYTES)
     {
         let Some(other) = known.keys().next().cloned() else {
             break;
         };
         known.remove(&other);
     }
-    known.insert(session_id.to_owned(), KnownDocs { generation, docs });
+    known.insert(session_id.to_owned(), KnownDocs { generation, marks });
 }
 
 /// A search index that could not be opened is made afresh without a word;

@@ -211,7 +211,8 @@ impl Engine {
                 }
             };
             let exhausted = hits.len() < want;
-            let out = self.bm25_matches(&idx, only, hits, &terms, limit, context_chars)?;
+            let out =
+                self.bm25_matches(&session.id, &idx, only, hits, &terms, limit, context_chars)?;
             if out.len() >= limit || exhausted || want >= most {
                 break out;
             }
@@ -224,8 +225,10 @@ impl Engine {
     /// The distinct matches of `hits` (best first), at most `limit`: each hit
     /// is a match in every document of the session (of `only`, when given)
     /// that holds the hit's text.
+    #[allow(clippy::too_many_arguments)]
     fn bm25_matches(
         &self,
+        session_id: &str,
         idx: &SessionIndex,
         only: Option<&[DocRow]>,
         hits: Vec<bm25::PassageHit>,
@@ -235,39 +238,44 @@ impl Engine {
     ) -> Result<Vec<Found>, ToolError> {
         // Contexts are analysed as the index was, so what is highlighted is what matched.
         let matcher = bm25::TermMatcher::new(terms, idx.view.options());
-        let wanted: Option<std::collections::HashSet<&str>> =
-            only.map(|d| d.iter().map(|d| d.doc_id.as_str()).collect());
+        let wanted: Option<std::collections::HashSet<u64>> =
+            only.map(|d| d.iter().map(|d| d.seq).collect());
+        // The rows of the documents hits land in, read once each.
+        let mut rows: std::collections::HashMap<u64, DocRow> = std::collections::HashMap::new();
         let window = context_chars.max(1) as usize;
         let mut out: Vec<Found> = Vec::new();
-        let mut taken: Vec<(usize, u64, u64)> = Vec::new(); // (doc, start, end) of returned contexts
+        let mut taken: Vec<(u64, u64, u64)> = Vec::new(); // (seq, start, end) of returned contexts
         for hit in hits {
             if out.len() >= limit {
                 break;
             }
-            let holders: Vec<usize> = idx
-                .by_key
-                .get(&hit.key)
-                .into_iter()
-                .flatten()
-                .copied()
-                .filter(|&i| {
-                    wanted
-                        .as_ref()
-                        .is_none_or(|w| w.contains(idx.docs[i].doc_id.as_str()))
-                })
+            let holders: Vec<u64> = idx
+                .holders_of(hit.key)
+                .filter(|seq| wanted.as_ref().is_none_or(|w| w.contains(seq)))
                 .collect();
-            let Some(&first) = holders.first() else {
+            let unread: Vec<u64> = holders
+                .iter()
+                .copied()
+                .filter(|seq| !rows.contains_key(seq))
+                .collect();
+            if !unread.is_empty() {
+                for d in self.inner.store.documents_at(session_id, &unread)? {
+                    rows.insert(d.seq, d);
+                }
+            }
+            let Some(first) = holders.iter().find_map(|seq| rows.get(seq)) else {
                 continue;
             };
-            let text = self.text_of(&idx.docs[first])?;
+            let text = self.text_of(first)?;
             let passage = slice(&text, hit.start_char, hit.end_char);
             // One search of the passage serves the cluster and, mostly, the highlights.
             let occ = matcher.occurrences(passage);
             let (cs, ce) = bm25::best_cluster_in(&occ, terms, window)
                 .map(|(a, b)| (hit.start_char + a as u64, hit.start_char + b as u64))
                 .unwrap_or((hit.start_char, hit.start_char));
-            let fresh: Vec<usize> = holders
+            let fresh: Vec<u64> = holders
                 .into_iter()
+                .filter(|seq| rows.contains_key(seq))
                 .filter(|&i| {
                     !taken
                         .iter()
@@ -314,14 +322,14 @@ impl Engine {
                 .find(|h| h.start >= cs - start)
                 .or(highlights.first())
                 .map_or((0, 0), |h| (h.start, h.end));
-            check_read(&self.inner.store, &idx.docs[first], &text)?;
+            check_read(&self.inner.store, first, &text)?;
             for i in fresh {
                 if out.len() >= limit {
                     break;
                 }
                 taken.push((i, start, end));
                 out.push(Found {
-                    doc_id: idx.docs[i].doc_id.clone(),
+                    doc_id: rows[&i].doc_id.clone(),
                     start,
                     end,
                     score: f64::from(hit.score),
@@ -335,6 +343,15 @@ impl Engine {
     }
 
     /// Drops what the scan cache holds of a session (on close).
+    /// Drops what the scan cache holds of every session.
+    pub(crate) fn forget_all_scan_texts(&self) {
+        self.inner
+            .scan_cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
     pub(crate) fn forget_scan_texts(&self, session_id: &str) {
         let mut cache = self
             .inner

@@ -59,18 +59,27 @@ pub(super) fn answer_shutdown_if_idle(shared: &Shared, reply: impl FnOnce(Respon
 
 /// How long the daemon must have had no call before it trims its heap.
 const TRIM_AFTER: Duration = Duration::from_secs(5);
+/// How long the daemon must have had no call before it drops its caches
+/// (sessions' views of the search index, documents, scanned texts).
+const RELEASE_AFTER: Duration = Duration::from_secs(20);
 
-/// Gives the heap back to the system once calls have stopped for a few
-/// seconds (`alloc::trim`), once per spell of calls: caches and buffers
-/// that calls freed then leave `RssAnon` while the daemon idles. Runs until
-/// aborted.
+/// Gives memory back once calls have stopped, once per spell of calls: the
+/// freed heap after a few seconds (`alloc::trim`), what is kept for speed
+/// after a while more (`Engine::release_idle_memory`), so that `RssAnon`
+/// falls back while the daemon idles. Runs until aborted.
 pub(super) async fn trim_when_quiet(shared: Arc<Shared>) {
     let mut trimmed_at = shared.served();
+    let mut released_at = shared.served();
     loop {
         tokio::time::sleep(TRIM_AFTER / 2).await;
         let served = shared.served();
-        if served != trimmed_at && shared.calls_in_flight() == 0 && shared.quiet_for() >= TRIM_AFTER
-        {
+        let quiet = shared.calls_in_flight() == 0;
+        if served != released_at && quiet && shared.quiet_for() >= RELEASE_AFTER {
+            released_at = served;
+            trimmed_at = served;
+            let engine = shared.engine.clone();
+            let _ = tokio::task::spawn_blocking(move || engine.release_idle_memory()).await;
+        } else if served != trimmed_at && quiet && shared.quiet_for() >= TRIM_AFTER {
             trimmed_at = served;
             let _ = tokio::task::spawn_blocking(crate::alloc::trim).await;
         }

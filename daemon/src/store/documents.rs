@@ -202,6 +202,27 @@ impl Store {
         })
     }
 
+    /// The session's documents at these load positions (`seq`), in the
+    /// order asked; a position with no document is left out.
+    pub fn documents_at(&self, session_id: &str, seqs: &[u64]) -> Result<Vec<DocRow>, StoreError> {
+        self.db.read(|c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {} FROM documents WHERE session_id = ?1 AND seq = ?2",
+                DocRow::COLUMNS
+            ))?;
+            let mut out = Vec::with_capacity(seqs.len());
+            for &seq in seqs {
+                if let Some(d) = st
+                    .query_row(rusqlite::params![session_id, seq as i64], DocRow::from_row)
+                    .optional()?
+                {
+                    out.push(d);
+                }
+            }
+            Ok(out)
+        })
+    }
+
     /// A page of a session's documents in load order, with their span counts.
     pub fn list_documents(
         &self,

@@ -350,7 +350,7 @@ impl Engine {
             } => {
                 // The index manager learns the session's new documents here,
                 // so the session's first search need not read them back.
-                let rows = docs
+                let rows: Vec<DocRow> = docs
                     .iter()
                     .enumerate()
                     .map(|(i, d)| DocRow {
@@ -364,7 +364,7 @@ impl Engine {
                     &session.id,
                     generation,
                     first_seq,
-                    rows,
+                    &rows,
                     stored
                         .iter()
                         .filter(|s| s.offset.is_some())
