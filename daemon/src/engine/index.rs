@@ -235,6 +235,10 @@ impl IndexManager {
         let mut cache = self.lock_cache();
         cache.tick += 1;
         let tick = cache.tick;
+        // Views of an older snapshot are never used again (`cached_at`), and
+        // each holds its snapshot's segments open: they go now.
+        let current = idx.searcher;
+        cache.entries.retain(|_, (i, _)| i.searcher == current);
         cache.entries.insert(session_id.to_owned(), (idx, tick));
         loop {
             let weight: usize = cache.entries.values().map(|(i, _)| i.weight()).sum();

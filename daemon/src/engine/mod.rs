@@ -256,7 +256,7 @@ impl Engine {
         self.inner.store.session_counts()
     }
 
-    /// Session indexes open in memory.
+    /// Sessions whose view of the search index is kept in memory.
     pub fn indexes_cached(&self) -> usize {
         self.inner.indexes.cached()
     }

@@ -519,3 +519,27 @@ fn a_key_gc_took_under_another_engine_is_noticed_and_the_text_indexed_again() {
     assert_eq!(r["matches"][0]["doc_id"], id.as_str());
     assert_eq!(r["index_built_this_call"], true, "{r}");
 }
+
+/// An idle daemon drops its sessions' views, known documents and key hints
+/// (`Engine::release_idle_memory`); the next search of each session takes
+/// its view again from the store and answers the same.
+#[test]
+fn views_dropped_while_idle_are_taken_again_and_answer_the_same() {
+    let env = Env::new();
+    let texts = texts();
+    let one = env.session();
+    let one_ids = load(&env, &one, &texts[..2]);
+    let two = env.session();
+    let two_ids = load(&env, &two, &texts[1..]);
+    let want_one = search(&env, &one, "zanzibar quokka lighthouse");
+    let want_two = search(&env, &two, "copper kettle");
+    assert!(env.engine.indexes_cached() >= 1);
+    env.engine.release_idle_memory();
+    assert_eq!(env.engine.indexes_cached(), 0);
+    let got_one = search(&env, &one, "zanzibar quokka lighthouse");
+    let got_two = search(&env, &two, "copper kettle");
+    assert_eq!(got_one["index_built_this_call"], false, "{got_one}");
+    assert_same_ranking(&got_one, &one_ids, &want_one, &one_ids);
+    assert_same_ranking(&got_two, &two_ids, &want_two, &two_ids);
+    assert_eq!(env.info(&two)["index_built"], true);
+}
