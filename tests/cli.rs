@@ -147,6 +147,20 @@ fn age(path: &Path) {
         .unwrap_or_else(|e| panic!("setting the mtime of {}: {e}", path.display()));
 }
 
+/// A new session with `folder` loaded into it, through the CLI.
+fn session_with_folder(t: &TestDir, folder: &Path) -> String {
+    let sid = cli_ok(t, "rlm.session.create", json!({}))["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    cli_ok(
+        t,
+        "rlm.docs.load",
+        json!({"session_id": sid, "sources": [{"type": "directory", "path": folder}]}),
+    );
+    sid
+}
+
 fn cli_ok(t: &TestDir, tool: &str, args: Value) -> Value {
     let (code, out, err) = run_cli(t, &["call", tool, &args.to_string()]);
     assert_eq!(code, 0, "rlm call {tool}: {err}");
@@ -285,15 +299,7 @@ fn sessions_are_deleted_from_the_cli_and_gc_shrinks_the_store() {
     common::write_corpus(&folder, 30, 20_000);
     let mut sids = Vec::new();
     for _ in 0..3 {
-        let sid = cli_ok(&t, "rlm.session.create", json!({}))["session_id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        cli_ok(
-            &t,
-            "rlm.docs.load",
-            json!({"session_id": sid, "sources": [{"type": "directory", "path": folder}]}),
-        );
+        let sid = session_with_folder(&t, &folder);
         // Each session has a text of its own besides the shared corpus.
         let own = t.path().join(format!("{sid}.txt"));
         std::fs::write(&own, format!("only {sid} ").repeat(5000)).unwrap();
@@ -377,15 +383,7 @@ fn gc_without_grace_after_deleting_every_session_empties_the_store() {
     common::write_corpus(&folder, 120, 60_000);
     let mut sids = Vec::new();
     for _ in 0..2 {
-        let sid = cli_ok(&t, "rlm.session.create", json!({}))["session_id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        cli_ok(
-            &t,
-            "rlm.docs.load",
-            json!({"session_id": sid, "sources": [{"type": "directory", "path": folder}]}),
-        );
+        let sid = session_with_folder(&t, &folder);
         let found = cli_ok(
             &t,
             "rlm.search.query",
@@ -416,15 +414,7 @@ fn gc_without_grace_after_deleting_every_session_empties_the_store() {
         "at most 5% of the peak is left: {left} of {peak} bytes"
     );
     // The store still works: a new session loads, indexes and finds.
-    let sid = cli_ok(&t, "rlm.session.create", json!({}))["session_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    cli_ok(
-        &t,
-        "rlm.docs.load",
-        json!({"session_id": sid, "sources": [{"type": "directory", "path": folder}]}),
-    );
+    let sid = session_with_folder(&t, &folder);
     let found = cli_ok(
         &t,
         "rlm.search.query",

@@ -83,6 +83,17 @@ fn assert_same_ranking(got: &Value, got_ids: &[String], want: &Value, want_ids: 
     assert_eq!(above(&g), above(&w), "{got}\n{want}");
 }
 
+/// Two sessions sharing one of their texts: the first two of `texts()`,
+/// the last two. Each session's id and its documents' ids.
+fn two_sessions(env: &Env) -> ((String, Vec<String>), (String, Vec<String>)) {
+    let texts = texts();
+    let one = env.session();
+    let one_ids = load(env, &one, &texts[..2]);
+    let two = env.session();
+    let two_ids = load(env, &two, &texts[1..]);
+    ((one, one_ids), (two, two_ids))
+}
+
 /// Rows of `indexed_texts` (committed or not).
 fn indexed_rows(env: &Env) -> i64 {
     env.count("SELECT count(*) FROM indexed_texts", [])
@@ -400,11 +411,7 @@ fn an_addition_cut_short_is_redone_not_doubled() {
 #[test]
 fn sessions_sharing_a_damaged_index_each_index_their_texts_again() {
     let env = Env::new();
-    let texts = texts();
-    let one = env.session();
-    let one_ids = load(&env, &one, &texts[..2]);
-    let two = env.session();
-    let two_ids = load(&env, &two, &texts[1..]);
+    let ((one, one_ids), (two, two_ids)) = two_sessions(&env);
     let want_one = search(&env, &one, "zanzibar quokka");
     let want_two = search(&env, &two, "copper kettle");
     // The index folder goes under a running engine and a restarted one.
@@ -526,11 +533,7 @@ fn a_key_gc_took_under_another_engine_is_noticed_and_the_text_indexed_again() {
 #[test]
 fn views_dropped_while_idle_are_taken_again_and_answer_the_same() {
     let env = Env::new();
-    let texts = texts();
-    let one = env.session();
-    let one_ids = load(&env, &one, &texts[..2]);
-    let two = env.session();
-    let two_ids = load(&env, &two, &texts[1..]);
+    let ((one, one_ids), (two, two_ids)) = two_sessions(&env);
     let want_one = search(&env, &one, "zanzibar quokka lighthouse");
     let want_two = search(&env, &two, "copper kettle");
     assert!(env.engine.indexes_cached() >= 1);

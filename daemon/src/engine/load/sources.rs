@@ -353,6 +353,25 @@ fn walk_files(base: &Path, depth: usize, ctx: &CallContext, skips: &mut Vec<Skip
     let mut files = Vec::new();
     let mut others = Vec::new();
     let mut loops = 0usize;
+    // Canonical folders, resolved once each: a file that is not a link is
+    // its folder's canonical path and its own name (a `realpath` per file
+    // cost a system call per path component, the bulk of a walk of a
+    // large tree).
+    let mut folders: std::collections::HashMap<PathBuf, PathBuf> = std::collections::HashMap::new();
+    let mut canonical_of = |e: &walkdir::DirEntry| -> std::io::Result<PathBuf> {
+        match (e.path_is_symlink(), e.path().parent(), e.path().file_name()) {
+            (false, Some(parent), Some(name)) => {
+                if let Some(dir) = folders.get(parent) {
+                    return Ok(dir.join(name));
+                }
+                let dir = parent.canonicalize()?;
+                let file = dir.join(name);
+                folders.insert(parent.to_path_buf(), dir);
+                Ok(file)
+            }
+            _ => e.path().canonicalize(),
+        }
+    };
     for (n, entry) in walker.into_iter().enumerate() {
         if n >= MAX_WALK_ENTRIES {
             skips.push(Skip::new(
@@ -376,7 +395,7 @@ fn walk_files(base: &Path, depth: usize, ctx: &CallContext, skips: &mut Vec<Skip
         }
         match entry {
             // Followed links report their target's type.
-            Ok(e) if e.file_type().is_file() => match e.path().canonicalize() {
+            Ok(e) if e.file_type().is_file() => match canonical_of(&e) {
                 Ok(canonical) => {
                     if seen.insert(canonical.clone()) {
                         files.push((e.into_path(), canonical));
