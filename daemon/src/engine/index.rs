@@ -266,6 +266,7 @@ impl IndexManager {
     pub(crate) fn forget_all(&self) {
         self.lock_cache().entries.clear();
         self.known_docs().clear();
+        self.found_current().clear();
         let mut hints = self.hints();
         hints.keys = HashMap::new();
     }
@@ -273,7 +274,7 @@ impl IndexManager {
     /// Drops a session's view (the index keeps its texts).
     pub(crate) fn forget(&self, session_id: &str) {
         self.lock_cache().entries.remove(session_id);
-        self.marks().remove(session_id);
+        self.found_current().remove(session_id);
         self.known_docs().remove(session_id);
     }
 
@@ -407,7 +408,7 @@ impl IndexManager {
         })
     }
 
-    fn marks(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, String)>> {
+    fn found_current(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, String)>> {
         self.shared
             .current
             .lock()
@@ -448,7 +449,7 @@ impl IndexManager {
                 _ => return false,
             },
         };
-        if self.marks().get(session_id) == Some(&(generation, id.clone())) {
+        if self.found_current().get(session_id) == Some(&(generation, id.clone())) {
             return true;
         }
         // Documents only come: all those of now being held, those of
@@ -458,7 +459,8 @@ impl IndexManager {
             .unindexed_documents(session_id, &id)
             .is_ok_and(|n| n == 0);
         if held {
-            self.marks().insert(session_id.to_owned(), (generation, id));
+            self.found_current()
+                .insert(session_id.to_owned(), (generation, id));
         }
         held
     }
@@ -778,7 +780,7 @@ impl IndexManager {
                 searcher,
             });
             self.insert(&session.id, idx.clone());
-            self.marks()
+            self.found_current()
                 .insert(session.id.clone(), (current.generation, id));
             return Ok((idx, built));
         }
