@@ -233,7 +233,7 @@ impl Store {
     /// durable transaction (only rows still where they were read); then
     /// removes the old pack once no row names it. True when it was removed.
     fn compact_pack(&self, name: &str) -> Result<bool, StoreError> {
-        use std::os::unix::fs::FileExt as _;
+        use std::io::{Read as _, Seek as _, SeekFrom};
         let rows: Vec<LiveBlob> = self.db.read(|c| {
             Ok::<_, StoreError>(
                 c.prepare(
@@ -251,7 +251,7 @@ impl Store {
             )
         })?;
         let path = self.layout.pack_file(name);
-        let file = std::fs::File::open(&path)
+        let mut file = std::fs::File::open(&path)
             .map_err(super::io_err(format!("opening {}", path.display())))?;
         let mut writer = self
             .blobs
@@ -264,9 +264,10 @@ impl Store {
             // A text that cannot be read whole, or hashes to another key,
             // stays where it is (and keeps the old pack): its first open
             // reports it damaged.
-            if file.read_exact_at(&mut buf, row.offset as u64).is_err()
-                || sha256_hex(&buf) != row.hash
-            {
+            let read = file
+                .seek(SeekFrom::Start(row.offset as u64))
+                .and_then(|_| file.read_exact(&mut buf));
+            if read.is_err() || sha256_hex(&buf) != row.hash {
                 continue;
             }
             match writer.append(&buf) {
