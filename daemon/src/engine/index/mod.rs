@@ -27,11 +27,16 @@ use super::docs::DocRow;
 use super::integrity::{check_read, open_text};
 use super::{CallContext, EngineConfig, SessionRow};
 use crate::search::analyzer::AnalyzerOptions;
-use crate::search::bm25::{
-    IndexError, IndexStamp, IndexView, KeySet, PassageIndex, Statistics, signature,
-};
+use crate::search::bm25::{IndexError, IndexStamp, KeySet, PassageIndex, Statistics, signature};
 use crate::store::Store;
 use crate::store::lock::SessionLock;
+
+mod memory;
+
+pub(crate) use memory::SessionIndex;
+use memory::{
+    CACHE_BYTES, Cache, DocMark, KeyHints, Keyed, KnownDocs, MAX_KEY_HINTS, hint_of, keep_known,
+};
 
 /// Texts added to the index in one commit, at most (characters): a crash
 /// loses at most one batch. Each commit waits for the merges it starts, so
@@ -39,111 +44,6 @@ use crate::store::lock::SessionLock;
 const BATCH_CHARS: u64 = 256 << 20;
 /// Progress is reported at most once per this many characters indexed.
 const PROGRESS_CHARS: u64 = 8 << 20;
-
-/// A session's view of the shared index, for one generation of its
-/// documents: a few bytes a document (the rows of hits are read from the
-/// store when a search needs them).
-pub(crate) struct SessionIndex {
-    pub generation: u64,
-    pub view: IndexView,
-    /// The key of each document's text, by load position (`seq`).
-    keys: Vec<u64>,
-    /// (key, seq), sorted: the documents holding each text (one text may be
-    /// several documents of a session).
-    holders: Vec<(u64, u64)>,
-    /// The reader generation of the snapshot the view was taken in.
-    searcher: u64,
-}
-
-impl SessionIndex {
-    /// About what this view keeps in memory.
-    fn weight(&self) -> usize {
-        self.keys.len() * 24 + self.view.heap_bytes()
-    }
-
-    /// The keys of the texts of these documents (`only` of a search).
-    pub(crate) fn keys_of(&self, docs: &[DocRow]) -> Vec<u64> {
-        let mut keys: Vec<u64> = docs
-            .iter()
-            .filter_map(|d| self.keys.get(d.seq as usize).copied())
-            .collect();
-        keys.sort_unstable();
-        keys.dedup();
-        keys
-    }
-
-    /// The load positions of the documents holding the text of `key`.
-    pub(crate) fn holders_of(&self, key: u64) -> impl Iterator<Item = u64> + '_ {
-        let from = self.holders.partition_point(|&(k, _)| k < key);
-        self.holders[from..]
-            .iter()
-            .take_while(move |&&(k, _)| k == key)
-            .map(|&(_, seq)| seq)
-    }
-}
-
-#[derive(Default)]
-struct Cache {
-    entries: HashMap<String, (Arc<SessionIndex>, u64)>,
-    tick: u64,
-}
-
-/// What the index manager keeps of a document, by load position: its
-/// text's hint and whether the text has characters (then it has passages).
-#[derive(Debug, Clone, Copy)]
-struct DocMark {
-    hint: Option<u128>,
-    has_chars: bool,
-}
-
-impl DocMark {
-    fn of(d: &DocRow) -> DocMark {
-        DocMark {
-            hint: hint_of(&d.hash),
-            has_chars: d.length_chars > 0,
-        }
-    }
-}
-
-/// A session's documents as this process last learned them (from its own
-/// loads, or read from the store), by load position.
-struct KnownDocs {
-    generation: u64,
-    marks: Arc<Vec<DocMark>>,
-}
-
-/// Keys of texts in one index, as this process learned them: hints, used
-/// only when the view finds passages under them (gc may since have taken a
-/// text, and the same text loaded again been given another key).
-#[derive(Default)]
-struct KeyHints {
-    index_id: String,
-    /// By the first 128 bits of the text's SHA-256.
-    keys: HashMap<u128, u64>,
-}
-
-/// The hint of a text: the first 128 bits of its SHA-256 (hex). Two texts
-/// alike in those bits are not to be met (one chance in 2^64 among 2^32
-/// texts).
-fn hint_of(hash: &str) -> Option<u128> {
-    u128::from_str_radix(hash.get(..32)?, 16).ok()
-}
-
-/// A session's documents with their texts' keys in one index (None: not
-/// indexed there), and whether the keys came from hints rather than the store.
-struct Keyed {
-    marks: Arc<Vec<DocMark>>,
-    keys: Vec<Option<u64>>,
-    hinted: bool,
-}
-
-/// Hints kept at most (about 40 bytes each); past this they start over.
-const MAX_KEY_HINTS: usize = 1 << 20;
-
-/// What the views and the known documents kept in memory may weigh, each
-/// (estimated: some 24 bytes a document, a bit a passage). The least
-/// recently used go first; the one in use always stays.
-const CACHE_BYTES: usize = 32 << 20;
 
 /// Keeps the shared index open and the sessions' views of it. Cheap to
 /// clone: clones share the index and the views.
@@ -875,33 +775,6 @@ impl IndexManager {
                 .remove(session_id);
         }
     }
-}
-
-/// Keeps a session's documents, making room first: other sessions' go while
-/// there are `capacity` sessions or they weigh more than `CACHE_BYTES`.
-fn keep_known(
-    known: &mut HashMap<String, KnownDocs>,
-    session_id: &str,
-    generation: u64,
-    marks: Arc<Vec<DocMark>>,
-    capacity: usize,
-) {
-    const MARK_BYTES: usize = std::mem::size_of::<DocMark>();
-    known.remove(session_id);
-    let weight = |k: &HashMap<String, KnownDocs>| {
-        k.values()
-            .map(|d| d.marks.len() * MARK_BYTES)
-            .sum::<usize>()
-    };
-    while !known.is_empty()
-        && (known.len() >= capacity || weight(known) + marks.len() * MARK_BYTES > CACHE_BYTES)
-    {
-        let Some(other) = known.keys().next().cloned() else {
-            break;
-        };
-        known.remove(&other);
-    }
-    known.insert(session_id.to_owned(), KnownDocs { generation, marks });
 }
 
 /// A search index that could not be opened is made afresh without a word;
