@@ -25,6 +25,14 @@ fn session(c: &mut Ipc, config: Value) -> String {
         .to_owned()
 }
 
+/// Loads one inline text into session `sid` (must succeed).
+fn load_inline(c: &mut Ipc, sid: &str, content: &str) {
+    c.ok(
+        "rlm.docs.load",
+        json!({"session_id": sid, "sources": [{"type": "inline", "content": content}]}),
+    );
+}
+
 /// More calls waiting for a session lock than the runtime has blocking
 /// threads (9 connections of 64 loads, against tokio's 512) took every
 /// thread: a call of another session, from another client, waited behind
@@ -131,10 +139,7 @@ fn a_burst_of_large_answers_from_a_client_that_does_not_read_stays_bounded() {
         json!({"max_tool_calls": 100_000, "max_chars_per_response": 1_000_000}),
     );
     let text = "a needle in the hay, then more hay to fill a line of text\n".repeat(20_000);
-    c.ok(
-        "rlm.docs.load",
-        json!({"session_id": sid, "sources": [{"type": "inline", "content": text}]}),
-    );
+    load_inline(&mut c, &sid, &text);
     let before = proc_status(daemon.pid(), "VmHWM");
     // A second thread sends everything; this one reads only once all is sent.
     let mut burst = Ipc::handshake(&dir.socket);
@@ -261,10 +266,7 @@ fn the_store_is_private_and_modes_are_repaired_at_start() {
         let _daemon = dir.start_daemon_limited(&dir.data, &[], LIMIT);
         let mut c = Ipc::handshake(&dir.socket);
         let sid = session(&mut c, json!({}));
-        c.ok(
-            "rlm.docs.load",
-            json!({"session_id": sid, "sources": [{"type": "inline", "content": "secret text"}]}),
-        );
+        load_inline(&mut c, &sid, "secret text");
         c.ok(
             "rlm.search.query",
             json!({"session_id": sid, "query": "secret"}),
@@ -390,10 +392,7 @@ fn a_daemon_refuses_a_data_folder_it_cannot_write() {
         let mut daemon = dir.start_daemon_limited(&data, &[], LIMIT);
         let mut c = Ipc::handshake(&dir.socket);
         let sid = session(&mut c, json!({}));
-        c.ok(
-            "rlm.docs.load",
-            json!({"session_id": sid, "sources": [{"type": "inline", "content": "stored before"}]}),
-        );
+        load_inline(&mut c, &sid, "stored before");
         daemon.signal(Signal::SIGTERM);
         daemon.wait_exit(WAIT);
     }
@@ -461,10 +460,7 @@ fn a_full_disk_is_named_and_what_is_stored_stays_readable() {
     }
     // Room again: the same load succeeds.
     std::fs::remove_file(fs.0.join("filler")).unwrap();
-    c.ok(
-        "rlm.docs.load",
-        json!({"session_id": sid, "sources": [{"type": "inline", "content": "x".repeat(1 << 20)}]}),
-    );
+    load_inline(&mut c, &sid, &"x".repeat(1 << 20));
 }
 
 /// `allowed_roots` could be probed: an error listed the names of a folder
@@ -591,10 +587,7 @@ fn literal_and_regex_search_fold_case_alike() {
     let _daemon = dir.start_daemon_limited(&dir.data, &[], LIMIT);
     let mut c = Ipc::handshake(&dir.socket);
     let sid = session(&mut c, json!({}));
-    c.ok(
-        "rlm.docs.load",
-        json!({"session_id": sid, "sources": [{"type": "inline", "content": "\u{212A}elvin and \u{17F}top"}]}),
-    );
+    load_inline(&mut c, &sid, "\u{212A}elvin and \u{17F}top");
     for query in ["kelvin", "stop"] {
         let mut count = |method: &str| {
             c.ok(

@@ -269,6 +269,16 @@ fn a_sessions_scores_do_not_depend_on_what_other_sessions_hold() {
 /// Progress reports as a context received them: (done, total, message).
 type Reports = Arc<Mutex<Vec<(u64, Option<u64>, String)>>>;
 
+/// The (done, total) of the reports with this message, in order.
+fn reported(seen: &Reports, message: &str) -> Vec<(u64, Option<u64>)> {
+    seen.lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, _, m)| m == message)
+        .map(|(d, t, _)| (*d, *t))
+        .collect()
+}
+
 /// A context that records its progress reports.
 fn recording(env: &Env) -> (CallContext, Reports) {
     let seen: Reports = Arc::default();
@@ -315,15 +325,9 @@ fn a_reload_after_an_edit_indexes_only_the_changed_file() {
     );
     assert_eq!(r["index_built_this_call"], true, "{r}");
     assert_eq!(r["total_matches"], 1, "{r}");
-    let indexing: Vec<_> = seen
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|(_, _, m)| m == "indexing texts")
-        .cloned()
-        .collect();
+    let indexing = reported(&seen, "indexing texts");
     assert_eq!(
-        indexing.last().map(|(done, total, _)| (*done, *total)),
+        indexing.last().copied(),
         Some((char_len(&edited), Some(char_len(&edited)))),
         "only the edited file is indexed: {indexing:?}"
     );
@@ -460,13 +464,7 @@ fn a_load_and_an_index_build_report_their_progress() {
             &ctx,
         ),
     );
-    let reading: Vec<(u64, Option<u64>)> = seen
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|(_, _, m)| m == "reading files")
-        .map(|(d, t, _)| (*d, *t))
-        .collect();
+    let reading = reported(&seen, "reading files");
     assert!(reading.len() >= 2, "{reading:?}");
     assert!(reading.windows(2).all(|w| w[0].0 < w[1].0), "{reading:?}");
     assert_eq!(reading.last(), Some(&(130, Some(130))), "{reading:?}");
@@ -480,13 +478,7 @@ fn a_load_and_an_index_build_report_their_progress() {
             &ctx,
         ),
     );
-    let indexing: Vec<(u64, Option<u64>)> = seen
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|(_, _, m)| m == "indexing texts")
-        .map(|(d, t, _)| (*d, *t))
-        .collect();
+    let indexing = reported(&seen, "indexing texts");
     assert_eq!(indexing.first(), Some(&(0, Some(chars))), "{indexing:?}");
     assert_eq!(indexing.last(), Some(&(chars, Some(chars))), "{indexing:?}");
 }

@@ -712,7 +712,6 @@ impl IndexManager {
         if read_stamp(&self.store().search_index_dir()).is_none() && self.open_now().is_none() {
             return Ok(0); // no index was ever made
         }
-        let (_, _) = self.index(&ctx)?;
         let lock = self.write_lock(&ctx)?;
         let (index, id) = self.current_locked(&lock)?;
         let recorded = self.store().index_keys(&id)?;
