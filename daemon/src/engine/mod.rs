@@ -11,6 +11,7 @@ mod chunks;
 mod context;
 mod dispatch;
 mod docs;
+mod fit;
 mod index;
 mod integrity;
 mod load;

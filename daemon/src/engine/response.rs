@@ -176,7 +176,7 @@ pub(crate) fn utf8_chars(bytes: &[u8]) -> usize {
 }
 
 /// Characters `c` takes inside a JSON string.
-fn json_char_cost(c: char) -> usize {
+pub(crate) fn json_char_cost(c: char) -> usize {
     match c {
         '"' | '\\' | '\n' | '\r' | '\t' | '\u{8}' | '\u{c}' => 2,
         c if (c as u32) < 0x20 => 6,

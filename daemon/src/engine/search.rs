@@ -11,7 +11,7 @@ use rlm::tools::{Highlight, SearchArgs, SearchMatch, SearchMethod, SearchResult,
 use super::docs::DocRow;
 use super::index::SessionIndex;
 use super::integrity::{check_read, open_text};
-use super::{CallContext, Engine, ResponseBudget, SessionRow};
+use super::{CallContext, Engine, ResponseBudget, SessionRow, fit};
 use crate::search::bm25::{self, IndexError};
 use crate::search::scan::{ScanMethod, Scanner};
 use crate::text::Text;
@@ -154,12 +154,13 @@ impl Engine {
                 }
             })
             .collect();
-        // Usually far below the cap: then no need to measure each match exactly.
+        // Usually far below the cap, with few highlights: then no need to
+        // measure each match exactly. Otherwise cut, never drop (`fit.rs`).
         let bound: usize = all.iter().map(|m| json_chars_bound(m) + 1).sum();
-        let (matches, truncated) = if budget.fits(bound) {
+        let (matches, truncated) = if budget.fits(bound) && all.iter().all(few_highlights) {
             (all, false)
         } else {
-            budget.take_list(all)
+            fit::take_matches(all, &mut budget)
         };
         let index_built = method == SearchMethod::Bm25
             || self
@@ -475,14 +476,13 @@ impl Engine {
     }
 }
 
-/// At least `ResponseBudget::cost(m)`, without serializing `m`: the keys and punctuation of a
-/// match (measured once), the longest text of each number, and each string escaped at
-/// its worst (`\u001f`, 6 chars per char; a string has no more chars than bytes).
-fn json_chars_bound(m: &SearchMatch) -> usize {
-    /// Longest JSON text of a u64 (20 digits) or an f64 (e.g. `-1.7976931348623157e308`).
-    const NUMBER: usize = 24;
+/// Longest JSON text of a u64 (20 digits) or an f64 (e.g. `-1.7976931348623157e308`).
+const NUMBER: usize = 24;
+
+/// The JSON cost of an empty match and of an empty highlight, measured once.
+fn skeletons() -> (usize, usize) {
     static SKELETON: OnceLock<(usize, usize)> = OnceLock::new();
-    let &(matched, highlight) = SKELETON.get_or_init(|| {
+    *SKELETON.get_or_init(|| {
         let empty = SearchMatch {
             doc_id: String::new(),
             span: SpanRef {
@@ -503,13 +503,33 @@ fn json_chars_bound(m: &SearchMatch) -> usize {
             term: String::new(),
         };
         (ResponseBudget::cost(&empty), ResponseBudget::cost(&h))
-    });
-    let strings = 2 * m.doc_id.len()
-        + m.context.len()
-        + m.highlights.iter().map(|h| h.term.len()).sum::<usize>();
-    // Five numbers in a match (span start and end, score, highlight start and end), two
-    // in a highlight, plus a comma between highlights.
-    matched + 5 * NUMBER + 6 * strings + m.highlights.len() * (highlight + 2 * NUMBER + 1)
+    })
+}
+
+/// At least `ResponseBudget::cost(m)`, without serializing `m`: the keys and punctuation of a
+/// match (measured once), the longest text of each number, and each string escaped at
+/// its worst (`\u001f`, 6 chars per char; a string has no more chars than bytes).
+fn json_chars_bound(m: &SearchMatch) -> usize {
+    let (matched, _) = skeletons();
+    let strings = 2 * m.doc_id.len() + m.context.len();
+    // Five numbers in a match (span start and end, score, highlight start and end).
+    matched + 5 * NUMBER + 6 * strings + highlights_bound(m)
+}
+
+/// At least what `m`'s highlights cost (two numbers and a term each, a comma between).
+fn highlights_bound(m: &SearchMatch) -> usize {
+    let (_, highlight) = skeletons();
+    m.highlights
+        .iter()
+        .map(|h| highlight + 2 * NUMBER + 1 + 6 * h.term.len())
+        .sum()
+}
+
+/// Whether `m`'s highlights surely weigh no more than their allowance (then
+/// `fit::bound_highlights` would keep them all): a context costs at least
+/// its characters and two quotes.
+fn few_highlights(m: &SearchMatch) -> bool {
+    highlights_bound(m) <= (m.context.chars().count() + 2).max(fit::HIGHLIGHTS_FLOOR)
 }
 
 /// Chars `[start, end)` of `text` (clamped), without walking an ASCII text.

@@ -437,8 +437,8 @@ fn contexts_past_the_response_cap_are_cut_and_say_so() {
         .collect();
     env.load(&sid, &text);
     // With 100-char contexts one match fits whole under the cap: matches come
-    // back, not all of them. With 300-char contexts none fits whole, and
-    // none comes back (until matches are cut rather than dropped).
+    // back, not all of them. With 300-char contexts none fits whole: the
+    // first comes back cut (cut, never drop).
     assert!(match_cost_bound(&text, "needle", 100) <= list_room(1000));
     assert!(match_cost_bound(&text, "needle", 300) > list_room(1000));
     for (method, context_chars) in [
@@ -456,12 +456,7 @@ fn contexts_past_the_response_cap_are_cut_and_say_so() {
         let n = r["matches"].as_array().unwrap().len() as u64;
         assert_eq!(r["truncated"], true, "{method}: {r}");
         assert!(n < 20, "{method}");
-        if context_chars == 100 {
-            assert!(
-                n >= 1,
-                "{method}: a match fits whole, yet none came back: {r}"
-            );
-        }
+        assert!(n >= 1, "{method} {context_chars}: no match came back: {r}");
         assert!(u64_of(&r, "total_matches") > n, "{method}: {r}");
         assert!(json_len(&r) <= 1500, "{method}: {} chars", json_len(&r));
         let ctx_total: u64 = r["matches"]
@@ -474,7 +469,7 @@ fn contexts_past_the_response_cap_are_cut_and_say_so() {
         for m in r["matches"].as_array().unwrap() {
             check_match(&text, m);
             assert!(
-                json_len(m) < match_cost_bound(&text, "needle", context_chars),
+                json_len(m) <= match_cost_bound(&text, "needle", context_chars),
                 "{m}"
             );
         }

@@ -181,3 +181,93 @@ fn every_tool_answers_within_the_minimum_cap() {
         &env.call("rlm.session.close", json!({"session_id": sid})),
     );
 }
+
+/// Issue 11's case: one match that does not fit whole under the cap comes
+/// back cut around its hit, not dropped (`matches: []` before).
+#[test]
+fn a_match_too_large_for_the_cap_comes_back_cut_around_its_hit() {
+    let env = Env::new();
+    // The issue's text for the scans; bm25 needs words around its term.
+    let joined = format!("{}findme1{}", "a".repeat(500), "b".repeat(500));
+    let spaced = format!("{}findme1 {}", "a ".repeat(250), "b ".repeat(250));
+    for (method, text) in [("literal", &joined), ("regex", &joined), ("bm25", &spaced)] {
+        let sid = env.session_with(json!({"max_chars_per_response": CAP}));
+        env.load(&sid, text);
+        let query = if method == "bm25" {
+            "findme1"
+        } else {
+            "findme"
+        };
+        let r = env.search(
+            &sid,
+            json!({"query": query, "method": method, "context_chars": 400, "limit": 1}),
+        );
+        let m = &r["matches"][0];
+        assert!(m.is_object(), "{method}: no match came back: {r}");
+        assert_eq!(r["truncated"], true, "{method}: {r}");
+        assert!(json_len(&r) <= FITS, "{method}: {} chars", json_len(&r));
+        let ctx = str_of(m, "context");
+        assert!(ctx.contains("findme"), "{method}: {m}");
+        let (a, b) = (u64_of(&m["span"], "start"), u64_of(&m["span"], "end"));
+        assert_eq!(
+            ctx,
+            chars(text, a, b),
+            "{method}: the context is the span's text"
+        );
+        let (hs, he) = (u64_of(m, "highlight_start"), u64_of(m, "highlight_end"));
+        assert!(hs < he && he <= char_len(ctx), "{method}: {m}");
+        assert!(
+            chars(ctx, hs, he).to_lowercase().starts_with("findme"),
+            "{method}: the highlight marks the hit: {m}"
+        );
+        // Cut on both sides of the hit, not only at its end.
+        assert!(a > 100 && b < char_len(text) - 100, "{method}: {m}");
+    }
+}
+
+/// Issue 11's case: a term that occurs every three characters makes a bm25
+/// match's highlights outweigh its context; they are bounded (nearest the
+/// first hit kept, the answer says it was cut) and the match still comes.
+#[test]
+fn highlights_never_outweigh_the_context_they_mark() {
+    let env = Env::new();
+    let sid = env.session();
+    let text = "ab ".repeat(20_000);
+    env.load(&sid, &text);
+    for (method, context_chars) in [("bm25", 2000), ("bm25", 4000), ("literal", 2000)] {
+        let r = env.search(
+            &sid,
+            json!({"query": "ab", "method": method, "context_chars": context_chars, "limit": 1}),
+        );
+        let m = &r["matches"][0];
+        assert!(m.is_object(), "{method} {context_chars}: no match: {r}");
+        // A scan marks the hits it kept (a few more than `limit`): nothing to bound.
+        if method == "bm25" {
+            assert_eq!(r["truncated"], true, "{method} {context_chars}");
+        }
+        let ctx = str_of(m, "context");
+        let marks = json_len(&m["highlights"]);
+        assert!(
+            marks <= json_len(&m["context"]) + 2,
+            "{method} {context_chars}: highlights {marks} chars for a context of {}",
+            char_len(ctx)
+        );
+        let hl = m["highlights"].as_array().unwrap();
+        assert!(hl.len() > 10, "{method} {context_chars}: {}", hl.len());
+        let (hs, he) = (u64_of(m, "highlight_start"), u64_of(m, "highlight_end"));
+        assert!(
+            hl.iter()
+                .any(|h| (u64_of(h, "start"), u64_of(h, "end")) == (hs, he)),
+            "{method} {context_chars}: the first hit stays marked"
+        );
+        for h in hl {
+            let (s, e) = (u64_of(h, "start"), u64_of(h, "end"));
+            assert_eq!(chars(ctx, s, e), str_of(h, "term"));
+        }
+        assert!(
+            json_len(&r) <= 2 * (context_chars as usize) + 2000,
+            "{}",
+            json_len(&r)
+        );
+    }
+}
