@@ -181,6 +181,19 @@ pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
     }
 }
 
+/// Makes every file and folder this process creates its user's alone (0600
+/// and 0700), whatever umask it was started with: the store holds texts the
+/// user may have protected, and the logs of every binary name files,
+/// sessions and queries. Each binary calls it first, before any thread or
+/// file exists.
+pub fn private_umask() {
+    #[cfg(unix)]
+    {
+        use nix::sys::stat::{Mode, umask};
+        umask(Mode::from_bits_truncate(0o077));
+    }
+}
+
 /// Makes every folder under `root` 0700 and every file 0600 where group or
 /// others had any right (a store written by an older rlm, or copied in with
 /// a looser umask), without following links. Returns how many were changed.

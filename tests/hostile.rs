@@ -12,7 +12,7 @@ use std::path::Path;
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 
-use common::{Ipc, TestDir, WAIT, hold_session_lock, proc_status, wait_until};
+use common::{Ipc, Outcome, TestDir, WAIT, hold_session_lock, proc_status, wait_until};
 
 /// The address space each daemon of this suite may use: room for its threads'
 /// stacks and its mappings, far below what an unbounded queue reaches.
@@ -280,6 +280,39 @@ fn the_store_is_private_and_modes_are_repaired_at_start() {
     }
     let _daemon = dir.start_daemon_limited(&dir.data, &[], LIMIT);
     assert_private(&dir.data);
+}
+
+/// The logs of the shim are the user's alone like the store's, whatever
+/// umask the MCP client started it with (here the test's, 022), also when
+/// the daemon is already running (a daemon starting repairs the modes of
+/// what it finds in the log folder, so it must start first).
+#[test]
+fn the_logs_of_the_shim_and_the_daemon_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TestDir::new();
+    let _daemon = dir.start_daemon(&[]);
+    let mut shim = dir.shim(&[]);
+    shim.initialize();
+    let created = shim.call("rlm.session.create", json!({}));
+    assert!(matches!(created, Outcome::Ok(_)), "{created:?}");
+    shim.close();
+    // The test's own captures of stderr (`<stem>-<n>.log`) are not the binaries' logs.
+    let logs: Vec<std::path::PathBuf> = common::walk(&dir.logs)
+        .into_iter()
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            name.starts_with("rlm-mcp.") || name.starts_with("rlmd.")
+        })
+        .collect();
+    assert!(
+        logs.iter()
+            .any(|p| p.to_string_lossy().contains("rlm-mcp.")),
+        "the shim wrote no log file: {logs:?}"
+    );
+    for log in logs {
+        let mode = std::fs::metadata(&log).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{} is {mode:o}", log.display());
+    }
 }
 
 fn assert_private(data: &Path) {

@@ -51,7 +51,7 @@ struct Args {
 fn main() -> ExitCode {
     limit_malloc_arenas();
     name_global_pool();
-    private_umask();
+    rlm::paths::private_umask();
     let args = Args::parse();
     let mut ready = ReadyPipe::from_env();
     let config = match Config::load() {
@@ -332,18 +332,6 @@ async fn bind(socket: &Path) -> Result<Bound, String> {
     let listener = with_private_umask(|| ListenerOptions::new().name(name).create_tokio())
         .map_err(|e| format!("binding {}: {e}", socket.display()))?;
     Ok(Bound::Listening(listener, lock))
-}
-
-/// Makes every file and folder this process creates its user's alone (0600
-/// and 0700), whatever umask it was started with: the store holds texts the
-/// user may have protected, and the logs name files and sessions. Set first,
-/// before any thread or file exists.
-fn private_umask() {
-    #[cfg(unix)]
-    {
-        use nix::sys::stat::{Mode, umask};
-        umask(Mode::from_bits_truncate(0o077));
-    }
 }
 
 /// Runs `f` with umask 0177, so the socket it creates is 0600 from the first

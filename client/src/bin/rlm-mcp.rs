@@ -41,6 +41,8 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    // Its log files are the user's alone, as the daemon's are.
+    rlm::paths::private_umask();
     let args = Args::parse();
     let config = match rlm::config::Config::load() {
         Ok(l) => l.config,

@@ -167,6 +167,8 @@ enum DaemonAction {
 }
 
 fn main() -> ExitCode {
+    // Its log files are the user's alone, as the daemon's are.
+    rlm::paths::private_umask();
     let cli = Cli::parse();
     let config = match rlm::config::Config::load() {
         Ok(l) => l.config,
