@@ -416,11 +416,18 @@ fn strings(value: &Value) -> Vec<&str> {
         .unwrap_or_default()
 }
 
-/// A JSON type as a schema gives it (`"string"` or `["string", "null"]`), as a list.
+/// A JSON type as a schema gives it (`"string"`, or alternatives of one type
+/// each: `{"anyOf": [{"type": "string"}, {"type": "null"}]}`), as a list. A
+/// type array (`["string", "null"]`) is not portable (Inspector 2's
+/// `--strict` warns): none is listed.
 fn types_of(schema: &Value) -> Vec<&str> {
-    match &schema["type"] {
-        Value::String(t) => vec![t.as_str()],
-        types => strings(types),
+    match (&schema["type"], &schema["anyOf"]) {
+        (Value::String(t), _) => vec![t.as_str()],
+        (Value::Null, Value::Array(alternatives)) => alternatives
+            .iter()
+            .map(|a| a["type"].as_str().expect("one type per alternative"))
+            .collect(),
+        (other, _) => panic!("not one type per schema: {other} in {schema}"),
     }
 }
 

@@ -124,6 +124,9 @@ struct Shared {
     info: ServerConfig,
     /// The `tools/list` entries, in [`Tool::ALL`] order.
     tools: Vec<rmcp::model::Tool>,
+    /// Their input schemas as canonical JSON, in the same order: what weak
+    /// clients' string arguments are read against ([`schema::coerce`]).
+    inputs: Vec<Value>,
 }
 
 impl<B: Backend> Clone for RlmServer<B> {
@@ -154,12 +157,17 @@ impl<B: Backend> RlmServer<B> {
             .into_iter()
             .map(|tool| listed_tool(tool, options.tool_names))
             .collect();
+        let inputs = Tool::ALL
+            .into_iter()
+            .map(|tool| Value::Object(schema::input(tool)))
+            .collect();
         RlmServer {
             backend,
             shared: Arc::new(Shared {
                 tool_names: options.tool_names,
                 info,
                 tools,
+                inputs,
             }),
         }
     }
@@ -258,7 +266,15 @@ impl<B: Backend> ServerHandler for RlmServer<B> {
         let Some(tool) = Tool::from_name(&request.name) else {
             return Err(self.unknown_tool(&request.name));
         };
-        let arguments = Value::Object(request.arguments.unwrap_or_default());
+        let mut arguments = Value::Object(request.arguments.unwrap_or_default());
+        // `"limit": "2"` from a client that sends every argument as text.
+        if let Some(input) = Tool::ALL
+            .iter()
+            .position(|t| *t == tool)
+            .and_then(|i| self.shared.inputs.get(i))
+        {
+            schema::coerce(input, &mut arguments);
+        }
         let names = self.shared.tool_names;
         let result = match self.run(tool, arguments, &context).await {
             Ok(CallOutcome::Ok { result }) => CallToolResult::structured(result),
@@ -356,4 +372,35 @@ fn listed_tool(tool: Tool, names: ToolNames) -> rmcp::model::Tool {
         Arc::new(respelled(schema::input(tool))),
     )
     .with_raw_output_schema(Arc::new(respelled(schema::output(tool))))
+    .with_annotations(annotations(tool))
+}
+
+/// What a client may assume of a tool before calling it (MCP tool
+/// annotations): a title for people, and whether it changes anything. The
+/// tools that only read (they still count one call of the session's budget)
+/// are `readOnlyHint`; the others only add (a session, documents, spans, an
+/// artifact) or close, never delete: not destructive. Only `docs.load`
+/// reaches past the server's own store (the files the model names).
+fn annotations(tool: Tool) -> rmcp::model::ToolAnnotations {
+    let (title, read_only, idempotent) = match tool {
+        Tool::SessionCreate => ("Create a session", false, false),
+        Tool::SessionInfo => ("Session info", true, true),
+        Tool::SessionClose => ("Close a session", false, true),
+        Tool::DocsLoad => ("Load documents", false, false),
+        Tool::DocsList => ("List documents", true, true),
+        Tool::DocsPeek => ("Peek at a document", true, true),
+        Tool::ChunkCreate => ("Cut a document into spans", false, false),
+        Tool::SpanGet => ("Read spans", true, true),
+        Tool::SearchQuery => ("Search documents", true, true),
+        Tool::ArtifactStore => ("Store an artifact", false, false),
+        Tool::ArtifactList => ("List artifacts", true, true),
+        Tool::ArtifactGet => ("Read an artifact", true, true),
+    };
+    let mut annotations = rmcp::model::ToolAnnotations::with_title(title)
+        .read_only(read_only)
+        .open_world(tool == Tool::DocsLoad);
+    if !read_only {
+        annotations = annotations.destructive(false).idempotent(idempotent);
+    }
+    annotations
 }

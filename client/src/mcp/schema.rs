@@ -18,9 +18,146 @@ use rlm::Tool;
 use rmcp::model::JsonObject;
 use serde_json::{Map, Value, json};
 
-/// The input schema clients see for `tool`.
+/// The input schema clients see for `tool`: self-contained and portable
+/// ([`portable_input`]).
 pub(super) fn input(tool: Tool) -> JsonObject {
-    client_schema(tool.input_schema())
+    let mut schema = Value::Object(client_schema(tool.input_schema()));
+    portable_input(&mut schema);
+    match schema {
+        Value::Object(map) => map,
+        _ => JsonObject::from_iter([("type".to_owned(), json!("object"))]),
+    }
+}
+
+/// Rewrites an input schema so that clients that know one `type` per
+/// property can use it (MCP Inspector 0.15 sent `limit=2` as the string
+/// `"2"` for `"type": ["integer", "null"]`; Gemini's function declarations
+/// take one type; Inspector 2's `--strict` warns about every type array):
+/// an optional argument is one that is not `required`, so `null` leaves
+/// every `type` array, every `anyOf`/`oneOf` (a single branch left is merged
+/// into its parent) and every `"default": null`; and a schema of
+/// alternatives that all have one type says it at its top (`"type":
+/// "object"` on a tagged union). The daemon still accepts `null` for an
+/// optional argument.
+fn portable_input(node: &mut Value) {
+    match node {
+        Value::Array(items) => items.iter_mut().for_each(portable_input),
+        Value::Object(map) => {
+            for (key, value) in map.iter_mut() {
+                if !DATA_KEYWORDS.contains(&key.as_str()) {
+                    portable_input(value);
+                }
+            }
+            if map.get("default") == Some(&Value::Null) {
+                map.remove("default");
+            }
+            if let Some(Value::Array(types)) = map.get_mut("type") {
+                types.retain(|t| t != "null");
+                if types.len() == 1 {
+                    let single = types.remove(0);
+                    map.insert("type".into(), single);
+                }
+            }
+            for keyword in ["anyOf", "oneOf"] {
+                let Some(Value::Array(branches)) = map.get_mut(keyword) else {
+                    continue;
+                };
+                branches.retain(|b| b.get("type").and_then(Value::as_str) != Some("null"));
+                if branches.len() == 1 {
+                    let Some(Value::Object(branch)) = map
+                        .remove(keyword)
+                        .and_then(|mut b| b.as_array_mut().and_then(|b| b.pop()))
+                    else {
+                        continue;
+                    };
+                    // The parent's own annotations (its description) win.
+                    for (k, v) in branch {
+                        map.entry(k).or_insert(v);
+                    }
+                    continue;
+                }
+                let types: Vec<&Value> = branches.iter().filter_map(|b| b.get("type")).collect();
+                let common = (types.len() == branches.len()
+                    && types.first().is_some_and(|t| t.is_string())
+                    && types.iter().all(|t| *t == types[0]))
+                .then(|| types[0].clone());
+                if let Some(common) = common {
+                    map.entry("type").or_insert(common);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Converts, in place, the arguments a weak client sent as strings where
+/// `schema` (a portable input schema) wants an integer, a number or a
+/// boolean, when the string says exactly one (`"2"`, `" 2 "`, `"0.5"`,
+/// `"true"`); anything else is left for the daemon to refuse with the field's
+/// name. Objects are followed through their `properties` (a tagged union's
+/// through the branch its `type` names), arrays through their `items`.
+pub(super) fn coerce(schema: &Value, value: &mut Value) {
+    match value {
+        Value::String(text) => {
+            let text = text.trim();
+            let converted = match schema.get("type").and_then(Value::as_str) {
+                Some("integer") => text
+                    .parse::<i64>()
+                    .map(Value::from)
+                    .or_else(|_| text.parse::<u64>().map(Value::from))
+                    .ok(),
+                Some("number") => text.parse::<i64>().map(Value::from).ok().or_else(|| {
+                    text.parse::<f64>()
+                        .ok()
+                        .filter(|f| f.is_finite())
+                        .and_then(|f| serde_json::Number::from_f64(f).map(Value::Number))
+                }),
+                Some("boolean") => match text {
+                    "true" => Some(Value::Bool(true)),
+                    "false" => Some(Value::Bool(false)),
+                    _ => None,
+                },
+                _ => None,
+            };
+            if let Some(converted) = converted {
+                *value = converted;
+            }
+        }
+        Value::Object(fields) => {
+            let schema = branch_for(schema, fields).unwrap_or(schema);
+            let Some(Value::Object(properties)) = schema.get("properties") else {
+                return;
+            };
+            for (key, field) in fields.iter_mut() {
+                if let Some(field_schema) = properties.get(key) {
+                    coerce(field_schema, field);
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(item_schema) = schema.get("items") {
+                for item in items {
+                    coerce(item_schema, item);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The one branch of `schema`'s `oneOf`/`anyOf` whose `type` property is the
+/// constant `fields` has as its `type` (a tagged union's variant).
+fn branch_for<'a>(schema: &'a Value, fields: &Map<String, Value>) -> Option<&'a Value> {
+    let tag = fields.get("type")?;
+    let branches = schema
+        .get("oneOf")
+        .or_else(|| schema.get("anyOf"))?
+        .as_array()?;
+    let mut matching = branches
+        .iter()
+        .filter(|b| b.pointer("/properties/type/const") == Some(tag));
+    let first = matching.next()?;
+    matching.next().is_none().then_some(first)
 }
 
 /// The output schema clients see for `tool`.
@@ -268,9 +405,11 @@ fn type_only(schema: &Value) -> Value {
             unique.push(t);
         }
     }
+    // One type per schema (Inspector 2's `--strict` warns about type
+    // arrays): a value that may be null says so with alternatives.
     match unique.len() {
         1 => json!({ "type": unique[0] }),
-        _ => json!({ "type": unique }),
+        _ => json!({ "anyOf": unique.iter().map(|t| json!({ "type": t })).collect::<Vec<_>>() }),
     }
 }
 
@@ -311,4 +450,164 @@ fn with_error_envelope(mut schema: JsonObject) -> JsonObject {
         schema.insert("anyOf".into(), alternatives);
     }
     schema
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every node of `schema` (with its JSON path), for the checks below.
+    fn nodes<'a>(path: String, schema: &'a Value, out: &mut Vec<(String, &'a Value)>) {
+        match schema {
+            Value::Object(map) => {
+                out.push((path.clone(), schema));
+                for (k, v) in map {
+                    if !DATA_KEYWORDS.contains(&k.as_str()) {
+                        nodes(format!("{path}.{k}"), v, out);
+                    }
+                }
+            }
+            Value::Array(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    nodes(format!("{path}[{i}]"), v, out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn input_schemas_have_one_type_per_property_and_no_null() {
+        for tool in Tool::ALL {
+            let schema = Value::Object(input(tool));
+            let mut all = Vec::new();
+            nodes(tool.name().to_owned(), &schema, &mut all);
+            for (path, node) in all {
+                let Value::Object(map) = node else { continue };
+                if path.ends_with(".properties") {
+                    continue; // a map of names, not a schema
+                }
+                if let Some(t) = map.get("type") {
+                    assert!(t.is_string(), "{path}: type {t}");
+                    assert_ne!(t, "null", "{path}");
+                }
+                assert_ne!(map.get("default"), Some(&Value::Null), "{path}");
+                for keyword in ["anyOf", "oneOf"] {
+                    if let Some(Value::Array(branches)) = map.get(keyword) {
+                        assert!(branches.len() > 1, "{path}.{keyword}: one branch");
+                        assert!(
+                            map.contains_key("type"),
+                            "{path}: alternatives without a type"
+                        );
+                    }
+                }
+                if map.contains_key("properties") {
+                    assert_eq!(map.get("type"), Some(&json!("object")), "{path}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn optional_arguments_stay_optional_and_required_ones_required() {
+        let search = Value::Object(input(Tool::SearchQuery));
+        assert_eq!(search["required"], json!(["session_id", "query"]));
+        assert_eq!(search["properties"]["limit"]["type"], "integer");
+        assert_eq!(search["properties"]["method"]["type"], "string");
+        assert_eq!(
+            search["properties"]["method"]["enum"],
+            json!(["bm25", "regex", "literal"])
+        );
+        // The parent's description survives the merge of its one branch.
+        let create = Value::Object(input(Tool::SessionCreate));
+        let config = &create["properties"]["config"];
+        assert_eq!(config["type"], "object");
+        assert_eq!(
+            config["description"],
+            "Overrides of the server's session defaults."
+        );
+        assert_eq!(config["properties"]["max_tool_calls"]["type"], "integer");
+        let chunk = Value::Object(input(Tool::ChunkCreate));
+        assert_eq!(chunk["properties"]["strategy"]["type"], "object");
+        assert_eq!(
+            chunk["properties"]["strategy"]["oneOf"]
+                .as_array()
+                .map(Vec::len),
+            Some(3)
+        );
+    }
+
+    #[test]
+    fn output_schemas_say_nullable_with_alternatives_of_one_type() {
+        let list = Value::Object(output(Tool::DocsList));
+        assert_eq!(
+            list["properties"]["next_offset"],
+            json!({"anyOf": [{"type": "integer"}, {"type": "null"}]})
+        );
+    }
+
+    #[test]
+    fn strings_become_the_numbers_and_booleans_the_schema_wants() {
+        let search = Value::Object(input(Tool::SearchQuery));
+        let mut args =
+            json!({"session_id": "123", "query": "42", "limit": " 2 ", "context_chars": "0"});
+        coerce(&search, &mut args);
+        // Strings the schema wants stay strings, even when they look like numbers.
+        assert_eq!(
+            args,
+            json!({"session_id": "123", "query": "42", "limit": 2, "context_chars": 0})
+        );
+        // Not exactly one number: left for the daemon to refuse by name.
+        for bad in ["2.5", "two", "", "-"] {
+            let mut args = json!({"session_id": "s", "query": "q", "limit": bad});
+            coerce(&search, &mut args);
+            assert_eq!(args["limit"], bad);
+        }
+        let create = Value::Object(input(Tool::SessionCreate));
+        let mut args = json!({"config": {"max_tool_calls": "7", "chunk_cache_enabled": "false"}});
+        coerce(&create, &mut args);
+        assert_eq!(
+            args,
+            json!({"config": {"max_tool_calls": 7, "chunk_cache_enabled": false}})
+        );
+        let mut args = json!({"config": {"chunk_cache_enabled": "yes"}});
+        coerce(&create, &mut args);
+        assert_eq!(args["config"]["chunk_cache_enabled"], "yes");
+    }
+
+    #[test]
+    fn tagged_unions_are_followed_through_the_branch_their_type_names() {
+        let chunk = Value::Object(input(Tool::ChunkCreate));
+        let mut args = json!({
+            "session_id": "s", "doc_id": "d", "offset": "1",
+            "strategy": {"type": "lines", "line_count": "10", "overlap": "2"}
+        });
+        coerce(&chunk, &mut args);
+        assert_eq!(args["offset"], 1);
+        assert_eq!(
+            args["strategy"],
+            json!({"type": "lines", "line_count": 10, "overlap": 2})
+        );
+        // A `delimiter` is a string: never turned into a number.
+        let mut args =
+            json!({"strategy": {"type": "delimiter", "delimiter": "2", "max_chunks": "3"}});
+        coerce(&chunk, &mut args);
+        assert_eq!(
+            args["strategy"],
+            json!({"type": "delimiter", "delimiter": "2", "max_chunks": 3})
+        );
+        let load = Value::Object(input(Tool::DocsLoad));
+        let mut args = json!({"session_id": "s", "sources": [
+            {"type": "directory", "path": "1", "recursive": "true"},
+            {"type": "inline", "content": "7", "token_count_hint": "12"},
+            {"type": "unknown", "recursive": "true"}
+        ]});
+        coerce(&load, &mut args);
+        assert_eq!(args["sources"][0]["recursive"], true);
+        assert_eq!(args["sources"][0]["path"], "1");
+        assert_eq!(args["sources"][1]["content"], "7");
+        assert_eq!(args["sources"][1]["token_count_hint"], 12);
+        // No branch named: nothing to go by.
+        assert_eq!(args["sources"][2]["recursive"], "true");
+    }
 }
