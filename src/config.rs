@@ -4,6 +4,7 @@
 //! An unknown key, a wrong type or an impossible value is an error that
 //! names the key and the file.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -29,7 +30,73 @@ pub struct Config {
     pub log: LogConfig,
     pub retention: Retention,
     pub search: SearchConfig,
+    /// Caps for the sessions of particular MCP clients, by a part of their
+    /// `clientInfo.name` (`[clients.codex]`); see [`ClientProfile`].
+    pub clients: BTreeMap<String, ClientProfile>,
 }
+
+/// The caps `rlm-mcp` gives the sessions a client creates, when the client's
+/// `clientInfo.name` contains the profile's key (case-insensitive) and the
+/// client did not set them itself: so that each client gets answers it
+/// will not cut. Entries of `config.toml` come first (in key order), then
+/// [`BUILTIN_CLIENT_PROFILES`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientProfile {
+    pub max_chars_per_response: Option<u64>,
+    pub max_tokens_per_response: Option<u64>,
+}
+
+/// The profile of the MCP client named `client_name` among `clients` (the
+/// `[clients]` of a configuration), else among the built-in ones; see
+/// [`Config::client_profile`].
+pub fn client_profile(
+    clients: &BTreeMap<String, ClientProfile>,
+    client_name: &str,
+) -> Option<(String, ClientProfile)> {
+    let name = client_name.to_lowercase();
+    let matches = |key: &str| !key.is_empty() && name.contains(&key.to_lowercase());
+    clients
+        .iter()
+        .find(|(key, _)| matches(key))
+        .map(|(key, p)| (key.clone(), p.clone()))
+        .or_else(|| {
+            BUILTIN_CLIENT_PROFILES
+                .iter()
+                .find(|(key, _)| matches(key))
+                .map(|(key, p)| ((*key).to_owned(), p.clone()))
+        })
+}
+
+/// What `rlm-mcp` knows of clients without being told: Claude Code and
+/// Claude Desktop warn about a tool answer from 10,000 tokens (the default
+/// cap in tokens, 8,000 estimated, stays under it even when the server's
+/// defaults are raised); Codex keeps about 10 KiB or 256 lines of a tool's
+/// output and GitHub Copilot's CLI 10 KB, so theirs are 9,000 characters
+/// and 2,500 estimated tokens.
+pub const BUILTIN_CLIENT_PROFILES: &[(&str, ClientProfile)] = &[
+    (
+        "claude",
+        ClientProfile {
+            max_chars_per_response: None,
+            max_tokens_per_response: Some(8_000),
+        },
+    ),
+    (
+        "codex",
+        ClientProfile {
+            max_chars_per_response: Some(9_000),
+            max_tokens_per_response: Some(2_500),
+        },
+    ),
+    (
+        "copilot",
+        ClientProfile {
+            max_chars_per_response: Some(9_000),
+            max_tokens_per_response: Some(2_500),
+        },
+    ),
+];
 
 /// Search settings.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -80,6 +147,8 @@ pub struct SessionDefaults {
     pub max_tool_calls: u64,
     /// Characters one response may carry (default 50000).
     pub max_chars_per_response: u64,
+    /// Estimated tokens one response may carry (default 8000).
+    pub max_tokens_per_response: u64,
     /// Characters one peek may return (default 10000).
     pub max_chars_per_peek: u64,
     /// Whether repeating a chunking returns the same spans (default true).
@@ -122,6 +191,7 @@ impl Default for Config {
             log: LogConfig::default(),
             retention: Retention::default(),
             search: SearchConfig::default(),
+            clients: BTreeMap::new(),
         }
     }
 }
@@ -132,6 +202,7 @@ impl Default for SessionDefaults {
         SessionDefaults {
             max_tool_calls: s.max_tool_calls,
             max_chars_per_response: s.max_chars_per_response,
+            max_tokens_per_response: s.max_tokens_per_response,
             max_chars_per_peek: s.max_chars_per_peek,
             chunk_cache_enabled: s.chunk_cache_enabled,
         }
@@ -256,12 +327,42 @@ impl Config {
                 "must be at least 1000",
             );
         }
+        if s.max_tokens_per_response < 500 {
+            return bad(
+                "session.max_tokens_per_response",
+                s.max_tokens_per_response.to_string(),
+                "must be at least 500",
+            );
+        }
         if s.max_chars_per_peek < 100 {
             return bad(
                 "session.max_chars_per_peek",
                 s.max_chars_per_peek.to_string(),
                 "must be at least 100",
             );
+        }
+        for (key, p) in &self.clients {
+            if key.trim().is_empty() {
+                return bad(
+                    "clients",
+                    format!("{key:?}"),
+                    "a profile's key is a part of a client's name and cannot be empty",
+                );
+            }
+            if let Some(v) = p.max_chars_per_response.filter(|v| *v < 1000) {
+                return bad(
+                    &format!("clients.{key}.max_chars_per_response"),
+                    v.to_string(),
+                    "must be at least 1000",
+                );
+            }
+            if let Some(v) = p.max_tokens_per_response.filter(|v| *v < 500) {
+                return bad(
+                    &format!("clients.{key}.max_tokens_per_response"),
+                    v.to_string(),
+                    "must be at least 500",
+                );
+            }
         }
         if self.load.max_file_size_mb < 1 {
             return bad(
@@ -351,11 +452,19 @@ impl Config {
         (self.idle_timeout_seconds > 0).then(|| Duration::from_secs(self.idle_timeout_seconds))
     }
 
+    /// The profile of the MCP client named `client_name` (its
+    /// `clientInfo.name`), with the key that matched: the first entry of
+    /// `[clients]` whose key the name contains, else the first built-in one.
+    pub fn client_profile(&self, client_name: &str) -> Option<(String, ClientProfile)> {
+        client_profile(&self.clients, client_name)
+    }
+
     /// Session defaults as the engine takes them.
     pub fn session_defaults(&self) -> SessionConfig {
         SessionConfig {
             max_tool_calls: self.session.max_tool_calls,
             max_chars_per_response: self.session.max_chars_per_response,
+            max_tokens_per_response: self.session.max_tokens_per_response,
             max_chars_per_peek: self.session.max_chars_per_peek,
             chunk_cache_enabled: self.session.chunk_cache_enabled,
             model_hints: Default::default(),
@@ -391,6 +500,7 @@ mod tests {
             [session]
             max_tool_calls = 9
             max_chars_per_response = 2000
+            max_tokens_per_response = 700
             max_chars_per_peek = 300
             chunk_cache_enabled = false
             [load]
@@ -406,6 +516,9 @@ mod tests {
             close_idle_after_days = 14
             [search]
             bm25_statistics = "store"
+            [clients.zed]
+            max_chars_per_response = 5000
+            max_tokens_per_response = 900
             "#,
             "t.toml",
         )
@@ -421,6 +534,7 @@ mod tests {
             session: SessionDefaults {
                 max_tool_calls: 9,
                 max_chars_per_response: 2000,
+                max_tokens_per_response: 700,
                 max_chars_per_peek: 300,
                 chunk_cache_enabled: false,
             },
@@ -441,6 +555,13 @@ mod tests {
             search: SearchConfig {
                 bm25_statistics: Bm25Statistics::Store,
             },
+            clients: BTreeMap::from([(
+                "zed".to_owned(),
+                ClientProfile {
+                    max_chars_per_response: Some(5000),
+                    max_tokens_per_response: Some(900),
+                },
+            )]),
         };
         assert_eq!(c, expected);
         // Each value differs from the default, so reading none of them would fail too.
@@ -463,9 +584,14 @@ mod tests {
                 s.max_chars_per_response != ds.max_chars_per_response,
             ),
             (
+                "session.max_tokens_per_response",
+                s.max_tokens_per_response != ds.max_tokens_per_response,
+            ),
+            (
                 "session.max_chars_per_peek",
                 s.max_chars_per_peek != ds.max_chars_per_peek,
             ),
+            ("clients", expected.clients != d.clients),
             (
                 "session.chunk_cache_enabled",
                 s.chunk_cache_enabled != ds.chunk_cache_enabled,
@@ -558,5 +684,40 @@ mod tests {
         assert!(e.contains("allowed_roots") && e.contains("absolute"), "{e}");
         let e = Config::parse("colour = 1\n", "x.toml").unwrap_err().0;
         assert!(e.contains("colour"), "{e}");
+    }
+
+    #[test]
+    fn client_profiles_match_a_part_of_the_name_and_the_file_comes_first() {
+        let c = Config::default();
+        let (key, p) = c.client_profile("codex-mcp-client").unwrap();
+        assert_eq!(
+            (key.as_str(), p.max_chars_per_response),
+            ("codex", Some(9_000))
+        );
+        assert_eq!(c.client_profile("Claude Code").unwrap().0, "claude");
+        assert_eq!(c.client_profile("GitHub-Copilot-CLI").unwrap().0, "copilot");
+        assert!(c.client_profile("mcp-inspector").is_none());
+        let c = Config::parse(
+            "[clients.codex]\nmax_tokens_per_response = 4000\n",
+            "t.toml",
+        )
+        .unwrap();
+        let (_, p) = c.client_profile("codex-mcp-client").unwrap();
+        assert_eq!(p.max_tokens_per_response, Some(4_000));
+        assert_eq!(
+            p.max_chars_per_response, None,
+            "the file's entry replaces the built-in one"
+        );
+        for bad in [
+            "[clients.codex]\nmax_tokens_per_response = 10\n",
+            "[clients.codex]\nmax_chars_per_response = 10\n",
+            "[clients.codex]\nmax_lines = 10\n",
+        ] {
+            let e = Config::parse(bad, "t.toml").unwrap_err().0;
+            assert!(
+                e.contains("t.toml") && e.contains("codex") || e.contains("max_lines"),
+                "{e}"
+            );
+        }
     }
 }

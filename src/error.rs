@@ -61,18 +61,51 @@ pub struct ToolError {
     pub context: Map<String, Value>,
 }
 
+/// Characters of an error message kept from its start and from its end when
+/// it echoes a caller's value of any size (a 1 MB id, a 300k regex): the
+/// start names the thing, the end says what to do.
+const MESSAGE_HEAD_CHARS: usize = 1_000;
+const MESSAGE_TAIL_CHARS: usize = 500;
+/// Characters of a string context field kept (`value`, `session_id`, ...).
+const CONTEXT_VALUE_CHARS: usize = 200;
+
+/// `message`, or its first and last characters around a note of how many
+/// were left out when it is longer than both together.
+fn bounded_message(message: String) -> String {
+    let n = message.chars().count();
+    if n <= MESSAGE_HEAD_CHARS + MESSAGE_TAIL_CHARS + 100 {
+        return message;
+    }
+    let head: String = message.chars().take(MESSAGE_HEAD_CHARS).collect();
+    let tail: String = message.chars().skip(n - MESSAGE_TAIL_CHARS).collect();
+    let cut = n - MESSAGE_HEAD_CHARS - MESSAGE_TAIL_CHARS;
+    format!("{head} [... {cut} characters left out ...] {tail}")
+}
+
 impl ToolError {
+    /// An error of `code`. A message longer than about 1,600 characters
+    /// (one that quotes a huge value a caller sent) keeps its first 1,000
+    /// and last 500, so no error echoes a value unbounded.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         ToolError {
             code,
-            message: message.into(),
+            message: bounded_message(message.into()),
             context: Map::new(),
         }
     }
 
-    /// Adds a context field.
+    /// Adds a context field; a string of more than 200 characters is cut
+    /// there, with its length said.
     pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
-        self.context.insert(key.to_owned(), value.into());
+        let value = match value.into() {
+            Value::String(s) if s.chars().count() > CONTEXT_VALUE_CHARS => {
+                let n = s.chars().count();
+                let kept: String = s.chars().take(CONTEXT_VALUE_CHARS).collect();
+                Value::String(format!("{kept}... ({n} characters)"))
+            }
+            value => value,
+        };
+        self.context.insert(key.to_owned(), value);
         self
     }
 
@@ -116,5 +149,27 @@ mod tests {
         for code in [ErrorCode::TooLarge, ErrorCode::CorruptText] {
             assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
         }
+    }
+
+    #[test]
+    fn errors_never_echo_a_value_unbounded() {
+        let huge = "x".repeat(300_000);
+        let e = ToolError::invalid(format!(
+            "no session `{huge}`; create one with rlm.session.create"
+        ))
+        .with("session_id", huge.as_str())
+        .with("limit", 5);
+        assert!(e.message.chars().count() < 1_700, "{}", e.message.len());
+        assert!(e.message.starts_with("no session `xxx"));
+        assert!(e.message.ends_with("create one with rlm.session.create"));
+        assert!(e.message.contains("characters left out"));
+        let id = e.context["session_id"].as_str().unwrap();
+        assert!(
+            id.len() < 250 && id.ends_with("(300000 characters)"),
+            "{id}"
+        );
+        assert_eq!(e.context["limit"], 5);
+        let short = ToolError::invalid("limit 0 is out of range");
+        assert_eq!(short.message, "limit 0 is out of range");
     }
 }

@@ -136,7 +136,7 @@ fn a_burst_of_large_answers_from_a_client_that_does_not_read_stays_bounded() {
     let mut c = Ipc::handshake(&dir.socket);
     let sid = session(
         &mut c,
-        json!({"max_tool_calls": 100_000, "max_chars_per_response": 1_000_000}),
+        json!({"max_tool_calls": 100_000, "max_chars_per_response": 1_000_000, "max_tokens_per_response": 1_000_000}),
     );
     let text = "a needle in the hay, then more hay to fill a line of text\n".repeat(20_000);
     load_inline(&mut c, &sid, &text);

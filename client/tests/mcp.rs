@@ -146,6 +146,7 @@ fn options(tool_names: ToolNames) -> ShimOptions {
         instructions: INSTRUCTIONS.into(),
         server_name: "rlm-mcp".into(),
         server_version: "9.8.7".into(),
+        clients: Default::default(),
     }
 }
 
@@ -1129,4 +1130,94 @@ async fn input_schemas_accept_contract_arguments() {
             "{tool} {arguments}"
         );
     }
+}
+
+// ---------------------------------------------------------------- client profiles and weak clients
+
+/// A client that names itself `name` in `initialize`, served by a fresh shim.
+async fn connect_as(
+    name: &str,
+) -> (
+    Arc<Fake>,
+    RunningService<RoleClient, rmcp::model::ClientConfig>,
+) {
+    let (fake, client_end, _task) = start_server(ToolNames::Dotted);
+    let mut info = rmcp::model::ClientConfig::default();
+    info.client_info = rmcp::model::Implementation::new(name, "1.0");
+    let client = info.serve(client_end).await.expect("initialize");
+    (fake, client)
+}
+
+#[tokio::test]
+async fn a_clients_profile_gives_its_sessions_the_caps_it_can_take() {
+    let cases = [
+        // Codex keeps about 10 KiB of an answer.
+        (
+            "codex-mcp-client",
+            json!({}),
+            json!({"max_chars_per_response": 9000, "max_tokens_per_response": 2500}),
+        ),
+        // What the client sets itself wins; the rest comes from the profile.
+        (
+            "codex-mcp-client",
+            json!({"config": {"max_chars_per_response": 20000, "max_tool_calls": 5}}),
+            json!({"max_chars_per_response": 20000, "max_tokens_per_response": 2500, "max_tool_calls": 5}),
+        ),
+        (
+            "claude-code",
+            json!({"config": null}),
+            json!({"max_tokens_per_response": 8000}),
+        ),
+        // No profile: the server's defaults, nothing added.
+        ("mcp-inspector", json!({"name": "x"}), Value::Null),
+    ];
+    for (client_name, arguments, config) in cases {
+        let (fake, client) = connect_as(client_name).await;
+        client
+            .call_tool(call("rlm.session.create", arguments.clone()))
+            .await
+            .expect("session.create");
+        let seen = fake
+            .seen
+            .lock()
+            .unwrap()
+            .last()
+            .cloned()
+            .expect("forwarded");
+        assert_eq!(
+            seen.arguments["config"], config,
+            "{client_name} {arguments}"
+        );
+        client.cancel().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn arguments_sent_as_text_reach_the_daemon_as_the_schema_types_them() {
+    let (fake, client) = connect_as("weak-client").await;
+    client
+        .call_tool(call(
+            "rlm.search.query",
+            json!({"session_id": "s", "query": "7", "limit": "2", "context_chars": " 40 ", "method": "literal"}),
+        ))
+        .await
+        .expect("search.query");
+    client
+        .call_tool(call(
+            "rlm.chunk.create",
+            json!({"session_id": "s", "doc_id": "d", "strategy": {"type": "lines", "line_count": "50"}, "limit": "two"}),
+        ))
+        .await
+        .expect("chunk.create");
+    let seen = fake.seen.lock().unwrap().clone();
+    assert_eq!(
+        seen[0].arguments,
+        json!({"session_id": "s", "query": "7", "limit": 2, "context_chars": 40, "method": "literal"})
+    );
+    // Only what says exactly one number changes; `two` is the daemon's to refuse.
+    assert_eq!(
+        seen[1].arguments,
+        json!({"session_id": "s", "doc_id": "d", "strategy": {"type": "lines", "line_count": 50}, "limit": "two"})
+    );
+    client.cancel().await.unwrap();
 }

@@ -25,6 +25,10 @@ pub struct SessionConfigArgs {
     /// Cap on the characters of one response (>= 1000).
     #[serde(default)]
     pub max_chars_per_response: Option<u64>,
+    /// Cap on the estimated tokens of one response (>= 500); the estimate
+    /// errs high, so a client's own count stays under it.
+    #[serde(default)]
+    pub max_tokens_per_response: Option<u64>,
     /// Cap on the characters one peek returns (>= 100).
     #[serde(default)]
     pub max_chars_per_peek: Option<u64>,
@@ -48,11 +52,23 @@ pub struct ModelHints {
     pub bulk_model: Option<String>,
 }
 
+/// The default cap in estimated tokens of one response: under the 10,000
+/// tokens from which Claude Code warns about a tool's answer (and far under
+/// the 25,000 it refuses by default), with the estimate's margin on top.
+pub const DEFAULT_TOKENS_PER_RESPONSE: u64 = 8_000;
+
+fn default_tokens_per_response() -> u64 {
+    DEFAULT_TOKENS_PER_RESPONSE
+}
+
 /// The effective configuration of a session.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 pub struct SessionConfig {
     pub max_tool_calls: u64,
     pub max_chars_per_response: u64,
+    /// Sessions stored before the cap in tokens existed get the default.
+    #[serde(default = "default_tokens_per_response")]
+    pub max_tokens_per_response: u64,
     pub max_chars_per_peek: u64,
     #[serde(default = "default_true")]
     pub chunk_cache_enabled: bool,
@@ -65,6 +81,7 @@ impl Default for SessionConfig {
         SessionConfig {
             max_tool_calls: 500,
             max_chars_per_response: 50_000,
+            max_tokens_per_response: DEFAULT_TOKENS_PER_RESPONSE,
             max_chars_per_peek: 10_000,
             chunk_cache_enabled: true,
             model_hints: ModelHints::default(),

@@ -2,12 +2,14 @@
 //! the rlm daemon out (started on demand when none answers). Nothing but MCP
 //! is written to stdout; diagnostics go to stderr, prefixed `rlm-mcp:`.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
+use rlm::config::ClientProfile;
 
 use rlm_client::autostart::AutoStart;
 use rlm_client::daemon::{ClientOptions, DaemonClient};
@@ -87,7 +89,10 @@ fn serve_unavailable(args: &Args, message: String) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let server = RlmServer::new(Arc::new(Unavailable(message)), shim_options(args));
+    let server = RlmServer::new(
+        Arc::new(Unavailable(message)),
+        shim_options(args, &BTreeMap::new()),
+    );
     match runtime.block_on(rlm_client::mcp::serve_stdio(server)) {
         // It answered, but could not do its job: the exit says so.
         Ok(()) => ExitCode::FAILURE,
@@ -98,17 +103,18 @@ fn serve_unavailable(args: &Args, message: String) -> ExitCode {
     }
 }
 
-fn shim_options(args: &Args) -> ShimOptions {
+fn shim_options(args: &Args, clients: &BTreeMap<String, ClientProfile>) -> ShimOptions {
     ShimOptions {
         tool_names: args.tool_names,
         instructions: INSTRUCTIONS.trim().to_owned(),
         server_name: "rlm".into(),
         server_version: env!("CARGO_PKG_VERSION").into(),
+        clients: clients.clone(),
     }
 }
 
 async fn run(args: Args, config: rlm::config::Config) -> Result<(), String> {
-    let options = shim_options(&args);
+    let options = shim_options(&args, &config.clients);
     let socket = match args.socket {
         Some(s) => s,
         None => config.socket().map_err(|e| e.to_string())?,

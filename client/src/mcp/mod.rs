@@ -24,8 +24,9 @@ mod jsonrpc;
 mod schema;
 mod stdio;
 
-use std::{borrow::Cow, str::FromStr, sync::Arc};
+use std::{borrow::Cow, collections::BTreeMap, str::FromStr, sync::Arc};
 
+use rlm::config::ClientProfile;
 use rlm::{Tool, protocol::CallOutcome};
 use rmcp::{
     ErrorData as McpError, Peer, RoleServer, ServerHandler, ServiceExt,
@@ -110,6 +111,9 @@ pub struct ShimOptions {
     pub instructions: String,
     pub server_name: String,
     pub server_version: String,
+    /// `[clients]` of the configuration: the caps given to the sessions a
+    /// client creates, by its `clientInfo.name` (built-in profiles besides).
+    pub clients: BTreeMap<String, ClientProfile>,
 }
 
 /// The MCP server of `rlm-mcp`: an rmcp [`ServerHandler`] that forwards tool calls to `B`.
@@ -127,6 +131,7 @@ struct Shared {
     /// Their input schemas as canonical JSON, in the same order: what weak
     /// clients' string arguments are read against ([`schema::coerce`]).
     inputs: Vec<Value>,
+    clients: BTreeMap<String, ClientProfile>,
 }
 
 impl<B: Backend> Clone for RlmServer<B> {
@@ -168,6 +173,7 @@ impl<B: Backend> RlmServer<B> {
                 info,
                 tools,
                 inputs,
+                clients: options.clients,
             }),
         }
     }
@@ -275,6 +281,11 @@ impl<B: Backend> ServerHandler for RlmServer<B> {
         {
             schema::coerce(input, &mut arguments);
         }
+        if tool == Tool::SessionCreate {
+            let client = context.peer.peer_info();
+            let name = client.as_ref().map_or("", |i| i.client_info.name.as_str());
+            apply_client_profile(&self.shared.clients, name, &mut arguments);
+        }
         let names = self.shared.tool_names;
         let result = match self.run(tool, arguments, &context).await {
             Ok(CallOutcome::Ok { result }) => CallToolResult::structured(result),
@@ -294,6 +305,40 @@ impl<B: Backend> ServerHandler for RlmServer<B> {
             ),
         };
         Ok(CallToolResponse::Complete(result))
+    }
+}
+
+/// Gives a new session of the client named `client_name` the caps of its
+/// profile ([`rlm::config::client_profile`]) that its `config` does not set
+/// itself, so that answers fit what the client accepts (Codex keeps about
+/// 10 KiB of a tool's output).
+fn apply_client_profile(
+    clients: &BTreeMap<String, ClientProfile>,
+    client_name: &str,
+    arguments: &mut Value,
+) {
+    let Some((_, profile)) = rlm::config::client_profile(clients, client_name) else {
+        return;
+    };
+    let Value::Object(args) = arguments else {
+        return;
+    };
+    let config = args
+        .entry("config")
+        .or_insert_with(|| Value::Object(Default::default()));
+    if config.is_null() {
+        *config = Value::Object(Default::default());
+    }
+    let Value::Object(config) = config else {
+        return; // not an object: the daemon says so
+    };
+    for (field, value) in [
+        ("max_chars_per_response", profile.max_chars_per_response),
+        ("max_tokens_per_response", profile.max_tokens_per_response),
+    ] {
+        if let Some(value) = value {
+            config.entry(field).or_insert(json!(value));
+        }
     }
 }
 

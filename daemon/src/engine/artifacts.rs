@@ -33,15 +33,18 @@ impl Engine {
         }
         let content =
             serde_json::to_string(&args.content).map_err(|e| ToolError::internal(e.to_string()))?;
-        let cap = ResponseBudget::for_response(session).left();
+        let budget = ResponseBudget::for_response(session);
+        let cap = budget.left();
         // Both come back in rlm.artifact.get, so both must fit its answer.
-        let size = ResponseBudget::cost(&args.content)
-            + args.provenance.as_ref().map_or(0, ResponseBudget::cost);
+        let size =
+            budget.cost(&args.content) + args.provenance.as_ref().map_or(0, |p| budget.cost(p));
         if size > cap {
             return Err(ToolError::new(
                 ErrorCode::TooLarge,
                 format!(
-                    "artifact content and provenance are {size} characters of JSON, more than this session's max_chars_per_response allows ({cap}) for reading them back; store it in several artifacts or keep less in provenance"
+                    "artifact content and provenance weigh {size} characters of JSON (or their estimated tokens' worth), more than this session's max_chars_per_response ({}) and max_tokens_per_response ({}) allow ({cap}) for reading them back; store it in several artifacts or keep less in provenance",
+                    session.config.max_chars_per_response,
+                    session.config.max_tokens_per_response
                 ),
             )
             .with("chars", size as u64)
@@ -183,7 +186,7 @@ impl Engine {
 impl CutToFit for ArtifactEntry {
     /// Leaves out `provenance` (the one unbounded field; `rlm.artifact.get`
     /// returns it).
-    fn cut_to(&mut self, _room: usize) {
+    fn cut_to(&mut self, _room: usize, _budget: &ResponseBudget) {
         self.provenance = None;
         self.truncated = true;
     }

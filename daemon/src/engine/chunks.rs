@@ -231,7 +231,7 @@ impl Engine {
         let mut budget = ResponseBudget::for_response(session);
         // Ids left out are listed in `omitted`, so the list of ids must fit
         // beside the texts whatever happens.
-        let ids_chars = ResponseBudget::cost(&args.span_ids);
+        let ids_chars = budget.cost(&args.span_ids);
         if !budget.fits(ids_chars) {
             let each = ids_chars / args.span_ids.len().max(1);
             return Err(ToolError::invalid(format!(
@@ -250,7 +250,7 @@ impl Engine {
         // What listing the ids after each one in `omitted` would cost.
         let mut reserve: Vec<usize> = vec![0; rows.len() + 1];
         for i in (0..rows.len()).rev() {
-            reserve[i] = reserve[i + 1] + ResponseBudget::cost(&rows[i].span_id) + 1;
+            reserve[i] = reserve[i + 1] + budget.cost(&rows[i].span_id) + 1;
         }
         let mut spans = Vec::new();
         let mut omitted = Vec::new();
@@ -276,20 +276,20 @@ impl Engine {
                 content_hash: "0".repeat(64),
                 truncated: false,
             };
-            let overhead = ResponseBudget::cost(&entry) + 1;
+            let overhead = budget.cost(&entry) + 1;
             let room = budget.left().saturating_sub(reserve[i + 1]);
             if overhead >= room {
                 full = true;
                 omitted.push(row.span_id);
                 continue;
             }
-            let (content, cut) = ResponseBudget::cut_text(whole, usize::MAX, room - overhead);
+            let (content, cut) = budget.cut_text(whole, usize::MAX, room - overhead);
             if cut && content.is_empty() {
                 full = true;
                 omitted.push(row.span_id);
                 continue;
             }
-            budget.spend(overhead + ResponseBudget::cost(content) - 2);
+            budget.spend(overhead + budget.cost(content) - 2);
             total += content.chars().count() as u64;
             entry.content_hash = sha256_hex(content.as_bytes());
             entry.content = content.to_owned();

@@ -101,10 +101,11 @@ impl Engine {
         }
         let text = self.text_of(&doc)?;
         let wanted = text.slice(start as u64, end as u64);
-        let (content, truncated) = ResponseBudget::cut_text(
+        let budget = ResponseBudget::for_response(session);
+        let (content, truncated) = budget.cut_text(
             wanted,
             session.config.max_chars_per_peek as usize,
-            ResponseBudget::for_response(session).left(),
+            budget.left(),
         );
         let returned_end = start as u64 + content.chars().count() as u64;
         let content = content.to_owned();
@@ -125,11 +126,11 @@ impl Engine {
 
 impl CutToFit for DocEntry {
     /// Cuts `source` (a path or an inline name, the one unbounded field).
-    fn cut_to(&mut self, room: usize) {
+    fn cut_to(&mut self, room: usize, budget: &ResponseBudget) {
         let source = std::mem::take(&mut self.source);
         self.truncated = true;
-        let rest = ResponseBudget::cost(self);
-        let (kept, _) = ResponseBudget::cut_text(&source, usize::MAX, room.saturating_sub(rest));
+        let rest = budget.cost(self);
+        let (kept, _) = budget.cut_text(&source, usize::MAX, room.saturating_sub(rest));
         self.source = kept.to_owned();
     }
 }

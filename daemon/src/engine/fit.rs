@@ -31,8 +31,8 @@ pub(crate) fn take_matches(
         }
         // The separator's one character is part of the entry's cost.
         let room = budget.left().saturating_sub(1);
-        if cut_to(&mut m, room) || kept.is_empty() {
-            budget.spend(ResponseBudget::cost(&m) + 1);
+        if cut_to(&mut m, room, budget) || kept.is_empty() {
+            budget.spend(budget.cost(&m) + 1);
             kept.push(m);
         }
         return (kept, true);
@@ -45,12 +45,10 @@ pub(crate) fn take_matches(
 /// always, then the others nearest to it. They stay in document order.
 /// Returns whether any was left out.
 pub(crate) fn bound_highlights(m: &mut SearchMatch) -> bool {
-    let allowance = ResponseBudget::cost(&m.context).max(HIGHLIGHTS_FLOOR);
-    let costs: Vec<usize> = m
-        .highlights
-        .iter()
-        .map(|h| ResponseBudget::cost(h) + 1)
-        .collect();
+    // Weighed in characters of JSON: the caps in tokens are the list's to keep.
+    let weight = ResponseBudget::of(usize::MAX);
+    let allowance = weight.cost(&m.context).max(HIGHLIGHTS_FLOOR);
+    let costs: Vec<usize> = m.highlights.iter().map(|h| weight.cost(h) + 1).collect();
     if costs.iter().sum::<usize>() <= allowance {
         return false;
     }
@@ -81,72 +79,57 @@ pub(crate) fn bound_highlights(m: &mut SearchMatch) -> bool {
 /// dropped, the first hit's is cut with it). Returns whether the match now
 /// fits: false when `room` cannot hold even the match without its context,
 /// the match is then cut to its hit's first character.
-fn cut_to(m: &mut SearchMatch, room: usize) -> bool {
+fn cut_to(m: &mut SearchMatch, room: usize, budget: &ResponseBudget) -> bool {
     let context = std::mem::take(&mut m.context);
     let highlights = std::mem::take(&mut m.highlights);
-    let fixed = ResponseBudget::cost(&*m);
+    let fixed = budget.cost(&*m);
     m.context = context;
     m.highlights = highlights;
     // A few characters spare: the span's numbers may gain a digit.
     let Some(free) = room.checked_sub(fixed + 8) else {
-        narrow(m, 0, false);
+        narrow(m, 0, false, budget);
         return false;
     };
     // Half the free room for the context first (highlights never weigh more
     // than it), then the context widened into what those highlights left.
     let mut probe = m.clone();
-    narrow(&mut probe, free / 2, true);
-    let marks = ResponseBudget::cost(&probe.highlights);
-    narrow(m, free.saturating_sub(marks), true);
+    narrow(&mut probe, free / 2, true, budget);
+    let marks = budget.cost(&probe.highlights);
+    narrow(m, free.saturating_sub(marks), true, budget);
     // Highlights the wider window gained may not all fit: the farthest go.
-    let allowance = free.saturating_sub(ResponseBudget::cost(&m.context));
-    while ResponseBudget::cost(&m.highlights) > allowance && m.highlights.len() > 1 {
+    let allowance = free.saturating_sub(budget.cost(&m.context));
+    while budget.cost(&m.highlights) > allowance && m.highlights.len() > 1 {
         let primary = m.highlight_start;
         let far = (0..m.highlights.len())
             .max_by_key(|&i| m.highlights[i].start.abs_diff(primary))
             .unwrap_or(0);
         m.highlights.remove(far);
     }
-    ResponseBudget::cost(&*m) <= room
+    budget.cost(&*m) <= room
 }
 
 /// Cuts `m`'s context to the widest window around its first hit whose JSON
-/// string costs at most `context_room` (at least the hit's first character),
-/// and its span, highlight offsets and highlights to match. With `grow`
-/// false the window is the hit's first character alone.
-fn narrow(m: &mut SearchMatch, context_room: usize, grow: bool) {
+/// string costs at most `context_room` units of `budget` (at least the
+/// hit's first character), and its span, highlight offsets and highlights to
+/// match. With `grow` false the window is the hit's first character alone.
+fn narrow(m: &mut SearchMatch, context_room: usize, grow: bool, budget: &ResponseBudget) {
     let chars: Vec<char> = m.context.chars().collect();
     let n = chars.len();
     let hs = (m.highlight_start as usize).min(n);
     let he = (m.highlight_end as usize).clamp(hs, n);
-    let cost = |c: char| json_char_cost(c);
-    // Two quotes around the string.
-    let mut left = context_room.saturating_sub(2);
-    let (mut a, mut b) = (hs, hs);
-    // The hit first, as much of it as fits (always its first character).
-    while b < he && (b == hs || (grow && cost(chars[b]) <= left)) {
-        left = left.saturating_sub(cost(chars[b]));
-        b += 1;
-    }
-    // Then both sides in turn while either still fits.
-    if grow && b == he {
-        loop {
-            let mut moved = false;
-            if a > 0 && cost(chars[a - 1]) <= left {
-                a -= 1;
-                left -= cost(chars[a]);
-                moved = true;
-            }
-            if b < n && cost(chars[b]) <= left {
-                left -= cost(chars[b]);
-                b += 1;
-                moved = true;
-            }
-            if !moved {
-                break;
-            }
+    // The window is grown by characters of JSON; a window whose estimated
+    // tokens weigh more than its characters is grown again with less room,
+    // in proportion, until it fits.
+    let mut room = context_room;
+    let (a, b) = loop {
+        let (a, b) = window(&chars, (hs, he), room, grow);
+        let cost = budget.cost(&chars[a..b].iter().collect::<String>());
+        if cost <= context_room || b - a <= 1 || room == 0 {
+            break (a, b);
         }
-    }
+        room = (room as u128 * context_room as u128 / cost as u128) as usize;
+        room = room.saturating_sub(1);
+    };
     let (a64, b64) = (a as u64, b as u64);
     m.context = chars[a..b].iter().collect();
     m.span.start += a64;
@@ -176,11 +159,50 @@ fn narrow(m: &mut SearchMatch, context_room: usize, grow: bool) {
     m.highlights = kept;
 }
 
+/// The widest window `[a, b)` of `chars` around the hit `[hs, he)` whose
+/// characters take at most `room` characters of a JSON string, quotes
+/// included: the hit first (at least its first character), then both sides
+/// in turn. With `grow` false, the hit's first character alone.
+fn window(chars: &[char], (hs, he): (usize, usize), room: usize, grow: bool) -> (usize, usize) {
+    let n = chars.len();
+    let cost = |c: char| json_char_cost(c);
+    let mut left = room.saturating_sub(2);
+    let (mut a, mut b) = (hs, hs);
+    while b < he && (b == hs || (grow && cost(chars[b]) <= left)) {
+        left = left.saturating_sub(cost(chars[b]));
+        b += 1;
+    }
+    if grow && b == he {
+        loop {
+            let mut moved = false;
+            if a > 0 && cost(chars[a - 1]) <= left {
+                a -= 1;
+                left -= cost(chars[a]);
+                moved = true;
+            }
+            if b < n && cost(chars[b]) <= left {
+                left -= cost(chars[b]);
+                b += 1;
+                moved = true;
+            }
+            if !moved {
+                break;
+            }
+        }
+    }
+    (a, b)
+}
+
 #[cfg(test)]
 mod tests {
     use rlm::tools::SpanRef;
 
     use super::*;
+
+    /// The cost in characters (the tests' budgets have no cap in tokens).
+    fn chars<T: serde::Serialize + ?Sized>(v: &T) -> usize {
+        ResponseBudget::of(usize::MAX).cost(v)
+    }
 
     fn hit(context: &str, hits: &[(u64, u64)], at: u64) -> SearchMatch {
         let cs: Vec<char> = context.chars().collect();
@@ -242,7 +264,7 @@ mod tests {
         let m = &kept[0];
         check(m, &doc);
         assert!(m.context.contains("findme"), "{}", m.context);
-        assert!(ResponseBudget::cost(m) < 600);
+        assert!(chars(m) < 600);
         // Both sides of the hit are kept, about evenly.
         let at = m.context.find("findme").unwrap();
         assert!(at > 100 && m.context.len() - at > 100, "{}", m.context);
@@ -257,14 +279,14 @@ mod tests {
             &[(100, 106)],
             at - 100,
         );
-        let whole = ResponseBudget::cost(&m) + 1;
+        let whole = chars(&m) + 1;
         let mut budget = ResponseBudget::of(whole * 2 + whole * 4 / 5);
         let (kept, cut) = take_matches(vec![m.clone(), m.clone(), m.clone(), m], &mut budget);
         assert!(cut);
         assert_eq!(kept.len(), 3);
-        assert_eq!(ResponseBudget::cost(&kept[0]) + 1, whole);
-        assert_eq!(ResponseBudget::cost(&kept[1]) + 1, whole);
-        assert!(ResponseBudget::cost(&kept[2]) + 1 < whole);
+        assert_eq!(chars(&kept[0]) + 1, whole);
+        assert_eq!(chars(&kept[1]) + 1, whole);
+        assert!(chars(&kept[2]) + 1 < whole);
         check(&kept[2], &doc);
     }
 
@@ -276,7 +298,7 @@ mod tests {
         m.highlight_start = 900;
         m.highlight_end = 902;
         assert!(bound_highlights(&mut m));
-        assert!(ResponseBudget::cost(&m.highlights) <= ResponseBudget::cost(&m.context) + 2);
+        assert!(chars(&m.highlights) <= chars(&m.context) + 2);
         check(&m, &doc);
         // Nearest the first hit, in document order.
         let starts: Vec<u64> = m.highlights.iter().map(|h| h.start).collect();
@@ -296,7 +318,7 @@ mod tests {
         let (kept, cut) = take_matches(vec![m], &mut budget);
         assert!(cut);
         check(&kept[0], &doc);
-        assert!(ResponseBudget::cost(&kept[0]) <= 1000);
+        assert!(chars(&kept[0]) <= 1000);
         // The first hit's highlight repeats it: half the room each.
         assert!(kept[0].context.len() > 300, "{}", kept[0].context.len());
     }
@@ -320,7 +342,7 @@ mod tests {
         let mut budget = ResponseBudget::of(700);
         let (kept, _) = take_matches(vec![m], &mut budget);
         check(&kept[0], &doc);
-        assert!(ResponseBudget::cost(&kept[0]) <= 700);
-        assert!(ResponseBudget::cost(&kept[0]) > 500);
+        assert!(chars(&kept[0]) <= 700);
+        assert!(chars(&kept[0]) > 500);
     }
 }

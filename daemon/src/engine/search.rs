@@ -156,7 +156,7 @@ impl Engine {
             .collect();
         // Usually far below the cap, with few highlights: then no need to
         // measure each match exactly. Otherwise cut, never drop (`fit.rs`).
-        let bound: usize = all.iter().map(|m| json_chars_bound(m) + 1).sum();
+        let bound: usize = all.iter().map(|m| units_bound(&budget, m) + 1).sum();
         let (matches, truncated) = if budget.fits(bound) && all.iter().all(few_highlights) {
             (all, false)
         } else {
@@ -502,7 +502,8 @@ fn skeletons() -> (usize, usize) {
             end: 0,
             term: String::new(),
         };
-        (ResponseBudget::cost(&empty), ResponseBudget::cost(&h))
+        let chars = ResponseBudget::of(usize::MAX);
+        (chars.cost(&empty), chars.cost(&h))
     })
 }
 
@@ -523,6 +524,15 @@ fn highlights_bound(m: &SearchMatch) -> usize {
         .iter()
         .map(|h| highlight + 2 * NUMBER + 1 + 6 * h.term.len())
         .sum()
+}
+
+/// At least `budget.cost(m)`: [`json_chars_bound`] bounds its estimated
+/// tokens as well as its characters (a character of a string is at most 6
+/// of JSON, each at most a token; a character outside ASCII is at most 4
+/// tokens in at most 4 bytes).
+fn units_bound(budget: &ResponseBudget, m: &SearchMatch) -> usize {
+    let chars = json_chars_bound(m);
+    budget.units(chars, chars as u64)
 }
 
 /// Whether `m`'s highlights surely weigh no more than their allowance (then
@@ -662,7 +672,7 @@ mod tests {
             a_match("d", &"\u{1}".repeat(500), f64::NAN, &["\u{1}"; 20]),
             a_match("d", "ctx", f64::MIN_POSITIVE, &[]),
         ] {
-            let exact = ResponseBudget::cost(&m);
+            let exact = ResponseBudget::of(usize::MAX).cost(&m);
             let bound = json_chars_bound(&m);
             assert!(bound >= exact, "{bound} < {exact} for {m:?}");
         }

@@ -36,6 +36,7 @@ impl SessionRow {
 /// Limits on a session's config values.
 const MIN_RESPONSE_CHARS: u64 = 1000;
 const MIN_PEEK_CHARS: u64 = 100;
+const MIN_RESPONSE_TOKENS: u64 = 500;
 /// Upper bounds keep one response within what any client accepts at all.
 const MAX_RESPONSE_CHARS: u64 = 10_000_000;
 
@@ -67,6 +68,14 @@ pub(crate) fn effective_config(
             MAX_RESPONSE_CHARS,
         )?;
     }
+    if let Some(v) = o.max_tokens_per_response {
+        c.max_tokens_per_response = range(
+            "max_tokens_per_response",
+            v,
+            MIN_RESPONSE_TOKENS,
+            MAX_RESPONSE_CHARS,
+        )?;
+    }
     if let Some(v) = o.max_chars_per_peek {
         c.max_chars_per_peek = range("max_chars_per_peek", v, MIN_PEEK_CHARS, MAX_RESPONSE_CHARS)?;
     }
@@ -74,9 +83,33 @@ pub(crate) fn effective_config(
         c.chunk_cache_enabled = v;
     }
     if let Some(h) = o.model_hints {
+        for (field, value) in [
+            ("root_model", &h.root_model),
+            ("subcall_model", &h.subcall_model),
+            ("bulk_model", &h.bulk_model),
+        ] {
+            bounded_text(&format!("config.model_hints.{field}"), value.as_deref())?;
+        }
         c.model_hints = h;
     }
     Ok(c)
+}
+
+/// Characters a session's name or a model hint may have: every one comes
+/// back whole in `rlm.session.info`, which no cap cuts.
+const MAX_ECHOED_CHARS: usize = 200;
+
+/// Refuses a text that would be echoed back if it is longer than
+/// [`MAX_ECHOED_CHARS`], naming the field and its length (not its value).
+fn bounded_text(field: &str, value: Option<&str>) -> Result<(), ToolError> {
+    let n = value.map_or(0, |v| v.chars().count());
+    if n > MAX_ECHOED_CHARS {
+        return Err(ToolError::invalid(format!(
+            "{field} is {n} characters long; at most {MAX_ECHOED_CHARS} (it is echoed back by rlm.session.info)"
+        ))
+        .with("field", field));
+    }
+    Ok(())
 }
 
 impl Engine {
@@ -84,6 +117,7 @@ impl Engine {
         &self,
         args: SessionCreateArgs,
     ) -> Result<SessionCreateResult, ToolError> {
+        bounded_text("name", args.name.as_deref())?;
         let config = effective_config(&self.inner.config.session_defaults, args.config)?;
         let session_id = uuid::Uuid::new_v4().to_string();
         let created_at = now();

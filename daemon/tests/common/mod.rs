@@ -91,16 +91,21 @@ impl Env {
         r["loaded"][0]["doc_id"].as_str().unwrap().to_owned()
     }
 
-    /// Loads several inline texts in one call, returns their doc_ids in order.
-    pub fn load_all(&self, sid: &str, contents: &[&str]) -> Vec<String> {
+    /// The answer of one load of these inline texts.
+    pub fn load_answer<S: AsRef<str>>(&self, sid: &str, contents: &[S]) -> Value {
         let sources: Vec<Value> = contents
             .iter()
-            .map(|c| json!({"type": "inline", "content": c}))
+            .map(|c| json!({"type": "inline", "content": c.as_ref()}))
             .collect();
-        let r = self.call(
+        self.call(
             "rlm.docs.load",
             json!({"session_id": sid, "sources": sources}),
-        );
+        )
+    }
+
+    /// Loads several inline texts in one call, returns their doc_ids in order.
+    pub fn load_all(&self, sid: &str, contents: &[&str]) -> Vec<String> {
+        let r = self.load_answer(sid, contents);
         assert_eq!(r["loaded_count"], contents.len() as u64, "{r}");
         r["loaded"]
             .as_array()

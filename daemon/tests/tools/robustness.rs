@@ -150,7 +150,8 @@ fn paths_outside_the_allowed_folders_tell_nothing_of_what_exists() {
 #[test]
 fn concurrent_loads_from_two_engines_are_all_kept_exactly() {
     let env = Env::new();
-    let sid = env.session();
+    // One page lists all 60 documents (ids and hashes weigh many tokens).
+    let sid = env.session_with(json!({"max_tokens_per_response": 100_000}));
     let other = env.reopen();
     let barrier = Arc::new(Barrier::new(6));
     let handles: Vec<_> = (0..6)

@@ -401,7 +401,8 @@ fn a_pathological_regex_gets_its_answer() {
 #[test]
 fn limit_and_total_matches() {
     let env = Env::new();
-    let sid = env.session();
+    // 30 matches and their highlights fit the caps (not the default in tokens).
+    let sid = env.session_with(json!({"max_tokens_per_response": 100_000}));
     let text: String = (0..30)
         .map(|i| format!("line {i} has the marker word\n"))
         .collect();

@@ -19,14 +19,7 @@ fn a_large_inline_load_answers_within_the_cap_and_lists_every_document_by_pages(
     let texts: Vec<String> = (0..300)
         .map(|i| format!("inline document number {i}: {}", "word ".repeat(i % 7)))
         .collect();
-    let sources: Vec<_> = texts
-        .iter()
-        .map(|t| json!({"type": "inline", "content": t}))
-        .collect();
-    let r = env.call(
-        "rlm.docs.load",
-        json!({"session_id": sid, "sources": sources}),
-    );
+    let r = env.load_answer(&sid, &texts);
     assert!(json_len(&r) <= FITS, "{} chars", json_len(&r));
     assert_eq!(r["truncated"], true);
     assert_eq!(r["loaded_count"], 300);
@@ -269,5 +262,165 @@ fn highlights_never_outweigh_the_context_they_mark() {
             "{}",
             json_len(&r)
         );
+    }
+}
+
+/// The default cap in estimated tokens of one response.
+const TOKENS: u64 = 8_000;
+
+/// Estimated tokens of an answer as the client receives it.
+fn tokens_of(v: &serde_json::Value) -> u64 {
+    rlm::tokens::estimate(&v.to_string())
+}
+
+/// Issue 11's cases: text that costs several tokens a character (CJK,
+/// emoji) and JSON full of hashes and ids stay under the default cap in
+/// estimated tokens (Claude Code warns from 10,000 real ones), cut and
+/// saying so, where the cap in characters alone let 62,000 to 123,000
+/// tokens through.
+#[test]
+fn answers_stay_under_the_default_cap_in_tokens() {
+    let env = Env::new();
+    let sid = env.session();
+    let cjk: String = "漢字仮名交じり文".chars().cycle().take(60_000).collect();
+    let emoji: String = "😀🎉🚀✨".chars().cycle().take(10_000).collect();
+    let doc_cjk = env.load(&sid, &cjk);
+    let doc_emoji = env.load(&sid, &emoji);
+
+    let span = env.call(
+        "rlm.chunk.create",
+        json!({"session_id": sid, "doc_id": doc_cjk, "strategy": {"type": "fixed", "chunk_size": 60000}}),
+    );
+    let span_id = span["spans"][0]["span_id"].as_str().unwrap().to_owned();
+    let got = env.call(
+        "rlm.span.get",
+        json!({"session_id": sid, "span_ids": [span_id]}),
+    );
+    assert_eq!(got["spans"][0]["truncated"], true, "{}", json_len(&got));
+    assert!(
+        tokens_of(&got) <= TOKENS,
+        "span.get: {} tokens",
+        tokens_of(&got)
+    );
+    let kept = char_len(str_of(&got["spans"][0], "content"));
+    assert!(kept > 2_000, "span.get kept {kept} characters");
+
+    let peek = env.call(
+        "rlm.docs.peek",
+        json!({"session_id": sid, "doc_id": doc_emoji}),
+    );
+    assert_eq!(peek["truncated"], true);
+    assert!(
+        tokens_of(&peek) <= TOKENS,
+        "peek: {} tokens",
+        tokens_of(&peek)
+    );
+    assert_eq!(
+        u64_of(&peek["span"], "end"),
+        char_len(str_of(&peek, "content")),
+        "the span says where the cut content ends"
+    );
+
+    let found = env.call(
+        "rlm.search.query",
+        json!({"session_id": sid, "query": "字", "method": "literal", "limit": 100, "context_chars": 2000}),
+    );
+    assert_eq!(found["truncated"], true);
+    assert!(!found["matches"].as_array().unwrap().is_empty());
+    assert!(
+        tokens_of(&found) <= TOKENS,
+        "search: {} tokens",
+        tokens_of(&found)
+    );
+
+    // Hashes and ids: 400 documents' entries of `loaded`, then of docs.list.
+    let texts: Vec<String> = (0..400).map(|i| format!("document {i}")).collect();
+    let sid2 = env.session();
+    let loaded = env.load_answer(&sid2, &texts);
+    assert_eq!(loaded["loaded_count"], 400);
+    assert_eq!(loaded["truncated"], true);
+    assert!(
+        tokens_of(&loaded) <= TOKENS,
+        "load: {} tokens",
+        tokens_of(&loaded)
+    );
+    let listed = env.call("rlm.docs.list", json!({"session_id": sid2, "limit": 1000}));
+    assert!(
+        tokens_of(&listed) <= TOKENS,
+        "list: {} tokens",
+        tokens_of(&listed)
+    );
+    assert!(listed["next_offset"].is_u64(), "the rest is one page away");
+}
+
+/// A session's cap in tokens can be raised (and lowered) like its cap in
+/// characters, within bounds; sessions stored before it existed get the default.
+#[test]
+fn the_cap_in_tokens_is_a_session_setting() {
+    let env = Env::new();
+    let sid = env.session_with(json!({"max_tokens_per_response": 40_000}));
+    assert_eq!(env.info(&sid)["config"]["max_tokens_per_response"], 40_000);
+    let cjk: String = "漢".repeat(20_000);
+    let doc = env.load(&sid, &cjk);
+    let peek = env.call(
+        "rlm.docs.peek",
+        json!({"session_id": sid, "doc_id": doc, "end": 9000}),
+    );
+    // 9,000 CJK characters are 27,000 estimated tokens: under 40,000.
+    assert_eq!(peek["truncated"], false);
+    let err = env.fail(
+        "rlm.session.create",
+        json!({"config": {"max_tokens_per_response": 10}}),
+    );
+    assert!(
+        err.message.contains("max_tokens_per_response"),
+        "{}",
+        err.message
+    );
+    assert_eq!(
+        env.info(&env.session())["config"]["max_tokens_per_response"],
+        TOKENS
+    );
+}
+
+/// Issue 11's case: values a caller sends come back bounded or not at all:
+/// a 300,000-character name or model hint is refused by its length (it
+/// would come back whole in every session.info), and errors that quote a
+/// huge id or pattern keep its start, their advice, and say how much they
+/// left out.
+#[test]
+fn no_value_a_caller_sends_is_echoed_unbounded() {
+    let env = Env::new();
+    let huge = "n".repeat(300_000);
+    for args in [
+        json!({"name": huge}),
+        json!({"config": {"model_hints": {"root_model": huge}}}),
+    ] {
+        let err = env.fail("rlm.session.create", args);
+        assert!(err.message.len() < 300, "{}", err.message.len());
+        assert!(err.message.contains("300000 characters"), "{}", err.message);
+    }
+    let sid = env.session_with(json!({"model_hints": {"bulk_model": "m".repeat(200)}}));
+    let info = env.info(&sid);
+    assert!(json_len(&info) < 3_000);
+    for (tool, args) in [
+        ("rlm.session.info", json!({"session_id": huge})),
+        ("rlm.docs.peek", json!({"session_id": sid, "doc_id": huge})),
+        (
+            "rlm.span.get",
+            json!({"session_id": sid, "span_ids": [huge]}),
+        ),
+        (
+            "rlm.artifact.get",
+            json!({"session_id": sid, "artifact_id": huge}),
+        ),
+        (
+            "rlm.search.query",
+            json!({"session_id": sid, "query": format!("({huge}"), "method": "regex"}),
+        ),
+    ] {
+        let err = env.fail(tool, args);
+        let answer = serde_json::to_string(&err).unwrap();
+        assert!(answer.len() < 4_000, "{tool}: {} characters", answer.len());
     }
 }
