@@ -1157,11 +1157,16 @@ async fn a_clients_profile_gives_its_sessions_the_caps_it_can_take() {
             json!({}),
             json!({"max_chars_per_response": 9000, "max_tokens_per_response": 2500}),
         ),
-        // What the client sets itself wins; the rest comes from the profile.
+        // A client that sets a cap itself knows what it takes: nothing added.
         (
             "codex-mcp-client",
             json!({"config": {"max_chars_per_response": 20000, "max_tool_calls": 5}}),
-            json!({"max_chars_per_response": 20000, "max_tokens_per_response": 2500, "max_tool_calls": 5}),
+            json!({"max_chars_per_response": 20000, "max_tool_calls": 5}),
+        ),
+        (
+            "codex-mcp-client",
+            json!({"config": {"max_tool_calls": 5}}),
+            json!({"max_chars_per_response": 9000, "max_tokens_per_response": 2500, "max_tool_calls": 5}),
         ),
         (
             "claude-code",

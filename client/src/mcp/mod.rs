@@ -309,9 +309,9 @@ impl<B: Backend> ServerHandler for RlmServer<B> {
 }
 
 /// Gives a new session of the client named `client_name` the caps of its
-/// profile ([`rlm::config::client_profile`]) that its `config` does not set
-/// itself, so that answers fit what the client accepts (Codex keeps about
-/// 10 KiB of a tool's output).
+/// profile ([`rlm::config::client_profile`]) when its `config` sets neither
+/// cap itself, so that answers fit what the client accepts (Codex keeps
+/// about 10 KiB of a tool's output).
 fn apply_client_profile(
     clients: &BTreeMap<String, ClientProfile>,
     client_name: &str,
@@ -332,6 +332,12 @@ fn apply_client_profile(
     let Value::Object(config) = config else {
         return; // not an object: the daemon says so
     };
+    // A client that sets a cap itself knows what it takes.
+    if config.contains_key("max_chars_per_response")
+        || config.contains_key("max_tokens_per_response")
+    {
+        return;
+    }
     for (field, value) in [
         ("max_chars_per_response", profile.max_chars_per_response),
         ("max_tokens_per_response", profile.max_tokens_per_response),

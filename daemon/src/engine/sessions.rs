@@ -68,13 +68,22 @@ pub(crate) fn effective_config(
             MAX_RESPONSE_CHARS,
         )?;
     }
-    if let Some(v) = o.max_tokens_per_response {
-        c.max_tokens_per_response = range(
-            "max_tokens_per_response",
-            v,
-            MIN_RESPONSE_TOKENS,
-            MAX_RESPONSE_CHARS,
-        )?;
+    match o.max_tokens_per_response {
+        Some(v) => {
+            c.max_tokens_per_response = range(
+                "max_tokens_per_response",
+                v,
+                MIN_RESPONSE_TOKENS,
+                MAX_RESPONSE_CHARS,
+            )?;
+        }
+        // A client that asked for larger answers in characters and said
+        // nothing of tokens gets them: its cap in tokens grows with them, at
+        // the estimate's 4 characters of prose a token.
+        None if o.max_chars_per_response.is_some() => {
+            c.max_tokens_per_response = c.max_tokens_per_response.max(c.max_chars_per_response / 4);
+        }
+        None => {}
     }
     if let Some(v) = o.max_chars_per_peek {
         c.max_chars_per_peek = range("max_chars_per_peek", v, MIN_PEEK_CHARS, MAX_RESPONSE_CHARS)?;

@@ -381,6 +381,14 @@ fn the_cap_in_tokens_is_a_session_setting() {
         env.info(&env.session())["config"]["max_tokens_per_response"],
         TOKENS
     );
+    // Larger answers asked for in characters only: the cap in tokens follows.
+    let big = env.session_with(json!({"max_chars_per_response": 2_000_000}));
+    assert_eq!(env.info(&big)["config"]["max_tokens_per_response"], 500_000);
+    let small = env.session_with(json!({"max_chars_per_response": 2_000}));
+    assert_eq!(
+        env.info(&small)["config"]["max_tokens_per_response"],
+        TOKENS
+    );
 }
 
 /// Issue 11's case: values a caller sends come back bounded or not at all:
