@@ -47,6 +47,35 @@ fn the_cli_reports_calls_searches_collects_and_stops_the_daemon() {
             .contains("flux capacitor"),
         "{found}"
     );
+    // --json names the file and the line of the hit.
+    assert_eq!(
+        first["source"],
+        folder.join("needle.txt").display().to_string(),
+        "{found}"
+    );
+    assert_eq!(first["line"], 1, "{found}");
+    // The text output too, as path:line, with the file's whole lines.
+    std::fs::write(
+        folder.join("deep.txt"),
+        "first line\nsecond line\nthe zanzibarite lode lies here, deep in the third line\nfourth\n",
+    )
+    .unwrap();
+    let (code, out, err) = run_cli(
+        &t,
+        &[
+            "search",
+            folder.to_str().unwrap(),
+            "zanzibarite lode",
+            "--limit",
+            "1",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("1. deep.txt:3  (score "), "{out}");
+    assert!(
+        out.contains("    the zanzibarite lode lies here, deep in the third line\n"),
+        "{out}"
+    );
     let (code, out, _) = run_cli(&t, &["status", "--json"]);
     assert_eq!(code, 0);
     let status: Value = serde_json::from_str(&out).unwrap();
@@ -76,17 +105,28 @@ fn the_cli_reports_calls_searches_collects_and_stops_the_daemon() {
         "the kept session is closed after: {sessions}"
     );
     // A bad --include printed `loaded 0 files ... 1 not loaded`, then `no
-    // passage matches`, exit 0: the reason is printed now, and the exit says
-    // nothing was searched. An empty query fails before loading anything.
+    // passage matches`, exit 0: it is refused before anything is loaded now.
+    // An empty query too. A folder whose files all fail says so, exit 1.
     let (code, out, err) = run_cli(
         &t,
         &["search", folder.to_str().unwrap(), "flux", "--include", "("],
     );
-    assert_ne!(code, 0, "{out}{err}");
+    assert_eq!(code, 1, "{out}{err}");
     assert!(
-        err.contains("rlm: not loaded: ") && err.contains("include_pattern"),
+        err.starts_with("rlm: --include \"(\" is not a valid regex"),
         "{err}"
     );
+    let (code, out, err) = run_cli(
+        &t,
+        &[
+            "search",
+            folder.to_str().unwrap(),
+            "flux",
+            "--include",
+            "no-such-file",
+        ],
+    );
+    assert_eq!(code, 1, "{out}{err}");
     assert!(err.contains("nothing was loaded"), "{err}");
     let (code, _, err) = run_cli(&t, &["search", folder.to_str().unwrap(), "  "]);
     assert_ne!(code, 0);
@@ -108,9 +148,22 @@ fn the_cli_reports_calls_searches_collects_and_stops_the_daemon() {
         &t,
         &["call", "rlm.session.info", r#"{"session_id": "nope"}"#],
     );
-    assert_ne!(code, 0);
+    assert_eq!(code, 2, "a tool error");
     assert!(out.is_empty(), "errors go to stderr only");
     assert!(err.contains("session_not_found"), "{err}");
+    // --json: the error as JSON on stdout as well.
+    let (code, out, _) = run_cli(
+        &t,
+        &[
+            "call",
+            "rlm.session.info",
+            r#"{"session_id": "nope"}"#,
+            "--json",
+        ],
+    );
+    assert_eq!(code, 2);
+    let error: Value = serde_json::from_str(&out).expect("the error as JSON");
+    assert_eq!(error["error"]["code"], "session_not_found", "{error}");
     let (code, _, err) = run_cli(&t, &["call", "rlm.session.info", "{not json"]);
     assert_ne!(code, 0);
     assert!(err.contains("not JSON"), "{err}");
@@ -126,6 +179,11 @@ fn the_cli_reports_calls_searches_collects_and_stops_the_daemon() {
         assert_eq!(code, 0);
         assert!(out.contains("Usage"), "{sub} --help: {out}");
     }
+    let (_, out, _) = run_cli(&t, &["--help"]);
+    assert!(
+        out.contains("Exit codes:") && out.contains("3  no daemon answered"),
+        "{out}"
+    );
     let pid = common::the_rlmd(&t.socket);
     let (code, out, err) = run_cli(&t, &["daemon", "stop"]);
     assert_eq!(code, 0, "{err}");
@@ -422,4 +480,32 @@ fn gc_without_grace_after_deleting_every_session_empties_the_store() {
     );
     assert_eq!(found["index_built"], true, "{found}");
     assert!(!found["matches"].as_array().unwrap().is_empty(), "{found}");
+}
+
+/// `rlm daemon stop` right after a client leaves failed 3 times in 36 with
+/// `rlmd closed the connection`, exit 3, though the daemon stopped: a daemon
+/// already stopping closes new connections. Played here by a listener that
+/// closes the connection it accepts, then goes away: the stop is done.
+#[test]
+fn daemon_stop_succeeds_when_the_daemon_was_already_stopping() {
+    use std::os::unix::net::UnixListener;
+    let t = TestDir::new();
+    std::fs::create_dir_all(t.socket.parent().unwrap()).unwrap();
+    let listener = UnixListener::bind(&t.socket).unwrap();
+    let socket = t.socket.clone();
+    let stopping = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut hello = [0u8; 4];
+        let _ = std::io::Read::read(&mut conn, &mut hello);
+        drop(conn);
+        drop(listener);
+        std::fs::remove_file(&socket).unwrap();
+    });
+    let (code, out, err) = run_cli(&t, &["daemon", "stop"]);
+    stopping.join().unwrap();
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("already stopping"), "{out}{err}");
+    // And with nothing listening at all: exit 3, as before.
+    let (code, _, err) = run_cli(&t, &["daemon", "stop"]);
+    assert_eq!(code, 3, "{err}");
 }

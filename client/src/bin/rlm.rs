@@ -2,9 +2,9 @@
 //! tool by hand, a one-line search demo, garbage collection, and starting or
 //! stopping the daemon. It talks to `rlmd` like the shim does.
 //!
-//! Exit codes: 0 done; 1 failed; 2 the tool refused the call (a tool error,
-//! an unknown tool); 3 no daemon answered `status` or `daemon stop`, the
-//! commands that never start one.
+//! Exit codes ([`EXIT_CODES`], in `--help` too): 0 done; 1 failed; 2 the
+//! tool refused the call (a tool error, an unknown tool); 3 no daemon
+//! answered `status` or `daemon stop`, the commands that never start one.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -21,9 +21,16 @@ use rlm::protocol::CallOutcome;
 use rlm_client::autostart::AutoStart;
 use rlm_client::daemon::{ClientError, ClientOptions, DaemonClient};
 
+/// What `--help` and the README say of the exit codes.
+const EXIT_CODES: &str = "Exit codes:
+  0  done
+  1  failed (bad arguments or configuration, a search that loaded nothing, a daemon that could not be started or reached)
+  2  the tool refused the call (`rlm call`: a tool error or an unknown tool)
+  3  no daemon answered `rlm status` or `rlm daemon stop` (they never start one)";
+
 /// Command line of rlm: keeps large texts outside an LLM's context, in sessions served by rlmd.
 #[derive(Debug, Parser)]
-#[command(name = "rlm", version)]
+#[command(name = "rlm", version, after_help = EXIT_CODES)]
 struct Cli {
     /// Daemon socket (default: $RLM_SOCKET, config, else the user's runtime folder).
     #[arg(long, global = true, value_name = "PATH")]
@@ -48,14 +55,19 @@ enum Command {
         #[command(subcommand)]
         action: Option<SessionsAction>,
     },
-    /// Calls one tool: `rlm call rlm.session.create '{"name": "x"}'`. Prints the result JSON; errors go to stderr with a non-zero exit.
+    /// Calls one tool: `rlm call rlm.session.create '{"name": "x"}'`. Prints the result JSON; errors go to stderr with exit 2.
+    #[command(after_help = EXIT_CODES)]
     Call {
         /// Tool name (`rlm.docs.load` or `rlm_docs_load`).
         tool: String,
         /// Arguments as a JSON object (default `{}`).
         arguments: Option<String>,
+        /// Print a tool error as JSON on stdout too (`{"error": {"code", "message", ...}}`), still with exit 2.
+        #[arg(long)]
+        json: bool,
     },
-    /// Loads a folder into a new session and prints the passages that best match a query.
+    /// Loads a folder into a new session and prints the passages that best match a query, as `path:line`.
+    #[command(after_help = EXIT_CODES)]
     Search {
         /// The folder to load (recursively).
         folder: PathBuf,
@@ -331,7 +343,11 @@ async fn run(cli: Cli, config: rlm::config::Config) -> Result<ExitCode, Failure>
                 }
             }
         }
-        Command::Call { tool, arguments } => {
+        Command::Call {
+            tool,
+            arguments,
+            json,
+        } => {
             let args: Value = match arguments.as_deref() {
                 None => json!({}),
                 Some(text) => serde_json::from_str(text).map_err(|e| format!("the arguments are not JSON ({e}); give an object such as '{{\"session_id\": \"...\"}}'"))?,
@@ -344,6 +360,9 @@ async fn run(cli: Cli, config: rlm::config::Config) -> Result<ExitCode, Failure>
                     ExitCode::SUCCESS
                 }
                 CallOutcome::ToolError { error } => {
+                    if json {
+                        print_json(&error.to_json());
+                    }
                     eprintln!("rlm: {}: {}", error.code.as_str(), error.message);
                     ExitCode::from(2)
                 }
@@ -374,6 +393,16 @@ async fn run(cli: Cli, config: rlm::config::Config) -> Result<ExitCode, Failure>
                 return Err(Failure::Other(
                     "the query is empty; give words or a question to search for".into(),
                 ));
+            }
+            // Checked here as the daemon would, so nothing is loaded in vain.
+            for (flag, pattern) in [("--include", &include), ("--exclude", &exclude)] {
+                if let Some(p) = pattern
+                    && let Err(e) = regex::Regex::new(p)
+                {
+                    return Err(Failure::Other(format!(
+                        "{flag} {p:?} is not a valid regex: {e}"
+                    )));
+                }
             }
             let c = client(socket, &config, true);
             let folder =
@@ -429,7 +458,7 @@ async fn run(cli: Cli, config: rlm::config::Config) -> Result<ExitCode, Failure>
                 .flatten()
                 .filter_map(|m| m["doc_id"].as_str().map(str::to_owned))
                 .collect();
-            let mut sources: std::collections::HashMap<String, String> = Default::default();
+            let mut sources: std::collections::HashMap<String, (String, u64)> = Default::default();
             let mut offset = 0u64;
             while !wanted.is_empty() {
                 let page = expect_ok(
@@ -446,7 +475,10 @@ async fn run(cli: Cli, config: rlm::config::Config) -> Result<ExitCode, Failure>
                     if wanted.remove(id) {
                         sources.insert(
                             id.to_owned(),
-                            d["source"].as_str().unwrap_or_default().to_owned(),
+                            (
+                                d["source"].as_str().unwrap_or_default().to_owned(),
+                                d["length_chars"].as_u64().unwrap_or(0),
+                            ),
                         );
                     }
                 }
@@ -462,21 +494,30 @@ async fn run(cli: Cli, config: rlm::config::Config) -> Result<ExitCode, Failure>
             } else if let Err(e) = c.delete_sessions(vec![sid.clone()]).await {
                 eprintln!("rlm: deleting session {sid}: {e}");
             }
+            let matches: Vec<Shown> = found["matches"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|m| {
+                    let doc_id = m["doc_id"].as_str().unwrap_or_default();
+                    Shown::of(m, sources.get(doc_id))
+                })
+                .collect();
             if json {
+                let listed: Vec<Value> = matches
+                    .iter()
+                    .map(|shown| {
+                        let mut m = shown.m.clone();
+                        m["source"] = json!(shown.source);
+                        m["line"] = json!(shown.line);
+                        m
+                    })
+                    .collect();
                 print_json(
-                    &json!({"session_id": sid, "kept": keep, "loaded": loaded["loaded_count"], "errors": loaded["error_count"], "matches": found["matches"]}),
+                    &json!({"session_id": sid, "kept": keep, "loaded": loaded["loaded_count"], "errors": loaded["error_count"], "matches": listed}),
                 );
                 return Ok(ExitCode::SUCCESS);
             }
-            let source_of = |doc_id: &str| -> String {
-                match sources.get(doc_id) {
-                    Some(src) => src
-                        .strip_prefix(&format!("{}/", folder.display()))
-                        .unwrap_or(src)
-                        .to_owned(),
-                    None => doc_id.to_owned(),
-                }
-            };
             let kept = if keep {
                 format!(", kept as session {sid}")
             } else {
@@ -486,20 +527,19 @@ async fn run(cli: Cli, config: rlm::config::Config) -> Result<ExitCode, Failure>
                 "rlm: loaded {} files ({} chars, {} not loaded){kept}",
                 loaded["loaded_count"], loaded["total_chars"], loaded["error_count"]
             );
-            let matches = found["matches"].as_array().cloned().unwrap_or_default();
             if matches.is_empty() {
                 println!("no passage matches {query:?}");
             }
-            for (i, m) in matches.iter().enumerate() {
+            let prefix = format!("{}/", folder.display());
+            for (i, shown) in matches.iter().enumerate() {
+                let path = shown.source.strip_prefix(&prefix).unwrap_or(&shown.source);
+                let at = shown.line.map(|l| format!(":{l}")).unwrap_or_default();
                 println!(
-                    "{}. {} [{}..{}] score {:.2}",
+                    "{}. {path}{at}  (score {:.2})",
                     i + 1,
-                    source_of(m["doc_id"].as_str().unwrap_or("")),
-                    m["span"]["start"],
-                    m["span"]["end"],
-                    m["score"].as_f64().unwrap_or(0.0)
+                    shown.m["score"].as_f64().unwrap_or(0.0)
                 );
-                for line in m["context"].as_str().unwrap_or("").lines() {
+                for line in &shown.lines {
                     println!("    {line}");
                 }
                 println!();
@@ -545,16 +585,163 @@ async fn run(cli: Cli, config: rlm::config::Config) -> Result<ExitCode, Failure>
             action: DaemonAction::Stop,
         } => {
             let c = client(socket.clone(), &config, false);
-            match c.shutdown().await.map_err(Failure::NoDaemon)? {
-                (true, reason) => println!("rlmd stopping: {reason}"),
-                (false, reason) => {
+            match c.shutdown().await {
+                Ok((true, reason)) => println!("rlmd stopping: {reason}"),
+                Ok((false, reason)) => {
                     eprintln!("rlm: rlmd refused to stop: {reason}");
                     return Ok(ExitCode::FAILURE);
                 }
+                // A daemon already stopping (its last client just left, a
+                // signal) closes new connections before answering: what
+                // was asked is happening. Done once nothing answers.
+                Err(
+                    e @ (ClientError::HungUp { .. }
+                    | ClientError::Closed(_)
+                    | ClientError::NotSent(_)),
+                ) => {
+                    if !stopped_within(&c, STOP_WAIT).await {
+                        return Err(Failure::NoDaemon(e));
+                    }
+                    println!("rlmd stopped (it was already stopping)");
+                }
+                Err(e) => return Err(Failure::NoDaemon(e)),
             }
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Characters of one printed line of a snippet (a minified file's line can be huge).
+const MAX_LINE_CHARS: usize = 240;
+
+/// A match of `rlm search` as printed: the file, the line of its first hit,
+/// and the context as whole lines.
+struct Shown {
+    m: Value,
+    source: String,
+    /// 1-based line of the first hit, when the file on disk still holds the
+    /// text that was loaded (same length in characters).
+    line: Option<u64>,
+    lines: Vec<String>,
+}
+
+impl Shown {
+    fn of(m: &Value, source: Option<&(String, u64)>) -> Shown {
+        let (source, length) = source.cloned().unwrap_or_default();
+        let context = m["context"].as_str().unwrap_or_default();
+        let start = m["span"]["start"].as_u64().unwrap_or(0) as usize;
+        let end = m["span"]["end"].as_u64().unwrap_or(0) as usize;
+        let hit = m["highlight_start"].as_u64().unwrap_or(0) as usize;
+        // The file as it is now, if it is still the text the daemon loaded:
+        // its lines, whole, around the hit. Else the context's whole lines.
+        let file: Option<Vec<char>> = std::fs::read_to_string(&source)
+            .ok()
+            .map(|t| t.chars().collect())
+            .filter(|t: &Vec<char>| t.len() as u64 == length);
+        let (line, lines) = match file {
+            Some(text) if start <= end && end <= text.len() => {
+                let (line, lines) = file_lines(&text, start, end, start + hit);
+                (Some(line), lines)
+            }
+            _ => (None, whole_lines(context, hit)),
+        };
+        Shown {
+            m: m.clone(),
+            source,
+            line,
+            lines,
+        }
+    }
+}
+
+/// The 1-based line of char `hit` of `text`, and the lines the window
+/// `[start, end)` touches, whole: the first and last only when they hold the
+/// hit or lie wholly inside the window; each cut to [`MAX_LINE_CHARS`].
+fn file_lines(text: &[char], start: usize, end: usize, hit: usize) -> (u64, Vec<String>) {
+    let line_of = |at: usize| {
+        text[..at.min(text.len())]
+            .iter()
+            .filter(|&&c| c == '\n')
+            .count()
+    };
+    let hit_line = line_of(hit);
+    let mut first = line_of(start);
+    let mut last = line_of(end.saturating_sub(1).max(start));
+    let starts_line = start == 0 || text[start - 1] == '\n';
+    let ends_line = end >= text.len() || text[end] == '\n' || (end > 0 && text[end - 1] == '\n');
+    if !starts_line && first != hit_line && first < last {
+        first += 1;
+    }
+    if !ends_line && last != hit_line && last > first {
+        last -= 1;
+    }
+    let mut lines: Vec<String> = text
+        .split(|&c| c == '\n')
+        .skip(first)
+        .take(last - first + 1)
+        .map(|l| {
+            let l: String = l.iter().collect();
+            cut_line(&l)
+        })
+        .collect();
+    while lines.len() > 1 && lines.last().is_some_and(|l| l.trim().is_empty()) {
+        lines.pop();
+    }
+    (hit_line as u64 + 1, lines)
+}
+
+fn cut_line(l: &str) -> String {
+    match l.char_indices().nth(MAX_LINE_CHARS) {
+        Some((cut, _)) => format!("{}...", &l[..cut]),
+        None => l.to_owned(),
+    }
+}
+
+/// The lines of `context` (when the file is not there to read) without its
+/// partial first and last ones, unless that would drop the first hit (at
+/// char `hit`); each cut to [`MAX_LINE_CHARS`].
+fn whole_lines(context: &str, hit: usize) -> Vec<String> {
+    let lines: Vec<&str> = context.split('\n').collect();
+    let mut starts = Vec::with_capacity(lines.len());
+    let mut at = 0usize;
+    for l in &lines {
+        starts.push(at);
+        at += l.chars().count() + 1;
+    }
+    let (mut first, mut last) = (0, lines.len());
+    if lines.len() > 1 && starts[1] <= hit {
+        first = 1;
+    }
+    if last - first > 1 && starts[last - 1] > hit {
+        last -= 1;
+    }
+    lines[first..last].iter().map(|l| cut_line(l)).collect()
+}
+
+/// How long `rlm daemon stop` waits for a daemon that was already stopping.
+const STOP_WAIT: Duration = Duration::from_secs(10);
+
+/// Whether the daemon behind `c` stops answering within `wait`: polled
+/// `status` until it fails to connect; a daemon that still answers is
+/// asked once more to stop.
+async fn stopped_within(c: &DaemonClient, wait: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut asked_again = false;
+    while tokio::time::Instant::now() < deadline {
+        match c.status().await {
+            Err(ClientError::NotRunning { .. }) => return true,
+            Err(ClientError::HungUp { .. }) => {} // still on its way out
+            Ok(_) if !asked_again => {
+                asked_again = true;
+                if let Ok((true, _)) = c.shutdown().await {
+                    return true;
+                }
+            }
+            _ => {}
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
 }
 
 fn expect_ok(outcome: CallOutcome) -> Result<Value, String> {

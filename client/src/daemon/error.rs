@@ -14,6 +14,13 @@ pub enum ClientError {
         socket.display()
     )]
     NotRunning { socket: PathBuf, reason: String },
+    /// A process accepted the connection on the socket and closed it before
+    /// welcoming this client: most likely a daemon that is stopping.
+    #[error(
+        "rlmd on {} closed the connection before answering ({reason}); it may be stopping: try again in a moment",
+        socket.display()
+    )]
+    HungUp { socket: PathBuf, reason: String },
     /// The process listening on the socket runs as another user: nothing was
     /// sent to it (not even the hello, which carries the working directory).
     #[error(

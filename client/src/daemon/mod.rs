@@ -262,6 +262,22 @@ impl DaemonClient {
                         me,
                     });
                 }
+                Ok(Err(Unusable::HungUp(reason))) if options.autostart.is_none() => {
+                    return Err(ClientError::HungUp {
+                        socket: options.socket.clone(),
+                        reason,
+                    });
+                }
+                Ok(Err(Unusable::HungUp(reason))) => {
+                    // Maybe a daemon on its way out: wait for it, then start one.
+                    if Instant::now() >= deadline {
+                        return Err(ClientError::StartFailed(format!(
+                            "rlmd on {} keeps closing connections ({reason}); see its log",
+                            options.socket.display()
+                        )));
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
                 Ok(Err(Unusable::Refused(refused))) => {
                     // A daemon of another protocol version answers.
                     if refused.auto_started && !made_room && options.autostart.is_some() {
@@ -303,7 +319,8 @@ impl DaemonClient {
     }
 
     /// One connection attempt: Ok(Ok) connected, Ok(Err) refused by a
-    /// daemon of another version, Err why nothing usable answered.
+    /// daemon of another version or hung up on during the hello, Err why
+    /// nothing accepted the connection.
     async fn try_connect(&self) -> Result<Result<Arc<Connection>, Unusable>, String> {
         let options = &self.inner.options;
         let name = options
@@ -323,24 +340,31 @@ impl DaemonClient {
             cwd: options.cwd.clone(),
             settings: Default::default(),
         }));
+        // Something accepted the connection: what goes wrong from here on is
+        // that process hanging up (a daemon that is stopping closes new
+        // connections), not the absence of a daemon.
+        let hung_up = |why: String| Ok(Err(Unusable::HungUp(why)));
         let mut w = &*stream;
-        write_frame(&mut w, &hello)
-            .await
-            .map_err(|e| e.to_string())?;
+        if let Err(e) = write_frame(&mut w, &hello).await {
+            return hung_up(e.to_string());
+        }
         let mut r = &*stream;
-        let first = tokio::time::timeout(
+        let first = match tokio::time::timeout(
             Duration::from_secs(10),
             read_frame::<_, Envelope<Response>>(&mut r, MAX_FRAME_BYTES),
         )
         .await
-        .map_err(|_| "rlmd did not answer the hello within 10 s".to_owned())?
-        .map_err(|e| e.to_string())?;
+        {
+            Err(_) => return Err("rlmd did not answer the hello within 10 s".to_owned()),
+            Ok(Err(e)) => return hung_up(e.to_string()),
+            Ok(Ok(first)) => first,
+        };
         let welcome = match first.map(|m| m.body) {
             Some(Response::Welcome(w)) => w,
             Some(Response::Refused(r)) => return Ok(Err(Unusable::Refused(r))),
-            Some(Response::Error { message }) => return Err(message),
+            Some(Response::Error { message }) => return hung_up(message),
             Some(other) => return Err(format!("rlmd answered the hello with {other:?}")),
-            None => return Err("rlmd closed the connection during the hello".into()),
+            None => return hung_up("it closed the connection during the hello".into()),
         };
         Ok(Ok(Connection::start(stream, welcome)))
     }
@@ -378,6 +402,8 @@ enum Unusable {
     Refused(Refused),
     /// A process of another user: nothing may be sent to it.
     NotYours { uid: u32, me: u32 },
+    /// The connection was accepted, then closed or refused before a welcome.
+    HungUp(String),
 }
 
 /// The peer's uid and ours when the process at the other end of `stream`
