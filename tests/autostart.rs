@@ -171,3 +171,89 @@ fn a_shim_with_a_bad_config_still_answers_and_says_why() {
     // It answered, but could not do its job: it exits 1.
     assert!(!shim.close().success());
 }
+
+/// The official MCP SDKs start a server with only HOME, LOGNAME, PATH,
+/// SHELL, TERM and USER when the client's config gives no `env`: no
+/// `XDG_RUNTIME_DIR`. Such a shim must reach the daemon the CLI started
+/// with the user's usual environment (socket under `/run/user/<uid>`), not
+/// start a second one on the same data. Played in a private mount namespace
+/// (the suite runs as root, as CI does) whose `/run/user` is a fresh tmpfs,
+/// so nothing outside the test sees it; the shim runs with `env -i` plus HOME
+/// and PATH, and `--no-autostart`, so a miss fails instead of starting a
+/// daemon elsewhere.
+#[test]
+fn a_shim_with_a_minimal_environment_reaches_the_daemon_the_cli_started() {
+    let dir = TestDir::new();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let uid = nix::unistd::getuid().as_raw();
+    let rlm = common::rlm_cli();
+    let shim = shim_bin();
+    let path = format!("{}:/usr/local/bin:/usr/bin:/bin", bin_dir().display());
+    let requests = [
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "sdk", "version": "1"}}}),
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "rlm.session.create", "arguments": {"name": "from the sdk"}}}),
+    ];
+    let lines: String = requests.iter().map(|r| format!("{r}\n")).collect();
+    std::fs::write(dir.path().join("requests.jsonl"), lines).unwrap();
+    let script = format!(
+        r#"set -u
+mount -t tmpfs -o mode=0755 tmpfs /run/user || exit 90
+mkdir -m 0700 /run/user/{uid}
+cli() {{ env -i HOME="$H" PATH="$P" XDG_RUNTIME_DIR=/run/user/{uid} "$RLM" "$@"; }}
+trap 'cli daemon stop >/dev/null 2>&1' EXIT
+cli daemon start || exit 91
+env -i HOME="$H" PATH="$P" "$SHIM" --no-autostart < "$D/requests.jsonl" > "$D/shim.out" 2> "$D/shim.err"
+echo "shim exit $?"
+cli sessions --json > "$D/sessions.json"
+cli status --json > "$D/status.json"
+"#
+    );
+    let out = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .env("H", &home)
+        .env("P", &path)
+        .env("RLM", &rlm)
+        .env("SHIM", &shim)
+        .env("D", dir.path())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("unshare (util-linux) runs");
+    let said = format!(
+        "{}{}\nshim stderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        std::fs::read_to_string(dir.path().join("shim.err")).unwrap_or_default()
+    );
+    assert!(
+        out.status.success(),
+        "the scenario failed ({}): {said}",
+        out.status
+    );
+    let shim_out = std::fs::read_to_string(dir.path().join("shim.out")).unwrap();
+    let created = shim_out
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["id"] == 2)
+        .unwrap_or_else(|| panic!("no answer to session.create: {shim_out}\n{said}"));
+    assert_eq!(
+        created["result"]["isError"], false,
+        "the shim reached no daemon: {created}\n{said}"
+    );
+    let sid = created["result"]["structuredContent"]["session_id"].clone();
+    let read = |name: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join(name)).unwrap()).unwrap()
+    };
+    let sessions = read("sessions.json");
+    assert_eq!(
+        sessions[0]["session_id"], sid,
+        "the CLI's daemon holds the session the shim created: {sessions}"
+    );
+    let status = read("status.json");
+    assert_eq!(
+        status["socket"],
+        format!("/run/user/{uid}/rlm/rlmd.sock"),
+        "{status}"
+    );
+}
