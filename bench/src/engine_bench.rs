@@ -12,6 +12,7 @@
 //! rlm-engine-bench chunk
 //! rlm-engine-bench reload [--corpus DIR] [--runs 3] [--all]
 //! rlm-engine-bench scale [--corpus DIR]... [--include REGEX] [--runs 3] [--json]
+//! rlm-engine-bench tokens FILE...
 //! ```
 //!
 //! `micro` times only the searches (and `session.info`), each query many times on one
@@ -27,6 +28,9 @@
 //!
 //! `scale` is the scale benchmark of issue 10 in-process, on a big corpus
 //! (default: the crate sources and the toolchain's docs), see `scale.rs`.
+//!
+//! `tokens` prints each file's characters and estimated tokens (the estimate
+//! the response caps use, `rlm::tokens`), for `bench/answers.py`.
 //!
 //! `RLM_BENCH_ANALYZER=stop=0;stem=1` measures another text analysis.
 
@@ -161,6 +165,7 @@ fn main() -> ExitCode {
         Some("chunk") => parts::chunk_100mb(),
         Some("reload") => reload(rest),
         Some("scale") => scale::scale(rest),
+        Some("tokens") => tokens(rest),
         _ => bench(&args),
     };
     match result {
@@ -170,6 +175,22 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `tokens FILE...`: one line per file, `chars<TAB>estimated tokens<TAB>path`.
+fn tokens(files: &[String]) -> Result<(), String> {
+    if files.is_empty() {
+        return Err("tokens: name the files to measure".into());
+    }
+    for f in files {
+        let text = std::fs::read_to_string(f).map_err(|e| format!("{f}: {e}"))?;
+        println!(
+            "{}\t{}\t{f}",
+            text.chars().count(),
+            rlm::tokens::estimate(&text)
+        );
+    }
+    Ok(())
 }
 
 /// `--corpus DIR` (default: this python3's standard library) and `--bytes N`

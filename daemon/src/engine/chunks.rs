@@ -272,8 +272,10 @@ impl Engine {
                     end: row.end,
                 },
                 content: String::new(),
-                // A stand-in of the hash's length, to count the entry's size.
-                content_hash: "0".repeat(64),
+                // A stand-in of the hash's length and kind (letters and
+                // digits mixed, as its estimated tokens count), to count the
+                // entry's size.
+                content_hash: "0a".repeat(32),
                 truncated: false,
             };
             let overhead = budget.cost(&entry) + 1;
