@@ -257,20 +257,27 @@ impl Store {
     /// complete (asked of SQLite, never of the file system). Each one found
     /// is *claimed*: its `created_at` becomes `now`, so gc leaves its row
     /// alone for its grace period while this load runs (gc deletes only
-    /// rows claimed before `now - grace`); `commit_load` checks again.
+    /// rows claimed before `now - grace`); `commit_load` checks again. A
+    /// row claimed after `reclaim_before` (half gc's default grace ago) is
+    /// left as it is: it is safe from gc's default grace for longer than
+    /// any load, and a lookup costs far less than a write (a re-load of the
+    /// same folder claimed every text again).
     pub fn known_blobs<'a>(
         &self,
         hashes: impl Iterator<Item = &'a str>,
         now: &str,
+        reclaim_before: &str,
     ) -> Result<HashSet<&'a str>, StoreError> {
         self.db.write(|tx| {
             // A copy marked damaged (offset -1) is not known: it is stored again.
-            let mut st = tx.prepare_cached(
-                "UPDATE blobs SET created_at = max(created_at, ?2) WHERE hash = ?1 AND offset >= 0",
+            let mut claim = tx.prepare_cached(
+                "UPDATE blobs SET created_at = ?2 WHERE hash = ?1 AND offset >= 0 AND created_at < ?3",
             )?;
+            let mut listed =
+                tx.prepare_cached("SELECT 1 FROM blobs WHERE hash = ?1 AND offset >= 0")?;
             let mut known = HashSet::new();
             for h in hashes {
-                if st.execute(params![h, now])? > 0 {
+                if claim.execute(params![h, now, reclaim_before])? > 0 || listed.exists([h])? {
                     known.insert(h);
                 }
             }

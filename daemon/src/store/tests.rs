@@ -113,7 +113,7 @@ fn a_load_commit_adds_documents_in_order_and_bumps_the_generation() {
     let seqs: Vec<(String, u64)> = rows.into_iter().map(|d| (d.doc_id, d.seq)).collect();
     assert_eq!(seqs, [("d1".to_string(), 0), ("d2".to_string(), 1)]);
     let known = store
-        .known_blobs(["h1", "h2", "h3"].into_iter(), "t")
+        .known_blobs(["h1", "h2", "h3"].into_iter(), "t", "t")
         .unwrap();
     assert_eq!(known.len(), 2);
 }
@@ -175,7 +175,7 @@ fn writes_to_a_closed_session_leave_nothing() {
     assert!(store.documents_of("s").unwrap().is_empty());
     assert!(
         store
-            .known_blobs(["h1"].into_iter(), "t")
+            .known_blobs(["h1"].into_iter(), "t", "t")
             .unwrap()
             .is_empty()
     );
@@ -198,7 +198,7 @@ fn a_text_placed_in_no_pack_is_refused_before_any_row() {
     assert!(store.documents_of("s").unwrap().is_empty());
     assert!(
         store
-            .known_blobs(["h0"].into_iter(), "t")
+            .known_blobs(["h0"].into_iter(), "t", "t")
             .unwrap()
             .is_empty()
     );
@@ -433,7 +433,7 @@ fn a_load_commit_finds_what_gc_collected_since_the_load_looked() {
     // collects it once "old" is deleted.
     assert_eq!(
         store
-            .known_blobs([h.as_str()].into_iter(), T0)
+            .known_blobs([h.as_str()].into_iter(), T0, T0)
             .unwrap()
             .len(),
         1
@@ -442,12 +442,35 @@ fn a_load_commit_finds_what_gc_collected_since_the_load_looked() {
         .delete_session(store.lock_session("old").unwrap(), "old")
         .unwrap();
     // A claim within the grace period keeps the row...
+    let now = crate::engine::now();
     assert!(
         !store
-            .known_blobs([h.as_str()].into_iter(), &crate::engine::now())
+            .known_blobs([h.as_str()].into_iter(), &now, &now)
             .unwrap()
             .is_empty()
     );
+    // ...and a row claimed since `reclaim_before` is known without a write.
+    let claimed = |store: &Store| -> String {
+        store
+            .db
+            .read(|c| {
+                c.query_row("SELECT created_at FROM blobs WHERE hash = ?1", [&h], |r| {
+                    r.get(0)
+                })
+                .map_err(crate::store::db::DbError::from)
+            })
+            .unwrap()
+    };
+    assert_eq!(claimed(&store), now);
+    let later = crate::engine::now();
+    assert_eq!(
+        store
+            .known_blobs([h.as_str()].into_iter(), &later, T0)
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(claimed(&store), now, "claimed recently: left as it was");
     assert_eq!(store.gc(super::gc::GC_GRACE).unwrap().texts_removed, 0);
     // ...an older one does not.
     assert_eq!(

@@ -192,10 +192,11 @@ impl Engine {
             // Every text the load will name without writing it, reused
             // files' included, is claimed so gc leaves it alone; the commit
             // checks again that it is still there (ARCHITECTURE, gc vs loads).
-            let known = self
-                .inner
-                .store
-                .known_blobs(results.iter().flatten().map(|p| p.hash.as_str()), &now())?;
+            let known = self.inner.store.known_blobs(
+                results.iter().flatten().map(|p| p.hash.as_str()),
+                &now(),
+                &crate::store::gc::cutoff(crate::store::gc::GC_GRACE / 2),
+            )?;
             let is_known: Vec<bool> = results
                 .iter()
                 .map(|r| matches!(r, Ok(p) if known.contains(p.hash.as_str())))
