@@ -611,6 +611,10 @@ async fn run(cli: Cli, config: rlm::config::Config) -> Result<ExitCode, Failure>
     Ok(ExitCode::SUCCESS)
 }
 
+/// Files larger than this are not read back for line numbers (the match's
+/// context is shown alone).
+const MAX_READ_BACK: u64 = 32 << 20;
+
 /// Characters of one printed line of a snippet (a minified file's line can be huge).
 const MAX_LINE_CHARS: usize = 240;
 
@@ -634,8 +638,11 @@ impl Shown {
         let hit = m["highlight_start"].as_u64().unwrap_or(0) as usize;
         // The file as it is now, if it is still the text the daemon loaded:
         // its lines, whole, around the hit. Else the context's whole lines.
-        let file: Option<Vec<char>> = std::fs::read_to_string(&source)
-            .ok()
+        let small =
+            std::fs::metadata(&source).is_ok_and(|m| m.is_file() && m.len() <= MAX_READ_BACK);
+        let file: Option<Vec<char>> = small
+            .then(|| std::fs::read_to_string(&source).ok())
+            .flatten()
             .map(|t| t.chars().collect())
             .filter(|t: &Vec<char>| t.len() as u64 == length);
         let (line, lines) = match file {
