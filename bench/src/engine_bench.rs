@@ -5,7 +5,7 @@
 //! ```text
 //! rlm-engine-bench [--corpus DIR] [--runs N] [--json]
 //! rlm-engine-bench niah --planted DIR [--limit 5] [--context-chars 200]
-//! rlm-engine-bench micro [--corpus DIR] [--rounds 20] [--only bm25|regex|literal|info]
+//! rlm-engine-bench micro [--corpus DIR] [--include REGEX] [--rounds 20] [--only bm25|regex|literal|info]
 //! rlm-engine-bench index-build [--corpus DIR] [--bytes 12582912]
 //! rlm-engine-bench index-phases [--corpus DIR] [--bytes 12582912]
 //! rlm-engine-bench scan [--corpus DIR]
@@ -288,11 +288,21 @@ impl Bench {
     }
 
     fn load(&self, sid: &str, corpus: &Path) -> Result<(Value, Duration), String> {
+        self.load_matching(sid, corpus, r"\.py$")
+    }
+
+    /// A load of the files of `corpus` whose path matches `include`.
+    fn load_matching(
+        &self,
+        sid: &str,
+        corpus: &Path,
+        include: &str,
+    ) -> Result<(Value, Duration), String> {
         self.timed(
             "rlm.docs.load",
             json!({"session_id": sid, "sources": [{
                 "type": "directory", "path": corpus, "recursive": true,
-                "include_pattern": r"\.py$", "exclude_pattern": EXCLUDED_DIRS,
+                "include_pattern": include, "exclude_pattern": EXCLUDED_DIRS,
             }]}),
         )
     }
@@ -590,9 +600,10 @@ fn micro(args: &[String]) -> Result<(), String> {
         r.parse().map_err(|e| format!("--rounds {r}: {e}"))
     })?;
     let only = flag(args, "--only");
+    let include = flag(args, "--include").unwrap_or_else(|| r"\.py$".to_owned());
     let b = Bench::new(false)?;
     let sid = b.session()?;
-    b.load(&sid, &corpus)?;
+    b.load_matching(&sid, &corpus, &include)?;
     b.search(&sid, FIRST_QUERY, "bm25")?;
     let mut report = serde_json::Map::new();
     for (method, queries) in [
