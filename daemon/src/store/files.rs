@@ -70,6 +70,8 @@ pub struct Recorded {
     pub hash: String,
     pub length_bytes: u64,
     pub shape: TextShape,
+    /// When a load last claimed the stored text (its `created_at`).
+    pub claimed_at: String,
 }
 
 impl Recorded {
@@ -132,7 +134,7 @@ impl Store {
         self.db.read(|c| {
             let mut st = c.prepare_cached(
                 "SELECT f.size, f.mtime_ns, f.ctime_ns, f.inode, f.device, f.read_at_ns, \
-                 f.hash, b.length_bytes, b.length_chars, b.checkpoints \
+                 f.hash, b.length_bytes, b.length_chars, b.checkpoints, b.created_at \
                  FROM file_identities f JOIN blobs b ON b.hash = f.hash AND b.offset >= 0 \
                  WHERE f.path = ?1",
             )?;
@@ -158,6 +160,7 @@ impl Store {
                                 r.get::<_, i64>(8)? as u64,
                                 checkpoints.as_deref(),
                             ),
+                            claimed_at: r.get(10)?,
                         },
                     );
                 }
@@ -186,6 +189,7 @@ mod tests {
             hash: String::new(),
             length_bytes: 10,
             shape: TextShape::of("0123456789"),
+            claimed_at: String::new(),
         }
     }
 

@@ -192,14 +192,26 @@ impl Engine {
             // Every text the load will name without writing it, reused
             // files' included, is claimed so gc leaves it alone; the commit
             // checks again that it is still there (ARCHITECTURE, gc vs loads).
+            // A reused file's text claimed since `reclaim_before` is known
+            // from its recorded row already, and needs no claim.
+            let reclaim_before = crate::store::gc::cutoff(crate::store::gc::GC_GRACE / 2);
+            let fresh_claim = |p: &Prepared| {
+                p.claimed_at
+                    .as_deref()
+                    .is_some_and(|at| at >= reclaim_before.as_str())
+            };
             let known = self.inner.store.known_blobs(
-                results.iter().flatten().map(|p| p.hash.as_str()),
+                results
+                    .iter()
+                    .flatten()
+                    .filter(|p| !fresh_claim(p))
+                    .map(|p| p.hash.as_str()),
                 &now(),
-                &crate::store::gc::cutoff(crate::store::gc::GC_GRACE / 2),
+                &reclaim_before,
             )?;
             let is_known: Vec<bool> = results
                 .iter()
-                .map(|r| matches!(r, Ok(p) if known.contains(p.hash.as_str())))
+                .map(|r| matches!(r, Ok(p) if fresh_claim(p) || known.contains(p.hash.as_str())))
                 .collect();
             drop(known);
             let mut fresh: Vec<Stored> = Vec::new();

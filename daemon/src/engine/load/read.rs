@@ -24,6 +24,8 @@ pub(super) struct Prepared {
     pub(super) hint: Option<u64>,
     /// The file's identity as read (None for inline texts).
     pub(super) file: Option<FileRead>,
+    /// When a load last claimed the stored text (`reused` only).
+    pub(super) claimed_at: Option<String>,
 }
 
 impl Prepared {
@@ -38,6 +40,7 @@ impl Prepared {
             shape: r.shape,
             hint,
             file: None,
+            claimed_at: Some(r.claimed_at),
         }
     }
 
@@ -208,5 +211,6 @@ pub(super) fn read_item(
         shape,
         hint,
         file,
+        claimed_at: None,
     })
 }
