@@ -21,6 +21,10 @@ use rlm::protocol::CallOutcome;
 use rlm_client::autostart::AutoStart;
 use rlm_client::daemon::{ClientError, ClientOptions, DaemonClient};
 
+#[path = "rlm/shown.rs"]
+mod shown;
+use shown::Shown;
+
 /// What `--help` and the README say of the exit codes.
 const EXIT_CODES: &str = "Exit codes:
   0  done
@@ -609,120 +613,6 @@ async fn run(cli: Cli, config: rlm::config::Config) -> Result<ExitCode, Failure>
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Files larger than this are not read back for line numbers (the match's
-/// context is shown alone).
-const MAX_READ_BACK: u64 = 32 << 20;
-
-/// Characters of one printed line of a snippet (a minified file's line can be huge).
-const MAX_LINE_CHARS: usize = 240;
-
-/// A match of `rlm search` as printed: the file, the line of its first hit,
-/// and the context as whole lines.
-struct Shown {
-    m: Value,
-    source: String,
-    /// 1-based line of the first hit, when the file on disk still holds the
-    /// text that was loaded (same length in characters).
-    line: Option<u64>,
-    lines: Vec<String>,
-}
-
-impl Shown {
-    fn of(m: &Value, source: Option<&(String, u64)>) -> Shown {
-        let (source, length) = source.cloned().unwrap_or_default();
-        let context = m["context"].as_str().unwrap_or_default();
-        let start = m["span"]["start"].as_u64().unwrap_or(0) as usize;
-        let end = m["span"]["end"].as_u64().unwrap_or(0) as usize;
-        let hit = m["highlight_start"].as_u64().unwrap_or(0) as usize;
-        // The file as it is now, if it is still the text the daemon loaded:
-        // its lines, whole, around the hit. Else the context's whole lines.
-        let small =
-            std::fs::metadata(&source).is_ok_and(|m| m.is_file() && m.len() <= MAX_READ_BACK);
-        let file: Option<Vec<char>> = small
-            .then(|| std::fs::read_to_string(&source).ok())
-            .flatten()
-            .map(|t| t.chars().collect())
-            .filter(|t: &Vec<char>| t.len() as u64 == length);
-        let (line, lines) = match file {
-            Some(text) if start <= end && end <= text.len() => {
-                let (line, lines) = file_lines(&text, start, end, start + hit);
-                (Some(line), lines)
-            }
-            _ => (None, whole_lines(context, hit)),
-        };
-        Shown {
-            m: m.clone(),
-            source,
-            line,
-            lines,
-        }
-    }
-}
-
-/// The 1-based line of char `hit` of `text`, and the lines the window
-/// `[start, end)` touches, whole: the first and last only when they hold the
-/// hit or lie wholly inside the window; each cut to [`MAX_LINE_CHARS`].
-fn file_lines(text: &[char], start: usize, end: usize, hit: usize) -> (u64, Vec<String>) {
-    let line_of = |at: usize| {
-        text[..at.min(text.len())]
-            .iter()
-            .filter(|&&c| c == '\n')
-            .count()
-    };
-    let hit_line = line_of(hit);
-    let mut first = line_of(start);
-    let mut last = line_of(end.saturating_sub(1).max(start));
-    let starts_line = start == 0 || text[start - 1] == '\n';
-    let ends_line = end >= text.len() || text[end] == '\n' || (end > 0 && text[end - 1] == '\n');
-    if !starts_line && first != hit_line && first < last {
-        first += 1;
-    }
-    if !ends_line && last != hit_line && last > first {
-        last -= 1;
-    }
-    let mut lines: Vec<String> = text
-        .split(|&c| c == '\n')
-        .skip(first)
-        .take(last - first + 1)
-        .map(|l| {
-            let l: String = l.iter().collect();
-            cut_line(&l)
-        })
-        .collect();
-    while lines.len() > 1 && lines.last().is_some_and(|l| l.trim().is_empty()) {
-        lines.pop();
-    }
-    (hit_line as u64 + 1, lines)
-}
-
-fn cut_line(l: &str) -> String {
-    match l.char_indices().nth(MAX_LINE_CHARS) {
-        Some((cut, _)) => format!("{}...", &l[..cut]),
-        None => l.to_owned(),
-    }
-}
-
-/// The lines of `context` (when the file is not there to read) without its
-/// partial first and last ones, unless that would drop the first hit (at
-/// char `hit`); each cut to [`MAX_LINE_CHARS`].
-fn whole_lines(context: &str, hit: usize) -> Vec<String> {
-    let lines: Vec<&str> = context.split('\n').collect();
-    let mut starts = Vec::with_capacity(lines.len());
-    let mut at = 0usize;
-    for l in &lines {
-        starts.push(at);
-        at += l.chars().count() + 1;
-    }
-    let (mut first, mut last) = (0, lines.len());
-    if lines.len() > 1 && starts[1] <= hit {
-        first = 1;
-    }
-    if last - first > 1 && starts[last - 1] > hit {
-        last -= 1;
-    }
-    lines[first..last].iter().map(|l| cut_line(l)).collect()
 }
 
 /// How long `rlm daemon stop` waits for a daemon that was already stopping.
