@@ -1,4 +1,4 @@
-//! The real engine's results that `client/tests/mcp.rs` checks the listed
+//! The real engine's results that `client/tests/schemas.rs` checks the listed
 //! output schemas against: one scripted session through every tool, its
 //! results recorded in `client/tests/fixtures/engine_results.json`.
 //!
@@ -225,7 +225,7 @@ fn the_client_fixtures_have_the_shape_the_engine_answers() {
         shape(&stored) == shape(&recorded),
         "the answers in {} no longer have the shape the engine gives; if the change is meant, \
          run `RLM_UPDATE_FIXTURES=1 cargo test -p rlmd --test client_fixtures` and commit the \
-         file (client/tests/mcp.rs checks the listed schemas against it).\nengine says:\n{text}",
+         file (client/tests/schemas.rs checks the listed schemas against it).\nengine says:\n{text}",
         path.display()
     );
 }
