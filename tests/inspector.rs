@@ -14,52 +14,29 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use common::{TestDir, shim_bin, target_dir};
+use common::{TestDir, shim_bin};
 
-/// The Inspector `version` under `<target>/npm/inspector-<version>`, installed once (under a
-/// file lock, so parallel tests do not race) from the npm registry.
+/// The Inspector `version` under `<target>/npm/inspector-<version>`, installed once from the
+/// npm registry.
 fn inspector(version: &str) -> PathBuf {
-    let root = target_dir().join("npm");
-    std::fs::create_dir_all(&root).unwrap();
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(root.join(".lock"))
-        .unwrap();
-    fs4::FileExt::lock(&lock).expect("locking the npm folder");
-    let dir = root.join(format!("inspector-{version}"));
-    let bin = dir.join("node_modules/.bin/mcp-inspector");
-    let marker = dir.join(".rlm-ready");
-    if bin.is_file() && marker.is_file() {
-        return bin;
-    }
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let out = Command::new("npm")
-        .args([
-            "install",
-            "--no-audit",
-            "--no-fund",
-            "--loglevel=error",
-            "--prefix",
-        ])
-        .arg(&dir)
-        .arg(format!("@modelcontextprotocol/inspector@{version}"))
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("npm install: cannot run it ({e}); Node.js with npm is required")
-        });
-    assert!(
-        out.status.success(),
-        "npm install @modelcontextprotocol/inspector@{version} failed ({}):\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    std::fs::write(&marker, version).unwrap();
-    bin
+    let package = format!("@modelcontextprotocol/inspector@{version}");
+    let dir = common::installed_once("npm", &format!("inspector-{version}"), &package, |dir| {
+        common::run_installer(
+            Command::new("npm")
+                .args([
+                    "install",
+                    "--no-audit",
+                    "--no-fund",
+                    "--loglevel=error",
+                    "--prefix",
+                ])
+                .arg(dir)
+                .arg(&package),
+            &format!("npm install {package}"),
+            "Node.js with npm",
+        );
+    });
+    dir.join("node_modules/.bin/mcp-inspector")
 }
 
 /// One Inspector CLI run against a fresh `rlm-mcp` on `dir`'s daemon.

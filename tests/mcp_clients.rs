@@ -14,9 +14,7 @@ use rmcp::transport::TokioChildProcess;
 use rmcp::{ServiceError, ServiceExt};
 use serde_json::{Value, json};
 
-use common::{
-    Outcome, Shim, TestDir, outcome_of_response, sha256_hex, shim_bin, target_dir, vars_to_clear,
-};
+use common::{Outcome, Shim, TestDir, outcome_of_response, sha256_hex, shim_bin, vars_to_clear};
 
 const TOOLS: [&str; 12] = [
     "rlm.session.create",
@@ -632,55 +630,31 @@ fn a_line_past_the_limit_is_discarded_as_it_streams_and_answered_as_a_parse_erro
 
 // ---------------------------------------------------------------- the Python SDK
 
-/// A venv under `<target>/py/<name>` with `spec` installed, created once (under a file lock,
-/// so parallel tests and test binaries do not race) and reused while its marker matches.
+/// A venv under `<target>/py/<name>` with `spec` installed, created once and reused while it
+/// was made for `spec`.
 fn venv(name: &str, spec: &str) -> PathBuf {
-    let root = target_dir().join("py");
-    std::fs::create_dir_all(&root).unwrap();
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(root.join(".lock"))
-        .unwrap();
-    fs4::FileExt::lock(&lock).expect("locking the venv folder");
-    let dir = root.join(name);
-    let python = dir.join("bin/python");
-    let marker = dir.join(".rlm-ready");
-    if python.is_file() && std::fs::read_to_string(&marker).ok().as_deref() == Some(spec) {
-        return python;
-    }
-    let _ = std::fs::remove_dir_all(&dir);
-    let run = |cmd: &mut Command, what: &str| {
-        let out = cmd.output().unwrap_or_else(|e| {
-            panic!("{what}: cannot run it ({e}); python3 with venv is required")
-        });
-        assert!(
-            out.status.success(),
-            "{what} failed ({}):\n{}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+    let dir = common::installed_once("py", name, spec, |dir| {
+        let needs = "python3 with venv";
+        common::run_installer(
+            Command::new("python3").arg("-m").arg("venv").arg(dir),
+            "python3 -m venv",
+            needs,
         );
-    };
-    run(
-        Command::new("python3").arg("-m").arg("venv").arg(&dir),
-        "python3 -m venv",
-    );
-    run(
-        Command::new(&python)
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-            ])
-            .arg(spec),
-        &format!("pip install '{spec}'"),
-    );
-    std::fs::write(&marker, spec).unwrap();
-    python
+        common::run_installer(
+            Command::new(dir.join("bin/python"))
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                ])
+                .arg(spec),
+            &format!("pip install '{spec}'"),
+            needs,
+        );
+    });
+    dir.join("bin/python")
 }
 
 fn run_all_tools_py(python: &Path) {
