@@ -128,8 +128,8 @@ struct Shared {
     info: ServerConfig,
     /// The `tools/list` entries, in [`Tool::ALL`] order.
     tools: Vec<rmcp::model::Tool>,
-    /// Their input schemas as canonical JSON, in the same order: what weak
-    /// clients' string arguments are read against ([`schema::coerce`]).
+    /// Their input schemas as JSON, in the same order: what weak clients'
+    /// string arguments are read against ([`schema::coerce`]).
     inputs: Vec<Value>,
     clients: BTreeMap<String, ClientProfile>,
 }
@@ -158,13 +158,14 @@ impl<B: Backend> RlmServer<B> {
         if !options.instructions.trim().is_empty() {
             info = info.with_instructions(options.tool_names.respell(&options.instructions));
         }
-        let tools = Tool::ALL
+        let tools: Vec<rmcp::model::Tool> = Tool::ALL
             .into_iter()
             .map(|tool| listed_tool(tool, options.tool_names))
             .collect();
-        let inputs = Tool::ALL
-            .into_iter()
-            .map(|tool| Value::Object(schema::input(tool)))
+        // The listed schemas (respelling touches descriptions only).
+        let inputs = tools
+            .iter()
+            .map(|t| Value::Object(t.input_schema.as_ref().clone()))
             .collect();
         RlmServer {
             backend,
