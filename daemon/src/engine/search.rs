@@ -187,8 +187,8 @@ impl Engine {
     ) -> Result<((Vec<Found>, u64), bool), ToolError> {
         let manager = &self.inner.indexes;
         let (mut idx, mut built) = manager.get(session, ctx)?;
-        // Overlapping passages can hit the same place, so some hits are dropped as
-        // duplicates: ask for a few more hits than `limit` (dropping more than half of
+        // A hit next to one already taken can fall inside its context, so some hits are
+        // dropped as duplicates: ask for a few more hits than `limit` (dropping more than half of
         // `limit` is rare), and only when they do not make `limit` distinct matches, for
         // three times as many. A smaller top-k is a cheaper search.
         let most = limit * 3 + 8;

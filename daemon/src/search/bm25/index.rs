@@ -1007,7 +1007,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let index = PassageIndex::create(tmp.path()).unwrap();
         let mut bad = stamp(1, 1);
-        bad.analyzer = "v2;stop=0;stem=0;p=1500/1200".into();
+        bad.analyzer = "v3;stop=0;stem=0;p=1500-600".into();
         assert!(matches!(
             index.add_documents([(0, "text")], &bad),
             Err(IndexError::Invalid(_))

@@ -1,7 +1,8 @@
-//! The BM25 index over overlapping passages (tantivy), shared by every session of a store.
+//! The BM25 index over passages (tantivy), shared by every session of a store.
 //!
 //! Every stored text (identified by its `key`, which the store gives it once, for good) is
-//! cut into overlapping [`passages()`] of about [`PASSAGE_CHARS`] code points, and each
+//! cut into consecutive [`passages()`] of at most [`PASSAGE_CHARS`] code points (ending
+//! before a definition or a paragraph where the text has them), and each
 //! passage is a tantivy document: `text_key` (u64, indexed + fast), `start` / `end` (u64,
 //! fast: code point offsets in the text) and `text` (analysed with the `rlm` tokenizer of
 //! [`super::analyzer`], term frequencies only, not stored: the text lives in the store).
@@ -34,6 +35,6 @@ pub use matching::{
     TermMatcher, best_cluster, best_cluster_in, best_cluster_with, highlights, highlights_in,
     highlights_with, occurrences,
 };
-pub use passages::{PASSAGE_CHARS, PASSAGE_SNAP, PASSAGE_STEP, Passage, passages};
+pub use passages::{PASSAGE_CHARS, PASSAGE_SNAP, Passage, passages};
 pub use stamp::{INDEX_FORMAT, IndexStamp, parse_signature, signature};
 pub use view::{IndexView, KeySet, Statistics};

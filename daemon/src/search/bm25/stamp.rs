@@ -4,17 +4,17 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::passages::{PASSAGE_CHARS, PASSAGE_STEP};
+use super::passages::{PASSAGE_CHARS, PASSAGE_SNAP};
 use crate::search::analyzer::AnalyzerOptions;
 
 /// Version of the index layout (schema, passages, analysis); part of [`signature`].
-pub const INDEX_FORMAT: &str = "v2";
+pub const INDEX_FORMAT: &str = "v3";
 
 /// The analysis and passage layout of an index, as recorded in its stamp:
-/// e.g. `v2;stop=1;stem=0;p=1500/1200`.
+/// e.g. `v3;stop=1;stem=0;p=1500-600` (v2 was passages of 1500 chars every 1200).
 pub fn signature(opts: AnalyzerOptions) -> String {
     format!(
-        "{INDEX_FORMAT};{};p={PASSAGE_CHARS}/{PASSAGE_STEP}",
+        "{INDEX_FORMAT};{};p={PASSAGE_CHARS}-{PASSAGE_SNAP}",
         opts.describe()
     )
 }
@@ -22,7 +22,7 @@ pub fn signature(opts: AnalyzerOptions) -> String {
 /// The options of a [`signature`] written by this version; None for any other layout.
 pub fn parse_signature(sig: &str) -> Option<AnalyzerOptions> {
     let rest = sig.strip_prefix(INDEX_FORMAT)?.strip_prefix(';')?;
-    let suffix = format!(";p={PASSAGE_CHARS}/{PASSAGE_STEP}");
+    let suffix = format!(";p={PASSAGE_CHARS}-{PASSAGE_SNAP}");
     let opts = AnalyzerOptions::parse(rest.strip_suffix(suffix.as_str())?)?;
     (signature(opts) == sig).then_some(opts)
 }
@@ -46,15 +46,16 @@ mod tests {
     #[test]
     fn signatures() {
         let sig = signature(AnalyzerOptions::DEFAULT);
-        assert_eq!(sig, "v2;stop=1;stem=0;p=1500/1200");
+        assert_eq!(sig, "v3;stop=1;stem=0;p=1500-600");
         assert_eq!(parse_signature(&sig), Some(AnalyzerOptions::DEFAULT));
         let other = AnalyzerOptions {
             stop_words: false,
             stemming: true,
         };
         assert_eq!(parse_signature(&signature(other)), Some(other));
-        assert_eq!(parse_signature("v1;stop=1;stem=0;p=1500/1200"), None);
-        assert_eq!(parse_signature("v2;stop=1;stem=0;p=1000/800"), None);
+        // An index of an older layout is not ours: it is made afresh.
+        assert_eq!(parse_signature("v2;stop=1;stem=0;p=1500/1200"), None);
+        assert_eq!(parse_signature("v3;stop=1;stem=0;p=1000-400"), None);
         assert_eq!(parse_signature(""), None);
     }
 }
