@@ -39,8 +39,10 @@ use memory::{
 };
 
 /// Texts added to the index in one commit, at most (characters): a crash
-/// loses at most one batch. Each commit waits for the merges it starts, so
-/// smaller batches cost more merging (progress is reported text by text).
+/// loses at most one batch. One writer serves every batch of a build, so the
+/// merges a commit starts run while the next batch is indexed; smaller
+/// batches still mean more, smaller segments to merge (progress is reported
+/// text by text).
 const BATCH_CHARS: u64 = 256 << 20;
 /// Progress is reported at most once per this many characters indexed.
 const PROGRESS_CHARS: u64 = 8 << 20;
@@ -501,6 +503,9 @@ impl IndexManager {
         let mut done = 0u64;
         let mut moved = 0u64;
         ctx.progress(0, Some(total), "indexing texts");
+        // One writer for every batch: the merges of a batch's segments run
+        // while the next batch is indexed, and are waited for once, at the end.
+        let mut build = index.build(&stamp).map_err(index_err)?;
         let mut rest = texts;
         while !rest.is_empty() {
             ctx.check_cancel()?;
@@ -533,7 +538,7 @@ impl IndexManager {
             let mut added = done;
             let opened_in = opened_at.elapsed();
             let added_at = std::time::Instant::now();
-            let committed = index
+            let committed = build
                 .add_texts_if(
                     claims.iter().zip(&opened).map(|(c, t)| {
                         added += t.len_chars();
@@ -544,7 +549,6 @@ impl IndexManager {
                         (c.key, t.as_str())
                     }),
                     &replace,
-                    &stamp,
                     || {
                         damaged = docs
                             .iter()
@@ -582,6 +586,13 @@ impl IndexManager {
             moved += docs.iter().map(|d| d.length_chars).sum::<u64>();
             ctx.progress(done, Some(total), "indexing texts");
         }
+        let merged_at = std::time::Instant::now();
+        build.finish().map_err(index_err)?;
+        tracing::info!(
+            index_id,
+            merge_wait_ms = merged_at.elapsed().as_millis() as u64,
+            "index build finished"
+        );
         // The writer's buffers and the texts' analysis are freed by now.
         crate::alloc::after_large_work(moved);
         Ok(())

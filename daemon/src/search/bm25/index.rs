@@ -156,6 +156,66 @@ impl std::fmt::Debug for PassageIndex {
     }
 }
 
+/// A build in progress on a [`PassageIndex`] (see [`PassageIndex::build`]).
+/// Dropped without [`IndexBuild::finish`], the batches committed so far stay
+/// and merges under way stop (their inputs are left as they were).
+pub struct IndexBuild<'a> {
+    index: &'a PassageIndex,
+    writer: IndexWriter<TantivyDocument>,
+    /// The stamp, as every commit's payload.
+    payload: String,
+}
+
+impl IndexBuild<'_> {
+    /// Deletes every passage of the keys in `replace` (what an interrupted
+    /// earlier addition may have left), adds the passages of `docs`, and
+    /// commits them only if `commit` says so once every text is read (the
+    /// engine checks that none came from a pack cut short meanwhile);
+    /// returns whether it committed. When it did not, the index stays at the
+    /// last commit and the build can go on.
+    pub fn add_texts_if<'a>(
+        &mut self,
+        docs: impl IntoIterator<Item = (u64, &'a str)>,
+        replace: &[u64],
+        commit: impl FnOnce() -> bool,
+    ) -> Result<bool, IndexError> {
+        let f = self.index.fields;
+        for &key in replace {
+            self.writer.delete_term(Term::from_field_u64(f.key, key));
+        }
+        for (key, text) in docs {
+            for p in passages(text) {
+                let mut doc = TantivyDocument::new();
+                doc.add_u64(f.key, key);
+                doc.add_u64(f.start, p.start_char);
+                doc.add_u64(f.end, p.end_char);
+                doc.add_text(f.text, &text[p.start_byte..p.end_byte]);
+                self.writer.add_document(doc)?;
+            }
+        }
+        if !commit() {
+            self.writer.rollback()?;
+            return Ok(false);
+        }
+        self.commit()?;
+        Ok(true)
+    }
+
+    fn commit(&mut self) -> Result<(), IndexError> {
+        let mut prepared = self.writer.prepare_commit()?;
+        prepared.set_payload(&self.payload);
+        prepared.commit()?;
+        Ok(())
+    }
+
+    /// Waits for the merges under way and moves the index's reader to the
+    /// last commit.
+    pub fn finish(self) -> Result<(), IndexError> {
+        self.writer.wait_merging_threads()?;
+        self.index.reload()
+    }
+}
+
 /// The built-in segment files every committed segment must have.
 const SEGMENT_COMPONENTS: [SegmentComponent; 6] = [
     SegmentComponent::Postings,
@@ -360,11 +420,8 @@ impl PassageIndex {
     }
 
     /// [`PassageIndex::add_documents`] after deleting every passage of the
-    /// keys in `replace` (what an interrupted earlier addition may have
-    /// left), committed only if `commit` says so once every text is read
-    /// (the engine checks that none of them came from a pack cut short
-    /// meanwhile); returns whether it committed. When it did not, the index
-    /// stays as it was.
+    /// keys in `replace`, committed only if `commit` says so: one batch of
+    /// an [`IndexBuild`], which it makes and finishes.
     pub fn add_texts_if<'a>(
         &self,
         docs: impl IntoIterator<Item = (u64, &'a str)>,
@@ -372,6 +429,18 @@ impl PassageIndex {
         stamp: &IndexStamp,
         commit: impl FnOnce() -> bool,
     ) -> Result<bool, IndexError> {
+        let mut build = self.build(stamp)?;
+        let committed = build.add_texts_if(docs, replace, commit)?;
+        build.finish()?;
+        Ok(committed)
+    }
+
+    /// A build of several batches with one writer: each batch is committed
+    /// on its own (so what is done survives a failure of the next one), the
+    /// merges of earlier segments run while later batches are indexed, and
+    /// [`IndexBuild::finish`] waits for them. `stamp.analyzer` must be
+    /// [`PassageIndex::signature`].
+    pub fn build(&self, stamp: &IndexStamp) -> Result<IndexBuild<'_>, IndexError> {
         let expected = self.signature();
         if stamp.analyzer != expected {
             return Err(IndexError::Invalid(format!(
@@ -379,27 +448,13 @@ impl PassageIndex {
                 stamp.analyzer, expected
             )));
         }
-        let mut writer = self.writer()?;
-        let f = self.fields;
-        for &key in replace {
-            writer.delete_term(Term::from_field_u64(f.key, key));
-        }
-        for (key, text) in docs {
-            for p in passages(text) {
-                let mut doc = TantivyDocument::new();
-                doc.add_u64(f.key, key);
-                doc.add_u64(f.start, p.start_char);
-                doc.add_u64(f.end, p.end_char);
-                doc.add_text(f.text, &text[p.start_byte..p.end_byte]);
-                writer.add_document(doc)?;
-            }
-        }
-        if !commit() {
-            writer.rollback()?;
-            return Ok(false);
-        }
-        self.commit(writer, stamp)?;
-        Ok(true)
+        let payload =
+            serde_json::to_string(stamp).map_err(|e| IndexError::Tantivy(e.to_string()))?;
+        Ok(IndexBuild {
+            index: self,
+            writer: self.writer()?,
+            payload,
+        })
     }
 
     /// Deletes every passage of these texts, and commits with `stamp`.
@@ -432,16 +487,18 @@ impl PassageIndex {
 
     fn commit(
         &self,
-        mut writer: IndexWriter<TantivyDocument>,
+        writer: IndexWriter<TantivyDocument>,
         stamp: &IndexStamp,
     ) -> Result<(), IndexError> {
         let payload =
             serde_json::to_string(stamp).map_err(|e| IndexError::Tantivy(e.to_string()))?;
-        let mut prepared = writer.prepare_commit()?;
-        prepared.set_payload(&payload);
-        prepared.commit()?;
-        writer.wait_merging_threads()?;
-        self.reload()
+        let mut build = IndexBuild {
+            index: self,
+            writer,
+            payload,
+        };
+        build.commit()?;
+        build.finish()
     }
 
     /// The generation of the reader's snapshot (it changes at each reload
@@ -1031,6 +1088,47 @@ mod tests {
         assert_eq!(index.stamp(), Some(st));
         assert_eq!(index.search("run", 5, None).unwrap().len(), 1);
         assert_eq!(index.search("the", 5, None).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_build_commits_each_batch_and_a_refused_one_leaves_the_others() {
+        let tmp = tempfile::tempdir().unwrap();
+        let index = PassageIndex::create(tmp.path()).unwrap();
+        let (a, b, c) = (filler(1, 40_000), filler(2, 40_000), filler(3, 40_000));
+        let mut build = index.build(&stamp(1, 1)).unwrap();
+        assert!(build.add_texts_if([(0, a.as_str())], &[], || true).unwrap());
+        // Committed on disk before the build ends: another process sees it.
+        let other = PassageIndex::open(tmp.path()).unwrap().unwrap();
+        assert_eq!(other.keys().unwrap(), BTreeSet::from([0]));
+        // A batch refused once read is not committed, and the build goes on.
+        assert!(
+            !build
+                .add_texts_if([(1, b.as_str())], &[], || false)
+                .unwrap()
+        );
+        assert!(
+            build
+                .add_texts_if([(2, c.as_str())], &[0], || true)
+                .unwrap()
+        );
+        build.finish().unwrap();
+        assert_eq!(index.keys().unwrap(), BTreeSet::from([2]));
+        assert_eq!(
+            index.num_passages(),
+            passages(&c).len() as u64,
+            "the replaced text's passages are gone, none of the refused batch came in"
+        );
+        assert_eq!(index.stamp(), Some(stamp(1, 1)));
+        // Dropped without finishing, a build keeps what it committed.
+        let mut build = index.build(&stamp(1, 1)).unwrap();
+        assert!(build.add_texts_if([(3, a.as_str())], &[], || true).unwrap());
+        drop(build);
+        index.reload().unwrap();
+        assert_eq!(index.keys().unwrap(), BTreeSet::from([2, 3]));
+        // A stamp of another analysis is refused before anything is written.
+        let mut bad = stamp(1, 1);
+        bad.analyzer = "v3;stop=0;stem=0;p=1500-600".into();
+        assert!(matches!(index.build(&bad), Err(IndexError::Invalid(_))));
     }
 
     #[test]

@@ -30,7 +30,9 @@ mod passages;
 mod stamp;
 mod view;
 
-pub use index::{IndexError, PassageHit, PassageIndex, QueryTerm, measure_build_phases};
+pub use index::{
+    IndexBuild, IndexError, PassageHit, PassageIndex, QueryTerm, measure_build_phases,
+};
 pub use matching::{
     TermMatcher, best_cluster, best_cluster_in, best_cluster_with, highlights, highlights_in,
     highlights_with, occurrences,
