@@ -6,8 +6,8 @@
 //! rlm-engine-bench [--corpus DIR] [--runs N] [--json]
 //! rlm-engine-bench niah --planted DIR [--limit 5] [--context-chars 200]
 //! rlm-engine-bench micro [--corpus DIR] [--include REGEX] [--rounds 20] [--only bm25|regex|literal|info]
-//! rlm-engine-bench index-build [--corpus DIR] [--bytes 12582912]
-//! rlm-engine-bench index-phases [--corpus DIR] [--bytes 12582912]
+//! rlm-engine-bench index-build [--corpus DIR] [--include REGEX] [--bytes 12582912]
+//! rlm-engine-bench index-phases [--corpus DIR] [--include REGEX] [--bytes 12582912]
 //! rlm-engine-bench scan [--corpus DIR]
 //! rlm-engine-bench chunk
 //! rlm-engine-bench reload [--corpus DIR] [--runs 3] [--all]
@@ -157,10 +157,12 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("niah") => niah(rest),
         Some("micro") => micro(rest),
-        Some("index-build") => corpus_and_bytes(rest).and_then(|(c, b)| parts::index_build(&c, b)),
-        Some("index-phases") => {
-            corpus_and_bytes(rest).and_then(|(c, b)| parts::index_phases(&c, b))
-        }
+        Some("index-build") => corpus_and_bytes(rest)
+            .and_then(|(c, b)| Ok((c, b, include(rest)?)))
+            .and_then(|(c, b, i)| parts::index_build(&c, &i, b)),
+        Some("index-phases") => corpus_and_bytes(rest)
+            .and_then(|(c, b)| Ok((c, b, include(rest)?)))
+            .and_then(|(c, b, i)| parts::index_phases(&c, &i, b)),
         Some("scan") => corpus_and_bytes(rest).and_then(|(c, _)| parts::scan(&c)),
         Some("chunk") => parts::chunk_100mb(),
         Some("reload") => reload(rest),
@@ -204,6 +206,12 @@ fn corpus_and_bytes(args: &[String]) -> Result<(PathBuf, usize), String> {
         b.parse().map_err(|e| format!("--bytes {b}: {e}"))
     })?;
     Ok((corpus, bytes))
+}
+
+/// `--include REGEX` (default: `\.py$`), on the whole path.
+fn include(args: &[String]) -> Result<regex::Regex, String> {
+    let pattern = flag(args, "--include").unwrap_or_else(|| r"\.py$".into());
+    regex::Regex::new(&pattern).map_err(|e| format!("--include {pattern}: {e}"))
 }
 
 fn flag(args: &[String], name: &str) -> Option<String> {
@@ -496,7 +504,7 @@ fn walk_bytes(corpus: &Path) -> u64 {
 fn bench(args: &[String]) -> Result<(), String> {
     if has(args, "--help") {
         println!(
-            "usage: rlm-engine-bench [--corpus DIR] [--runs N] [--json]\n       rlm-engine-bench niah --planted DIR [--limit N] [--context-chars N]\n       rlm-engine-bench micro [--corpus DIR] [--rounds N] [--only bm25|regex|literal|info]\n       rlm-engine-bench index-build|index-phases [--corpus DIR] [--bytes N]\n       rlm-engine-bench scan [--corpus DIR]\n       rlm-engine-bench chunk\n       rlm-engine-bench reload [--corpus DIR] [--runs N] [--all]\n       rlm-engine-bench scale [--corpus DIR]... [--include REGEX] [--runs N] [--json]"
+            "usage: rlm-engine-bench [--corpus DIR] [--runs N] [--json]\n       rlm-engine-bench niah --planted DIR [--limit N] [--context-chars N]\n       rlm-engine-bench micro [--corpus DIR] [--rounds N] [--only bm25|regex|literal|info]\n       rlm-engine-bench index-build|index-phases [--corpus DIR] [--include REGEX] [--bytes N]\n       rlm-engine-bench scan [--corpus DIR]\n       rlm-engine-bench chunk\n       rlm-engine-bench reload [--corpus DIR] [--runs N] [--all]\n       rlm-engine-bench scale [--corpus DIR]... [--include REGEX] [--runs N] [--json]"
         );
         return Ok(());
     }

@@ -13,16 +13,17 @@ use rlmd::search::scan::{ScanMethod, Scanner};
 
 use crate::EXCLUDED_DIRS;
 
-/// The UTF-8 `.py` files below `corpus` (not in the folders the corpus
-/// leaves out), in path order, until `limit` bytes are taken.
-fn py_texts(corpus: &Path, limit: usize) -> Result<Vec<String>, String> {
+/// The UTF-8 files below `corpus` whose path `include` matches (not in the
+/// folders the corpus leaves out), in path order, until `limit` bytes are
+/// taken.
+fn texts(corpus: &Path, include: &regex::Regex, limit: usize) -> Result<Vec<String>, String> {
     let exclude = regex::Regex::new(EXCLUDED_DIRS).expect("a valid regex");
     let mut texts = Vec::new();
     let mut total = 0;
     for e in walkdir::WalkDir::new(corpus).sort_by_file_name() {
         let e = e.map_err(|e| format!("reading {}: {e}", corpus.display()))?;
         let p = e.path().to_string_lossy();
-        if !e.file_type().is_file() || !p.ends_with(".py") || exclude.is_match(&p) {
+        if !e.file_type().is_file() || !include.is_match(&p) || exclude.is_match(&p) {
             continue;
         }
         if total >= limit {
@@ -34,7 +35,11 @@ fn py_texts(corpus: &Path, limit: usize) -> Result<Vec<String>, String> {
         }
     }
     if texts.is_empty() {
-        return Err(format!("no .py file below {}", corpus.display()));
+        return Err(format!(
+            "no file below {} matches {}",
+            corpus.display(),
+            include.as_str()
+        ));
     }
     Ok(texts)
 }
@@ -45,8 +50,8 @@ fn temp_dir() -> Result<tempfile::TempDir, String> {
 
 /// `index-build`: the passages, the analysis, the build, the open and one
 /// search of a passage index over the corpus.
-pub fn index_build(corpus: &Path, limit: usize) -> Result<(), String> {
-    let files = py_texts(corpus, limit)?;
+pub fn index_build(corpus: &Path, include: &regex::Regex, limit: usize) -> Result<(), String> {
+    let files = texts(corpus, include, limit)?;
     let bytes: usize = files.iter().map(|t| t.len()).sum();
     let tmp = temp_dir()?;
     let err = |e: rlmd::search::bm25::IndexError| e.to_string();
@@ -96,8 +101,8 @@ pub fn index_build(corpus: &Path, limit: usize) -> Result<(), String> {
 
 /// `index-phases`: where an index build's time goes, with 1 and 2 writer
 /// threads (each twice).
-pub fn index_phases(corpus: &Path, limit: usize) -> Result<(), String> {
-    let files = py_texts(corpus, limit)?;
+pub fn index_phases(corpus: &Path, include: &regex::Regex, limit: usize) -> Result<(), String> {
+    let files = texts(corpus, include, limit)?;
     for threads in [1usize, 2, 2, 1] {
         let tmp = temp_dir()?;
         let [docs, writer, add, commit, wait] =
@@ -149,7 +154,8 @@ fn sprinkle(text: &str, s: &str) -> String {
 /// `é` put in every 20th line, and the same with a Kelvin sign and a long s
 /// at the end of each document (chars that fold to `k` and `s`).
 pub fn scan(corpus: &Path) -> Result<(), String> {
-    let docs = py_texts(corpus, usize::MAX)?;
+    let py = regex::Regex::new(r"\.py$").expect("a valid regex");
+    let docs = texts(corpus, &py, usize::MAX)?;
     let total: usize = docs.iter().map(|d| d.len()).sum();
     println!("{} docs, {} bytes", docs.len(), total);
     let scanner = |method, p: &str| Scanner::new(method, p).map_err(|e| format!("{p}: {e}"));
