@@ -93,6 +93,7 @@ impl Engine {
         ctx: &CallContext,
     ) -> Result<DocsLoadResult, ToolError> {
         session.require_active("rlm.docs.load")?;
+        let started = std::time::Instant::now();
         let mut skips: Vec<Skip> = Vec::new();
         let mut items: Vec<Item> = Vec::new();
         for (i, source) in args.sources.into_iter().enumerate() {
@@ -107,6 +108,7 @@ impl Engine {
                 )),
             }
         }
+        let expanded_in = started.elapsed();
         let mut pack = self.inner.store.new_pack().map_err(|e| {
             ToolError::internal(format!("starting a pack under the data directory: {e}"))
         })?;
@@ -117,17 +119,30 @@ impl Engine {
                 return Err(e);
             }
         };
+        let read_in = started.elapsed();
         // One durable point for the whole load, before the commit refers to it.
         let pack_name = pack.finish().map_err(|e| {
             ToolError::internal(format!(
                 "syncing stored texts to disk: {e}; check free space under the data directory"
             ))
         })?;
+        let synced_in = started.elapsed();
         let loaded = self.commit_load(session, &stored, pack_name.as_deref())?;
+        let committed_in = started.elapsed();
         if !stored.is_empty() {
             self.inner.indexes.refresh_in_background(&session.id);
         }
-        Ok(self.load_result(session, loaded, skips))
+        let result = self.load_result(session, loaded, skips);
+        tracing::debug!(
+            documents = stored.len(),
+            expand_ms = expanded_in.as_millis() as u64,
+            read_ms = (read_in - expanded_in).as_millis() as u64,
+            sync_ms = (synced_in - read_in).as_millis() as u64,
+            commit_ms = (committed_in - synced_in).as_millis() as u64,
+            answer_ms = (started.elapsed() - committed_in).as_millis() as u64,
+            "load done"
+        );
+        Ok(result)
     }
 
     /// Reads, checks and hashes the items on the load threads, batch by
