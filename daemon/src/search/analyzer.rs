@@ -12,19 +12,55 @@
 //!
 //! Tokens longer than [`MAX_TOKEN_BYTES`] (after lower-casing) are dropped (a part of a
 //! dropped long identifier is still kept when it is short enough). Stop words (the English
-//! list tantivy and Lucene use) and English stemming (tantivy's snowball `Stemmer`) are
-//! switchable through [`AnalyzerOptions`]; the options an index was built with are recorded
-//! in its stamp (see `bm25/stamp.rs`).
+//! list tantivy and Lucene use) and English stemming (Snowball's English stemmer, the one
+//! tantivy's `Stemmer` filter applies, with the stems of each thread's most frequent words
+//! kept: [`STEM_CACHE_WORDS`]) are switchable through [`AnalyzerOptions`]; the options an
+//! index was built with are recorded in its stamp (see `bm25/stamp.rs`).
 
-use tantivy::tokenizer::{
-    Language, Stemmer, TextAnalyzer, Token as TantivyToken, TokenStream, Tokenizer,
-};
+use std::cell::RefCell;
+
+use rustc_hash::FxHashMap;
+
+use tantivy::tokenizer::{TextAnalyzer, Token as TantivyToken, TokenStream, Tokenizer};
 
 /// The name under which [`text_analyzer`] is registered in a tantivy index.
 pub const TOKENIZER_NAME: &str = "rlm";
 
 /// Tokens longer than this many bytes (lower-cased UTF-8) are dropped.
 pub const MAX_TOKEN_BYTES: usize = 64;
+
+/// Words whose stems each thread keeps, at most (the first ones it meets, which in any
+/// sizeable text are mostly its frequent ones): a Snowball stem costs a few hundred
+/// nanoseconds, a lookup a few dozen, and a text repeats its words. About 100 bytes each,
+/// so at most ~7 MB for a thread that analyses with stemming (an index build's threads end
+/// with the build).
+pub const STEM_CACHE_WORDS: usize = 65536;
+
+thread_local! {
+    static STEMS: RefCell<FxHashMap<String, String>> = RefCell::new(FxHashMap::default());
+}
+
+/// Replaces `word` by its English Snowball stem. Words the stemmer leaves alone anyway are
+/// not looked up: shorter than 3 chars (Snowball's English stemmer starts with `not hop
+/// 3`) or with no letter (every rule matches letters).
+fn stem_in_place(stemmer: &frostem::Stemmer, word: &mut String) {
+    if word.len() < 3 || word.bytes().all(|b| b.is_ascii_digit() || b == b'_') {
+        return;
+    }
+    STEMS.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some(stem) = cache.get(word.as_str()) {
+            word.clear();
+            word.push_str(stem);
+            return;
+        }
+        let stem = stemmer.stem(word).into_owned();
+        let original = std::mem::replace(word, stem);
+        if cache.len() < STEM_CACHE_WORDS {
+            cache.insert(original, word.clone());
+        }
+    });
+}
 
 /// The English stop words removed when [`AnalyzerOptions::stop_words`] is on: the list of
 /// tantivy's `StopWordFilter::new(Language::English)` (Lucene's `EnglishAnalyzer` list).
@@ -121,48 +157,45 @@ pub fn analyze(text: &str, opts: AnalyzerOptions) -> Vec<Token> {
 /// Runs the analysis of `text` and hands every token to `sink` (no allocation per token
 /// beyond what the analysis itself needs).
 pub fn for_each_token(text: &str, opts: AnalyzerOptions, mut sink: impl FnMut(&TantivyToken)) {
-    if opts.stemming {
-        let mut analyzer = text_analyzer(opts);
-        let mut stream = analyzer.token_stream(text);
-        while let Some(token) = stream.next() {
-            sink(token);
-        }
-    } else {
-        // No filter: use the tokenizer directly (no boxing).
-        let mut tokenizer = RlmTokenizer::new(opts.stop_words);
-        let mut stream = tokenizer.token_stream(text);
-        while let Some(token) = stream.next() {
-            sink(token);
-        }
+    let mut tokenizer = RlmTokenizer::new(opts);
+    let mut stream = tokenizer.token_stream(text);
+    while let Some(token) = stream.next() {
+        sink(token);
     }
 }
 
 /// The tantivy analyzer to register as [`TOKENIZER_NAME`] for these options.
 pub fn text_analyzer(opts: AnalyzerOptions) -> TextAnalyzer {
-    let tokenizer = RlmTokenizer::new(opts.stop_words);
-    if opts.stemming {
-        TextAnalyzer::builder(tokenizer)
-            .filter(Stemmer::new(Language::English))
-            .build()
-    } else {
-        TextAnalyzer::from(tokenizer)
-    }
+    TextAnalyzer::from(RlmTokenizer::new(opts))
 }
 
-/// The tokenizer: words, lower case, identifier parts, long-token removal and (optionally)
-/// stop-word removal. Stemming, when wanted, is a tantivy filter on top of it.
-#[derive(Debug, Clone, Default)]
+/// The tokenizer: words, lower case, identifier parts, long-token removal, and (as the
+/// options say) stop-word removal and stemming.
+#[derive(Clone)]
 pub struct RlmTokenizer {
     stop_words: bool,
+    stemmer: Option<frostem::Stemmer>,
     token: TantivyToken,
     parts: Vec<(usize, usize)>,
 }
 
+impl std::fmt::Debug for RlmTokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RlmTokenizer")
+            .field("stop_words", &self.stop_words)
+            .field("stemming", &self.stemmer.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 impl RlmTokenizer {
-    /// A tokenizer that drops English stop words when `stop_words` is true.
-    pub fn new(stop_words: bool) -> RlmTokenizer {
+    /// A tokenizer with these options.
+    pub fn new(opts: AnalyzerOptions) -> RlmTokenizer {
         RlmTokenizer {
-            stop_words,
+            stop_words: opts.stop_words,
+            stemmer: opts
+                .stemming
+                .then(|| frostem::Stemmer::new(frostem::Algorithm::English)),
             token: TantivyToken::default(),
             parts: Vec::new(),
         }
@@ -183,6 +216,7 @@ impl Tokenizer for RlmTokenizer {
             next_part: 0,
             position: usize::MAX,
             stop_words: self.stop_words,
+            stemmer: self.stemmer,
         }
     }
 }
@@ -199,6 +233,7 @@ pub struct RlmTokenStream<'a> {
     /// Position of the current word (wrapping from `usize::MAX` to 0 on the first word).
     position: usize,
     stop_words: bool,
+    stemmer: Option<frostem::Stemmer>,
 }
 
 /// A word found by [`RlmTokenStream::next_word`].
@@ -322,6 +357,9 @@ impl RlmTokenStream<'_> {
         }
         if self.stop_words && is_stop_word(&token.text) {
             return false;
+        }
+        if let Some(stemmer) = &self.stemmer {
+            stem_in_place(stemmer, &mut token.text);
         }
         token.offset_from = start;
         token.offset_to = end;
@@ -517,6 +555,7 @@ impl TokenStream for RlmTokenStream<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tantivy::tokenizer::Language;
 
     const NO_STOP: AnalyzerOptions = AnalyzerOptions {
         stop_words: false,
@@ -652,7 +691,7 @@ mod tests {
 
     #[test]
     fn parts_share_positions() {
-        let mut tokenizer = RlmTokenizer::new(false);
+        let mut tokenizer = RlmTokenizer::new(NO_STOP);
         let mut stream = tokenizer.token_stream("one read_file two");
         let mut got = Vec::new();
         while let Some(t) = stream.next() {
@@ -709,6 +748,56 @@ mod tests {
         let toks = analyze("the runningDogs", stem);
         assert_eq!(toks[1].term, "run");
         assert_eq!((toks[1].byte_start, toks[1].byte_end), (4, 11));
+    }
+
+    #[test]
+    fn stemming_matches_tantivys_stemmer_filter() {
+        // More distinct words than a thread keeps stems of, twice over: the stems
+        // computed, then cached, then computed again once the cache is full.
+        let syllables = [
+            "ru", "nn", "ing", "ed", "al", "ize", "ation", "ly", "er", "ness",
+        ];
+        let mut text = String::from(
+            "The runningDogs parse_http_headers, Größe 日本語 généralement. ed s ly ing 1s 12 \
+             1234 007_ __ 9ing _ies ies é日 ß 'tis y ys sky's",
+        );
+        for i in 0..3 * STEM_CACHE_WORDS {
+            let (a, b, c) = (i % 10, (i / 10) % 10, (i / 100) % 10);
+            text.push_str(&format!(
+                "{}{}{}{} ",
+                syllables[a],
+                syllables[b],
+                syllables[c],
+                i / 1000
+            ));
+            text.push_str(&format!(
+                "{}{}{}s ",
+                syllables[c], syllables[a], syllables[b]
+            ));
+        }
+        let stem = AnalyzerOptions {
+            stop_words: true,
+            stemming: true,
+        };
+        let mut reference = TextAnalyzer::builder(RlmTokenizer::new(AnalyzerOptions {
+            stop_words: true,
+            stemming: false,
+        }))
+        .filter(tantivy::tokenizer::Stemmer::new(Language::English))
+        .build();
+        let mut want = Vec::new();
+        let mut stream = reference.token_stream(&text);
+        while let Some(t) = stream.next() {
+            want.push(Token {
+                term: t.text.clone(),
+                byte_start: t.offset_from,
+                byte_end: t.offset_to,
+            });
+        }
+        assert!(want.iter().any(|t| t.term == "run"));
+        for _ in 0..2 {
+            assert_eq!(analyze(&text, stem), want);
+        }
     }
 
     #[test]
