@@ -236,7 +236,7 @@ impl Db {
         &self,
         f: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
-        self.write_with(false, f)
+        self.write_with(false, true, f)
     }
 
     /// Like `write`, with the commit synced to disk (`synchronous = FULL`):
@@ -245,18 +245,36 @@ impl Db {
         &self,
         f: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
-        self.write_with(true, f)
+        self.write_with(true, true, f)
+    }
+
+    /// Like `write_durable`, with foreign keys not enforced in this one
+    /// transaction: for a deletion of parent rows whose children `f`
+    /// deletes itself, where SQLite would otherwise look for children in a
+    /// column no index covers once per row deleted (gc's blob rows and
+    /// `documents.hash`).
+    pub fn write_durable_unchecked<T, E: From<DbError>>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        self.write_with(true, false, f)
     }
 
     fn write_with<T, E: From<DbError>>(
         &self,
         durable: bool,
+        foreign_keys: bool,
         f: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
         let mut conn = self.take()?;
         let _turn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         if durable {
             conn.pragma_update(None, "synchronous", "FULL")
+                .map_err(DbError::from)?;
+        }
+        if !foreign_keys {
+            // Outside any transaction: SQLite ignores the switch inside one.
+            conn.pragma_update(None, "foreign_keys", "OFF")
                 .map_err(DbError::from)?;
         }
         let out = (|| {
@@ -271,6 +289,12 @@ impl Db {
             let restored = conn.pragma_update(None, "synchronous", "NORMAL");
             if restored.is_err() {
                 return out; // drop the connection rather than pool it in an unknown mode
+            }
+        }
+        if !foreign_keys {
+            let restored = conn.pragma_update(None, "foreign_keys", "ON");
+            if restored.is_err() {
+                return out; // never pool a connection that does not check foreign keys
             }
         }
         self.put(conn);

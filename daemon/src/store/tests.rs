@@ -505,3 +505,89 @@ fn a_load_commit_finds_what_gc_collected_since_the_load_looked() {
         "nothing was written"
     );
 }
+
+#[test]
+fn gc_deletes_what_hangs_on_a_text_and_leaves_the_foreign_keys_whole() {
+    use super::documents::FileRead;
+    use super::files::FileIdentity;
+    let (_dir, store) = store_with_session(100);
+    add_session(&store, "t");
+    let (alpha, beta) = ("alpha text", "beta text");
+    let (ha, hb) = (
+        super::sha256_hex(alpha.as_bytes()),
+        super::sha256_hex(beta.as_bytes()),
+    );
+    let (sa, sb) = (TextShape::of(alpha), TextShape::of(beta));
+    let mut w = store.new_pack().unwrap();
+    let (oa, ob) = (
+        w.append(alpha.as_bytes()).unwrap(),
+        w.append(beta.as_bytes()).unwrap(),
+    );
+    let pack = w.finish().unwrap().unwrap();
+    let file = |inode| FileRead {
+        identity: FileIdentity {
+            size: 10,
+            mtime_ns: 1,
+            ctime_ns: 1,
+            inode,
+            device: 1,
+        },
+        read_at_ns: 1_000_000_000_000,
+    };
+    // Session s holds alpha, t holds beta; each read from a file.
+    for (sid, doc, hash, shape, offset, path, inode) in [
+        ("s", "d1", &ha, &sa, oa, "/f/alpha.txt", 1),
+        ("t", "d2", &hb, &sb, ob, "/f/beta.txt", 2),
+    ] {
+        let lock = store.lock_session(sid).unwrap();
+        let mut d = text_doc(doc, hash, shape, Some(offset));
+        d.source = path;
+        d.file = Some(file(inode));
+        assert!(matches!(
+            store
+                .commit_load(&lock, sid, &[d], Some(&pack), T0)
+                .unwrap(),
+            LoadCommit::Committed { .. }
+        ));
+    }
+    let claims = store.claim_index_keys("i", &[&ha, &hb]).unwrap();
+    let keys: Vec<u64> = claims.iter().map(|c| c.key).collect();
+    store.commit_index_keys(&keys).unwrap();
+
+    store
+        .delete_session(store.lock_session("s").unwrap(), "s")
+        .unwrap()
+        .unwrap();
+    let report = store.gc(std::time::Duration::ZERO).unwrap();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(report.texts_removed, 1);
+    // alpha's file identity and index row went with it; beta's stay.
+    let recorded = store
+        .recorded_files(["/f/alpha.txt", "/f/beta.txt"].into_iter())
+        .unwrap();
+    assert_eq!(
+        recorded.keys().copied().collect::<Vec<_>>(),
+        ["/f/beta.txt"]
+    );
+    let beta_key = claims.iter().find(|c| c.hash == hb).unwrap().key;
+    assert_eq!(store.index_keys("i").unwrap(), [(beta_key, true)]);
+    let broken: i64 = store
+        .db
+        .read(|c| {
+            c.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+                r.get(0)
+            })
+            .map_err(super::StoreError::from)
+        })
+        .unwrap();
+    assert_eq!(broken, 0);
+    // Foreign keys are enforced again on every pooled connection: a text a
+    // document names cannot be deleted.
+    for _ in 0..4 {
+        let refused = store.db.write(|tx| {
+            tx.execute("DELETE FROM blobs WHERE hash = ?1", [&hb])
+                .map_err(super::StoreError::from)
+        });
+        assert!(refused.is_err(), "a named text was deleted");
+    }
+}
