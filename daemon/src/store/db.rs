@@ -125,6 +125,19 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX indexed_texts_by_hash ON indexed_texts (hash);
     "#,
+    // 5: an index on each foreign key's child column that lacked one: with
+    // foreign keys on, deleting a parent row looks for its children, and
+    // without an index that is a read of the whole child table per row
+    // deleted (deleting a session of 100 000 spans beside others' artifacts,
+    // or of many documents beside others' chunkings, went quadratic; each
+    // session deleted read every span of the store).
+    // `documents.hash` stays without one (gc, the only deleter of blob rows,
+    // deletes their children itself: `store/gc.rs`).
+    r#"
+    CREATE INDEX artifacts_by_span ON artifacts (span_id);
+    CREATE INDEX chunk_sets_by_doc ON chunk_sets (doc_id);
+    CREATE INDEX spans_by_session ON spans (session_id);
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -455,6 +468,46 @@ mod tests {
             tx.execute("DELETE FROM blobs WHERE hash = 'h'", [])?;
             let n: i64 = tx.query_row("SELECT count(*) FROM file_identities", [], |r| r.get(0))?;
             assert_eq!(n, 0);
+            Ok::<_, DbError>(())
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn every_foreign_key_but_one_has_an_index_on_its_child_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join(SQLITE_FILE)).unwrap();
+        db.read(|c| {
+            let mut unindexed = Vec::new();
+            for table in table_names(c) {
+                let keys: Vec<String> = c
+                    .prepare("SELECT \"from\" FROM pragma_foreign_key_list(?1)")?
+                    .query_map([&table], |r| r.get(0))?
+                    .collect::<Result<_, _>>()?;
+                // The first column of each index of the table (its primary key included).
+                let mut leading: Vec<String> = c
+                    .prepare(
+                        "SELECT ii.name FROM pragma_index_list(?1) il, pragma_index_info(il.name) ii \
+                         WHERE ii.seqno = 0",
+                    )?
+                    .query_map([&table], |r| r.get(0))?
+                    .collect::<Result<_, _>>()?;
+                let rowid_key: Option<String> = c
+                    .query_row(
+                        "SELECT name FROM pragma_table_info(?1) WHERE pk = 1 AND type = 'INTEGER'",
+                        [&table],
+                        |r| r.get(0),
+                    )
+                    .ok();
+                leading.extend(rowid_key);
+                unindexed.extend(
+                    keys.into_iter()
+                        .filter(|k| !leading.contains(k))
+                        .map(|k| format!("{table}.{k}")),
+                );
+            }
+            unindexed.sort();
+            assert_eq!(unindexed, ["documents.hash"]);
             Ok::<_, DbError>(())
         })
         .unwrap();
