@@ -349,7 +349,8 @@ fn walk_files(base: &Path, depth: usize, ctx: &CallContext, skips: &mut Vec<Skip
         .follow_links(true)
         .max_depth(depth)
         .sort_by_file_name();
-    let mut seen = std::collections::HashSet::new();
+    // Canonical paths as bytes: hashing a `Path` parses its components.
+    let mut seen: std::collections::HashSet<std::ffi::OsString> = std::collections::HashSet::new();
     let mut files = Vec::new();
     let mut others = Vec::new();
     let mut loops = 0usize;
@@ -357,16 +358,30 @@ fn walk_files(base: &Path, depth: usize, ctx: &CallContext, skips: &mut Vec<Skip
     // its folder's canonical path and its own name (a `realpath` per file
     // cost a system call per path component, the bulk of a walk of a
     // large tree).
-    let mut folders: std::collections::HashMap<PathBuf, PathBuf> = std::collections::HashMap::new();
+    // The walk lists a folder's files together: the last folder is checked
+    // first, by its bytes, before the map.
+    let mut folders: std::collections::HashMap<std::ffi::OsString, PathBuf> =
+        std::collections::HashMap::new();
+    let mut last: Option<(std::ffi::OsString, PathBuf)> = None;
     let mut canonical_of = |e: &walkdir::DirEntry| -> std::io::Result<PathBuf> {
         match (e.path_is_symlink(), e.path().parent(), e.path().file_name()) {
             (false, Some(parent), Some(name)) => {
-                if let Some(dir) = folders.get(parent) {
+                let key = parent.as_os_str();
+                if let Some((p, dir)) = &last
+                    && p.as_os_str() == key
+                {
                     return Ok(dir.join(name));
                 }
-                let dir = parent.canonicalize()?;
+                let dir = match folders.get(key) {
+                    Some(dir) => dir.clone(),
+                    None => {
+                        let dir = parent.canonicalize()?;
+                        folders.insert(key.to_owned(), dir.clone());
+                        dir
+                    }
+                };
                 let file = dir.join(name);
-                folders.insert(parent.to_path_buf(), dir);
+                last = Some((key.to_owned(), dir));
                 Ok(file)
             }
             _ => e.path().canonicalize(),
@@ -397,7 +412,7 @@ fn walk_files(base: &Path, depth: usize, ctx: &CallContext, skips: &mut Vec<Skip
             // Followed links report their target's type.
             Ok(e) if e.file_type().is_file() => match canonical_of(&e) {
                 Ok(canonical) => {
-                    if seen.insert(canonical.clone()) {
+                    if seen.insert(canonical.as_os_str().to_owned()) {
                         files.push((e.into_path(), canonical));
                     }
                 }
