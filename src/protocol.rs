@@ -343,6 +343,11 @@ pub struct GcReport {
     pub lock_files_removed: u64,
     /// Files newer than the grace period are kept: a load in another process may still commit them.
     pub grace_seconds: u64,
+    /// No load was under way in any process (gc held the store's loads
+    /// lock alone), so texts and packs no session names went whatever their
+    /// age; when false, those younger than the grace stayed.
+    #[serde(default)]
+    pub no_load_under_way: bool,
     pub errors: Vec<String>,
 }
 

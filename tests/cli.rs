@@ -287,15 +287,19 @@ fn gc_removes_exactly_the_old_garbage_and_keeps_every_pack_the_store_names() {
     for garbage in [&old_pack, &old_tmp, &old_index, &old_lock] {
         age(garbage);
     }
-    // The same garbage, young: within the grace, a load in another process may own it.
+    // The same garbage, young, while a load in another process is under way
+    // (it holds the loads lock shared): within the grace, that load may own it.
     let young_pack = packs_dir.join("0000000000000000young.pack");
     std::fs::write(&young_pack, b"a pack about to be committed").unwrap();
     let young_tmp = tmp_dir.join("in-progress.pack.tmp");
     std::fs::write(&young_tmp, b"a load still writing").unwrap();
+    let loads_lock = std::fs::File::create(t.data.join("blobs/loads.lock")).unwrap();
+    fs4::FileExt::lock_shared(&loads_lock).unwrap();
 
     let (code, out, err) = run_cli(&t, &["gc", "--json"]);
     assert_eq!(code, 0, "{err}");
     let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["no_load_under_way"], false, "{report}");
     assert_eq!(report["packs_removed"], 1, "{report}");
     assert_eq!(report["temp_files_removed"], 1, "{report}");
     assert_eq!(report["index_dirs_removed"], 1, "{report}");
@@ -305,6 +309,20 @@ fn gc_removes_exactly_the_old_garbage_and_keeps_every_pack_the_store_names() {
         assert!(!gone.exists(), "gc left {}", gone.display());
     }
     for kept in named.iter().chain([&session_lock, &young_pack, &young_tmp]) {
+        assert!(kept.exists(), "gc removed {}", kept.display());
+    }
+
+    // That load gone, no load is under way: the young pack no row names is
+    // garbage whatever its age; a temporary file keeps its grace.
+    fs4::FileExt::unlock(&loads_lock).unwrap();
+    let (code, out, err) = run_cli(&t, &["gc", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["no_load_under_way"], true, "{report}");
+    assert_eq!(report["packs_removed"], 1, "{report}");
+    assert_eq!(report["temp_files_removed"], 0, "{report}");
+    assert!(!young_pack.exists(), "gc left {}", young_pack.display());
+    for kept in named.iter().chain([&session_lock, &young_tmp]) {
         assert!(kept.exists(), "gc removed {}", kept.display());
     }
 

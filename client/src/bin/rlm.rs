@@ -98,9 +98,11 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
-        /// Keep texts a load claimed, and files, younger than this many
-        /// seconds (default 3600). 0 reclaims at once: a load running at
-        /// that moment may then fail with `busy`, and is retried.
+        /// While a load is under way (in any process), keep texts a load
+        /// claimed, and files, younger than this many seconds (default
+        /// 3600); with none under way, texts and packs no session names go
+        /// at once whatever this says. 0 reclaims at once even beside a
+        /// load: that load may then fail with `busy`, and is retried.
         #[arg(long, value_name = "SECONDS")]
         grace: Option<u64>,
     },
@@ -554,8 +556,19 @@ async fn run(cli: Cli, config: rlm::config::Config) -> Result<ExitCode, Failure>
             if json {
                 print_json(&report);
             } else {
+                let kept = if report.no_load_under_way {
+                    format!(
+                        "no load was under way, so texts and packs no session names went whatever their age; other files younger than {} s are kept",
+                        report.grace_seconds
+                    )
+                } else {
+                    format!(
+                        "a load was under way, so texts and files younger than {} s are kept",
+                        report.grace_seconds
+                    )
+                };
                 println!(
-                    "removed {} texts ({} from the search index), {} packs, compacted {} packs and the database ({} bytes), removed {} temporary files, {} old index folders, {} lock files ({} bytes in all); texts and files younger than {} s are kept",
+                    "removed {} texts ({} from the search index), {} packs, compacted {} packs and the database ({} bytes), removed {} temporary files, {} old index folders, {} lock files ({} bytes in all); {kept}",
                     report.texts_removed,
                     report.index_texts_removed,
                     report.packs_removed,
@@ -565,7 +578,6 @@ async fn run(cli: Cli, config: rlm::config::Config) -> Result<ExitCode, Failure>
                     report.index_dirs_removed,
                     report.lock_files_removed,
                     report.bytes_freed,
-                    report.grace_seconds
                 );
                 for e in &report.errors {
                     eprintln!("rlm: gc: {e}");

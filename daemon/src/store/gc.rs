@@ -18,7 +18,8 @@ use rlm::protocol::GcReport;
 
 use super::blobs::sha256_hex;
 use super::layout::locked_session;
-use super::{Store, StoreError};
+use super::lock::LoadsLock;
+use super::{LOCK_TIMEOUT, Store, StoreError, io_err};
 
 /// A pack whose unreferenced bytes pass this share of its size is compacted.
 pub const COMPACT_GARBAGE_SHARE: f64 = 0.5;
@@ -79,6 +80,8 @@ impl Store {
     /// the last `text_grace`, removes packs no row names and compacts packs
     /// mostly garbage; then temporary files of unfinished loads and index
     /// folders and lock files of unknown sessions older than `file_grace`.
+    /// When no load is under way in any process (the loads lock is free),
+    /// texts and packs need no grace: every one no session names goes.
     pub fn gc_with(
         &self,
         file_grace: Duration,
@@ -88,8 +91,25 @@ impl Store {
             grace_seconds: file_grace.as_secs(),
             ..GcReport::default()
         };
+        // With no load under way in any process, nothing unnamed is a load's
+        // to commit: texts and packs go whatever their age. Else the graces
+        // hold, and gc shares the lock with the loads (so a gc that finds
+        // none never takes this one's compacted packs for garbage).
+        let path = self.layout.loads_lock();
+        let context = || format!("taking the loads lock {}", path.display());
+        let loads = match LoadsLock::try_exclusive(&path).map_err(io_err(context()))? {
+            Some(alone) => alone,
+            None => LoadsLock::shared(&path, LOCK_TIMEOUT).map_err(io_err(context()))?,
+        };
+        report.no_load_under_way = loads.is_exclusive();
+        let (text_grace, pack_grace) = if loads.is_exclusive() {
+            (Duration::ZERO, Duration::ZERO)
+        } else {
+            (text_grace, file_grace)
+        };
         report.texts_removed = self.collect_blob_rows(text_grace)?;
-        self.collect_packs(file_grace, &mut report)?;
+        self.collect_packs(pack_grace, &mut report)?;
+        drop(loads);
         let sessions = self.session_ids()?;
         for entry in entries(&self.layout.tmp_dir()) {
             let path = entry.path();

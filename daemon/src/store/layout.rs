@@ -5,6 +5,7 @@
 //! <data>/store.sqlite          SQLite (WAL: store.sqlite-wal, store.sqlite-shm)
 //! <data>/blobs/packs/<p>.pack  append-once pack files
 //! <data>/blobs/tmp/            packs being written (renamed into packs/ when synced)
+//! <data>/blobs/loads.lock      held shared by every load, exclusively by a gc that finds none
 //! <data>/search/index/         the tantivy passage index every session shares
 //! <data>/search/write.lock     held by the one process writing that index
 //! <data>/indexes/              per-session indexes of schema 3 and before (gc removes them)
@@ -23,6 +24,8 @@ pub const PACKS_DIR: &str = "packs";
 pub const TMP_DIR: &str = "tmp";
 /// What a finished pack's file name ends with.
 pub const PACK_SUFFIX: &str = ".pack";
+/// The loads lock's file name, under `blobs/` (`store::lock::LoadsLock`).
+pub const LOADS_LOCK: &str = "loads.lock";
 /// What a pack being written ends with (under `blobs/tmp/`).
 pub const TMP_PACK_SUFFIX: &str = ".pack.tmp";
 /// Per-session index folders of schema 3 and before, removed by gc.
@@ -70,6 +73,11 @@ impl Layout {
     /// `blobs/tmp/`.
     pub fn tmp_dir(&self) -> PathBuf {
         self.root.join(BLOBS_DIR).join(TMP_DIR)
+    }
+
+    /// `blobs/loads.lock`.
+    pub fn loads_lock(&self) -> PathBuf {
+        self.root.join(BLOBS_DIR).join(LOADS_LOCK)
     }
 
     /// `blobs/packs/<pack>.pack`.

@@ -1,5 +1,7 @@
 //! Per-session advisory lock files (`locks/<session>.lock`), shared by every
 //! daemon process that changes a session: exclusive `flock`s through fs4.
+//! And the store's loads lock (`blobs/loads.lock`, [`LoadsLock`]): shared by
+//! loads, exclusive for a gc that finds none under way.
 //!
 //! Lock files are never removed while their session exists, so every holder of
 //! a session's lock holds the same inode. Should a lock file still be replaced
@@ -137,9 +139,101 @@ impl Drop for SessionLock {
     }
 }
 
+/// A hold on the store's loads lock, released on drop. Every load holds it
+/// shared from before it starts its pack or claims a stored text until its
+/// commit has ended; gc holds it too, exclusively when it can (then no load
+/// is under way in any process: no text is claimed by a commit to come, no
+/// pack is on its way to being named, and gc needs no grace), else shared
+/// (so that the new packs of its compaction are never another gc's
+/// garbage). The file is never removed.
+#[derive(Debug)]
+pub struct LoadsLock {
+    file: File,
+    exclusive: bool,
+}
+
+impl LoadsLock {
+    /// Takes the lock shared, waiting at most `timeout` for a gc that holds
+    /// it exclusively. Blocks the calling thread.
+    pub fn shared(path: &Path, timeout: Duration) -> io::Result<LoadsLock> {
+        let file = open(path)?;
+        let deadline = Instant::now() + timeout;
+        let mut pause = Duration::from_micros(200);
+        loop {
+            match FileExt::try_lock_shared(&file) {
+                Ok(()) => {
+                    return Ok(LoadsLock {
+                        file,
+                        exclusive: false,
+                    });
+                }
+                Err(TryLockError::WouldBlock) => {}
+                Err(TryLockError::Error(e)) => return Err(e),
+            }
+            if Instant::now() >= deadline {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("{} still held by a gc after {timeout:?}", path.display()),
+                ));
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(20));
+        }
+    }
+
+    /// Takes the lock exclusively if no one holds it; None when a load (or
+    /// another gc) does.
+    pub fn try_exclusive(path: &Path) -> io::Result<Option<LoadsLock>> {
+        let file = open(path)?;
+        match FileExt::try_lock(&file) {
+            Ok(()) => Ok(Some(LoadsLock {
+                file,
+                exclusive: true,
+            })),
+            Err(TryLockError::WouldBlock) => Ok(None),
+            Err(TryLockError::Error(e)) => Err(e),
+        }
+    }
+
+    /// Whether this hold excludes every load.
+    pub fn is_exclusive(&self) -> bool {
+        self.exclusive
+    }
+}
+
+impl Drop for LoadsLock {
+    fn drop(&mut self) {
+        let _ = FileExt::unlock(&self.file);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loads_share_the_loads_lock_and_gc_takes_it_only_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("loads.lock");
+        let wait = Duration::from_secs(5);
+        let one = LoadsLock::shared(&path, wait).unwrap();
+        let two = LoadsLock::shared(&path, wait).unwrap();
+        assert!(!one.is_exclusive());
+        assert!(LoadsLock::try_exclusive(&path).unwrap().is_none());
+        drop(one);
+        assert!(LoadsLock::try_exclusive(&path).unwrap().is_none());
+        drop(two);
+        let gc = LoadsLock::try_exclusive(&path)
+            .unwrap()
+            .expect("no load holds it");
+        assert!(gc.is_exclusive());
+        // A load waits for that gc, within its deadline.
+        let err = LoadsLock::shared(&path, Duration::from_millis(30)).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert!(LoadsLock::try_exclusive(&path).unwrap().is_none());
+        drop(gc);
+        assert!(LoadsLock::shared(&path, wait).is_ok());
+    }
 
     #[test]
     fn a_second_acquire_waits_for_the_first_to_drop() {

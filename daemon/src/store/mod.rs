@@ -48,7 +48,7 @@ pub use layout::Layout;
 
 use crate::text::{DamageLog, Pack, Text, TextShape};
 pub mod lock;
-use lock::SessionLock;
+use lock::{LoadsLock, SessionLock};
 
 /// How long a change waits for another process holding the session's lock.
 pub const LOCK_TIMEOUT: Duration = Duration::from_secs(600);
@@ -221,6 +221,17 @@ impl Store {
     /// finished: synced and renamed into `blobs/packs/`).
     pub fn new_pack(&self) -> std::io::Result<PackWriter> {
         self.blobs.new_pack()
+    }
+
+    /// Takes the loads lock shared, for one load from before its pack or its
+    /// first claim until its commit has ended (blocking, while a gc holds it
+    /// exclusively; call from a blocking thread). See `lock::LoadsLock`.
+    pub fn lock_for_load(&self) -> Result<LoadsLock, StoreError> {
+        let path = self.layout.loads_lock();
+        LoadsLock::shared(&path, LOCK_TIMEOUT).map_err(io_err(format!(
+            "waiting for gc to let loads in ({})",
+            path.display()
+        )))
     }
 
     /// Takes a session's exclusive lock (blocking; call from a blocking thread).

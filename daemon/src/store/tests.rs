@@ -229,8 +229,13 @@ fn gc_removes_only_what_nothing_references() {
     std::fs::create_dir_all(layout.index_dir("gone")).unwrap();
     drop(store.lock_session("gone").unwrap());
 
-    // Everything is younger than an hour: nothing goes.
+    // Everything is younger than an hour, and a load is under way (it holds
+    // the loads lock): nothing goes.
+    let under_way =
+        super::lock::LoadsLock::shared(&layout.loads_lock(), std::time::Duration::from_secs(5))
+            .unwrap();
     let report = store.gc(super::gc::GC_GRACE).unwrap();
+    drop(under_way);
     assert_eq!(report.packs_removed + report.temp_files_removed, 0);
     assert_eq!(report.lock_files_removed, 0);
     // Per-session index folders of an earlier version go at once, whoever's.
@@ -410,7 +415,7 @@ fn a_deleted_session_leaves_no_row_index_or_lock_and_gc_reclaims_its_texts() {
 
 #[test]
 fn a_load_commit_finds_what_gc_collected_since_the_load_looked() {
-    let (_dir, store) = store_with_session(100);
+    let (dir, store) = store_with_session(100);
     add_session(&store, "old");
     let text = "shared text";
     let h = super::sha256_hex(text.as_bytes());
@@ -429,8 +434,14 @@ fn a_load_commit_finds_what_gc_collected_since_the_load_looked() {
         )
         .unwrap();
     drop(lock);
-    // A load of s finds the text stored (claiming it long ago), then gc
-    // collects it once "old" is deleted.
+    // A load of s is under way (holding the loads lock, as every load does
+    // from its start to its commit); it finds the text stored (claiming it
+    // long ago), then gc collects it once "old" is deleted.
+    let _under_way = super::lock::LoadsLock::shared(
+        &super::Layout::new(dir.path()).loads_lock(),
+        std::time::Duration::from_secs(5),
+    )
+    .unwrap();
     assert_eq!(
         store
             .known_blobs([h.as_str()].into_iter(), T0, T0)
@@ -590,4 +601,47 @@ fn gc_deletes_what_hangs_on_a_text_and_leaves_the_foreign_keys_whole() {
         });
         assert!(refused.is_err(), "a named text was deleted");
     }
+}
+
+#[test]
+fn gc_needs_no_grace_while_no_load_is_under_way() {
+    let (dir, store) = store_with_session(100);
+    let layout = super::Layout::new(dir.path());
+    let alpha = "alpha text, just loaded";
+    let ha = super::sha256_hex(alpha.as_bytes());
+    let sa = TextShape::of(alpha);
+    let mut w = store.new_pack().unwrap();
+    let oa = w.append(alpha.as_bytes()).unwrap();
+    let pack = w.finish().unwrap().unwrap();
+    // Loaded (and so claimed) a moment ago, then its session deleted.
+    let now = super::gc::cutoff(std::time::Duration::ZERO);
+    let lock = store.lock_session("s").unwrap();
+    let docs = [text_doc("d1", &ha, &sa, Some(oa))];
+    assert!(matches!(
+        store
+            .commit_load(&lock, "s", &docs, Some(&pack), &now)
+            .unwrap(),
+        LoadCommit::Committed { .. }
+    ));
+    drop(lock);
+    store
+        .delete_session(store.lock_session("s").unwrap(), "s")
+        .unwrap()
+        .unwrap();
+    // A load under way (in any process) holds the loads lock: the hour's
+    // grace keeps what it may have claimed.
+    let under_way =
+        super::lock::LoadsLock::shared(&layout.loads_lock(), std::time::Duration::from_secs(5))
+            .unwrap();
+    let report = store.gc(super::gc::GC_GRACE).unwrap();
+    assert!(!report.no_load_under_way);
+    assert_eq!((report.texts_removed, report.packs_removed), (0, 0));
+    assert!(layout.pack_file(&pack).exists());
+    // None under way: nothing unnamed can be a load's to commit.
+    drop(under_way);
+    let report = store.gc(super::gc::GC_GRACE).unwrap();
+    assert!(report.no_load_under_way, "{report:?}");
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!((report.texts_removed, report.packs_removed), (1, 1));
+    assert!(!layout.pack_file(&pack).exists());
 }

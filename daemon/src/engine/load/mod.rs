@@ -112,6 +112,9 @@ impl Engine {
             }
         }
         let expanded_in = started.elapsed();
+        // Held until the commit has ended: a gc meanwhile keeps what this
+        // load claims and the pack it writes (`store::lock::LoadsLock`).
+        let loads = self.inner.store.lock_for_load()?;
         let mut pack = self.inner.store.new_pack().map_err(|e| {
             ToolError::internal(format!("starting a pack under the data directory: {e}"))
         })?;
@@ -131,6 +134,7 @@ impl Engine {
         })?;
         let synced_in = started.elapsed();
         let loaded = self.commit_load(session, &stored, pack_name.as_deref())?;
+        drop(loads);
         let committed_in = started.elapsed();
         if !stored.is_empty() {
             self.inner.indexes.refresh_in_background(&session.id);
