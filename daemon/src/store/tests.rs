@@ -307,23 +307,43 @@ fn add_session(store: &Store, id: &str) {
         .unwrap();
 }
 
+/// Two texts appended to one finished pack (not yet named by any row).
+struct Pair {
+    hashes: (String, String),
+    shapes: (TextShape, TextShape),
+    offsets: (u64, u64),
+    pack: String,
+}
+
+fn stored_pair(store: &Store, a: &str, b: &str) -> Pair {
+    let mut w = store.new_pack().unwrap();
+    let offsets = (
+        w.append(a.as_bytes()).unwrap(),
+        w.append(b.as_bytes()).unwrap(),
+    );
+    Pair {
+        hashes: (
+            super::sha256_hex(a.as_bytes()),
+            super::sha256_hex(b.as_bytes()),
+        ),
+        shapes: (TextShape::of(a), TextShape::of(b)),
+        offsets,
+        pack: w.finish().unwrap().unwrap(),
+    }
+}
+
 #[test]
 fn a_deleted_session_leaves_no_row_index_or_lock_and_gc_reclaims_its_texts() {
     let (dir, store) = store_with_session(100);
     let layout = super::Layout::new(dir.path());
     add_session(&store, "t");
     let (alpha, beta) = ("alpha text", "beta text"); // 10 and 9 bytes
-    let (ha, hb) = (
-        super::sha256_hex(alpha.as_bytes()),
-        super::sha256_hex(beta.as_bytes()),
-    );
-    let (sa, sb) = (TextShape::of(alpha), TextShape::of(beta));
-    let mut w = store.new_pack().unwrap();
-    let (oa, ob) = (
-        w.append(alpha.as_bytes()).unwrap(),
-        w.append(beta.as_bytes()).unwrap(),
-    );
-    let pack = w.finish().unwrap().unwrap();
+    let Pair {
+        hashes: (ha, hb),
+        shapes: (sa, sb),
+        offsets: (oa, ob),
+        pack,
+    } = stored_pair(&store, alpha, beta);
     let lock = store.lock_session("s").unwrap();
     let docs = [
         text_doc("d1", &ha, &sa, Some(oa)),
@@ -523,18 +543,12 @@ fn gc_deletes_what_hangs_on_a_text_and_leaves_the_foreign_keys_whole() {
     use super::files::FileIdentity;
     let (_dir, store) = store_with_session(100);
     add_session(&store, "t");
-    let (alpha, beta) = ("alpha text", "beta text");
-    let (ha, hb) = (
-        super::sha256_hex(alpha.as_bytes()),
-        super::sha256_hex(beta.as_bytes()),
-    );
-    let (sa, sb) = (TextShape::of(alpha), TextShape::of(beta));
-    let mut w = store.new_pack().unwrap();
-    let (oa, ob) = (
-        w.append(alpha.as_bytes()).unwrap(),
-        w.append(beta.as_bytes()).unwrap(),
-    );
-    let pack = w.finish().unwrap().unwrap();
+    let Pair {
+        hashes: (ha, hb),
+        shapes: (sa, sb),
+        offsets: (oa, ob),
+        pack,
+    } = stored_pair(&store, "alpha text", "beta text");
     let file = |inode| FileRead {
         identity: FileIdentity {
             size: 10,
