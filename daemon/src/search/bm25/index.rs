@@ -448,6 +448,12 @@ impl PassageIndex {
                 stamp.analyzer, expected
             )));
         }
+        self.writing(stamp)
+    }
+
+    /// A writer on the directory as it is on disk now, committing with
+    /// `stamp` as the payload.
+    fn writing(&self, stamp: &IndexStamp) -> Result<IndexBuild<'_>, IndexError> {
         let payload =
             serde_json::to_string(stamp).map_err(|e| IndexError::Tantivy(e.to_string()))?;
         Ok(IndexBuild {
@@ -459,11 +465,14 @@ impl PassageIndex {
 
     /// Deletes every passage of these texts, and commits with `stamp`.
     pub fn delete_texts(&self, keys: &[u64], stamp: &IndexStamp) -> Result<(), IndexError> {
-        let writer = self.writer()?;
+        let mut build = self.writing(stamp)?;
         for &key in keys {
-            writer.delete_term(Term::from_field_u64(self.fields.key, key));
+            build
+                .writer
+                .delete_term(Term::from_field_u64(self.fields.key, key));
         }
-        self.commit(writer, stamp)
+        build.commit()?;
+        build.finish()
     }
 
     /// A writer on the directory as it is on disk now (see the type's doc).
@@ -478,27 +487,12 @@ impl PassageIndex {
         let writer =
             index.writer_with_num_threads::<TantivyDocument>(threads, WRITER_MEMORY_BYTES)?;
         // Small segments from incremental additions, and segments mostly
-        // deleted, get merged (in the background, waited for in `commit`).
+        // deleted, get merged (in the background, waited for in
+        // `IndexBuild::finish`).
         let mut policy = LogMergePolicy::default();
         policy.set_del_docs_ratio_before_merge(DELETED_SHARE_BEFORE_MERGE);
         writer.set_merge_policy(Box::new(policy));
         Ok(writer)
-    }
-
-    fn commit(
-        &self,
-        writer: IndexWriter<TantivyDocument>,
-        stamp: &IndexStamp,
-    ) -> Result<(), IndexError> {
-        let payload =
-            serde_json::to_string(stamp).map_err(|e| IndexError::Tantivy(e.to_string()))?;
-        let mut build = IndexBuild {
-            index: self,
-            writer,
-            payload,
-        };
-        build.commit()?;
-        build.finish()
     }
 
     /// The generation of the reader's snapshot (it changes at each reload
