@@ -483,6 +483,8 @@ async def one_run(a: argparse.Namespace, run_no: int, sources: list[dict],
                 shutil.rmtree(os.path.join(tmp, "round"), ignore_errors=True)
             R["repeat_loads"] = rounds
             R["peak_repeat"] = sampler.take()
+            time.sleep(a.idle)
+            R["repeat_idle"] = proc_status(daemon.proc.pid)
             data_now("after_repeat_loads")
 
         R["peak_total"] = dict(sampler.total)
@@ -547,6 +549,7 @@ def summarize(runs: list[dict], meta: dict) -> dict:
         s["repeat_first_anon"] = med([x[0]["RssAnon"] for x in rep])
         s["repeat_last_anon"] = med([x[-1]["RssAnon"] for x in rep])
         s["repeat_max_anon"] = med([max(y["RssAnon"] for y in x) for x in rep])
+        s["repeat_idle_anon"] = med([r["repeat_idle"]["RssAnon"] for r in runs])
         s["repeat_k"] = len(rep[0])
         s["repeat_mb"] = rep[0][0]["mb"]
     return s
@@ -590,6 +593,8 @@ def table(s: dict, meta: dict) -> str:
                      "after the first / the last (max)",
                      f"{fmt(s['repeat_first_anon'], nd=0)} / {fmt(s['repeat_last_anon'], nd=0)} "
                      f"({fmt(s['repeat_max_anon'], nd=0)}) MB", "flat (within 10%)"))
+        rows.append((f"the same, {meta['idle']:g} s later (the daemon dropped its caches at 20 s)",
+                     f"{fmt(s['repeat_idle_anon'], ' MB', 0)}", ""))
     rows += [
         ("`RssAnon` after deleting every session + `rlm gc`", fmt(s["rm_gc_anon"], " MB", 0), ""),
         ("peak `RssAnon` / `RssFile` over the whole run",

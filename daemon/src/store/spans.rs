@@ -101,7 +101,8 @@ impl Store {
             )?;
             for (i, s) in spans.iter().enumerate() {
                 put.execute(params![
-                    uuid::Uuid::new_v4().to_string(),
+                    // Time-ordered, like documents' ids (`load::commit_load`).
+                    uuid::Uuid::now_v7().to_string(),
                     session_id,
                     doc_id,
                     set_id,

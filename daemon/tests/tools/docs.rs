@@ -600,6 +600,26 @@ fn the_same_content_is_stored_once_but_each_load_gets_its_own_doc_id() {
     }
 }
 
+/// Documents' ids sort in load order (time-ordered UUIDs), within a load and
+/// across loads: a big load appends to the documents' id index instead of
+/// writing at random pages of it.
+#[test]
+fn doc_ids_follow_load_order() {
+    let env = Env::new();
+    let sid = env.session();
+    let texts: Vec<String> = (0..300).map(|i| format!("text number {i}\n")).collect();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let mut ids = env.load_all(&sid, &refs);
+    ids.extend(env.load_all(&sid, &refs[..50]));
+    for id in &ids {
+        let u = uuid::Uuid::parse_str(id).unwrap();
+        assert_eq!(u.get_version_num(), 7, "{id} is a time-ordered UUID");
+    }
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(sorted, ids, "doc_ids in load order");
+}
+
 #[test]
 fn token_estimates_are_ceil_of_chars_over_four_unless_hinted() {
     let env = Env::new();

@@ -387,9 +387,12 @@ impl Engine {
         let store = &self.inner.store;
         let lock = store.lock_session(&session.id)?;
         let created = now();
+        // Time-ordered (v7): they follow creation order, so a big load
+        // appends to the documents' id index instead of writing at random
+        // pages of it (ordered within this process; TOOLS.md: opaque ids).
         let ids: Vec<String> = stored
             .iter()
-            .map(|_| uuid::Uuid::new_v4().to_string())
+            .map(|_| uuid::Uuid::now_v7().to_string())
             .collect();
         let docs: Vec<NewDocument<'_>> = stored
             .iter()
