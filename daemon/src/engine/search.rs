@@ -13,6 +13,7 @@ use super::index::SessionIndex;
 use super::integrity::{check_read, open_text};
 use super::{CallContext, Engine, ResponseBudget, SessionRow, fit};
 use crate::search::bm25::{self, IndexError};
+use crate::search::markup;
 use crate::search::scan::{ScanMethod, Scanner};
 use crate::text::Text;
 
@@ -269,8 +270,16 @@ impl Engine {
             };
             let text = self.text_of(first)?;
             let passage = slice(&text, hit.start_char, hit.end_char);
+            // Terms are found where the index found them: an HTML page's
+            // markup masked (same offsets), so neither the cluster nor a
+            // highlight lands in a tag.
+            let html = markup::is_html(slice(
+                &text,
+                0,
+                text.len_chars().min(markup::SNIFF_BYTES as u64),
+            ));
             // One search of the passage serves the cluster and, mostly, the highlights.
-            let occ = matcher.occurrences(passage);
+            let occ = matcher.occurrences(&markup::as_indexed(html, passage));
             let (cs, ce) = bm25::best_cluster_in(&occ, terms, window)
                 .map(|(a, b)| (hit.start_char + a as u64, hit.start_char + b as u64))
                 .unwrap_or((hit.start_char, hit.start_char));
@@ -304,9 +313,10 @@ impl Engine {
                 )
             } else {
                 let context = slice(&text, start, end);
+                let read = markup::as_indexed(html, context);
                 (
                     context,
-                    bm25::highlights_in(&matcher.occurrences(context), terms),
+                    bm25::highlights_in(&matcher.occurrences(&read), terms),
                 )
             };
             let highlights: Vec<Highlight> = found

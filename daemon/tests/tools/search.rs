@@ -164,6 +164,64 @@ fn highlights_list_every_query_term_hit_in_the_context() {
     );
 }
 
+/// An HTML page is searched for what a reader sees: words only its markup
+/// holds (tag and attribute names, attribute values, scripts, styles,
+/// character references) find nothing by bm25, while regex still sees them;
+/// the context is the page's own text, and the highlights mark the visible
+/// words only, at their offsets in it.
+#[test]
+fn bm25_reads_an_html_page_as_its_reader_does() {
+    let env = Env::new();
+    let sid = env.session();
+    let page = "<!DOCTYPE html>\n<html><head><title>Quokka notes</title>\n\
+        <style>.marsupial { color: brown }</style>\n\
+        <script>var wombat = 1;</script></head>\n\
+        <body><p class=\"quokka\" data-note=\"pademelon\">The quokka smiles &amp; \
+        hops &lt;fast&gt;.</p><!-- bilby --></body></html>\n";
+    let doc = env.load(&sid, page);
+    // The same words as plain text are found: only the page's markup is not.
+    let plain = "A note on the pademelon and the wombat, the bilby and the marsupial.";
+    let plain_doc = env.load(&sid, plain);
+    for hidden in ["pademelon", "wombat", "bilby", "marsupial", "amp", "class"] {
+        let r = env.search(&sid, json!({"query": hidden}));
+        let docs: Vec<&str> = r["matches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["doc_id"].as_str().unwrap())
+            .collect();
+        assert!(
+            !docs.contains(&doc.as_str()),
+            "{hidden:?} is in the page's markup only: {r}"
+        );
+        if hidden != "amp" && hidden != "class" {
+            assert_eq!(docs, [plain_doc.as_str()], "{hidden:?}: {r}");
+        }
+        let r = env.search(&sid, json!({"query": hidden, "method": "regex"}));
+        assert!(
+            r["matches"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["doc_id"] == doc.as_str()),
+            "regex reads the page's markup: {hidden:?} {r}"
+        );
+    }
+    let r = env.search(&sid, json!({"query": "quokka", "context_chars": 2000}));
+    let m = &r["matches"][0];
+    assert_eq!(m["doc_id"], doc.as_str(), "{r}");
+    check_match(page, m);
+    assert_eq!(m["context"], page, "the context is the page's own text");
+    // `quokka` is in the title, the class attribute and the paragraph: the
+    // attribute's is not highlighted.
+    let visible: Vec<(u64, u64, String)> = word_hits(page, &["quokka"])
+        .into_iter()
+        .filter(|(s, _, _)| !chars(page, 0, *s).ends_with("class=\""))
+        .collect();
+    assert_eq!(visible.len(), 2);
+    assert_eq!(highlights_of(m), visible, "{m}");
+}
+
 #[test]
 fn regex_search_is_case_insensitive_with_every_match_in_document_order() {
     let env = Env::new();

@@ -8,10 +8,11 @@ use super::passages::{PASSAGE_CHARS, PASSAGE_SNAP};
 use crate::search::analyzer::AnalyzerOptions;
 
 /// Version of the index layout (schema, passages, analysis); part of [`signature`].
-pub const INDEX_FORMAT: &str = "v3";
+pub const INDEX_FORMAT: &str = "v4";
 
 /// The analysis and passage layout of an index, as recorded in its stamp:
-/// e.g. `v3;stop=1;stem=0;p=1500-600` (v2 was passages of 1500 chars every 1200).
+/// e.g. `v4;stop=1;stem=0;p=1500-600` (v3 indexed HTML pages' markup too;
+/// v2 was passages of 1500 chars every 1200).
 pub fn signature(opts: AnalyzerOptions) -> String {
     format!(
         "{INDEX_FORMAT};{};p={PASSAGE_CHARS}-{PASSAGE_SNAP}",
@@ -46,7 +47,7 @@ mod tests {
     #[test]
     fn signatures() {
         let sig = signature(AnalyzerOptions::DEFAULT);
-        assert_eq!(sig, "v3;stop=1;stem=0;p=1500-600");
+        assert_eq!(sig, "v4;stop=1;stem=0;p=1500-600");
         assert_eq!(parse_signature(&sig), Some(AnalyzerOptions::DEFAULT));
         let other = AnalyzerOptions {
             stop_words: false,
@@ -55,7 +56,8 @@ mod tests {
         assert_eq!(parse_signature(&signature(other)), Some(other));
         // An index of an older layout is not ours: it is made afresh.
         assert_eq!(parse_signature("v2;stop=1;stem=0;p=1500/1200"), None);
-        assert_eq!(parse_signature("v3;stop=1;stem=0;p=1000-400"), None);
+        assert_eq!(parse_signature("v4;stop=1;stem=0;p=1000-400"), None);
+        assert_eq!(parse_signature("v3;stop=1;stem=0;p=1500-600"), None);
         assert_eq!(parse_signature(""), None);
     }
 }

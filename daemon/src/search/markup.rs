@@ -1,0 +1,339 @@
+//! HTML markup as the BM25 index reads it: as spaces. What a reader of a page
+//! sees is indexed; its tags, comments, scripts, styles and character
+//! references are not (rustdoc's pages are three quarters markup by their
+//! word count, and words like `class`, `href` and `span` drowned what they
+//! say). The masked text keeps every byte and character where it was, so
+//! the offsets found in it are the original text's.
+
+/// Bytes of a text's start that decide whether it is an HTML page, at most
+/// (as many characters hold them all).
+pub const SNIFF_BYTES: usize = 1024;
+
+/// Names of a character reference (`&amp;`, `&#x3C;`), at most this long.
+const MAX_REFERENCE: usize = 32;
+
+/// Whether `text` is an HTML page: after an optional byte-order mark, white
+/// space, comments and an XML declaration, within its first 1 KiB, it
+/// opens with `<!doctype html` or `<html` (ASCII case ignored). Decided by
+/// the text alone, since one index entry serves a text whatever file name
+/// each session loaded it from; a fragment without either is read as text.
+pub fn is_html(text: &str) -> bool {
+    let b = text.as_bytes();
+    let b = &b[..b.len().min(SNIFF_BYTES)];
+    let mut i = if b.starts_with("\u{feff}".as_bytes()) {
+        3
+    } else {
+        0
+    };
+    loop {
+        while i < b.len() && b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        let rest = &b[i..];
+        if rest.starts_with(b"<!--") {
+            match find(rest, 4, b"-->") {
+                Some(end) => i += end + 3,
+                None => return false,
+            }
+        } else if rest.starts_with(b"<?") {
+            match find(rest, 2, b"?>") {
+                Some(end) => i += end + 2,
+                None => return false,
+            }
+        } else {
+            return opens_with(rest, b"<!doctype html") || opens_with(rest, b"<html");
+        }
+    }
+}
+
+/// `rest` starts with `name` (ASCII case ignored), followed by a byte that
+/// ends a tag name, or by nothing.
+fn opens_with(rest: &[u8], name: &[u8]) -> bool {
+    rest.len() >= name.len()
+        && rest[..name.len()].eq_ignore_ascii_case(name)
+        && rest
+            .get(name.len())
+            .is_none_or(|&c| c.is_ascii_whitespace() || c == b'>' || c == b'/')
+}
+
+/// `passage` into `out` with every ASCII byte of markup replaced by a
+/// space: tags (from a `<` followed by a letter, `/`, `!` or `?` to the
+/// first `>` outside a quoted attribute value), comments, the contents of
+/// `script` and `style` elements, and character references (`&amp;`,
+/// `&#60;`, `&#x3C;`). Bytes outside ASCII stay, so the result is valid
+/// UTF-8 with every character at its byte and character offset. A passage
+/// is read on its own (the index and the search both mask one passage at a
+/// time): one that opens inside a tag, whose first `>` comes before any
+/// `<`, is read as markup up to that `>`; one that opens inside a script is
+/// read as text until its closing tag.
+pub fn mask_into(passage: &str, out: &mut String) {
+    let b = passage.as_bytes();
+    let mut m = std::mem::take(out).into_bytes();
+    m.clear();
+    m.extend_from_slice(b);
+    let mut i = 0;
+    if let Some(gt) = memchr::memchr(b'>', b)
+        && memchr::memchr(b'<', &b[..gt]).is_none()
+    {
+        blank(&mut m, 0, gt + 1);
+        i = gt + 1;
+    }
+    while let Some(at) = memchr::memchr2(b'<', b'&', &b[i..]) {
+        let at = i + at;
+        i = if b[at] == b'&' {
+            match reference_end(b, at) {
+                Some(end) => {
+                    blank(&mut m, at, end);
+                    end
+                }
+                None => at + 1,
+            }
+        } else {
+            markup_end(b, at, &mut m)
+        };
+    }
+    // Only ASCII bytes were replaced, by ASCII: still UTF-8.
+    *out = String::from_utf8(m).expect("masking replaces only ASCII bytes");
+}
+
+/// `passage` masked as [`mask_into`] does.
+pub fn mask(passage: &str) -> String {
+    let mut out = String::new();
+    mask_into(passage, &mut out);
+    out
+}
+
+/// A passage, or any piece of one's text, as the index reads it: masked
+/// when the text it comes from is an HTML page ([`is_html`] of the text).
+pub fn as_indexed(html: bool, piece: &str) -> std::borrow::Cow<'_, str> {
+    if html {
+        std::borrow::Cow::Owned(mask(piece))
+    } else {
+        std::borrow::Cow::Borrowed(piece)
+    }
+}
+
+/// Blanks the markup that starts at the `<` at `at` (if any starts there)
+/// and returns where reading goes on.
+fn markup_end(b: &[u8], at: usize, m: &mut [u8]) -> usize {
+    let rest = &b[at..];
+    if rest.starts_with(b"<!--") {
+        let end = find(rest, 4, b"-->").map_or(b.len(), |e| at + e + 3);
+        blank(m, at, end);
+        return end;
+    }
+    let opens_tag = rest
+        .get(1)
+        .is_some_and(|&c| c.is_ascii_alphabetic() || matches!(c, b'/' | b'!' | b'?'));
+    if !opens_tag {
+        return at + 1; // a `<` of the text ("a < b")
+    }
+    let end = tag_end(b, at + 1);
+    blank(m, at, end);
+    // Raw text elements: their contents are script or style, never text.
+    let name_end = rest[1..]
+        .iter()
+        .position(|c| !c.is_ascii_alphanumeric())
+        .map_or(rest.len(), |p| p + 1);
+    let name = &rest[1..name_end];
+    let self_closing = end >= 2 && b[end - 2] == b'/' && b[end - 1] == b'>';
+    for raw in [&b"script"[..], b"style"] {
+        if name.eq_ignore_ascii_case(raw) && !self_closing {
+            let close = find_closing(b, end, raw).unwrap_or(b.len());
+            blank(m, end, close);
+            return close;
+        }
+    }
+    end
+}
+
+/// Where the tag whose name starts at `from` ends: after its first `>`
+/// outside a quoted attribute value (`title="a > b"`), or the passage's end.
+fn tag_end(b: &[u8], from: usize) -> usize {
+    let mut i = from;
+    while i < b.len() {
+        match b[i] {
+            b'>' => return i + 1,
+            b'=' => {
+                i += 1;
+                while i < b.len() && b[i].is_ascii_whitespace() {
+                    i += 1;
+                }
+                if let Some(&q @ (b'"' | b'\'')) = b.get(i) {
+                    match memchr::memchr(q, &b[i + 1..]) {
+                        Some(p) => i += p + 2,
+                        None => return b.len(),
+                    }
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    b.len()
+}
+
+/// Where `</name` (ASCII case ignored) next starts at or after `from`.
+fn find_closing(b: &[u8], from: usize, name: &[u8]) -> Option<usize> {
+    let mut i = from;
+    while let Some(p) = memchr::memchr(b'<', &b[i..]) {
+        let at = i + p;
+        let rest = &b[at..];
+        if rest.len() > name.len() + 1
+            && rest[1] == b'/'
+            && rest[2..2 + name.len()].eq_ignore_ascii_case(name)
+        {
+            return Some(at);
+        }
+        i = at + 1;
+    }
+    None
+}
+
+/// The end (after its `;`) of the character reference that starts at the
+/// `&` at `at`, if one does: `&name;`, `&#digits;` or `&#xhex;`.
+fn reference_end(b: &[u8], at: usize) -> Option<usize> {
+    let mut i = at + 1;
+    let numeric = b.get(i) == Some(&b'#');
+    if numeric {
+        i += 1;
+        if matches!(b.get(i), Some(b'x' | b'X')) {
+            i += 1;
+        }
+    }
+    let start = i;
+    while i < b.len() && i - start <= MAX_REFERENCE && b[i].is_ascii_alphanumeric() {
+        i += 1;
+    }
+    (i > start && i - start <= MAX_REFERENCE && b.get(i) == Some(&b';')).then_some(i + 1)
+}
+
+/// Where `needle` first starts in `hay` at or after `from`.
+fn find(hay: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
+    memchr::memmem::find(hay.get(from..)?, needle).map(|p| from + p)
+}
+
+/// Replaces the ASCII bytes of `m[from..to]` with spaces.
+fn blank(m: &mut [u8], from: usize, to: usize) {
+    for c in &mut m[from..to] {
+        if c.is_ascii() {
+            *c = b' ';
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The words left once masked.
+    fn words(html: &str) -> Vec<String> {
+        mask(html)
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn pages_are_told_by_their_opening() {
+        for page in [
+            "<!DOCTYPE html><html lang=\"en\">",
+            "\u{feff}  <!doctype HTML>\n<html>",
+            "<html>",
+            "<HTML lang=en>",
+            "<!-- generated -->\n<!DOCTYPE html>",
+            "<?xml version=\"1.0\"?>\n<html xmlns=\"http://www.w3.org/1999/xhtml\">",
+        ] {
+            assert!(is_html(page), "{page:?} is a page");
+        }
+        for text in [
+            "",
+            "plain text about <html> tags",
+            "<htmlx>",
+            "<div>a fragment</div>",
+            "<!-- never closed <!DOCTYPE html>",
+            "# Markdown\n<html>",
+        ] {
+            assert!(!is_html(text), "{text:?} is not a page");
+        }
+        let late = format!("{}<!DOCTYPE html>", " ".repeat(SNIFF_BYTES));
+        assert!(!is_html(&late), "only the first KiB decides");
+    }
+
+    #[test]
+    fn tags_comments_scripts_styles_and_references_are_masked() {
+        let page = "<!DOCTYPE html><html><head><title>Vec in std</title>\
+            <style>.class { color: red }</style>\
+            <script type=\"text/javascript\">var hidden = 1;</script></head>\
+            <body><!-- a comment --><a class=\"struct\" href=\"struct.Vec.html\" \
+            title=\"a > b\">Vec</a>&lt;T&gt; grows &amp; shrinks&#160;&#x3C;fast</body></html>";
+        assert_eq!(
+            words(page),
+            ["Vec", "in", "std", "Vec", "T", "grows", "shrinks", "fast"]
+        );
+    }
+
+    #[test]
+    fn text_that_only_looks_like_markup_stays() {
+        assert_eq!(words("a < b and c > d"), ["a", "b", "and", "c", "d"]);
+        assert_eq!(
+            words("x<3 & y&z; &toolongname1234567890123456789012345;"),
+            ["x", "3", "y", "toolongname1234567890123456789012345"]
+        );
+        assert_eq!(words("AT&T rocks"), ["AT", "T", "rocks"]);
+    }
+
+    #[test]
+    fn a_passage_may_open_or_end_inside_markup() {
+        // Opening inside a tag (the cut fell in its attributes).
+        assert_eq!(
+            words("s=\"struct\" href=\"x.html\">Vec</a> grows"),
+            ["Vec", "grows"]
+        );
+        // A `>` of the text after a `<`: not a tag's tail.
+        assert_eq!(words("a <b>bold</b> c > d"), ["a", "bold", "c", "d"]);
+        // Ending inside a tag, a comment, a script, a quoted value.
+        assert_eq!(words("text <a href=\"x"), ["text"]);
+        assert_eq!(words("text <!-- open"), ["text"]);
+        assert_eq!(words("text <script>var x"), ["text"]);
+        assert_eq!(words("text <a title='open"), ["text"]);
+        // Self-closing and upper-case raw elements.
+        assert_eq!(
+            words("<SCRIPT src=x.js/>after <STYLE>p{}</Style>shown"),
+            ["after", "shown"]
+        );
+    }
+
+    #[test]
+    fn characters_outside_ascii_stay_where_they_are() {
+        let page = "<p title=\"été\">日本語 — ünïcode</p>";
+        let masked = mask(page);
+        assert_eq!(masked.len(), page.len());
+        assert_eq!(masked.chars().count(), page.chars().count());
+        assert!(masked.contains("日本語 — ünïcode"));
+        // So do the attribute's own letters outside ASCII (the price of
+        // keeping every offset; tags seldom hold any).
+        assert_eq!(words(page), ["é", "é", "日本語", "ünïcode"]);
+    }
+
+    proptest! {
+        /// Masking keeps every character's byte and character offset, keeps
+        /// every character outside ASCII, and only ever writes spaces.
+        #[test]
+        fn masking_keeps_the_layout(text in "[<>/!?&#;=\"'a-zA-Z0-9 \n\té日😀-]{0,400}") {
+            let masked = mask(&text);
+            prop_assert_eq!(masked.len(), text.len());
+            for ((i, a), (j, b)) in text.char_indices().zip(masked.char_indices()) {
+                prop_assert_eq!(i, j);
+                prop_assert!(a == b || (a.is_ascii() && b == ' '), "{:?} became {:?}", a, b);
+            }
+        }
+
+        /// Text without `<`, `>` or `&` is left as it is.
+        #[test]
+        fn plain_text_is_untouched(text in "[a-zA-Z0-9 \n\t.,;:'\"=/!?é日😀-]{0,400}") {
+            prop_assert_eq!(mask(&text), text);
+        }
+    }
+}
