@@ -535,6 +535,28 @@ fn walks_follow_links_once_and_stop_at_loops() {
     }
 }
 
+/// A file reached first by a path the filters refuse and then by one they
+/// keep (a link `b.rs` to `a.txt`, for a glob of `*.rs` or an include of
+/// `\.rs$`) is loaded: the refused path claims nothing.
+#[test]
+fn a_link_kept_by_the_filters_loads_its_target_whatever_the_walk_meets_first() {
+    let env = Env::new();
+    let sid = env.session();
+    env.write_file("linked/a.txt", "the target of a link\n");
+    env.write_file("linked/z.rs", "fn plain() {}\n");
+    let root = env.dir.path().join("linked");
+    std::os::unix::fs::symlink("a.txt", root.join("b.rs")).unwrap();
+    let expected = BTreeSet::from([canon(&root.join("a.txt")), canon(&root.join("z.rs"))]);
+    for source in [
+        json!({"type": "glob", "path": "linked/*.rs"}),
+        json!({"type": "directory", "path": "linked", "include_pattern": "\\.rs$"}),
+    ] {
+        let r = load(&env, &sid, json!([source.clone()]));
+        assert_eq!(r["loaded_count"], 2, "{source}: {r}");
+        assert_eq!(sources_of(&r), expected, "{source}: {r}");
+    }
+}
+
 #[test]
 fn files_skipped_inside_a_directory_or_glob_are_reported() {
     let env = Env::with(|c| c.max_file_size_mb = 1);

@@ -90,14 +90,10 @@ impl Engine {
                     require_literal_leading_dot: false,
                 };
                 let (base, depth) = glob_base(&pattern);
-                let walked = walk_files(&base, depth, ctx, skips);
                 let keep = |p: &Path| matcher.matches_path_with(p, options) && filters.keep(p);
+                let walked = walk_files(&base, depth, &keep, ctx, skips);
                 walked.refuse_others(keep, skips);
-                let mut found: Vec<(PathBuf, PathBuf)> = walked
-                    .files
-                    .into_iter()
-                    .filter(|(walked, _)| keep(walked))
-                    .collect();
+                let mut found = walked.files;
                 found.sort();
                 if found.is_empty() {
                     skips.push(Skip::new(
@@ -142,13 +138,10 @@ impl Engine {
                     }
                 };
                 let depth = if recursive { usize::MAX } else { 1 };
-                let walked = walk_files(&dir, depth, ctx, skips);
-                walked.refuse_others(|p| filters.keep(p), skips);
-                let found: Vec<(PathBuf, PathBuf)> = walked
-                    .files
-                    .into_iter()
-                    .filter(|(walked, _)| filters.keep(walked))
-                    .collect();
+                let keep = |p: &Path| filters.keep(p);
+                let walked = walk_files(&dir, depth, &keep, ctx, skips);
+                walked.refuse_others(keep, skips);
+                let found = walked.files;
                 if found.is_empty() {
                     skips.push(Skip::new(
                         SkipKind::Other,
@@ -336,15 +329,24 @@ impl Walked {
 }
 
 /// The regular files under `base` (`base` itself when it is one), at most
-/// `depth` levels down, in walk order (sorted by name at each level), each as
-/// walked and as its canonical path. Links are followed, with loop
-/// detection: a link back into a folder being walked is not followed again
-/// (and counted in one line of `skips`), and a file reached twice (through
-/// links) is listed once. Entries that are neither files nor folders (a
+/// `depth` levels down, that `keep` keeps (by the path as walked), in walk
+/// order (sorted by name at each level), each as walked and as its
+/// canonical path. Links are followed, with loop detection: a link back
+/// into a folder being walked is not followed again (and counted in one
+/// line of `skips`), and a file reached twice (through links) by kept paths
+/// is listed once (a path `keep` refuses claims nothing: a link `b.rs` to
+/// `a.txt` is loaded by a glob of `*.rs`, whichever the walk meets first).
+/// Only kept files are resolved to their canonical paths. Entries that are neither files nor folders (a
 /// FIFO, a socket, a device, or a link to one) come back apart, for the
 /// caller to report. A cancelled call stops the walk, and so does its
 /// `MAX_WALK_ENTRIES`th entry.
-fn walk_files(base: &Path, depth: usize, ctx: &CallContext, skips: &mut Vec<Skip>) -> Walked {
+fn walk_files(
+    base: &Path,
+    depth: usize,
+    keep: &dyn Fn(&Path) -> bool,
+    ctx: &CallContext,
+    skips: &mut Vec<Skip>,
+) -> Walked {
     let walker = walkdir::WalkDir::new(base)
         .follow_links(true)
         .max_depth(depth)
@@ -410,6 +412,7 @@ fn walk_files(base: &Path, depth: usize, ctx: &CallContext, skips: &mut Vec<Skip
         }
         match entry {
             // Followed links report their target's type.
+            Ok(e) if e.file_type().is_file() && !keep(e.path()) => {}
             Ok(e) if e.file_type().is_file() => match canonical_of(&e) {
                 Ok(canonical) => {
                     if seen.insert(canonical.as_os_str().to_owned()) {
