@@ -65,6 +65,9 @@ pub struct EngineConfig {
     /// last modification and status change (the "racily clean" guard of
     /// `store/files.rs`); longer than any file system's timestamp tick.
     pub racy_window: std::time::Duration,
+    /// Characters of texts an index build commits at once, at most
+    /// (`index::BATCH_CHARS`; smaller in tests, to build in many batches).
+    pub index_batch_chars: u64,
 }
 
 impl EngineConfig {
@@ -81,6 +84,7 @@ impl EngineConfig {
             background_index: true,
             analyzer: crate::search::analyzer::AnalyzerOptions::DEFAULT,
             racy_window: std::time::Duration::from_secs(2),
+            index_batch_chars: index::BATCH_CHARS,
         }
     }
 }

@@ -414,6 +414,51 @@ fn an_addition_cut_short_is_redone_not_doubled() {
     assert_eq!(indexed_rows(&env), 3);
 }
 
+/// A build in many batches (each committed to the index, then recorded;
+/// each batch's keys claimed while the batch before it is indexed) holds
+/// every text once, whichever batch it fell in.
+#[test]
+fn a_build_in_many_batches_indexes_every_text_once() {
+    let env = Env::with(|c| {
+        c.index_batch_chars = 3_000;
+        c.background_index = false;
+    });
+    let sid = env.session();
+    let word = |i: usize| {
+        format!(
+            "quokka{}{}",
+            (b'a' + (i / 26) as u8) as char,
+            (b'a' + (i % 26) as u8) as char
+        )
+    };
+    let texts: Vec<String> = (0..40)
+        .map(|i| {
+            format!(
+                "text {i} names the {}\n{}",
+                word(i),
+                filler_text(200 + i as u64, 1_000)
+            )
+        })
+        .collect();
+    let ids = load(&env, &sid, &texts);
+    assert_eq!(
+        indexed_rows(&env),
+        0,
+        "nothing indexed before the first search"
+    );
+    for (i, id) in ids.iter().enumerate() {
+        let r = search(&env, &sid, &word(i));
+        assert_eq!(r["index_built_this_call"], i == 0, "{r}");
+        assert_eq!(r["total_matches"], 1, "{}: {r}", word(i));
+        assert_eq!(r["matches"][0]["doc_id"], id.as_str(), "{}: {r}", word(i));
+    }
+    assert_eq!(indexed_rows(&env), 40);
+    assert_eq!(
+        env.count("SELECT count(*) FROM indexed_texts WHERE committed = 1", []),
+        40
+    );
+}
+
 #[test]
 fn sessions_sharing_a_damaged_index_each_index_their_texts_again() {
     let env = Env::new();
