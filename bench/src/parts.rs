@@ -11,6 +11,7 @@ use rlmd::search::analyzer::{self, AnalyzerOptions};
 use rlmd::search::bm25::{IndexStamp, PassageIndex, measure_build_phases, passages, signature};
 use rlmd::search::markup;
 use rlmd::search::scan::{ScanMethod, Scanner};
+use rlmd::text::TextShape;
 
 use crate::EXCLUDED_DIRS;
 
@@ -59,6 +60,13 @@ pub fn index_build(corpus: &Path, include: &regex::Regex, limit: usize) -> Resul
     let t0 = Instant::now();
     let n_passages: usize = files.iter().map(|t| passages(t).len()).sum();
     let t_passages = t0.elapsed();
+    // What a load measures of each text (length in chars, checkpoints).
+    let t0 = Instant::now();
+    let checkpoints: usize = files
+        .iter()
+        .map(|t| TextShape::of(t).checkpoints.len())
+        .sum();
+    let t_shape = t0.elapsed();
     // HTML pages as the index reads them: masked passage by passage.
     let t0 = Instant::now();
     let mut masked = String::new();
@@ -104,7 +112,7 @@ pub fn index_build(corpus: &Path, include: &regex::Regex, limit: usize) -> Resul
     let t_search = t0.elapsed();
     println!(
         "{} docs, {bytes} bytes, {n_passages} passages, {tokens} tokens: passages {t_passages:?}, \
-         mask {t_mask:?} ({pages} HTML pages, passages again included), analyze {t_analyze:?}, build {t_build:?}, open {t_open:?}, search {t_search:?} ({} hits)",
+         shape {t_shape:?} ({checkpoints} checkpoints), mask {t_mask:?} ({pages} HTML pages, passages again included), analyze {t_analyze:?}, build {t_build:?}, open {t_open:?}, search {t_search:?} ({} hits)",
         files.len(),
         hits.len()
     );
