@@ -530,8 +530,8 @@ impl IndexManager {
         let mut build = index.build(&stamp).map_err(index_err)?;
         let batches = batches_of(texts, self.shared.batch_chars);
         // Each batch's keys are claimed (one SQL transaction on one thread:
-        // 1.1-1.4 s for the 42 343 texts of a batch of the scale corpus)
-        // while the batch before it is indexed. A key claimed and not
+        // about a second for the 42 343 texts of a batch of the scale
+        // corpus) while the batch before it is indexed. A key claimed and not
         // committed is what an interrupted addition leaves anyway: the next
         // build replaces whatever it holds.
         let claim = |batch: &[DocRow]| {

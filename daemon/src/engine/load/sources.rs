@@ -336,9 +336,9 @@ impl Walked {
 /// line of `skips`), and a file reached twice (through links) by kept paths
 /// is listed once (a path `keep` refuses claims nothing: a link `b.rs` to
 /// `a.txt` is loaded by a glob of `*.rs`, whichever the walk meets first).
-/// Only kept files are resolved to their canonical paths. Entries that are neither files nor folders (a
-/// FIFO, a socket, a device, or a link to one) come back apart, for the
-/// caller to report. A cancelled call stops the walk, and so does its
+/// Only kept files are resolved to their canonical paths. Entries that are
+/// neither files nor folders (a FIFO, a socket, a device, or a link to one)
+/// come back apart, for the caller to report. A cancelled call stops the walk, and so does its
 /// `MAX_WALK_ENTRIES`th entry.
 fn walk_files(
     base: &Path,
