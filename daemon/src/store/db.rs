@@ -132,21 +132,25 @@ pub const MIGRATIONS: &[&str] = &[
     // or of many documents beside others' chunkings, went quadratic; each
     // session deleted read every span of the store).
     // `documents.hash` stays without one (gc, the only deleter of blob rows,
-    // deletes their children itself: `store/gc.rs`); so does
-    // `file_identities.hash`, since 6.
+    // deletes their children itself: `store/gc.rs`); so do
+    // `file_identities.hash` and `indexed_texts.hash`, since 6.
     r#"
     CREATE INDEX artifacts_by_span ON artifacts (span_id);
     CREATE INDEX chunk_sets_by_doc ON chunk_sets (doc_id);
     CREATE INDEX spans_by_session ON spans (session_id);
     "#,
-    // 6: `file_identities.hash` loses its index. Every file a first load
-    // reads adds a row, whose hash landed at a random page of it: 0.4-0.6 s
-    // of the commit of 59 358 files (1.18-1.41 s with it, 0.78 s without).
-    // Nothing looks file identities up by hash: gc deletes those of the
-    // texts it takes in one statement, a scan of the table (`store/gc.rs`),
-    // and no other code deletes blob rows.
+    // 6: `file_identities.hash` and `indexed_texts.hash` lose their
+    // indexes. Every file a first load reads adds a row, whose hash landed
+    // at a random page of the first: 0.4-0.6 s of the commit of 59 358
+    // files (1.18-1.41 s with it, 0.78 s without); every text an index
+    // build claims did the same in the second. Nothing looks either up by
+    // hash alone (claims and views go by index id and hash, which their
+    // unique key covers): gc deletes the rows of the texts it takes in one
+    // statement each, a scan of the table (`store/gc.rs`), and no other
+    // code deletes blob rows.
     r#"
     DROP INDEX file_identities_by_hash;
+    DROP INDEX indexed_texts_by_hash;
     "#,
 ];
 
@@ -565,10 +569,17 @@ mod tests {
                 );
             }
             unindexed.sort();
-            // Blob rows are deleted by gc alone, which deletes their
-            // documents' and file identities' rows itself, set-based (an
-            // index would cost every load: migrations 5 and 6).
-            assert_eq!(unindexed, ["documents.hash", "file_identities.hash"]);
+            // Blob rows are deleted by gc alone, which deletes the rows
+            // naming them itself, set-based (an index would cost every load
+            // or build: migrations 5 and 6).
+            assert_eq!(
+                unindexed,
+                [
+                    "documents.hash",
+                    "file_identities.hash",
+                    "indexed_texts.hash"
+                ]
+            );
             Ok::<_, DbError>(())
         })
         .unwrap();
