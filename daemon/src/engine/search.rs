@@ -273,11 +273,7 @@ impl Engine {
             // Terms are found where the index found them: an HTML page's
             // markup masked (same offsets), so neither the cluster nor a
             // highlight lands in a tag.
-            let html = markup::is_html(slice(
-                &text,
-                0,
-                text.len_chars().min(markup::SNIFF_BYTES as u64),
-            ));
+            let html = markup::is_html(text.as_str());
             // One search of the passage serves the cluster and, mostly, the highlights.
             let occ = matcher.occurrences(&markup::as_indexed(html, passage));
             let (cs, ce) = bm25::best_cluster_in(&occ, terms, window)

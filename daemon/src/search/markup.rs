@@ -5,9 +5,8 @@
 //! say). The masked text keeps every byte and character where it was, so
 //! the offsets found in it are the original text's.
 
-/// Bytes of a text's start that decide whether it is an HTML page, at most
-/// (as many characters hold them all).
-pub const SNIFF_BYTES: usize = 1024;
+/// Bytes of a text's start that decide whether it is an HTML page, at most.
+const SNIFF_BYTES: usize = 1024;
 
 /// Names of a character reference (`&amp;`, `&#x3C;`), at most this long.
 const MAX_REFERENCE: usize = 32;
