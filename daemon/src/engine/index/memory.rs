@@ -61,7 +61,7 @@ pub(super) struct Cache {
 /// text's hint and whether the text has characters (then it has passages).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct DocMark {
-    pub(super) hint: Option<u128>,
+    pub(super) hint: Option<Hint>,
     pub(super) has_chars: bool,
 }
 
@@ -88,14 +88,20 @@ pub(super) struct KnownDocs {
 pub(super) struct KeyHints {
     pub(super) index_id: String,
     /// By the first 128 bits of the text's SHA-256.
-    pub(super) keys: HashMap<u128, u64>,
+    pub(super) keys: HashMap<Hint, u64>,
 }
+
+/// The first 128 bits of a text's SHA-256, as two words: a `u128` is
+/// aligned to 16 bytes, which padded a `DocMark` to 48 bytes and a hint's
+/// map entry to 32 (now 32 and 24; `marks_and_hints_stay_small`).
+pub(super) type Hint = [u64; 2];
 
 /// The hint of a text: the first 128 bits of its SHA-256 (hex). Two texts
 /// alike in those bits are not to be met (one chance in 2^64 among 2^32
 /// texts).
-pub(super) fn hint_of(hash: &str) -> Option<u128> {
-    u128::from_str_radix(hash.get(..32)?, 16).ok()
+pub(super) fn hint_of(hash: &str) -> Option<Hint> {
+    let word = |range: std::ops::Range<usize>| u64::from_str_radix(hash.get(range)?, 16).ok();
+    Some([word(0..16)?, word(16..32)?])
 }
 
 /// A session's documents with their texts' keys in one index (None: not
@@ -139,4 +145,35 @@ pub(super) fn keep_known(
         known.remove(&other);
     }
     known.insert(session_id.to_owned(), KnownDocs { generation, marks });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every document of every session cached costs a mark, and every text
+    /// loaded a hint: their sizes are what the caches' bounds count.
+    #[test]
+    fn marks_and_hints_stay_small() {
+        assert_eq!(std::mem::size_of::<DocMark>(), 32);
+        assert_eq!(std::mem::size_of::<(Hint, u64)>(), 24);
+    }
+
+    #[test]
+    fn a_hint_is_the_first_128_bits_of_the_hash() {
+        let hash = "00112233445566778899aabbccddeeff0123456789abcdef0123456789abcdef";
+        assert_eq!(
+            hint_of(hash),
+            Some([0x0011_2233_4455_6677, 0x8899_aabb_ccdd_eeff])
+        );
+        // Texts differing only past the first 128 bits share a hint;
+        // anything else does not.
+        let mut other = hash.to_owned();
+        other.replace_range(63..64, "0");
+        assert_eq!(hint_of(&other), hint_of(hash));
+        other.replace_range(31..32, "0");
+        assert_ne!(hint_of(&other), hint_of(hash));
+        assert_eq!(hint_of("0011"), None, "too short");
+        assert_eq!(hint_of(&"z".repeat(64)), None, "not hex");
+    }
 }
