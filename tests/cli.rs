@@ -26,7 +26,7 @@ fn the_cli_reports_calls_searches_collects_and_stops_the_daemon() {
         "the flux capacitor needs 1.21 gigawatts\n",
     )
     .unwrap();
-    let (code, out, err) = run_cli(
+    let found = run_cli_json(
         &t,
         &[
             "search",
@@ -35,9 +35,6 @@ fn the_cli_reports_calls_searches_collects_and_stops_the_daemon() {
             "--json",
         ],
     );
-    assert_eq!(code, 0, "{err}");
-    let found: Value =
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("--json prints JSON ({e}): {out}"));
     assert_eq!(found["loaded"], 21, "{found}");
     let first = &found["matches"][0];
     assert!(
@@ -76,9 +73,7 @@ fn the_cli_reports_calls_searches_collects_and_stops_the_daemon() {
         out.contains("    the zanzibarite lode lies here, deep in the third line\n"),
         "{out}"
     );
-    let (code, out, _) = run_cli(&t, &["status", "--json"]);
-    assert_eq!(code, 0);
-    let status: Value = serde_json::from_str(&out).unwrap();
+    let status = run_cli_json(&t, &["status", "--json"]);
     assert_eq!(
         status["sessions_total"], 0,
         "a search leaves no session behind: {status}"
@@ -96,9 +91,7 @@ fn the_cli_reports_calls_searches_collects_and_stops_the_daemon() {
     );
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("kept as session"), "{err}");
-    let (code, out, _) = run_cli(&t, &["sessions", "--json"]);
-    assert_eq!(code, 0);
-    let sessions: Value = serde_json::from_str(&out).unwrap();
+    let sessions = run_cli_json(&t, &["sessions", "--json"]);
     assert_eq!(sessions.as_array().unwrap().len(), 1, "{sessions}");
     assert_eq!(
         sessions[0]["status"], "completed",
@@ -137,12 +130,10 @@ fn the_cli_reports_calls_searches_collects_and_stops_the_daemon() {
         status["sessions_total"], 1,
         "failed searches leave nothing: {status}"
     );
-    let (code, out, err) = run_cli(
+    let created = run_cli_json(
         &t,
         &["call", "rlm.session.create", r#"{"name": "by hand"}"#],
     );
-    assert_eq!(code, 0, "{err}");
-    let created: Value = serde_json::from_str(&out).unwrap();
     assert!(created["session_id"].is_string());
     let (code, out, err) = run_cli(
         &t,
@@ -167,9 +158,7 @@ fn the_cli_reports_calls_searches_collects_and_stops_the_daemon() {
     let (code, _, err) = run_cli(&t, &["call", "rlm.session.info", "{not json"]);
     assert_ne!(code, 0);
     assert!(err.contains("not JSON"), "{err}");
-    let (code, out, err) = run_cli(&t, &["gc", "--json"]);
-    assert_eq!(code, 0, "{err}");
-    let report: Value = serde_json::from_str(&out).unwrap();
+    let report = run_cli_json(&t, &["gc", "--json"]);
     // What gc removes and keeps is checked where garbage exists: see
     // `gc_removes_exactly_the_old_garbage_and_keeps_every_pack_the_store_names`.
     assert_eq!(report["grace_seconds"], 3600, "{report}");
@@ -220,9 +209,15 @@ fn session_with_folder(t: &TestDir, folder: &Path) -> String {
 }
 
 fn cli_ok(t: &TestDir, tool: &str, args: Value) -> Value {
-    let (code, out, err) = run_cli(t, &["call", tool, &args.to_string()]);
-    assert_eq!(code, 0, "rlm call {tool}: {err}");
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("rlm call prints JSON ({e}): {out}"))
+    run_cli_json(t, &["call", tool, &args.to_string()])
+}
+
+/// Runs `rlm` with `args`, expects exit 0 (failing with its stderr), and
+/// parses what it printed as JSON (`--json`, `call`).
+fn run_cli_json(t: &TestDir, args: &[&str]) -> Value {
+    let (code, out, err) = run_cli(t, args);
+    assert_eq!(code, 0, "rlm {args:?}: {err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("rlm {args:?} prints JSON ({e}): {out}"))
 }
 
 /// `rlm gc` removes exactly the garbage old enough to collect: an orphan pack, a temporary file
@@ -296,9 +291,7 @@ fn gc_removes_exactly_the_old_garbage_and_keeps_every_pack_the_store_names() {
     let loads_lock = std::fs::File::create(t.data.join("blobs/loads.lock")).unwrap();
     fs4::FileExt::lock_shared(&loads_lock).unwrap();
 
-    let (code, out, err) = run_cli(&t, &["gc", "--json"]);
-    assert_eq!(code, 0, "{err}");
-    let report: Value = serde_json::from_str(&out).unwrap();
+    let report = run_cli_json(&t, &["gc", "--json"]);
     assert_eq!(report["no_load_under_way"], false, "{report}");
     assert_eq!(report["packs_removed"], 1, "{report}");
     assert_eq!(report["temp_files_removed"], 1, "{report}");
@@ -315,9 +308,7 @@ fn gc_removes_exactly_the_old_garbage_and_keeps_every_pack_the_store_names() {
     // That load gone, no load is under way: the young pack no row names is
     // garbage whatever its age; a temporary file keeps its grace.
     fs4::FileExt::unlock(&loads_lock).unwrap();
-    let (code, out, err) = run_cli(&t, &["gc", "--json"]);
-    assert_eq!(code, 0, "{err}");
-    let report: Value = serde_json::from_str(&out).unwrap();
+    let report = run_cli_json(&t, &["gc", "--json"]);
     assert_eq!(report["no_load_under_way"], true, "{report}");
     assert_eq!(report["packs_removed"], 1, "{report}");
     assert_eq!(report["temp_files_removed"], 0, "{report}");
@@ -398,9 +389,7 @@ fn sessions_are_deleted_from_the_cli_and_gc_shrinks_the_store() {
     let (code, out, err) = run_cli(&t, &["sessions", "prune", "--closed-before", "0s"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains(&sids[2]) && !out.contains(&sids[1]), "{out}");
-    let (code, out, _) = run_cli(&t, &["sessions", "--json"]);
-    assert_eq!(code, 0);
-    let left: Value = serde_json::from_str(&out).unwrap();
+    let left = run_cli_json(&t, &["sessions", "--json"]);
     let left: Vec<&str> = left
         .as_array()
         .unwrap()
@@ -473,9 +462,7 @@ fn gc_without_grace_after_deleting_every_session_empties_the_store() {
     args.extend(sids.iter().map(String::as_str));
     let (code, _, err) = run_cli(&t, &args);
     assert_eq!(code, 0, "{err}");
-    let (code, out, err) = run_cli(&t, &["gc", "--grace", "0", "--json"]);
-    assert_eq!(code, 0, "{err}");
-    let report: Value = serde_json::from_str(&out).unwrap();
+    let report = run_cli_json(&t, &["gc", "--grace", "0", "--json"]);
     assert_eq!(report["texts_removed"], 120, "{report}");
     assert_eq!(report["index_texts_removed"], 120, "{report}");
     assert!(

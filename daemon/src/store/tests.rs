@@ -315,6 +315,20 @@ struct Pair {
     pack: String,
 }
 
+/// One text appended to a finished pack of its own (not yet named by any
+/// row): its hash, shape, offset and pack.
+fn stored_one(store: &Store, text: &str) -> (String, TextShape, u64, String) {
+    let mut w = store.new_pack().unwrap();
+    let at = w.append(text.as_bytes()).unwrap();
+    let pack = w.finish().unwrap().unwrap();
+    (
+        super::sha256_hex(text.as_bytes()),
+        TextShape::of(text),
+        at,
+        pack,
+    )
+}
+
 fn stored_pair(store: &Store, a: &str, b: &str) -> Pair {
     let mut w = store.new_pack().unwrap();
     let offsets = (
@@ -437,12 +451,7 @@ fn a_deleted_session_leaves_no_row_index_or_lock_and_gc_reclaims_its_texts() {
 fn a_load_commit_finds_what_gc_collected_since_the_load_looked() {
     let (dir, store) = store_with_session(100);
     add_session(&store, "old");
-    let text = "shared text";
-    let h = super::sha256_hex(text.as_bytes());
-    let shape = TextShape::of(text);
-    let mut w = store.new_pack().unwrap();
-    let at = w.append(text.as_bytes()).unwrap();
-    let pack = w.finish().unwrap().unwrap();
+    let (h, shape, at, pack) = stored_one(&store, "shared text");
     let lock = store.lock_session("old").unwrap();
     store
         .commit_load(
@@ -621,12 +630,7 @@ fn gc_deletes_what_hangs_on_a_text_and_leaves_the_foreign_keys_whole() {
 fn gc_needs_no_grace_while_no_load_is_under_way() {
     let (dir, store) = store_with_session(100);
     let layout = super::Layout::new(dir.path());
-    let alpha = "alpha text, just loaded";
-    let ha = super::sha256_hex(alpha.as_bytes());
-    let sa = TextShape::of(alpha);
-    let mut w = store.new_pack().unwrap();
-    let oa = w.append(alpha.as_bytes()).unwrap();
-    let pack = w.finish().unwrap().unwrap();
+    let (ha, sa, oa, pack) = stored_one(&store, "alpha text, just loaded");
     // Loaded (and so claimed) a moment ago, then its session deleted.
     let now = super::gc::cutoff(std::time::Duration::ZERO);
     let lock = store.lock_session("s").unwrap();
