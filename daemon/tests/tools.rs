@@ -17,6 +17,8 @@ mod docs;
 mod index;
 #[path = "tools/integrity.rs"]
 mod integrity;
+#[path = "tools/reloads.rs"]
+mod reloads;
 #[path = "tools/robustness.rs"]
 mod robustness;
 #[path = "tools/search.rs"]
@@ -31,6 +33,8 @@ mod shrink;
 mod sizes;
 #[path = "tools/traces.rs"]
 mod traces;
+#[path = "tools/walks.rs"]
+mod walks;
 
 use common::*;
 use rlmd::CallError;
