@@ -291,6 +291,13 @@ impl Store {
     /// documents with the next `seq` numbers, and bumps the session's
     /// generation and counters, and records the identity of each file read
     /// (`file_identities`). Only under the session's lock (`_held`).
+    ///
+    /// Foreign keys are not enforced in this transaction: the checks here
+    /// are the same ones, made once (the session row is read first; every
+    /// text a document names is either inserted just before it or checked
+    /// present above), where SQLite's would look up the session and the blob
+    /// again for every document row (a fifth of a re-load's commit of
+    /// 59 358 documents).
     pub fn commit_load(
         &self,
         _held: &SessionLock,
@@ -299,7 +306,7 @@ impl Store {
         pack: Option<&str>,
         created_at: &str,
     ) -> Result<LoadCommit, StoreError> {
-        self.db.write_durable(|tx| {
+        self.db.write_durable_unchecked(|tx| {
             let (status, count): (SessionStatus, i64) = tx.query_row(
                 "SELECT status, document_count FROM sessions WHERE session_id = ?1",
                 [session_id],
