@@ -366,3 +366,49 @@ fn files_skipped_inside_a_directory_or_glob_are_reported() {
         assert!(errors.contains("huge.log"), "{errors}");
     }
 }
+
+/// Sources are expanded side by side: whatever finishes first, the loaded
+/// documents and the error lines follow the order of the sources.
+#[test]
+fn sources_expanded_side_by_side_keep_their_order() {
+    let env = Env::new();
+    let sid = env.session();
+    let root = make_tree(&env);
+    let r = load(
+        &env,
+        &sid,
+        json!([
+            {"type": "directory", "path": "tree/src/x", "recursive": true},
+            {"type": "inline", "content": "between", "name": "inline-1"},
+            {"type": "glob", "path": "tree/src/*.py"},
+            {"type": "bogus"},
+            {"type": "file", "path": "tree/missing.txt"},
+            {"type": "file", "path": "tree/top.py"},
+            {"type": "glob", "path": "tree/src/*.rs"},
+        ]),
+    );
+    let sources: Vec<&str> = r["loaded"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["source"].as_str().unwrap())
+        .collect();
+    let at = |rel: &str| root.join(rel).display().to_string();
+    assert_eq!(
+        sources,
+        [
+            at("src/x/b.py"),
+            at("src/x/e.md"),
+            at("src/x/y/c.py"),
+            "inline-1".to_owned(),
+            at("src/a.py"),
+            at("top.py"),
+        ],
+        "{r}"
+    );
+    let errors = errors_of(&r);
+    assert_eq!(errors.len(), 3, "{r}");
+    assert!(errors[0].starts_with("sources[3]: not a source"), "{r}");
+    assert!(errors[1].contains("missing.txt"), "{r}");
+    assert!(errors[2].starts_with("sources[6] (glob"), "{r}");
+}

@@ -97,19 +97,34 @@ impl Engine {
     ) -> Result<DocsLoadResult, ToolError> {
         session.require_active("rlm.docs.load")?;
         let started = std::time::Instant::now();
+        // The sources are expanded side by side on the load threads (a walk
+        // of a large tree is a quarter of a re-load of unchanged files);
+        // their items and error lines keep the sources' order.
+        let expanded: Vec<(Vec<Item>, Vec<Skip>)> = self.pool().install(|| {
+            args.sources
+                .into_par_iter()
+                .enumerate()
+                .map(|(i, source)| {
+                    let (mut items, mut skips) = (Vec::new(), Vec::new());
+                    match source.parsed {
+                        Ok(source) => self.expand_source(i, source, ctx, &mut items, &mut skips),
+                        // That source's error, not the call's: the others still load.
+                        Err(reason) => skips.push(Skip::new(
+                            SkipKind::Other,
+                            format!(
+                                "sources[{i}]: not a source: {reason}; a source is {{\"type\": \"inline\" | \"file\" | \"glob\" | \"directory\", ...}} with the keys the tool's inputSchema lists"
+                            ),
+                        )),
+                    }
+                    (items, skips)
+                })
+                .collect()
+        });
         let mut skips: Vec<Skip> = Vec::new();
         let mut items: Vec<Item> = Vec::new();
-        for (i, source) in args.sources.into_iter().enumerate() {
-            match source.parsed {
-                Ok(source) => self.expand_source(i, source, ctx, &mut items, &mut skips),
-                // That source's error, not the call's: the others still load.
-                Err(reason) => skips.push(Skip::new(
-                    SkipKind::Other,
-                    format!(
-                        "sources[{i}]: not a source: {reason}; a source is {{\"type\": \"inline\" | \"file\" | \"glob\" | \"directory\", ...}} with the keys the tool's inputSchema lists"
-                    ),
-                )),
-            }
+        for (source_items, source_skips) in expanded {
+            items.extend(source_items);
+            skips.extend(source_skips);
         }
         let expanded_in = started.elapsed();
         // Held until the commit has ended: a gc meanwhile keeps what this
