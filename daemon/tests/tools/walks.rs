@@ -384,7 +384,7 @@ fn sources_expanded_side_by_side_keep_their_order() {
             {"type": "bogus"},
             {"type": "file", "path": "tree/missing.txt"},
             {"type": "file", "path": "tree/top.py"},
-            {"type": "glob", "path": "tree/src/*.rs"},
+            {"type": "glob", "path": "tree/nothing/*.py"},
         ]),
     );
     let sources: Vec<&str> = r["loaded"]
@@ -411,4 +411,26 @@ fn sources_expanded_side_by_side_keep_their_order() {
     assert!(errors[0].starts_with("sources[3]: not a source"), "{r}");
     assert!(errors[1].contains("missing.txt"), "{r}");
     assert!(errors[2].starts_with("sources[6] (glob"), "{r}");
+}
+
+/// A glob whose folder does not exist says so once, naming the folder.
+#[test]
+fn a_glob_under_a_missing_folder_is_one_error_naming_it() {
+    let env = Env::new();
+    let sid = env.session();
+    make_tree(&env);
+    let r = load(
+        &env,
+        &sid,
+        json!([{"type": "glob", "path": "tree/nothing/**/*.py"}, {"type": "glob", "path": "tree/*.py"}]),
+    );
+    let errors = errors_of(&r);
+    assert_eq!(errors.len(), 1, "{r}");
+    let missing = env.dir.path().join("tree/nothing");
+    assert!(
+        errors[0].starts_with("sources[0] (glob ")
+            && errors[0].contains(&format!("{} does not exist", missing.display())),
+        "{r}"
+    );
+    assert_eq!(r["loaded_count"], 1, "the other source still loads: {r}");
 }

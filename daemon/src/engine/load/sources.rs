@@ -90,6 +90,12 @@ impl Engine {
                     require_literal_leading_dot: false,
                 };
                 let (base, depth) = glob_base(&pattern);
+                if !base.exists() {
+                    return skips.push(Skip::new(
+                        SkipKind::Unreadable,
+                        format!("sources[{index}] (glob {shown}): {} does not exist; check the pattern and the working directory", base.display()),
+                    ));
+                }
                 let keep = |p: &Path| matcher.matches_path_with(p, options) && filters.keep(p);
                 let walked = walk_files(&base, depth, &keep, ctx, skips);
                 walked.refuse_others(keep, skips);
