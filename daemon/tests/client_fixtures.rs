@@ -125,7 +125,8 @@ fn record() -> Value {
         json!({"session_id": sid, "sources": [
             {"type": "inline", "name": "greeting", "content": "héllo wörld\nsecond line\n"},
             {"type": "file", "path": "notes.txt"},
-            {"type": "file", "path": "missing.txt"}
+            {"type": "file", "path": "missing.txt"},
+            {"type": "inline", "name": "find.py", "content": "def find_needle(hay):\n    return hay.index('needle')\n"}
         ]}),
     );
     let doc = loaded["loaded"][1]["doc_id"].as_str().unwrap().to_owned();

@@ -70,6 +70,30 @@ pub struct SearchMatch {
     pub highlight_end: u64,
     /// Every hit inside `context`.
     pub highlights: Vec<Highlight>,
+    /// The unit of the document the first hit is in: the definition of
+    /// code around it, or its Markdown section; null for other texts, for
+    /// code outside any definition, and before any heading.
+    #[serde(default)]
+    pub unit: Option<MatchUnit>,
+}
+
+/// Where a match is: the definition (a function, method, class, impl
+/// block, ...) or the section (under a Markdown heading) around its first
+/// hit, to read whole next (`rlm.docs.peek` with `start` and `end`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+pub struct MatchUnit {
+    /// `definition` or `section`.
+    pub kind: String,
+    /// The definition's name (`read_and_pack`, `impl Display for Foo`) or
+    /// the heading's text (at most 120 characters, then `…`).
+    pub name: String,
+    /// The unit's lines in the document, 1-based, inclusive.
+    pub line_start: u64,
+    pub line_end: u64,
+    /// The unit in code points of the document: `[start, end)`, from the
+    /// start of its header line to the end of its last line.
+    pub start: u64,
+    pub end: u64,
 }
 
 /// Result of `rlm.search.query`.

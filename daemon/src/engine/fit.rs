@@ -227,6 +227,7 @@ mod tests {
             highlight_start: hits[0].0,
             highlight_end: hits[0].1,
             highlights,
+            unit: None,
         }
     }
 

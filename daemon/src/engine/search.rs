@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use rayon::prelude::*;
 
 use rlm::ToolError;
-use rlm::tools::{Highlight, SearchArgs, SearchMatch, SearchMethod, SearchResult, SpanRef};
+use rlm::tools::{
+    Highlight, MatchUnit, SearchArgs, SearchMatch, SearchMethod, SearchResult, SpanRef,
+};
 
 use super::docs::DocRow;
 use super::index::SessionIndex;
@@ -15,6 +17,7 @@ use super::{CallContext, Engine, ResponseBudget, SessionRow, fit};
 use crate::search::bm25::{self, IndexError};
 use crate::search::markup;
 use crate::search::scan::{ScanMethod, Scanner};
+use crate::search::units;
 use crate::text::Text;
 
 /// Matches one search may return.
@@ -53,6 +56,8 @@ struct Found {
     primary: (u64, u64),
     /// Every hit inside `context`, in order.
     highlights: Vec<Highlight>,
+    /// The definition or section the hit is in.
+    unit: Option<MatchUnit>,
 }
 
 impl Engine {
@@ -152,6 +157,7 @@ impl Engine {
                     highlight_start,
                     highlight_end,
                     highlights: f.highlights,
+                    unit: f.unit,
                 }
             })
             .collect();
@@ -243,7 +249,9 @@ impl Engine {
         let wanted: Option<std::collections::HashSet<u64>> =
             only.map(|d| d.iter().map(|d| d.seq).collect());
         // The rows of the documents hits land in, read once each.
-        let mut rows: std::collections::HashMap<u64, DocRow> = std::collections::HashMap::new();
+        // With their sources: they tell how to read a text's units.
+        let mut rows: std::collections::HashMap<u64, (DocRow, String)> =
+            std::collections::HashMap::new();
         let window = context_chars.max(1) as usize;
         let mut out: Vec<Found> = Vec::new();
         let mut taken: Vec<(u64, u64, u64)> = Vec::new(); // (seq, start, end) of returned contexts
@@ -261,11 +269,11 @@ impl Engine {
                 .filter(|seq| !rows.contains_key(seq))
                 .collect();
             if !unread.is_empty() {
-                for d in self.inner.store.documents_at(session_id, &unread)? {
-                    rows.insert(d.seq, d);
+                for (d, source) in self.inner.store.documents_at(session_id, &unread)? {
+                    rows.insert(d.seq, (d, source));
                 }
             }
-            let Some(first) = holders.iter().find_map(|seq| rows.get(seq)) else {
+            let Some((first, _)) = holders.iter().find_map(|seq| rows.get(seq)) else {
                 continue;
             };
             let text = self.text_of(first)?;
@@ -335,21 +343,22 @@ impl Engine {
                     break;
                 }
                 taken.push((i, start, end));
+                let (row, source) = &rows[&i];
                 out.push(Found {
-                    doc_id: rows[&i].doc_id.clone(),
+                    doc_id: row.doc_id.clone(),
                     start,
                     end,
                     score: f64::from(hit.score),
                     context: context.to_owned(),
                     primary,
                     highlights: highlights.clone(),
+                    unit: unit_of(&text, source, start + primary.0),
                 });
             }
         }
         Ok(out)
     }
 
-    /// Drops what the scan cache holds of a session (on close).
     /// Drops what the scan cache holds of every session.
     pub(crate) fn forget_all_scan_texts(&self) {
         self.inner
@@ -359,6 +368,7 @@ impl Engine {
             .clear();
     }
 
+    /// Drops what the scan cache holds of a session (on close).
     pub(crate) fn forget_scan_texts(&self, session_id: &str) {
         let mut cache = self
             .inner
@@ -438,7 +448,10 @@ impl Engine {
         ctx.check_cancel()?;
         let total: u64 = per_doc.iter().map(|(c, _)| *c).sum();
         let mut out = Vec::new();
-        'docs: for ((doc, text), (_, ms)) in docs.iter().zip(texts).zip(&per_doc) {
+        // Where each match's hit is: (its document's index, its first char).
+        let mut hits: Vec<(usize, u64)> = Vec::new();
+        'docs: for (di, ((doc, text), (_, ms))) in docs.iter().zip(texts).zip(&per_doc).enumerate()
+        {
             let chars: Vec<(u64, u64)> = ms
                 .iter()
                 .map(|&(b0, b1)| (text.char_of(b0), text.char_of(b1)))
@@ -471,7 +484,25 @@ impl Engine {
                     context: context.to_owned(),
                     primary: (ms_ - start, me.min(end) - start),
                     highlights,
+                    unit: None,
                 });
+                hits.push((di, ms_));
+            }
+        }
+        // The units of the matches, read as their documents' sources say.
+        let mut seqs: Vec<u64> = hits.iter().map(|&(di, _)| docs[di].seq).collect();
+        seqs.sort_unstable();
+        seqs.dedup();
+        let sources: std::collections::HashMap<u64, String> = self
+            .inner
+            .store
+            .documents_at(&session_texts.session_id, &seqs)?
+            .into_iter()
+            .map(|(d, source)| (d.seq, source))
+            .collect();
+        for (found, &(di, at)) in out.iter_mut().zip(&hits) {
+            if let Some(source) = sources.get(&docs[di].seq) {
+                found.unit = unit_of(&texts[di], source, at);
             }
         }
         // A text of a pack cut short while it was scanned read as zeros.
@@ -480,6 +511,25 @@ impl Engine {
         }
         Ok((out, total))
     }
+}
+
+/// The unit of `text` around char `at`, read as the name `source` says
+/// (`search::units`).
+fn unit_of(text: &Text, source: &str, at: u64) -> Option<MatchUnit> {
+    let syntax = units::syntax_of(source)?;
+    let u = units::unit_at(
+        text.as_str(),
+        text.byte_of(at.min(text.len_chars())),
+        syntax,
+    )?;
+    Some(MatchUnit {
+        kind: u.kind.to_owned(),
+        name: u.name,
+        line_start: u.line_start,
+        line_end: u.line_end,
+        start: text.char_of(u.start),
+        end: text.char_of(u.end),
+    })
 }
 
 /// Longest JSON text of a u64 (20 digits) or an f64 (e.g. `-1.7976931348623157e308`).
@@ -502,6 +552,7 @@ fn skeletons() -> (usize, usize) {
             highlight_start: 0,
             highlight_end: 0,
             highlights: Vec::new(),
+            unit: None,
         };
         let h = Highlight {
             start: 0,
@@ -520,7 +571,16 @@ fn json_chars_bound(m: &SearchMatch) -> usize {
     let (matched, _) = skeletons();
     let strings = 2 * m.doc_id.len() + m.context.len();
     // Five numbers in a match (span start and end, score, highlight start and end).
-    matched + 5 * NUMBER + 6 * strings + highlights_bound(m)
+    matched + 5 * NUMBER + 6 * strings + highlights_bound(m) + unit_bound(m)
+}
+
+/// At least what `m`'s unit adds to the skeleton's `null`: its keys and
+/// punctuation, four numbers, two strings.
+fn unit_bound(m: &SearchMatch) -> usize {
+    const KEYS: &str = r#"{"kind":"","name":"","line_start":,"line_end":,"start":,"end":}"#;
+    m.unit.as_ref().map_or(0, |u| {
+        KEYS.len() + 4 * NUMBER + 6 * (u.kind.len() + u.name.len())
+    })
 }
 
 /// At least what `m`'s highlights cost (two numbers and a term each, a comma between).
@@ -605,6 +665,7 @@ mod tests {
                     term: (*t).to_owned(),
                 })
                 .collect(),
+            unit: None,
         }
     }
 
@@ -658,6 +719,20 @@ mod tests {
         assert_eq!(count("literal"), 3);
     }
 
+    fn with_unit(m: SearchMatch, name: &str) -> SearchMatch {
+        SearchMatch {
+            unit: Some(MatchUnit {
+                kind: "definition".into(),
+                name: name.to_owned(),
+                line_start: u64::MAX,
+                line_end: u64::MAX,
+                start: u64::MAX,
+                end: u64::MAX,
+            }),
+            ..m
+        }
+    }
+
     #[test]
     fn json_bound_is_never_below_the_size() {
         let nasty = "\u{0}\u{1f}\"\\\n\t\r\u{8}\u{c}é日😀 plain";
@@ -677,6 +752,7 @@ mod tests {
             ),
             a_match("d", &"\u{1}".repeat(500), f64::NAN, &["\u{1}"; 20]),
             a_match("d", "ctx", f64::MIN_POSITIVE, &[]),
+            with_unit(a_match("d", nasty, 0.5, &[nasty]), &nasty.repeat(9)),
         ] {
             let exact = ResponseBudget::of(usize::MAX).cost(&m);
             let bound = json_chars_bound(&m);

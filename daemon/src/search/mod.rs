@@ -1,7 +1,9 @@
 //! Search: the BM25 passage index (tantivy), how it reads HTML (`markup`),
-//! and the regex / literal scanners.
+//! the regex / literal scanners, and the unit (definition, section) a
+//! match fell in (`units`).
 
 pub mod analyzer;
 pub mod bm25;
 pub mod markup;
 pub mod scan;
+pub mod units;

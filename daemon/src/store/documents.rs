@@ -202,18 +202,25 @@ impl Store {
         })
     }
 
-    /// The session's documents at these load positions (`seq`), in the
-    /// order asked; a position with no document is left out.
-    pub fn documents_at(&self, session_id: &str, seqs: &[u64]) -> Result<Vec<DocRow>, StoreError> {
+    /// The session's documents at these load positions (`seq`), each with
+    /// its source, in the order asked; a position with no document is left
+    /// out.
+    pub fn documents_at(
+        &self,
+        session_id: &str,
+        seqs: &[u64],
+    ) -> Result<Vec<(DocRow, String)>, StoreError> {
         self.db.read(|c| {
             let mut st = c.prepare_cached(&format!(
-                "SELECT {} FROM documents WHERE session_id = ?1 AND seq = ?2",
+                "SELECT {}, source FROM documents WHERE session_id = ?1 AND seq = ?2",
                 DocRow::COLUMNS
             ))?;
             let mut out = Vec::with_capacity(seqs.len());
             for &seq in seqs {
                 if let Some(d) = st
-                    .query_row(rusqlite::params![session_id, seq as i64], DocRow::from_row)
+                    .query_row(rusqlite::params![session_id, seq as i64], |r| {
+                        Ok((DocRow::from_row(r)?, r.get(4)?))
+                    })
                     .optional()?
                 {
                     out.push(d);

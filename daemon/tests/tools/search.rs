@@ -642,3 +642,94 @@ fn a_query_of_stop_words_only_finds_nothing_without_failing() {
     assert_eq!(r["matches"], json!([]));
     assert_eq!(r["total_matches"], 0);
 }
+
+/// Each match names the unit it fell in, by the document's kind: the
+/// definition of code (name, lines, span to peek next), the section of
+/// Markdown; none for plain text or code outside any definition.
+#[test]
+fn matches_name_the_definition_or_section_they_fell_in() {
+    let env = Env::new();
+    let sid = env.session();
+    // A multi-byte char before the unit: its span is in code points.
+    let py = "# café: retries\nimport os\n\nclass Retry:\n    def backoff_delay(self, attempt):\n        if attempt > 3:\n            return zanzibar_factor * 2\n        return 1\n\nloaded = zanzibar_factor\n";
+    let md = "# Guide\n\n## Install\n\nRun the zanzibar installer.\n\n## Use\n\nSearch.\n";
+    env.write_file("code/retry.py", py);
+    env.write_file("code/guide.md", md);
+    env.write_file("code/notes.txt", "zanzibar notes\n");
+    let r = env.call(
+        "rlm.docs.load",
+        json!({"session_id": sid, "sources": [{"type": "directory", "path": "code"}]}),
+    );
+    let doc_of = |name: &str| {
+        r["loaded"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| str_of(d, "source").ends_with(name))
+            .map(|d| str_of(d, "doc_id").to_owned())
+            .unwrap()
+    };
+    let (py_doc, md_doc, txt_doc) = (doc_of("retry.py"), doc_of("guide.md"), doc_of("notes.txt"));
+    for method in ["bm25", "literal", "regex"] {
+        let r = env.call(
+            "rlm.search.query",
+            json!({"session_id": sid, "query": "zanzibar", "method": method, "context_chars": 20}),
+        );
+        let matches = r["matches"].as_array().unwrap();
+        let unit_in = |doc: &str, line: u64| -> Value {
+            matches
+                .iter()
+                .find(|m| {
+                    m["doc_id"] == doc && {
+                        let at = u64_of(&m["span"], "start") + u64_of(m, "highlight_start");
+                        let text = if doc == py_doc {
+                            py
+                        } else if doc == md_doc {
+                            md
+                        } else {
+                            "zanzibar notes\n"
+                        };
+                        chars(text, 0, at).matches('\n').count() as u64 + 1 == line
+                    }
+                })
+                .unwrap_or_else(|| panic!("{method}: a match on line {line} of {doc}: {r}"))["unit"]
+                .clone()
+        };
+        let def = unit_in(&py_doc, 7);
+        assert_eq!(def["kind"], "definition", "{method}: {def}");
+        assert_eq!(def["name"], "backoff_delay", "{method}: {def}");
+        assert_eq!(
+            (u64_of(&def, "line_start"), u64_of(&def, "line_end")),
+            (5, 8),
+            "{method}"
+        );
+        let peek = env.call(
+            "rlm.docs.peek",
+            json!({"session_id": sid, "doc_id": py_doc, "start": def["start"], "end": def["end"]}),
+        );
+        assert_eq!(
+            peek["content"],
+            "    def backoff_delay(self, attempt):\n        if attempt > 3:\n            return zanzibar_factor * 2\n        return 1",
+            "{method}: the unit's span is the definition, header to last line"
+        );
+        if method != "bm25" {
+            // (bm25 makes one match of the passage, at its first hit.)
+            assert!(
+                unit_in(&py_doc, 10).is_null(),
+                "{method}: module code is in no definition"
+            );
+        }
+        let section = unit_in(&md_doc, 5);
+        assert_eq!(section["kind"], "section", "{method}: {section}");
+        assert_eq!(section["name"], "Install", "{method}: {section}");
+        assert_eq!(
+            (u64_of(&section, "line_start"), u64_of(&section, "line_end")),
+            (3, 5),
+            "{method}"
+        );
+        assert!(
+            unit_in(&txt_doc, 1).is_null(),
+            "{method}: plain text has no units"
+        );
+    }
+}

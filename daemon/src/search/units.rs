@@ -1,0 +1,472 @@
+//! The unit a match fell in: the definition of code around a position (a
+//! function, method, class, impl block, ...: its header line and name, found
+//! by indentation and header patterns common to the C, Python, Rust, Go,
+//! JavaScript and JVM families) or the section of a Markdown heading, with
+//! its byte range and line numbers, so that a client can read it whole next.
+
+use std::sync::OnceLock;
+
+use regex::Regex;
+
+/// How a text is cut into units, by the file name it was loaded from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Syntax {
+    /// Definitions of code, found by indentation and header lines.
+    Code,
+    /// Sections under `#` headings (outside fenced code blocks).
+    Markdown,
+}
+
+/// File name extensions read as code.
+const CODE_EXTENSIONS: &[&str] = &[
+    "rs", "py", "pyi", "pyw", "go", "js", "jsx", "mjs", "cjs", "ts", "tsx", "mts", "cts", "java",
+    "kt", "kts", "scala", "groovy", "c", "h", "cc", "cpp", "cxx", "hpp", "hh", "hxx", "cs", "m",
+    "mm", "swift", "rb", "php", "lua", "pl", "pm", "sh", "bash", "zsh", "r", "jl", "dart", "ex",
+    "exs", "erl", "hs", "ml", "fs", "clj", "vue", "svelte", "zig", "nim", "v", "sol",
+];
+
+/// Lines looked at, outward from the match and forward to the unit's end.
+const MAX_SCAN_LINES: usize = 4_000;
+/// Bytes a Markdown text is read through to tell headings from code blocks.
+const MAX_MARKDOWN_SCAN: usize = 4 << 20;
+/// A unit's name is cut to this many chars.
+const MAX_NAME_CHARS: usize = 120;
+
+/// The syntax of a text loaded from `source` (a path, or a name given to
+/// inline text), by its extension; None for prose and unknown kinds.
+pub fn syntax_of(source: &str) -> Option<Syntax> {
+    let name = source.rsplit(['/', '\\']).next().unwrap_or(source);
+    let (_, ext) = name.rsplit_once('.')?;
+    let ext = ext.to_ascii_lowercase();
+    if CODE_EXTENSIONS.contains(&ext.as_str()) {
+        Some(Syntax::Code)
+    } else if matches!(ext.as_str(), "md" | "markdown" | "mdx") {
+        Some(Syntax::Markdown)
+    } else {
+        None
+    }
+}
+
+/// A unit of a text, in bytes and lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unit {
+    /// `definition` or `section`.
+    pub kind: &'static str,
+    /// The definition's name (`read_and_pack`, `impl Display for Foo`) or
+    /// the heading's text.
+    pub name: String,
+    /// Bytes `[start, end)` of the text: from the header line's start to the
+    /// end of the unit's last line (its newline excluded).
+    pub start: usize,
+    pub end: usize,
+    /// Lines, 1-based, inclusive.
+    pub line_start: u64,
+    pub line_end: u64,
+}
+
+/// The unit of `text` (of `syntax`) holding byte `at`, if any: the
+/// innermost definition around it, or the section it is in.
+pub fn unit_at(text: &str, at: usize, syntax: Syntax) -> Option<Unit> {
+    if at > text.len() || !text.is_char_boundary(at) {
+        return None;
+    }
+    let (kind, name, start, end) = match syntax {
+        Syntax::Code => definition_at(text, at)?,
+        Syntax::Markdown => section_at(text, at)?,
+    };
+    let line_start = 1 + memchr::memchr_iter(b'\n', &text.as_bytes()[..start]).count() as u64;
+    let line_end =
+        line_start + memchr::memchr_iter(b'\n', &text.as_bytes()[start..end]).count() as u64;
+    Some(Unit {
+        kind,
+        name: cut_name(name),
+        start,
+        end,
+        line_start,
+        line_end,
+    })
+}
+
+fn cut_name(name: &str) -> String {
+    let name = name.trim();
+    match name.char_indices().nth(MAX_NAME_CHARS) {
+        Some((i, _)) => format!("{}…", &name[..i]),
+        None => name.to_owned(),
+    }
+}
+
+/// The byte where the line holding byte `at` starts.
+fn line_start_of(text: &str, at: usize) -> usize {
+    memchr::memrchr(b'\n', &text.as_bytes()[..at]).map_or(0, |i| i + 1)
+}
+
+/// The byte where the line starting at `start` ends (its newline excluded).
+fn line_end_of(text: &str, start: usize) -> usize {
+    memchr::memchr(b'\n', &text.as_bytes()[start..]).map_or(text.len(), |i| start + i)
+}
+
+/// Leading white space of `line`, a tab counting as four columns.
+fn indent(line: &str) -> usize {
+    let mut n = 0;
+    for b in line.bytes() {
+        match b {
+            b' ' => n += 1,
+            b'\t' => n += 4,
+            _ => break,
+        }
+    }
+    n
+}
+
+/// The lines of `text` going back from the line starting at `from` (that
+/// line first): (start byte, line).
+fn lines_back(text: &str, from: usize) -> impl Iterator<Item = (usize, &str)> {
+    let mut next: Option<usize> = Some(from);
+    std::iter::from_fn(move || {
+        let start = next?;
+        let end = line_end_of(text, start);
+        next = (start > 0).then(|| line_start_of(text, start - 1));
+        Some((start, &text[start..end]))
+    })
+}
+
+/// The lines of `text` from the one starting at `from`: (start byte, line).
+fn lines_from(text: &str, from: usize) -> impl Iterator<Item = (usize, &str)> {
+    let mut next: Option<usize> = (from <= text.len()).then_some(from);
+    std::iter::from_fn(move || {
+        let start = next?;
+        let end = line_end_of(text, start);
+        next = (end < text.len()).then_some(end + 1);
+        Some((start, &text[start..end]))
+    })
+}
+
+/// Header patterns, each with a `name` group: definitions by keyword (most
+/// languages), typed functions and methods (C, C++, Java, C#), methods and
+/// arrow functions (JavaScript, TypeScript).
+fn headers() -> &'static [Regex] {
+    static HEADERS: OnceLock<Vec<Regex>> = OnceLock::new();
+    HEADERS.get_or_init(|| {
+        let modifiers = r"(?:(?:pub(?:\([^)]*\))?|export|default|public|private|protected|internal|static|final|abstract|sealed|async|unsafe|const|extern(?:\s+\x22[^\x22]*\x22)?|override|virtual|inline|open|suspend|partial|declare|synchronized|native|constexpr|explicit)\s+)*";
+        [
+            format!(
+                r"^{modifiers}(?:fn|def|func|function\*?|fun|class|struct|enum|trait|interface|mod|module|namespace|union|object|record|protocol|extension|type)(?:\s*\([^)]*\))?\s+\*?(?P<name>[A-Za-z_$][\w$.]*)"
+            ),
+            format!(r"^{modifiers}(?P<name>impl\b[^{{]*?)\s*(?:\bwhere\b.*)?\{{?\s*$"),
+            format!(
+                r"^{modifiers}[\w:<>\[\],.*&?]+(?:\s+[\w:<>\[\],.*&?]+)*\s+[*&]*(?:\w+::)*(?P<name>~?[A-Za-z_]\w*)\s*\([^;]*$"
+            ),
+            r"^(?:(?:async|static|get|set|public|private|protected|override)\s+)*(?P<name>[A-Za-z_$][\w$]*)\s*\([^;]*\)\s*(?::\s*[^{]+)?\{\s*$".to_owned(),
+            r"^(?:export\s+)?(?:const|let|var)\s+(?P<name>[A-Za-z_$][\w$]*)\s*(?::[^=]+)?=\s*(?:async\s+)?(?:function\b|\([^)]*\)\s*(?::[^=]+)?=>|[A-Za-z_$][\w$]*\s*=>)".to_owned(),
+        ]
+        .iter()
+        .map(|p| Regex::new(p).expect("a valid header pattern"))
+        .collect()
+    })
+}
+
+/// Lines that look like calls or statements rather than definitions.
+const NOT_HEADERS: &[&str] = &[
+    "if", "else", "for", "while", "switch", "match", "return", "catch", "new", "throw", "case",
+    "do", "try", "sizeof", "delete", "await", "yield", "elif", "except", "with", "assert", "print",
+    "raise", "loop", "unless", "until", "when", "using", "goto", "typeof",
+];
+
+/// The name a definition's header line declares, if it is one.
+fn header_name(line: &str) -> Option<&str> {
+    let line = line.trim();
+    let first = line
+        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .next()
+        .unwrap_or("");
+    if NOT_HEADERS.contains(&first)
+        || line.starts_with(['}', ')', ']', '#', '/', '*', '@', '"', '\''])
+    {
+        return None;
+    }
+    headers()
+        .iter()
+        .find_map(|re| re.captures(line)?.name("name"))
+        .map(|m| m.as_str())
+}
+
+/// Whether `line` continues a header of several lines at the header's
+/// depth: `) -> u64 {`, `where`, an opening brace on a line of its own.
+fn continues_header(line: &str) -> bool {
+    let t = line.trim();
+    t.starts_with([')', ']', '{']) || t.starts_with("->") || t == "where" || t.starts_with("where ")
+}
+
+/// The innermost definition around byte `at`: going back from its line,
+/// the first header line indented less than every line met since (the
+/// match's own line, when it is a header, is the unit); its end is the last
+/// line before the first one indented no deeper than the header (a closing
+/// `}` or `end` at the header's depth included; `)`, `]`, `{`, `->` or
+/// `where` there continue a header of several lines).
+fn definition_at(text: &str, at: usize) -> Option<(&'static str, &str, usize, usize)> {
+    let mut limit = usize::MAX;
+    let mut header: Option<(usize, usize, &str)> = None; // (start byte, indent, name)
+    let here = line_start_of(text, at);
+    for (n, (start, line)) in lines_back(text, here).enumerate() {
+        if n >= MAX_SCAN_LINES {
+            return None;
+        }
+        if line.trim().is_empty() || (start != here && continues_header(line)) {
+            continue;
+        }
+        let depth = indent(line);
+        if start == here || depth < limit {
+            if let Some(name) = header_name(line) {
+                header = Some((start, depth, name));
+                break;
+            }
+            limit = limit.min(depth);
+            if limit == 0 {
+                return None; // at the top, outside any definition
+            }
+        }
+    }
+    let (start, depth, name) = header?;
+    let mut end = line_end_of(text, start);
+    for (n, (line_at, line)) in lines_from(text, end + 1).enumerate() {
+        if end >= text.len() || n >= MAX_SCAN_LINES {
+            break;
+        }
+        let trimmed = line.trim();
+        if trimmed.is_empty() {
+            continue;
+        }
+        if indent(line) > depth {
+            end = line_at + line.len();
+            continue;
+        }
+        if continues_header(line) {
+            end = line_at + line.len();
+            continue;
+        }
+        if trimmed.starts_with('}') || trimmed == "end" || trimmed.starts_with("end ") {
+            end = line_at + line.len();
+        }
+        break;
+    }
+    (at <= end.max(start)).then_some(("definition", name, start, end))
+}
+
+/// An ATX heading's level and text.
+fn heading(line: &str) -> Option<(usize, &str)> {
+    let trimmed = line.trim_start_matches(' ');
+    if line.len() - trimmed.len() > 3 {
+        return None;
+    }
+    let level = trimmed.bytes().take_while(|&b| b == b'#').count();
+    let rest = &trimmed[level..];
+    if !(1..=6).contains(&level) || !(rest.is_empty() || rest.starts_with([' ', '\t'])) {
+        return None;
+    }
+    let text = rest.trim().trim_end_matches('#').trim_end();
+    Some((level, text))
+}
+
+/// Whether `line` opens or closes a fenced code block.
+fn is_fence(line: &str) -> bool {
+    let t = line.trim_start();
+    t.starts_with("```") || t.starts_with("~~~")
+}
+
+/// The section of a Markdown text around byte `at`: from the last heading
+/// before it (outside fenced code) to the line before the next heading of
+/// the same or a higher level.
+fn section_at(text: &str, at: usize) -> Option<(&'static str, &str, usize, usize)> {
+    if at > MAX_MARKDOWN_SCAN {
+        return None;
+    }
+    let mut fenced = false;
+    let mut found: Option<(usize, usize, &str)> = None; // (start byte, level, text)
+    for (start, line) in lines_from(text, 0) {
+        if start > at {
+            break;
+        }
+        if is_fence(line) {
+            fenced = !fenced;
+        } else if !fenced && let Some((level, title)) = heading(line) {
+            found = Some((start, level, title));
+        }
+    }
+    let (start, level, title) = found?;
+    let mut end = line_end_of(text, start);
+    let mut fenced = false;
+    for (n, (line_at, line)) in lines_from(text, end + 1).enumerate() {
+        if end >= text.len() || n >= MAX_SCAN_LINES {
+            break;
+        }
+        if is_fence(line) {
+            fenced = !fenced;
+        } else if !fenced && heading(line).is_some_and(|(l, _)| l <= level) {
+            break;
+        }
+        if !line.trim().is_empty() {
+            end = line_at + line.len();
+        }
+    }
+    Some(("section", title, start, end))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The unit around the first occurrence of `needle`: (name, first line, last line).
+    fn unit(text: &str, needle: &str, syntax: Syntax) -> Option<(String, u64, u64)> {
+        let at = text.find(needle).expect("the needle is in the text");
+        unit_at(text, at, syntax).map(|u| {
+            assert_eq!(
+                &text[u.start..u.end].lines().count(),
+                &((u.line_end - u.line_start + 1) as usize)
+            );
+            (u.name, u.line_start, u.line_end)
+        })
+    }
+
+    fn named(name: &str, a: u64, b: u64) -> Option<(String, u64, u64)> {
+        Some((name.to_owned(), a, b))
+    }
+
+    const PYTHON: &str = "import os\n\nclass Retry:\n    \"\"\"Retries.\"\"\"\n\n    def delay(self, attempt):\n        if attempt > 3:\n            return BACKOFF * 2\n        return 1\n\n    async def run(\n        self,\n    ):\n        pass\n\nx = compute()\n";
+
+    #[test]
+    fn python_methods_classes_and_module_code() {
+        assert_eq!(unit(PYTHON, "BACKOFF", Syntax::Code), named("delay", 6, 9));
+        assert_eq!(
+            unit(PYTHON, "def delay", Syntax::Code),
+            named("delay", 6, 9)
+        );
+        assert_eq!(unit(PYTHON, "Retries", Syntax::Code), named("Retry", 3, 14));
+        assert_eq!(
+            unit(PYTHON, "pass", Syntax::Code),
+            named("run", 11, 14),
+            "a header of several lines"
+        );
+        assert_eq!(unit(PYTHON, "compute", Syntax::Code), None, "module code");
+        assert_eq!(unit(PYTHON, "import", Syntax::Code), None);
+    }
+
+    const RUST: &str = "use std::fmt;\n\npub struct Backoff {\n    base: u64,\n}\n\nimpl<T: Clone> fmt::Display for Wrapper<T>\nwhere\n    T: fmt::Debug,\n{\n    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {\n        let delay = self.base * 2;\n        write!(f, \"{delay}\")\n    }\n}\n\npub(crate) async fn retry_after(\n    attempt: u32,\n) -> u64 {\n    attempt as u64 * 100\n}\n";
+
+    #[test]
+    fn rust_functions_impls_and_structs() {
+        assert_eq!(unit(RUST, "let delay", Syntax::Code), named("fmt", 11, 14));
+        assert_eq!(
+            unit(RUST, "base: u64", Syntax::Code),
+            named("Backoff", 3, 5)
+        );
+        assert_eq!(
+            unit(RUST, "attempt as u64", Syntax::Code),
+            named("retry_after", 17, 21)
+        );
+        assert_eq!(
+            unit(RUST, "attempt: u32", Syntax::Code),
+            named("retry_after", 17, 21)
+        );
+        let impl_block = unit(RUST, "T: fmt::Debug", Syntax::Code).unwrap();
+        assert!(
+            impl_block
+                .0
+                .starts_with("impl<T: Clone> fmt::Display for Wrapper<T>"),
+            "{impl_block:?}"
+        );
+        assert_eq!(unit(RUST, "use std", Syntax::Code), None);
+    }
+
+    const C_LIKE: &str = "#include <stdio.h>\n\nstatic int backoff_ms(int attempt) {\n    if (attempt > 3) {\n        return 800;\n    }\n    return attempt * 200;\n}\n\npublic class Retry {\n    public static void main(String[] args) {\n        System.out.println(backoff(1));\n    }\n}\n";
+
+    #[test]
+    fn c_and_java_functions_and_classes() {
+        assert_eq!(unit(C_LIKE, "800", Syntax::Code), named("backoff_ms", 3, 8));
+        assert_eq!(
+            unit(C_LIKE, "System.out", Syntax::Code),
+            named("main", 11, 13)
+        );
+        assert_eq!(
+            unit(C_LIKE, "public static", Syntax::Code),
+            named("main", 11, 13)
+        );
+        assert_eq!(unit(C_LIKE, "#include", Syntax::Code), None);
+    }
+
+    const JS: &str = "export const delay = (attempt) => {\n  return attempt * 100;\n};\n\nclass Client {\n  async fetch(url) {\n    for (const a of tries) {\n      await sleep(delay(a));\n    }\n  }\n}\n\nfunc (c *Client) Do(req *Request) error {\n\treturn c.send(req)\n}\n";
+
+    #[test]
+    fn javascript_and_go() {
+        assert_eq!(
+            unit(JS, "attempt * 100", Syntax::Code),
+            named("delay", 1, 3)
+        );
+        assert_eq!(unit(JS, "await sleep", Syntax::Code), named("fetch", 6, 10));
+        assert_eq!(unit(JS, "c.send", Syntax::Code), named("Do", 13, 15));
+    }
+
+    const MARKDOWN: &str = "# Guide\n\nIntro.\n\n## Install\n\nRun it.\n\n```sh\n# not a heading\ncargo install rlm\n```\n\n### From source\n\nBuild it.\n\n## Use\n\nSearch.\n";
+
+    #[test]
+    fn markdown_sections_skip_fenced_code() {
+        assert_eq!(
+            unit(MARKDOWN, "cargo install", Syntax::Markdown),
+            named("Install", 5, 16)
+        );
+        assert_eq!(
+            unit(MARKDOWN, "Build it", Syntax::Markdown),
+            named("From source", 14, 16)
+        );
+        assert_eq!(
+            unit(MARKDOWN, "Intro", Syntax::Markdown),
+            named("Guide", 1, 20)
+        );
+        assert_eq!(
+            unit(MARKDOWN, "Search", Syntax::Markdown),
+            named("Use", 18, 20)
+        );
+        assert_eq!(unit("no heading\nhere\n", "here", Syntax::Markdown), None);
+    }
+
+    #[test]
+    fn syntax_by_extension() {
+        assert_eq!(syntax_of("/src/lib.rs"), Some(Syntax::Code));
+        assert_eq!(syntax_of("C:\\x\\Main.JAVA"), Some(Syntax::Code));
+        assert_eq!(syntax_of("docs/README.md"), Some(Syntax::Markdown));
+        assert_eq!(syntax_of("notes.txt"), None);
+        assert_eq!(syntax_of("inline"), None);
+        assert_eq!(syntax_of("Makefile"), None);
+    }
+
+    #[test]
+    fn names_are_cut_and_positions_checked() {
+        let long = format!("def {}():\n    pass\n", "a".repeat(300));
+        let u = unit_at(&long, long.find("pass").unwrap(), Syntax::Code).unwrap();
+        assert_eq!(u.name.chars().count(), MAX_NAME_CHARS + 1);
+        assert!(
+            unit_at("é", 1, Syntax::Code).is_none(),
+            "not a char boundary"
+        );
+        assert!(unit_at("x", 5, Syntax::Code).is_none(), "past the end");
+    }
+
+    proptest::proptest! {
+        /// Any position of any text: a unit, when there is one, holds the position and lies in the text.
+        #[test]
+        fn units_hold_their_position(text in "([a-z_]{1,6}|def f\\(\\):|fn g\\(\\) \\{|\\}|# h|```|\\n|    |\\t| |\\(|\\)|é){0,60}", frac in 0.0f64..1.0) {
+            let mut at = ((text.len() as f64) * frac) as usize;
+            while !text.is_char_boundary(at) { at -= 1; }
+            for syntax in [Syntax::Code, Syntax::Markdown] {
+                if let Some(u) = unit_at(&text, at, syntax) {
+                    proptest::prop_assert!(u.start <= u.end && u.end <= text.len());
+                    proptest::prop_assert!(text.is_char_boundary(u.start) && text.is_char_boundary(u.end));
+                    proptest::prop_assert!(u.line_start <= u.line_end);
+                    proptest::prop_assert!(u.start <= at, "a unit starts at or before its position");
+                    if syntax == Syntax::Code {
+                        proptest::prop_assert!(at <= u.end, "a definition holds its position");
+                    }
+                }
+            }
+        }
+    }
+}
