@@ -164,6 +164,9 @@ fn main() -> ExitCode {
             .and_then(|(c, b)| Ok((c, b, include(rest)?)))
             .and_then(|(c, b, i)| parts::index_phases(&c, &i, b)),
         Some("scan") => corpus_and_bytes(rest).and_then(|(c, _)| parts::scan(&c)),
+        Some("units") => corpus_and_bytes(rest)
+            .and_then(|(c, b)| Ok((c, b, include(rest)?)))
+            .and_then(|(c, b, i)| parts::units(&c, &i, b)),
         Some("chunk") => parts::chunk_100mb(),
         Some("reload") => reload(rest),
         Some("scale") => scale::scale(rest),
@@ -504,7 +507,8 @@ fn walk_bytes(corpus: &Path) -> u64 {
 fn bench(args: &[String]) -> Result<(), String> {
     if has(args, "--help") {
         println!(
-            "usage: rlm-engine-bench [--corpus DIR] [--runs N] [--json]\n       rlm-engine-bench niah --planted DIR [--limit N] [--context-chars N]\n       rlm-engine-bench micro [--corpus DIR] [--rounds N] [--only bm25|regex|literal|info]\n       rlm-engine-bench index-build|index-phases [--corpus DIR] [--include REGEX] [--bytes N]\n       rlm-engine-bench scan [--corpus DIR]\n       rlm-engine-bench chunk\n       rlm-engine-bench reload [--corpus DIR] [--runs N] [--all]\n       rlm-engine-bench scale [--corpus DIR]... [--include REGEX] [--runs N] [--json]"
+            "usage: rlm-engine-bench [--corpus DIR] [--runs N] [--json]\n       rlm-engine-bench niah --planted DIR [--limit N] [--context-chars N]\n       rlm-engine-bench micro [--corpus DIR] [--rounds N] [--only bm25|regex|literal|info]\n       rlm-engine-bench index-build|index-phases [--corpus DIR] [--include REGEX] [--bytes N]\n       rlm-engine-bench scan [--corpus DIR]
+       rlm-engine-bench units [--corpus DIR] [--include REGEX] [--bytes N]\n       rlm-engine-bench chunk\n       rlm-engine-bench reload [--corpus DIR] [--runs N] [--all]\n       rlm-engine-bench scale [--corpus DIR]... [--include REGEX] [--runs N] [--json]"
         );
         return Ok(());
     }

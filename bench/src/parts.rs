@@ -295,3 +295,42 @@ pub fn chunk_100mb() -> Result<(), String> {
     }
     Ok(())
 }
+
+/// The unit of a match (`search::units::unit_at`) at a position every 997
+/// bytes of each text read as code: calls, the share that found a unit, and
+/// the time of a call (mean, p50, p95, max), the cost a search pays per match.
+pub(crate) fn units(corpus: &Path, include: &regex::Regex, limit: usize) -> Result<(), String> {
+    use rlmd::search::units::{Syntax, unit_at};
+    let texts = texts(corpus, include, limit)?;
+    let mut times: Vec<f64> = Vec::new();
+    let mut found = 0usize;
+    for text in &texts {
+        let mut at = 0;
+        while at < text.len() {
+            while !text.is_char_boundary(at) {
+                at -= 1;
+            }
+            let t = Instant::now();
+            let unit = unit_at(text, at, Syntax::Code);
+            times.push(t.elapsed().as_secs_f64() * 1e6);
+            found += usize::from(std::hint::black_box(unit).is_some());
+            at += 997;
+        }
+    }
+    if times.is_empty() {
+        return Err(format!("units: no text under {}", corpus.display()));
+    }
+    let mean = times.iter().sum::<f64>() / times.len() as f64;
+    times.sort_by(f64::total_cmp);
+    let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize];
+    println!(
+        "{} texts, {} calls, {:.0}% in a unit: mean {mean:.2} µs, p50 {:.2} µs, p95 {:.2} µs, max {:.0} µs",
+        texts.len(),
+        times.len(),
+        100.0 * found as f64 / times.len() as f64,
+        at(0.5),
+        at(0.95),
+        times[times.len() - 1]
+    );
+    Ok(())
+}
