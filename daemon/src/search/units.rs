@@ -220,9 +220,12 @@ fn continues_header(rest: &str) -> bool {
 /// `}` or `end` at the header's depth included; `)`, `]`, `{`, `->` or
 /// `where` there continue a header of several lines).
 fn definition_at(text: &str, at: usize) -> Option<(&'static str, &str, usize, usize)> {
+    let here = line_start_of(text, at);
+    if let Some(documented) = documented_at(text, here) {
+        return Some(documented);
+    }
     let mut limit = usize::MAX;
     let mut header: Option<(usize, usize, &str)> = None; // (start byte, indent, name)
-    let here = line_start_of(text, at);
     for (n, (start, line)) in lines_back(text, here).enumerate() {
         if n >= MAX_SCAN_LINES {
             return None;
@@ -245,6 +248,48 @@ fn definition_at(text: &str, at: usize) -> Option<(&'static str, &str, usize, us
         }
     }
     let (start, depth, name) = header?;
+    let end = definition_end(text, start, depth)?;
+    (at <= end.max(start)).then_some(("definition", name, start, end))
+}
+
+/// Lines read as a definition's preamble: doc and other comments,
+/// attributes, decorators (not the inner docs of the enclosing item).
+fn is_preamble(rest: &str) -> bool {
+    (rest.starts_with(['#', '@', '*']) || rest.starts_with("//") || rest.starts_with("/*"))
+        && !(rest.starts_with("//!") || rest.starts_with("/*!") || rest.starts_with("#!"))
+}
+
+/// Lines of a preamble looked at, each way.
+const MAX_PREAMBLE_LINES: usize = 500;
+
+/// The definition whose preamble (doc comment, attributes, decorators) the
+/// line at `here` is in: the header right after the block of preamble lines
+/// at that line's depth, the unit starting at the block's first line.
+fn documented_at(text: &str, here: usize) -> Option<(&'static str, &str, usize, usize)> {
+    let (depth, rest) = line_head(&text[here..line_end_of(text, here)])?;
+    if !is_preamble(rest) {
+        return None;
+    }
+    let in_block = |line: &str| line_head(line).is_some_and(|(d, r)| d == depth && is_preamble(r));
+    let (header_at, name) = lines_from(text, here)
+        .take(MAX_PREAMBLE_LINES)
+        .find(|&(_, line)| !in_block(line))
+        .and_then(|(at, line)| match line_head(line)? {
+            (d, r) if d == depth => Some((at, header_name(r)?)),
+            _ => None,
+        })?;
+    let first = lines_back(text, here)
+        .take(MAX_PREAMBLE_LINES)
+        .take_while(|&(_, line)| in_block(line))
+        .last()
+        .map_or(here, |(at, _)| at);
+    let end = definition_end(text, header_at, depth)?;
+    Some(("definition", name, first, end))
+}
+
+/// The end of the definition whose header line starts at `start`, at
+/// `depth`: see [`definition_at`]; None past [`MAX_SCAN_LINES`].
+fn definition_end(text: &str, start: usize, depth: usize) -> Option<usize> {
     let mut end = start + text[start..line_end_of(text, start)].trim_end().len();
     for (n, (line_at, line)) in lines_from(text, end + 1).enumerate() {
         if n >= MAX_SCAN_LINES {
@@ -264,7 +309,7 @@ fn definition_at(text: &str, at: usize) -> Option<(&'static str, &str, usize, us
         }
         break;
     }
-    (at <= end.max(start)).then_some(("definition", name, start, end))
+    Some(end)
 }
 
 /// An ATX heading's level and text.
@@ -441,6 +486,38 @@ mod tests {
             named("Use", 18, 20)
         );
         assert_eq!(unit("no heading\nhere\n", "here", Syntax::Markdown), None);
+    }
+
+    const DOCUMENTED: &str = "impl Client {\n    /// Sends the request, retrying\n    /// with backoff.\n    #[inline]\n    pub fn send(&self) {\n        go();\n    }\n\n    // A note on what follows.\n\n    fn other(&self) {}\n}\n\n# Decorated\n@retry(times=3)\ndef fetch(url):\n    return get(url)\n";
+
+    #[test]
+    fn doc_comments_attributes_and_decorators_belong_to_what_follows() {
+        assert_eq!(
+            unit(DOCUMENTED, "retrying", Syntax::Code),
+            named("send", 2, 7)
+        );
+        assert_eq!(
+            unit(DOCUMENTED, "with backoff", Syntax::Code),
+            named("send", 2, 7)
+        );
+        assert_eq!(
+            unit(DOCUMENTED, "#[inline]", Syntax::Code),
+            named("send", 2, 7)
+        );
+        assert_eq!(unit(DOCUMENTED, "go()", Syntax::Code), named("send", 5, 7));
+        let note = unit(DOCUMENTED, "A note", Syntax::Code).unwrap();
+        assert_eq!(
+            note.0, "impl Client",
+            "a comment apart from the next item is the enclosing one's"
+        );
+        assert_eq!(
+            unit(DOCUMENTED, "@retry", Syntax::Code),
+            named("fetch", 14, 17)
+        );
+        assert_eq!(
+            unit(DOCUMENTED, "return get", Syntax::Code),
+            named("fetch", 16, 17)
+        );
     }
 
     #[test]
