@@ -73,6 +73,28 @@ fn the_cli_reports_calls_searches_collects_and_stops_the_daemon() {
         out.contains("    the zanzibarite lode lies here, deep in the third line\n"),
         "{out}"
     );
+    // A hit in code names the definition it is in.
+    std::fs::write(
+        folder.join("retry.py"),
+        "import time\n\ndef backoff_delay(attempt):\n    # quokkas wait longer\n    return 2 ** attempt\n",
+    )
+    .unwrap();
+    let (code, out, err) = run_cli(
+        &t,
+        &[
+            "search",
+            folder.to_str().unwrap(),
+            "quokkas",
+            "--limit",
+            "1",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("1. retry.py:4  (score ")
+            && out.contains(")  in backoff_delay, lines 3-5\n"),
+        "{out}"
+    );
     let status = run_cli_json(&t, &["status", "--json"]);
     assert_eq!(
         status["sessions_total"], 0,

@@ -540,8 +540,18 @@ async fn run(cli: Cli, config: rlm::config::Config) -> Result<ExitCode, Failure>
             for (i, shown) in matches.iter().enumerate() {
                 let path = shown.source.strip_prefix(&prefix).unwrap_or(&shown.source);
                 let at = shown.line.map(|l| format!(":{l}")).unwrap_or_default();
+                // The definition or section the hit is in, when it names one.
+                let unit = &shown.m["unit"];
+                let within = match (
+                    unit["name"].as_str(),
+                    unit["line_start"].as_u64(),
+                    unit["line_end"].as_u64(),
+                ) {
+                    (Some(name), Some(a), Some(b)) => format!("  in {name}, lines {a}-{b}"),
+                    _ => String::new(),
+                };
                 println!(
-                    "{}. {path}{at}  (score {:.2})",
+                    "{}. {path}{at}  (score {:.2}){within}",
                     i + 1,
                     shown.m["score"].as_f64().unwrap_or(0.0)
                 );
