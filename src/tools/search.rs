@@ -91,7 +91,9 @@ pub struct MatchUnit {
     pub line_start: u64,
     pub line_end: u64,
     /// The unit in code points of the document: `[start, end)`, from the
-    /// start of its header line to the end of its last line.
+    /// start of its first line (its header's, or the first of the doc
+    /// comment, attributes or decorators right above it) to the end of its
+    /// last line.
     pub start: u64,
     pub end: u64,
 }

@@ -26,9 +26,9 @@ const CODE_EXTENSIONS: &[&str] = &[
 ];
 
 /// Lines looked at, outward from the match and forward to the unit's end:
-/// a unit whose header or end is farther is not named (a call took 22 µs on
-/// average with 4,000, 9 µs with 1,000, on the stdlib corpus: `rlm-engine-bench
-/// units`).
+/// a unit whose header or end is farther is not named (a call took 15 µs on
+/// average with 4,000, 6 µs with 1,000, on the stdlib corpus:
+/// `rlm-engine-bench units`).
 const MAX_SCAN_LINES: usize = 1_000;
 /// Bytes a Markdown text is read through to tell headings from code blocks.
 const MAX_MARKDOWN_SCAN: usize = 4 << 20;
@@ -58,8 +58,10 @@ pub struct Unit {
     /// The definition's name (`read_and_pack`, `impl Display for Foo`) or
     /// the heading's text.
     pub name: String,
-    /// Bytes `[start, end)` of the text: from the header line's start to the
-    /// end of the unit's last line (its newline excluded).
+    /// Bytes `[start, end)` of the text: from the start of the unit's first
+    /// line (its header's, or the first of the doc comment, attributes or
+    /// decorators right above it) to the end of its last line (trailing
+    /// white space and the newline excluded).
     pub start: usize,
     pub end: usize,
     /// Lines, 1-based, inclusive.
