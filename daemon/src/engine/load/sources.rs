@@ -90,7 +90,9 @@ impl Engine {
                     require_literal_leading_dot: false,
                 };
                 let (base, depth) = glob_base(&pattern);
-                if !base.exists() {
+                // (One the file system cannot answer for, say a folder
+                // not searchable, is walked: the walk says why.)
+                if matches!(base.try_exists(), Ok(false)) {
                     return skips.push(Skip::new(
                         SkipKind::Unreadable,
                         format!("sources[{index}] (glob {shown}): {} does not exist; check the pattern and the working directory", base.display()),
