@@ -3,7 +3,9 @@
 rlm-mcp shim with the official MCP Python SDK over a big corpus, printing the
 figures of the issue's targets table: load time and MB/s, the first bm25
 after the load (index build included), bm25 / regex / literal p50 and p95
-(beside the same client's floor: `rlm.session.info`, answered from one row), a
+(beside the same client's floor: `rlm.session.info`, answered from one row;
+then the same calls through a second shim driven by hand with JSON-RPC lines,
+which leaves out the SDK client's own time), a
 second session's load of the same files and its first bm25, peak and idle
 RssAnon and RssFile of the daemon, RssAnon after each of K loads of ~100 MB
 into new sessions, and the data folder's bytes at its peak, after deleting
@@ -393,6 +395,59 @@ class Shim:
         return dt
 
 
+class RawShim:
+    """One rlm-mcp process driven by hand: JSON-RPC lines on its stdin and
+    stdout, no SDK. Its wall times are the shim's and the daemon's, without
+    the SDK client's own parsing, validation and task switches."""
+
+    def __init__(self, daemon: Daemon):
+        env = dict(os.environ)
+        env.update({k: v for k, v in daemon.env.items() if k.startswith(("RLM_", "XDG_"))})
+        self.errlog = open(os.path.join(daemon.tmp, "rlm-mcp-raw.err"), "a")
+        self.proc = subprocess.Popen([os.path.join(daemon.bin_dir, "rlm-mcp")], env=env,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self.errlog)
+        self.next_id = 0
+        self.request("initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
+                                    "clientInfo": {"name": "scale-raw", "version": "1"}})
+        self.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+
+    def send(self, msg: dict) -> None:
+        self.proc.stdin.write(json.dumps(msg).encode() + b"\n")
+        self.proc.stdin.flush()
+
+    def request(self, method: str, params: dict) -> dict:
+        self.next_id += 1
+        self.send({"jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params})
+        while True:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise RuntimeError(f"rlm-mcp closed its stdout during {method}")
+            msg = json.loads(line)
+            if msg.get("id") == self.next_id:
+                if "error" in msg:
+                    raise RuntimeError(f"{method} failed: {msg['error']}")
+                return msg["result"]
+
+    def call(self, name: str, args: dict) -> float:
+        """One tool call's wall time in seconds; a tool error raises."""
+        t = time.perf_counter()
+        res = self.request("tools/call", {"name": name, "arguments": args})
+        dt = time.perf_counter() - t
+        if res.get("isError"):
+            raise RuntimeError(f"{name} failed: {res.get('content')}")
+        return dt
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.errlog.close()
+
+
 def load_summary(r: dict, dt: float, nbytes: int) -> dict:
     return {"s": round(dt, 3), "mb_per_s": round(nbytes / MB / dt, 1) if dt else None,
             "loaded": r.get("loaded_count"), "errors": r.get("error_count"),
@@ -440,6 +495,19 @@ async def one_run(a: argparse.Namespace, run_no: int, sources: list[dict],
             # the daemon answers from one row (`rlm.session.info`).
             lat["info"] = [(await shim.call("rlm.session.info", {"session_id": sid}))[1]
                            for _ in range(len(BM25_QUERIES))]
+            # The same calls through a shim driven without the SDK.
+            raw = RawShim(daemon)
+            try:
+                for method, qs in (("bm25", BM25_QUERIES), ("regex", REGEX_QUERIES),
+                                   ("literal", LITERAL_QUERIES)):
+                    lat[f"raw_{method}"] = [
+                        raw.call("rlm.search.query", {"session_id": sid, "query": q,
+                                                      "method": method, "limit": 10})
+                        for q in qs]
+                lat["raw_info"] = [raw.call("rlm.session.info", {"session_id": sid})
+                                   for _ in range(len(BM25_QUERIES))]
+            finally:
+                raw.close()
             R["latency_ms"] = {m: {"n": len(v), "p50": round(pct(v, 50) * 1000, 2),
                                    "p95": round(pct(v, 95) * 1000, 2),
                                    "max": round(max(v) * 1000, 2)} for m, v in lat.items()}
@@ -546,7 +614,8 @@ def summarize(runs: list[dict], meta: dict) -> dict:
         "data_gc0_bytes": m(lambda r: r["data_folder"]["after_rm_gc_now"]["bytes"]),
         "data_gc0_alloc": m(lambda r: r["data_folder"]["after_rm_gc_now"]["allocated"]),
     }
-    for method in ("bm25", "regex", "literal", "info"):
+    for method in ("bm25", "regex", "literal", "info", "raw_bm25", "raw_regex", "raw_literal",
+                   "raw_info"):
         for p in ("p50", "p95"):
             s[f"{method}_{p}_ms"] = m(lambda r: r["latency_ms"][method][p])
     rep = [r.get("repeat_loads") or [] for r in runs]
@@ -586,6 +655,10 @@ def table(s: dict, meta: dict) -> str:
          f"{fmt(s['bm25_p50_ms'])} / {fmt(s['bm25_p95_ms'])} ms", "p50 <= 3 ms"),
         ("the same client's floor: `rlm.session.info` p50 / p95",
          f"{fmt(s['info_p50_ms'])} / {fmt(s['info_p95_ms'])} ms", ""),
+        ("bm25 p50 / p95 through the shim without the SDK (JSON-RPC lines)",
+         f"{fmt(s['raw_bm25_p50_ms'])} / {fmt(s['raw_bm25_p95_ms'])} ms", "p50 <= 3 ms"),
+        ("`rlm.session.info` p50 through the shim without the SDK",
+         f"{fmt(s['raw_info_p50_ms'])} ms", ""),
         ("regex p50 / p95", f"{fmt(s['regex_p50_ms'], nd=1)} / {fmt(s['regex_p95_ms'], nd=1)} ms", ""),
         ("literal p50 / p95",
          f"{fmt(s['literal_p50_ms'], nd=1)} / {fmt(s['literal_p95_ms'], nd=1)} ms", ""),
