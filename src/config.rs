@@ -105,6 +105,11 @@ pub struct SearchConfig {
     /// Which passages bm25's statistics (passage count, average length,
     /// how many passages hold a term) are taken over (default `session`).
     pub bm25_statistics: Bm25Statistics,
+    /// Whether a bm25 query word also matches the index's other words of its
+    /// English stem (`retry`: `retries`, `retried`), scored as one term
+    /// (default false: each word matches only itself; true ranks prose
+    /// better and costs search time, see docs/BENCHMARKS.md).
+    pub word_forms: bool,
 }
 
 /// `search.bm25_statistics`.
@@ -516,6 +521,7 @@ mod tests {
             close_idle_after_days = 14
             [search]
             bm25_statistics = "store"
+            word_forms = true
             [clients.zed]
             max_chars_per_response = 5000
             max_tokens_per_response = 900
@@ -554,6 +560,7 @@ mod tests {
             },
             search: SearchConfig {
                 bm25_statistics: Bm25Statistics::Store,
+                word_forms: true,
             },
             clients: BTreeMap::from([(
                 "zed".to_owned(),

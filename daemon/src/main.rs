@@ -152,6 +152,7 @@ async fn serve(args: Args, config: Config, ready: &mut ReadyPipe) -> Result<(), 
         rlm::config::Bm25Statistics::Session => rlmd::search::bm25::Statistics::View,
         rlm::config::Bm25Statistics::Store => rlmd::search::bm25::Statistics::Index,
     };
+    engine_config.word_forms = config.search.word_forms;
     engine_config.allowed_roots = config.allowed_roots.clone();
     let engine = Engine::open(engine_config)
         .map_err(|e| format!("opening the data directory {}: {e}", data_dir.display()))?;

@@ -56,6 +56,9 @@ pub struct EngineConfig {
     /// Which passages BM25's statistics count: a session's own (the
     /// default) or the whole shared index's (`[search] bm25_statistics`).
     pub bm25_statistics: crate::search::bm25::Statistics,
+    /// Whether a bm25 query word also matches its other forms in the index
+    /// (`[search] word_forms`; `search/bm25/forms.rs`).
+    pub word_forms: bool,
     /// Build a session's index in the background right after each load.
     pub background_index: bool,
     /// Text analysis of new indexes (stop words, stemming).
@@ -81,6 +84,7 @@ impl EngineConfig {
             allowed_roots: None,
             index_cache_sessions: 32,
             bm25_statistics: crate::search::bm25::Statistics::View,
+            word_forms: false,
             background_index: true,
             analyzer: crate::search::analyzer::AnalyzerOptions::DEFAULT,
             racy_window: std::time::Duration::from_secs(2),

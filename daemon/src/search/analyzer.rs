@@ -62,6 +62,19 @@ fn stem_in_place(stemmer: &frostem::Stemmer, word: &mut String) {
     });
 }
 
+/// The English Snowball stem of `word` (as [`AnalyzerOptions::stemming`] would index it),
+/// through the same per-thread cache.
+pub fn english_stem(stemmer: &frostem::Stemmer, word: &str) -> String {
+    let mut word = word.to_owned();
+    stem_in_place(stemmer, &mut word);
+    word
+}
+
+/// Snowball's English stemmer, for [`english_stem`].
+pub fn english_stemmer() -> frostem::Stemmer {
+    frostem::Stemmer::new(frostem::Algorithm::English)
+}
+
 /// The English stop words removed when [`AnalyzerOptions::stop_words`] is on: the list of
 /// tantivy's `StopWordFilter::new(Language::English)` (Lucene's `EnglishAnalyzer` list).
 pub const ENGLISH_STOP_WORDS: &[&str] = &[

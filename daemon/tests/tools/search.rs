@@ -164,6 +164,59 @@ fn highlights_list_every_query_term_hit_in_the_context() {
     );
 }
 
+/// With `[search] word_forms` on, a query word finds the other forms of its
+/// English stem that the session's texts hold, scored as one term, and the
+/// highlights mark every form; a word of another stem that begins alike is
+/// not one of them. Off (the default), a word finds only itself.
+#[test]
+fn bm25_finds_the_forms_of_a_query_word_and_highlights_them() {
+    let env = Env::with(|c| c.word_forms = true);
+    let sid = env.session();
+    let retries = env.load(&sid, "The client retries the request twice.");
+    let retried = env.load(&sid, "Each failed call is retried after a pause.");
+    let retriever = env.load(&sid, "The retriever fetches passages.");
+    let exact = env.load(&sid, "A retry policy: retry, then retry again.");
+    let docs_of = |r: &Value| -> Vec<String> {
+        r["matches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| str_of(m, "doc_id").to_owned())
+            .collect()
+    };
+    let r = env.search(&sid, json!({"query": "retry", "context_chars": 500}));
+    let docs = docs_of(&r);
+    assert_eq!(docs.len(), 3, "{r}");
+    // The exact word three times ranks first; the forms once each follow.
+    assert_eq!(docs[0], exact, "{r}");
+    assert!(docs.contains(&retries) && docs.contains(&retried), "{r}");
+    assert!(!docs.contains(&retriever), "{r}");
+    for m in r["matches"].as_array().unwrap() {
+        let text = match str_of(m, "doc_id") {
+            d if d == retries => "The client retries the request twice.",
+            d if d == retried => "Each failed call is retried after a pause.",
+            _ => "A retry policy: retry, then retry again.",
+        };
+        check_match(text, m);
+        let want = word_hits(text, &["retry", "retries", "retried"]);
+        assert!(!want.is_empty());
+        assert_eq!(highlights_of(m), want, "{m}");
+    }
+    // The other way round: a form finds the word.
+    let r = env.search(&sid, json!({"query": "retrying"}));
+    assert_eq!(docs_of(&r).len(), 3, "{r}");
+    // With forms off (the default), a word finds only itself.
+    let off = Env::new();
+    let sid_off = off.session();
+    off.load(&sid_off, "The client retries the request twice.");
+    let exact_off = off.load(&sid_off, "A retry policy: retry, then retry again.");
+    let r = off.search(&sid_off, json!({"query": "retry"}));
+    assert_eq!(docs_of(&r), [exact_off], "{r}");
+    // Regex and literal read the text as written.
+    let r = env.search(&sid, json!({"query": "retry", "method": "literal"}));
+    assert_eq!(docs_of(&r), vec![exact; 3], "{r}");
+}
+
 /// An HTML page is searched for what a reader sees: words only its markup
 /// holds (tag and attribute names, attribute values, scripts, styles,
 /// character references) find nothing by bm25, while regex still sees them;

@@ -79,6 +79,8 @@ struct Shared {
     analyzer: AnalyzerOptions,
     /// Which passages BM25's statistics count (`EngineConfig::bm25_statistics`).
     statistics: Statistics,
+    /// Whether query words match their other forms (`EngineConfig::word_forms`).
+    word_forms: bool,
     /// Build after each load (`EngineConfig::background_index`).
     background_index: bool,
     /// Characters a build commits at once (`EngineConfig::index_batch_chars`).
@@ -113,6 +115,7 @@ impl IndexManager {
                 store,
                 analyzer: config.analyzer,
                 statistics: config.bm25_statistics,
+                word_forms: config.word_forms,
                 background_index: config.background_index,
                 batch_chars: config.index_batch_chars.max(1),
                 capacity: config.index_cache_sessions.max(1),
@@ -690,9 +693,10 @@ impl IndexManager {
             holders.sort_unstable();
             let searcher = index.reader_generation();
             let t_map = t0.elapsed();
-            let view = index
+            let mut view = index
                 .view(Some(&wanted), self.shared.statistics)
                 .map_err(index_err)?;
+            view.word_forms = self.shared.word_forms;
             // A text with characters has passages: a key without any is a
             // stale hint (gc took the text, and a load brought it back
             // under another key), or, from the store, an index that lost

@@ -15,6 +15,7 @@ use tantivy::schema::{
 };
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, TantivyError, Term};
 
+use super::forms::{FormsQuery, word_group};
 use super::passages::passages;
 use super::stamp::{IndexStamp, parse_signature, signature};
 use super::view::{IndexView, KeySet, SegmentColumns, Statistics, ViewStats};
@@ -618,9 +619,10 @@ impl IndexView {
     }
 
     /// The top passages of the view for `query`, best first (BM25 over the analysed query
-    /// terms, any of which may match), with the query's terms and their weights, analysed
-    /// once and each term's document frequency looked up once (tantivy would look them up
-    /// again). `only` restricts the hits to the texts of these keys without changing
+    /// words, any of which may match, each with its other forms in the index scored as one
+    /// term: `forms.rs`), with the terms to find in the passages (every form) and their
+    /// weights, analysed once and each term's document frequency looked up once (tantivy
+    /// would look them up again). `only` restricts the hits to the texts of these keys without changing
     /// scores. A query with no term left after analysis gives no hits; no query is ever a
     /// syntax error.
     pub fn search_terms(
@@ -636,36 +638,64 @@ impl IndexView {
         let total = self.total_docs();
         let mut freqs: Vec<(Term, u64)> = Vec::with_capacity(analyzed.len());
         let mut terms = Vec::with_capacity(analyzed.len());
+        // Each query word: its term, or its forms in the index scored as one.
+        let mut words: Vec<Box<dyn Query>> = Vec::with_capacity(analyzed.len());
+        let stemmer = analyzer::english_stemmer();
+        let mut stems: Vec<String> = Vec::new();
         for term in analyzed {
-            let t = Term::from_field_text(self.text, &term);
-            let df = self.doc_freq(&t)?;
-            terms.push(QueryTerm {
-                weight: idf_weight(df.min(total), total),
-                term,
-            });
-            freqs.push((t, df));
+            let group = word_group(self, &stemmer, &term)?;
+            // A word of a stem already asked for is one of its forms already.
+            if let Some(stem) = &group.stem {
+                if stems.contains(stem) {
+                    continue;
+                }
+                stems.push(stem.clone());
+            }
+            let mut held = Vec::with_capacity(group.forms.len());
+            for (form, df) in &group.forms {
+                let t = Term::from_field_text(self.text, form);
+                // Highlights and contexts weigh every form by the group's idf.
+                let weight_df = if *df > 0 { group.doc_freq } else { 0 };
+                terms.push(QueryTerm {
+                    weight: idf_weight(weight_df, total),
+                    term: form.clone(),
+                });
+                if *df > 0 {
+                    held.push(t.clone());
+                }
+                freqs.push((t, *df));
+            }
+            match held.len() {
+                0 => {}
+                1 => words.push(Box::new(TermQuery::new(
+                    held.swap_remove(0),
+                    IndexRecordOption::WithFreqs,
+                ))),
+                _ => words.push(Box::new(FormsQuery {
+                    field: self.text,
+                    terms: held,
+                    doc_freq: group.doc_freq,
+                })),
+            }
         }
         // A term no passage holds matches nothing and adds nothing to any score.
         freqs.retain(|&(_, df)| df > 0);
-        if freqs.is_empty() || limit == 0 || only.is_some_and(|d| d.is_empty()) {
+        if words.is_empty() || limit == 0 || only.is_some_and(|d| d.is_empty()) {
             return Ok((Vec::new(), terms));
         }
         let limit = limit.min(usize::try_from(self.passages).unwrap_or(usize::MAX));
         if limit == 0 {
             return Ok((Vec::new(), terms));
         }
-        let term_query = |t: &Term| -> Box<dyn Query> {
-            Box::new(TermQuery::new(t.clone(), IndexRecordOption::WithFreqs))
-        };
-        let text_query: Box<dyn Query> = if let [(only, _)] = freqs.as_slice() {
-            term_query(only)
-        } else {
-            Box::new(BooleanQuery::new(
-                freqs
-                    .iter()
-                    .map(|(t, _)| (Occur::Should, term_query(t)))
-                    .collect(),
-            ))
+        let text_query: Box<dyn Query> = match words.pop() {
+            Some(word) if words.is_empty() => word,
+            Some(word) => {
+                words.push(word);
+                Box::new(BooleanQuery::new(
+                    words.into_iter().map(|w| (Occur::Should, w)).collect(),
+                ))
+            }
+            None => return Ok((Vec::new(), terms)),
         };
         let query: Box<dyn Query> = match only {
             None => text_query,

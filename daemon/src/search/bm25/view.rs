@@ -4,7 +4,7 @@
 //! statistics either of its own passages or of the whole index.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tantivy::columnar::Column;
 use tantivy::query::{Bm25StatisticsProvider, EnableScoring, Explanation, Query, Scorer, Weight};
@@ -13,6 +13,7 @@ use tantivy::{
     BitSet, DocId, DocSet, Score, Searcher, SegmentReader, TERMINATED, Term, index::SegmentId,
 };
 
+use super::forms::{MAX_CACHED_GROUPS, WordGroup};
 use super::index::IndexError;
 use crate::search::analyzer::AnalyzerOptions;
 
@@ -109,6 +110,11 @@ pub struct IndexView {
     /// The keys with at least one passage in the view.
     pub(crate) held: KeySet,
     pub(crate) statistics: Statistics,
+    /// Whether a query word also matches its other forms (`forms.rs`; off
+    /// unless the daemon's `[search] word_forms` is on).
+    pub word_forms: bool,
+    /// The query words this view was asked for, with their forms.
+    pub(crate) groups: Mutex<HashMap<String, Arc<WordGroup>>>,
 }
 
 impl std::fmt::Debug for IndexView {
@@ -180,10 +186,12 @@ impl IndexView {
             tokens,
             held: seen,
             statistics,
+            word_forms: false,
+            groups: Mutex::default(),
         })
     }
 
-    /// About what the view keeps on the heap: its bit sets.
+    /// About what the view keeps on the heap: its bit sets and word groups.
     pub fn heap_bytes(&self) -> usize {
         let bits: usize = self
             .filters
@@ -193,7 +201,9 @@ impl IndexView {
                 Held::All | Held::None => 0,
             })
             .sum();
-        bits + self.held.words.len() * 8
+        let groups = self.groups.lock().unwrap_or_else(|p| p.into_inner()).len();
+        // A group: its key, a stem and a few forms.
+        bits + self.held.words.len() * 8 + groups * 160
     }
 
     /// Whether the view has passages of the text of `key`.
@@ -229,6 +239,69 @@ impl IndexView {
                     }
                 }
                 Some(Held::None) | None => {}
+            }
+        }
+        Ok(n)
+    }
+
+    /// The group of `term` if a search of this view found it already.
+    pub(crate) fn cached_group(&self, term: &str) -> Option<Arc<WordGroup>> {
+        let groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
+        groups.get(term).cloned()
+    }
+
+    /// Keeps the group of `term` for the next searches.
+    pub(crate) fn keep_group(&self, term: &str, group: Arc<WordGroup>) {
+        let mut groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
+        if groups.len() >= MAX_CACHED_GROUPS {
+            groups.clear();
+        }
+        groups.insert(term.to_owned(), group);
+    }
+
+    /// Whether the view may have passages in this segment.
+    pub(crate) fn may_hold(&self, segment: tantivy::index::SegmentId) -> bool {
+        matches!(self.filters.get(&segment), Some(Held::All | Held::Some(_)))
+    }
+
+    /// The number of the view's passages holding any of `terms` (for
+    /// [`Statistics::Index`], of the index's): each segment's postings of the terms read
+    /// together once.
+    pub(crate) fn union_doc_freq(&self, terms: &[Term]) -> Result<u64, IndexError> {
+        if let [term] = terms {
+            return self.doc_freq(term);
+        }
+        let mut n = 0u64;
+        for reader in self.searcher.segment_readers() {
+            let bits = match self.filters.get(&reader.segment_id()) {
+                _ if self.statistics == Statistics::Index => None,
+                Some(Held::All) => None,
+                Some(Held::Some(bits)) => Some(bits),
+                Some(Held::None) | None => continue,
+            };
+            let inverted = reader.inverted_index(self.text)?;
+            let mut postings = Vec::with_capacity(terms.len());
+            for term in terms {
+                if let Some(p) = inverted.read_postings(term, IndexRecordOption::Basic)? {
+                    postings.push(p);
+                }
+            }
+            let alive = reader.alive_bitset();
+            loop {
+                let doc = postings.iter().map(DocSet::doc).min().unwrap_or(TERMINATED);
+                if doc == TERMINATED {
+                    break;
+                }
+                let counted = match bits {
+                    Some(bits) => bits.contains(doc),
+                    None => alive.is_none_or(|a| a.is_alive(doc)),
+                };
+                n += u64::from(counted);
+                for p in &mut postings {
+                    if p.doc() == doc {
+                        p.advance();
+                    }
+                }
             }
         }
         Ok(n)
