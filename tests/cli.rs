@@ -536,3 +536,28 @@ fn daemon_stop_succeeds_when_the_daemon_was_already_stopping() {
     let (code, _, err) = run_cli(&t, &["daemon", "stop"]);
     assert_eq!(code, 3, "{err}");
 }
+
+/// `[search] word_forms` in config.toml reaches the daemon: off (the default),
+/// `retry` finds only the text that has it; on, it finds the text that says
+/// `retries` too.
+#[test]
+fn word_forms_in_config_toml_reach_the_daemon() {
+    for (config, want) in [("", 1), ("[search]\nword_forms = true\n", 2)] {
+        let t = TestDir::new();
+        std::fs::write(&t.config, config).unwrap();
+        let _daemon = t.start_daemon(&[]);
+        let folder = t.path().join("texts");
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::write(folder.join("a.txt"), "The client retries the request.\n").unwrap();
+        std::fs::write(folder.join("b.txt"), "A retry policy decides.\n").unwrap();
+        std::fs::write(folder.join("c.txt"), "Nothing of the kind here.\n").unwrap();
+        let sid = session_with_folder(&t, &folder);
+        let found = cli_ok(
+            &t,
+            "rlm.search.query",
+            json!({"session_id": sid, "query": "retry"}),
+        );
+        let matches = found["matches"].as_array().unwrap();
+        assert_eq!(matches.len(), want, "config {config:?}: {found}");
+    }
+}
