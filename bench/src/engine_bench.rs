@@ -32,7 +32,8 @@
 //! `tokens` prints each file's characters and estimated tokens (the estimate
 //! the response caps use, `rlm::tokens`), for `bench/answers.py`.
 //!
-//! `RLM_BENCH_ANALYZER=stop=0;stem=1` measures another text analysis.
+//! `RLM_BENCH_ANALYZER=stop=0;stem=1` measures another text analysis;
+//! `RLM_BENCH_WORD_FORMS=1` searches with a query word's forms (`[search] word_forms`).
 
 // The report is this program's output (stdout is kept clean only in the shim).
 #![allow(clippy::print_stdout)]
@@ -243,6 +244,13 @@ impl Bench {
             config.analyzer = AnalyzerOptions::parse(&desc).ok_or_else(|| {
                 format!("RLM_BENCH_ANALYZER={desc:?}: expected e.g. stop=1;stem=0")
             })?;
+        }
+        if let Ok(v) = std::env::var("RLM_BENCH_WORD_FORMS") {
+            config.word_forms = match v.as_str() {
+                "1" | "true" => true,
+                "0" | "false" => false,
+                _ => return Err(format!("RLM_BENCH_WORD_FORMS={v:?}: expected 1 or 0")),
+            };
         }
         let engine = Engine::open(config).map_err(|e| format!("opening the engine: {e}"))?;
         Ok(Bench {
