@@ -57,16 +57,13 @@ fn the_cli_reports_calls_searches_collects_and_stops_the_daemon() {
         "first line\nsecond line\nthe zanzibarite lode lies here, deep in the third line\nfourth\n",
     )
     .unwrap();
-    let (code, out, err) = run_cli(
-        &t,
-        &[
-            "search",
-            folder.to_str().unwrap(),
-            "zanzibarite lode",
-            "--limit",
-            "1",
-        ],
-    );
+    let top_hit = |query: &str| {
+        run_cli(
+            &t,
+            &["search", folder.to_str().unwrap(), query, "--limit", "1"],
+        )
+    };
+    let (code, out, err) = top_hit("zanzibarite lode");
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("1. deep.txt:3  (score "), "{out}");
     assert!(
@@ -79,16 +76,7 @@ fn the_cli_reports_calls_searches_collects_and_stops_the_daemon() {
         "import time\n\ndef backoff_delay(attempt):\n    # quokkas wait longer\n    return 2 ** attempt\n",
     )
     .unwrap();
-    let (code, out, err) = run_cli(
-        &t,
-        &[
-            "search",
-            folder.to_str().unwrap(),
-            "quokkas",
-            "--limit",
-            "1",
-        ],
-    );
+    let (code, out, err) = top_hit("quokkas");
     assert_eq!(code, 0, "{err}");
     assert!(
         out.starts_with("1. retry.py:4  (score ")

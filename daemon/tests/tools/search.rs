@@ -44,6 +44,16 @@ fn highlights_of(m: &Value) -> Vec<(u64, u64, String)> {
         .collect()
 }
 
+/// The documents of a search's matches, in rank order.
+fn docs_of(r: &Value) -> Vec<String> {
+    r["matches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| str_of(m, "doc_id").to_owned())
+        .collect()
+}
+
 /// Checks one match against the document text it claims to come from.
 fn check_match(text: &str, m: &Value) {
     let (a, b) = (u64_of(&m["span"], "start"), u64_of(&m["span"], "end"));
@@ -176,14 +186,6 @@ fn bm25_finds_the_forms_of_a_query_word_and_highlights_them() {
     let retried = env.load(&sid, "Each failed call is retried after a pause.");
     let retriever = env.load(&sid, "The retriever fetches passages.");
     let exact = env.load(&sid, "A retry policy: retry, then retry again.");
-    let docs_of = |r: &Value| -> Vec<String> {
-        r["matches"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| str_of(m, "doc_id").to_owned())
-            .collect()
-    };
     let r = env.search(&sid, json!({"query": "retry", "context_chars": 500}));
     let docs = docs_of(&r);
     assert_eq!(docs.len(), 3, "{r}");
@@ -235,14 +237,6 @@ fn bm25_reads_an_html_page_as_its_reader_does() {
     // The same words as plain text are found: only the page's markup is not.
     let plain = "A note on the pademelon and the wombat, the bilby and the marsupial.";
     let plain_doc = env.load(&sid, plain);
-    let docs_of = |r: &Value| -> Vec<String> {
-        r["matches"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| str_of(m, "doc_id").to_owned())
-            .collect()
-    };
     for hidden in ["pademelon", "wombat", "bilby", "marsupial", "amp", "class"] {
         let r = env.search(&sid, json!({"query": hidden}));
         let docs = docs_of(&r);
