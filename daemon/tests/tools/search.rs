@@ -219,6 +219,68 @@ fn bm25_finds_the_forms_of_a_query_word_and_highlights_them() {
     assert_eq!(docs_of(&r), vec![exact; 3], "{r}");
 }
 
+/// A Python module of two widget classes, each with a `set` method deep in
+/// its body (its class's line more than a passage away), every method
+/// longer than a passage's minimum; and where that of `Spinbox` starts and
+/// ends (code points).
+fn widgets_module() -> (String, u64, u64) {
+    let method = |name: &str, last: &str| {
+        let mut m = format!("\n    def {name}(self, first, last):\n");
+        for l in 0..12 {
+            m.push_str(&format!(
+                "        first = self.index(first) + {l}  # move on\n"
+            ));
+        }
+        m.push_str(&format!("        {last}\n"));
+        m
+    };
+    let set = "self.tk.call(self._w, \"set\", first)";
+    let mut text = String::from("import tkinter\n\n\nclass Spinbox(Entry):\n");
+    for name in ["bbox", "delete", "get", "icursor"] {
+        text.push_str(&method(name, "return first, last"));
+    }
+    let start = char_len(&text) + 1;
+    text.push_str(&method("set", set));
+    let end = char_len(&text);
+    text.push_str("\n\nclass Scale(Widget):\n");
+    for name in ["coords", "identify", "get", "set", "configure"] {
+        let last = if name == "set" {
+            set
+        } else {
+            "return first, last"
+        };
+        text.push_str(&method(name, last));
+    }
+    (text, start, end)
+}
+
+/// A passage starts at a definition, and is found by the header lines of
+/// the definitions it is nested in: a method by its class's name, though
+/// the class's line lies more than a passage away.
+#[test]
+fn bm25_passages_start_at_definitions_and_match_their_class() {
+    let env = Env::new();
+    let sid = env.session();
+    let (text, start, end) = widgets_module();
+    let doc = env.load(&sid, &text);
+    let r = env.search(&sid, json!({"query": "Spinbox set", "context_chars": 100}));
+    let m = &r["matches"][0];
+    assert_eq!(str_of(m, "doc_id"), doc, "{r}");
+    check_match(&text, m);
+    // The best passage is Spinbox's `set` method (its highlight is there),
+    // found by the class's name, which its context does not hold.
+    let hit = |m: &Value| u64_of(&m["span"], "start") + u64_of(m, "highlight_start");
+    assert!((start..end).contains(&hit(m)), "{start}..{end}: {r}");
+    assert!(!str_of(m, "context").contains("Spinbox"), "{r}");
+    // Scale's `set` follows, lower: the same words, but not the class.
+    assert!(hit(&r["matches"][1]) > end, "{r}");
+    let score = |r: &Value, k: usize| r["matches"][k]["score"].as_f64().unwrap();
+    assert!(score(&r, 0) > score(&r, 1) + 0.1, "{r}");
+    // Without the class's name, the two methods tie.
+    let r = env.search(&sid, json!({"query": "set"}));
+    assert!((score(&r, 0) - score(&r, 1)).abs() < 1e-6, "{r}");
+}
+
 /// An HTML page is searched for what a reader sees: words only its markup
 /// holds (tag and attribute names, attribute values, scripts, styles,
 /// character references) find nothing by bm25, while regex still sees them;

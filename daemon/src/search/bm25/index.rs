@@ -16,11 +16,11 @@ use tantivy::schema::{
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, TantivyError, Term};
 
 use super::forms::{FormsQuery, word_group};
-use super::passages::passages;
+use super::passages::passages_of;
 use super::stamp::{IndexStamp, parse_signature, signature};
 use super::view::{IndexView, KeySet, SegmentColumns, Statistics, ViewStats};
 use crate::search::analyzer::{self, AnalyzerOptions, TOKENIZER_NAME};
-use crate::search::markup;
+use crate::search::{markup, units};
 
 const FIELD_KEY: &str = "text_key";
 const FIELD_START: &str = "start";
@@ -221,16 +221,29 @@ impl IndexBuild<'_> {
 
 /// The documents of a text's passages, each with the text as the index
 /// reads it: an HTML page's markup masked, passage by passage
-/// (`search::markup`; the search masks a hit's passage the same way).
+/// (`search::markup`; the search masks a hit's passage the same way), and
+/// the header lines of the definitions the passage is nested in and does
+/// not hold (`units::enclosing`: a method's passage is also found by its
+/// class's name).
 fn passage_documents(f: Fields, key: u64, text: &str) -> impl Iterator<Item = TantivyDocument> {
     let html = markup::is_html(text);
     let mut masked = String::new();
-    passages(text).into_iter().map(move |p| {
+    // An HTML page's lines are markup: no definition starts one.
+    let defs = if html {
+        Vec::new()
+    } else {
+        units::outline(text)
+    };
+    let layout = passages_of(text, &defs);
+    layout.into_iter().map(move |p| {
         let body = &text[p.start_byte..p.end_byte];
         let mut doc = TantivyDocument::new();
         doc.add_u64(f.key, key);
         doc.add_u64(f.start, p.start_char);
         doc.add_u64(f.end, p.end_char);
+        for header in units::enclosing(&defs, p.start_byte) {
+            doc.add_text(f.text, &text[header]);
+        }
         if html {
             markup::mask_into(body, &mut masked);
             doc.add_text(f.text, &masked);
@@ -817,7 +830,7 @@ pub fn measure_build_phases(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::search::bm25::best_cluster;
+    use crate::search::bm25::{best_cluster, passages};
 
     fn stamp(generation: u64, doc_count: u64) -> IndexStamp {
         IndexStamp {

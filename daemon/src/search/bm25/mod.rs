@@ -1,10 +1,12 @@
 //! The BM25 index over passages (tantivy), shared by every session of a store.
 //!
 //! Every stored text (identified by its `key`, which the store gives it once, for good) is
-//! cut into consecutive [`passages()`] of at most [`PASSAGE_CHARS`] code points (ending
+//! cut into consecutive [`passages()`] of at most [`PASSAGE_CHARS`] code points (one
+//! starting at each definition of code once the one before holds [`MIN_UNIT_CHARS`], ending
 //! before a definition or a paragraph where the text has them), and each
 //! passage is a tantivy document: `text_key` (u64, indexed + fast), `start` / `end` (u64,
-//! fast: code point offsets in the text) and `text` (analysed with the `rlm` tokenizer of
+//! fast: code point offsets in the text) and `text` (the passage, and the header lines of
+//! the definitions it is nested in, analysed with the `rlm` tokenizer of
 //! [`super::analyzer`], term frequencies only, not stored: the text lives in the store).
 //! A session searches an [`IndexView`]: the passages of its own texts in one snapshot, with
 //! BM25 statistics of those passages ([`Statistics::View`]) or of the whole index.
@@ -39,6 +41,6 @@ pub use matching::{
     TermMatcher, best_cluster, best_cluster_in, best_cluster_with, highlights, highlights_in,
     highlights_with, occurrences,
 };
-pub use passages::{PASSAGE_CHARS, PASSAGE_SNAP, Passage, passages};
+pub use passages::{MIN_UNIT_CHARS, PASSAGE_CHARS, PASSAGE_SNAP, Passage, passages};
 pub use stamp::{INDEX_FORMAT, IndexStamp, parse_signature, signature};
 pub use view::{IndexView, KeySet, Statistics};
