@@ -482,6 +482,21 @@ pub fn enclosing(defs: &[Definition], at: usize) -> impl Iterator<Item = Range<u
     })
 }
 
+/// The header lines that lie whole in bytes `within` of the text, in
+/// order: the definitions a passage holds.
+pub fn headers_in(
+    defs: &[Definition],
+    within: Range<usize>,
+) -> impl Iterator<Item = Range<usize>> + '_ {
+    // Headers come in the order of the lines.
+    let first = defs.partition_point(|d| d.header.start < within.start);
+    defs[first..]
+        .iter()
+        .take_while(move |d| d.header.start < within.end)
+        .filter(move |d| d.header.end <= within.end)
+        .map(|d| d.header.clone())
+}
+
 /// An ATX heading's level and text.
 fn heading(line: &str) -> Option<(usize, &str)> {
     let trimmed = line.trim_start_matches(' ');
@@ -724,6 +739,32 @@ mod tests {
         );
         assert_eq!(enclosing_of(RUST, "let delay"), [fmt, display]);
         assert!(enclosing_of(RUST, "attempt as u64").len() == 1);
+    }
+
+    #[test]
+    fn headers_in_a_range() {
+        let defs = outline(PYTHON);
+        let within = |a: &str, b: &str| {
+            let range = PYTHON.find(a).unwrap()..PYTHON.find(b).unwrap();
+            headers_in(&defs, range)
+                .map(|r| &PYTHON[r])
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            within("import", "x = "),
+            [
+                "class Retry:",
+                "def delay(self, attempt):",
+                "async def run("
+            ]
+        );
+        assert_eq!(
+            within("    def delay", "    async"),
+            ["def delay(self, attempt):"]
+        );
+        // A header cut by the range's end is not in it.
+        assert!(within("    def delay", "(self, attempt)").is_empty());
+        assert!(within("        if attempt", "x = ").len() == 1);
     }
 
     #[test]

@@ -281,6 +281,22 @@ fn bm25_passages_start_at_definitions_and_match_their_class() {
     assert!((score(&r, 0) - score(&r, 1)).abs() < 1e-6, "{r}");
 }
 
+/// A definition's header counts twice in its passage: of two passages that
+/// each hold a word once, alike otherwise, the one that defines it ranks
+/// first.
+#[test]
+fn bm25_ranks_a_definition_above_a_use() {
+    let env = Env::new();
+    let sid = env.session();
+    let body = "        attempt = attempt + 1  # one more step\n".repeat(14);
+    let defines = format!("def backoff(attempt):\n{body}        return attempt\n");
+    let uses = format!("def schedule(attempt):\n{body}        return backoff\n");
+    let uses_doc = env.load(&sid, &uses);
+    let defines_doc = env.load(&sid, &defines);
+    let r = env.search(&sid, json!({"query": "backoff"}));
+    assert_eq!(docs_of(&r), [defines_doc, uses_doc], "{r}");
+}
+
 /// An HTML page is searched for what a reader sees: words only its markup
 /// holds (tag and attribute names, attribute values, scripts, styles,
 /// character references) find nothing by bm25, while regex still sees them;

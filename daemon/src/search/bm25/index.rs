@@ -219,12 +219,20 @@ impl IndexBuild<'_> {
     }
 }
 
+/// How many times the words of a definition's header line count in the
+/// passage that holds it (its name and signature say what the passage is,
+/// as a title does). Measured through the shim, codesearch MRR@10 / hit@10,
+/// seeds 1-3, mean: 1 (the header once, as written) 0.300 / 0.548; 2 0.321 /
+/// 0.565; 3 0.330 / 0.567; 4 0.333 / 0.567; niah hit@1 1.00 for each.
+pub const HEADER_WEIGHT: usize = 3;
+
 /// The documents of a text's passages, each with the text as the index
 /// reads it: an HTML page's markup masked, passage by passage
-/// (`search::markup`; the search masks a hit's passage the same way), and
-/// the header lines of the definitions the passage is nested in and does
-/// not hold (`units::enclosing`: a method's passage is also found by its
-/// class's name).
+/// (`search::markup`; the search masks a hit's passage the same way), the
+/// header lines of the definitions the passage is nested in and does not
+/// hold (`units::enclosing`: a method's passage is also found by its
+/// class's name), and again those of the definitions it holds
+/// (`units::headers_in`), so that their words count [`HEADER_WEIGHT`] times.
 fn passage_documents(f: Fields, key: u64, text: &str) -> impl Iterator<Item = TantivyDocument> {
     let html = markup::is_html(text);
     let mut masked = String::new();
@@ -243,6 +251,12 @@ fn passage_documents(f: Fields, key: u64, text: &str) -> impl Iterator<Item = Ta
         doc.add_u64(f.end, p.end_char);
         for header in units::enclosing(&defs, p.start_byte) {
             doc.add_text(f.text, &text[header]);
+        }
+        // The headers it holds weigh more, as a title would.
+        for header in units::headers_in(&defs, p.start_byte..p.end_byte) {
+            for _ in 1..HEADER_WEIGHT {
+                doc.add_text(f.text, &text[header.clone()]);
+            }
         }
         if html {
             markup::mask_into(body, &mut masked);

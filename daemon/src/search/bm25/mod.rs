@@ -5,8 +5,8 @@
 //! starting at each definition of code once the one before holds [`MIN_UNIT_CHARS`], ending
 //! before a definition or a paragraph where the text has them), and each
 //! passage is a tantivy document: `text_key` (u64, indexed + fast), `start` / `end` (u64,
-//! fast: code point offsets in the text) and `text` (the passage, and the header lines of
-//! the definitions it is nested in, analysed with the `rlm` tokenizer of
+//! fast: code point offsets in the text) and `text` (the passage, the header lines of the
+//! definitions it is nested in, and its own header lines again, analysed with the `rlm` tokenizer of
 //! [`super::analyzer`], term frequencies only, not stored: the text lives in the store).
 //! A session searches an [`IndexView`]: the passages of its own texts in one snapshot, with
 //! BM25 statistics of those passages ([`Statistics::View`]) or of the whole index.
