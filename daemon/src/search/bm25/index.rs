@@ -16,7 +16,7 @@ use tantivy::schema::{
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, TantivyError, Term};
 
 use super::forms::{FormsQuery, word_group};
-use super::passages::passages_of;
+use super::passages::{outline_for_index, passages_of};
 use super::stamp::{IndexStamp, parse_signature, signature};
 use super::view::{IndexView, KeySet, SegmentColumns, Statistics, ViewStats};
 use crate::search::analyzer::{self, AnalyzerOptions, TOKENIZER_NAME};
@@ -226,22 +226,23 @@ impl IndexBuild<'_> {
 /// 0.565; 3 0.330 / 0.567; 4 0.333 / 0.567; niah hit@1 1.00 for each.
 pub const HEADER_WEIGHT: usize = 3;
 
+/// The enclosing header lines a passage carries, innermost first, at most: a
+/// method's class and a module or impl block around it. A bound, so that a
+/// text nested thousands deep cannot make each of its passages carry
+/// thousands of lines.
+pub const MAX_ENCLOSING_HEADERS: usize = 3;
+
 /// The documents of a text's passages, each with the text as the index
 /// reads it: an HTML page's markup masked, passage by passage
 /// (`search::markup`; the search masks a hit's passage the same way), the
 /// header lines of the definitions the passage is nested in and does not
-/// hold (`units::enclosing`: a method's passage is also found by its
-/// class's name), and again those of the definitions it holds
+/// hold (`units::enclosing`, the innermost [`MAX_ENCLOSING_HEADERS`]: a
+/// method's passage is also found by its class's name), and again those of the definitions it holds
 /// (`units::headers_in`), so that their words count [`HEADER_WEIGHT`] times.
 fn passage_documents(f: Fields, key: u64, text: &str) -> impl Iterator<Item = TantivyDocument> {
     let html = markup::is_html(text);
     let mut masked = String::new();
-    // An HTML page's lines are markup: no definition starts one.
-    let defs = if html {
-        Vec::new()
-    } else {
-        units::outline(text)
-    };
+    let defs = outline_for_index(text);
     let layout = passages_of(text, &defs);
     layout.into_iter().map(move |p| {
         let body = &text[p.start_byte..p.end_byte];
@@ -249,7 +250,7 @@ fn passage_documents(f: Fields, key: u64, text: &str) -> impl Iterator<Item = Ta
         doc.add_u64(f.key, key);
         doc.add_u64(f.start, p.start_char);
         doc.add_u64(f.end, p.end_char);
-        for header in units::enclosing(&defs, p.start_byte) {
+        for header in units::enclosing(&defs, p.start_byte).take(MAX_ENCLOSING_HEADERS) {
             doc.add_text(f.text, &text[header]);
         }
         // The headers it holds weigh more, as a title would.
@@ -845,6 +846,34 @@ pub fn measure_build_phases(
 mod tests {
     use super::*;
     use crate::search::bm25::{best_cluster, passages};
+
+    /// A text nested thousands of definitions deep: each passage carries at
+    /// most [`MAX_ENCLOSING_HEADERS`] enclosing headers beside its own text
+    /// and its own headers again.
+    #[test]
+    fn passages_carry_a_bounded_number_of_headers() {
+        let mut deep = String::new();
+        for d in 0..2000 {
+            deep.push_str(&" ".repeat(d));
+            deep.push_str(&format!("def level_{d}(x):\n"));
+        }
+        let (_, f) = build_schema();
+        let defs = units::outline(&deep);
+        assert_eq!(defs.len(), 2000);
+        let docs: Vec<TantivyDocument> = passage_documents(f, 1, &deep).collect();
+        assert!(docs.len() > 100);
+        for (doc, p) in docs.iter().zip(passages(&deep)) {
+            let held = units::headers_in(&defs, p.start_byte..p.end_byte).count();
+            let values = doc.get_all(f.text).count();
+            assert!(
+                values <= 1 + MAX_ENCLOSING_HEADERS + (HEADER_WEIGHT - 1) * held,
+                "{values} values for {held} headers"
+            );
+        }
+        // A passage past the first holds part of the nesting: it carries some.
+        let values = docs[10].get_all(f.text).count();
+        assert!(values > 1 + (HEADER_WEIGHT - 1) * 2, "{values}");
+    }
 
     fn stamp(generation: u64, doc_count: u64) -> IndexStamp {
         IndexStamp {

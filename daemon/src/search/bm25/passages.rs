@@ -3,6 +3,7 @@
 //! passage before it, and windows of at most [`PASSAGE_CHARS`] code points (their ends
 //! snapped back to line starts) through what is longer.
 
+use crate::search::markup;
 use crate::search::units::{self, Definition};
 
 /// Nominal length of a passage, in code points.
@@ -116,7 +117,16 @@ struct Boundary {
 /// [`MIN_UNIT_CHARS`] past the last cut, and through each piece between two such cuts by
 /// [`windows`]. A text without definitions (prose, markup) is cut as [`windows`] cuts it.
 pub fn passages(text: &str) -> Vec<Passage> {
-    passages_of(text, &units::outline(text))
+    passages_of(text, &outline_for_index(text))
+}
+
+/// The outline the index reads of a text: none for an HTML page, whose lines are markup.
+pub fn outline_for_index(text: &str) -> Vec<Definition> {
+    if markup::is_html(text) {
+        Vec::new()
+    } else {
+        units::outline(text)
+    }
 }
 
 /// [`passages`] with the text's outline already read.

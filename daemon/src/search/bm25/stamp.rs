@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::index::HEADER_WEIGHT;
+use super::index::{HEADER_WEIGHT, MAX_ENCLOSING_HEADERS};
 use super::passages::{MIN_UNIT_CHARS, PASSAGE_CHARS, PASSAGE_SNAP};
 use crate::search::analyzer::AnalyzerOptions;
 
@@ -12,12 +12,12 @@ use crate::search::analyzer::AnalyzerOptions;
 pub const INDEX_FORMAT: &str = "v5";
 
 /// The analysis and passage layout of an index, as recorded in its stamp:
-/// e.g. `v5;stop=1;stem=0;p=1500-600-600;h=3` (v4 cut windows only, not at
+/// e.g. `v5;stop=1;stem=0;p=1500-600-600;h=3-3` (v4 cut windows only, not at
 /// definitions, and indexed no headers again; v3 indexed HTML pages'
 /// markup too; v2 was passages of 1500 chars every 1200).
 pub fn signature(opts: AnalyzerOptions) -> String {
     format!(
-        "{INDEX_FORMAT};{};p={PASSAGE_CHARS}-{PASSAGE_SNAP}-{MIN_UNIT_CHARS};h={HEADER_WEIGHT}",
+        "{INDEX_FORMAT};{};p={PASSAGE_CHARS}-{PASSAGE_SNAP}-{MIN_UNIT_CHARS};h={HEADER_WEIGHT}-{MAX_ENCLOSING_HEADERS}",
         opts.describe()
     )
 }
@@ -25,7 +25,9 @@ pub fn signature(opts: AnalyzerOptions) -> String {
 /// The options of a [`signature`] written by this version; None for any other layout.
 pub fn parse_signature(sig: &str) -> Option<AnalyzerOptions> {
     let rest = sig.strip_prefix(INDEX_FORMAT)?.strip_prefix(';')?;
-    let suffix = format!(";p={PASSAGE_CHARS}-{PASSAGE_SNAP}-{MIN_UNIT_CHARS};h={HEADER_WEIGHT}");
+    let suffix = format!(
+        ";p={PASSAGE_CHARS}-{PASSAGE_SNAP}-{MIN_UNIT_CHARS};h={HEADER_WEIGHT}-{MAX_ENCLOSING_HEADERS}"
+    );
     let opts = AnalyzerOptions::parse(rest.strip_suffix(suffix.as_str())?)?;
     (signature(opts) == sig).then_some(opts)
 }
@@ -49,7 +51,7 @@ mod tests {
     #[test]
     fn signatures() {
         let sig = signature(AnalyzerOptions::DEFAULT);
-        assert_eq!(sig, "v5;stop=1;stem=0;p=1500-600-600;h=3");
+        assert_eq!(sig, "v5;stop=1;stem=0;p=1500-600-600;h=3-3");
         assert_eq!(parse_signature(&sig), Some(AnalyzerOptions::DEFAULT));
         let other = AnalyzerOptions {
             stop_words: false,
@@ -58,8 +60,14 @@ mod tests {
         assert_eq!(parse_signature(&signature(other)), Some(other));
         // An index of an older layout is not ours: it is made afresh.
         assert_eq!(parse_signature("v2;stop=1;stem=0;p=1500/1200"), None);
-        assert_eq!(parse_signature("v5;stop=1;stem=0;p=1000-400-600;h=3"), None);
-        assert_eq!(parse_signature("v5;stop=1;stem=0;p=1500-600-600;h=1"), None);
+        assert_eq!(
+            parse_signature("v5;stop=1;stem=0;p=1000-400-600;h=3-3"),
+            None
+        );
+        assert_eq!(
+            parse_signature("v5;stop=1;stem=0;p=1500-600-600;h=1-3"),
+            None
+        );
         assert_eq!(parse_signature("v4;stop=1;stem=0;p=1500-600"), None);
         assert_eq!(parse_signature("v3;stop=1;stem=0;p=1500-600"), None);
         assert_eq!(parse_signature(""), None);
