@@ -58,7 +58,8 @@ pub fn index_build(corpus: &Path, include: &regex::Regex, limit: usize) -> Resul
     let tmp = temp_dir()?;
     let err = |e: rlmd::search::bm25::IndexError| e.to_string();
     let t0 = Instant::now();
-    let n_passages: usize = files.iter().map(|t| passages(t).len()).sum();
+    // Read with no file name: cut as code or prose by their lines.
+    let n_passages: usize = files.iter().map(|t| passages(t, None).len()).sum();
     let t_passages = t0.elapsed();
     // What a load measures of each text (length in chars, checkpoints).
     let t0 = Instant::now();
@@ -73,7 +74,7 @@ pub fn index_build(corpus: &Path, include: &regex::Regex, limit: usize) -> Resul
     let mut pages = 0usize;
     for t in files.iter().filter(|t| markup::is_html(t)) {
         pages += 1;
-        for p in passages(t) {
+        for p in passages(t, None) {
             markup::mask_into(&t[p.start_byte..p.end_byte], &mut masked);
         }
     }

@@ -497,6 +497,47 @@ pub fn headers_in(
         .map(|d| d.header.clone())
 }
 
+/// The sections of a Markdown text as the passage index sees them: each
+/// ATX heading (`#` to `######`, outside fenced code blocks) is a
+/// [`Definition`] from its line to the next heading of the same or a
+/// higher level (or the text's end), nested in the last heading of a
+/// higher level before it. One pass over the lines. Setext headings (a line
+/// underlined with `===` or `---`) are not read.
+pub fn markdown_outline(text: &str) -> Vec<Definition> {
+    let mut defs: Vec<Definition> = Vec::new();
+    // The open sections, innermost last: (level, index into `defs`).
+    let mut open: Vec<(usize, usize)> = Vec::new();
+    let mut fenced = false;
+    for (start, line) in lines_from(text, 0) {
+        if is_fence(line) {
+            fenced = !fenced;
+            continue;
+        }
+        if fenced {
+            continue;
+        }
+        let Some((level, _)) = heading(line) else {
+            continue;
+        };
+        while let Some(&(l, i)) = open.last() {
+            if l < level {
+                break;
+            }
+            defs[i].end = start;
+            open.pop();
+        }
+        let header_start = start + (line.len() - line.trim_start().len());
+        defs.push(Definition {
+            start,
+            header: header_start..start + line.trim_end().len(),
+            end: text.len(),
+            parent: open.last().map(|&(_, i)| i),
+        });
+        open.push((level, defs.len() - 1));
+    }
+    defs
+}
+
 /// An ATX heading's level and text.
 fn heading(line: &str) -> Option<(usize, &str)> {
     let trimmed = line.trim_start_matches(' ');
@@ -671,6 +712,46 @@ mod tests {
             named("Use", 18, 20)
         );
         assert_eq!(unit("no heading\nhere\n", "here", Syntax::Markdown), None);
+    }
+
+    #[test]
+    fn markdown_outlines_nest_headings_and_skip_fenced_code() {
+        let text = "Intro line\n# Guide\ntext\n## Install\n```sh\n# not a heading\n```\n### From source\nBuild\n## Use\nSearch\n# Next\n";
+        let defs = markdown_outline(text);
+        let got: Vec<(&str, Option<&str>, &str)> = defs
+            .iter()
+            .map(|d| {
+                assert!(d.start <= d.header.start && d.header.end <= d.end, "{d:?}");
+                let parent = d.parent.map(|i| &text[defs[i].header.clone()]);
+                (&text[d.header.clone()], parent, &text[d.start..d.end])
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "# Guide",
+                    None,
+                    "# Guide\ntext\n## Install\n```sh\n# not a heading\n```\n### From source\nBuild\n## Use\nSearch\n"
+                ),
+                (
+                    "## Install",
+                    Some("# Guide"),
+                    "## Install\n```sh\n# not a heading\n```\n### From source\nBuild\n"
+                ),
+                (
+                    "### From source",
+                    Some("## Install"),
+                    "### From source\nBuild\n"
+                ),
+                ("## Use", Some("# Guide"), "## Use\nSearch\n"),
+                ("# Next", None, "# Next\n"),
+            ]
+        );
+        let at = text.find("Build").unwrap();
+        let around: Vec<&str> = enclosing(&defs, at).map(|r| &text[r]).collect();
+        assert_eq!(around, ["### From source", "## Install", "# Guide"]);
+        assert!(markdown_outline("no heading\n#hashtag\n    # indented code\n").is_empty());
     }
 
     const DOCUMENTED: &str = "impl Client {\n    /// Sends the request, retrying\n    /// with backoff.\n    #[inline]\n    pub fn send(&self) {\n        go();\n    }\n\n    // A note on what follows.\n\n    fn other(&self) {}\n}\n\n# Decorated\n@retry(times=3)\ndef fetch(url):\n    return get(url)\n";

@@ -63,6 +63,35 @@ impl Store {
         })
     }
 
+    /// The session's documents whose text index `index_id` does not hold
+    /// (committed), one per text (its first in load order), each with the
+    /// source it was loaded from, in load order.
+    pub fn unindexed_texts(
+        &self,
+        session_id: &str,
+        index_id: &str,
+    ) -> Result<Vec<(DocRow, String)>, StoreError> {
+        self.db.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT d.doc_id, d.seq, d.hash, d.length_chars, d.source FROM documents d \
+                 WHERE d.session_id = ?1 AND NOT EXISTS \
+                 (SELECT 1 FROM indexed_texts t \
+                  WHERE t.index_id = ?2 AND t.hash = d.hash AND t.committed = 1) \
+                 ORDER BY d.seq",
+            )?;
+            let rows = st
+                .query_map([session_id, index_id], |r| {
+                    Ok((DocRow::from_row(r)?, r.get::<_, String>(4)?))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut seen = std::collections::HashSet::new();
+            Ok(rows
+                .into_iter()
+                .filter(|(d, _)| seen.insert(d.hash.clone()))
+                .collect())
+        })
+    }
+
     /// Keys in index `index_id` for those of `hashes` it does not hold yet
     /// (a text it holds is left out), in the order given. Called by the one
     /// writer of the index (under its write lock): a row left uncommitted

@@ -281,6 +281,46 @@ fn bm25_passages_start_at_definitions_and_match_their_class() {
     assert!((score(&r, 0) - score(&r, 1)).abs() < 1e-6, "{r}");
 }
 
+/// A Markdown file is cut at its headings, and a section is also found by
+/// the headings it is nested in: of two `## Linux` sections alike, the one
+/// under `# Installation` ranks first for "installation linux", though its
+/// own text never says "installation".
+#[test]
+fn bm25_cuts_markdown_at_headings_and_finds_a_section_by_its_parents() {
+    let env = Env::new();
+    let sid = env.session();
+    let para = |topic: &str| {
+        format!("The {topic} steps take a few minutes and need a terminal with a shell.\n\n")
+            .repeat(10)
+    };
+    let (intro, steps) = (para("overview"), para("package"));
+    let md = format!(
+        "# Installation\n\n{intro}## Linux\n\n{steps}## Windows\n\n{steps}# Configuration\n\n{intro}## Linux\n\n{steps}"
+    );
+    let linux = md.find("## Linux").unwrap();
+    let (start, end) = (
+        md[..linux].chars().count() as u64,
+        md[..md.find("## Windows").unwrap()].chars().count() as u64,
+    );
+    env.write_file("docs/guide.md", &md);
+    let r = env.call(
+        "rlm.docs.load",
+        json!({"session_id": sid, "sources": [{"type": "file", "path": "docs/guide.md"}]}),
+    );
+    assert_eq!(r["loaded"].as_array().map(Vec::len), Some(1), "{r}");
+    let r = env.search(
+        &sid,
+        json!({"query": "installation linux", "context_chars": 100}),
+    );
+    let m = &r["matches"][0];
+    check_match(&md, m);
+    let hit = |m: &Value| u64_of(&m["span"], "start") + u64_of(m, "highlight_start");
+    assert!((start..end).contains(&hit(m)), "{start}..{end}: {r}");
+    assert!(!str_of(m, "context").contains("Installation"), "{r}");
+    let score = |k: usize| r["matches"][k]["score"].as_f64().unwrap();
+    assert!(score(0) > score(1), "{r}");
+}
+
 /// A definition's header counts twice in its passage: of two passages that
 /// each hold a word once, alike otherwise, the one that defines it ranks
 /// first.

@@ -27,7 +27,10 @@ use super::docs::DocRow;
 use super::integrity::{check_read, open_text};
 use super::{CallContext, EngineConfig, SessionRow};
 use crate::search::analyzer::AnalyzerOptions;
-use crate::search::bm25::{IndexError, IndexStamp, KeySet, PassageIndex, Statistics, signature};
+use crate::search::bm25::{
+    IndexError, IndexStamp, IndexText, KeySet, PassageIndex, Statistics, signature,
+};
+use crate::search::units::{self, Syntax};
 use crate::store::Store;
 use crate::store::lock::SessionLock;
 
@@ -47,16 +50,24 @@ pub(crate) const BATCH_CHARS: u64 = 256 << 20;
 /// Progress is reported at most once per this many characters indexed.
 const PROGRESS_CHARS: u64 = 8 << 20;
 
+/// A text a build adds: the first document of the session that holds it,
+/// and the syntax of the name it was loaded under, which decides where its
+/// passages are cut (a Markdown file's at its headings).
+struct ToIndex {
+    doc: DocRow,
+    syntax: Option<Syntax>,
+}
+
 /// The texts of a build cut into batches of at most `max_chars` (a text
 /// longer than that is a batch alone), in order.
-fn batches_of(texts: &[DocRow], max_chars: u64) -> Vec<&[DocRow]> {
+fn batches_of(texts: &[ToIndex], max_chars: u64) -> Vec<&[ToIndex]> {
     let mut batches = Vec::new();
     let mut rest = texts;
     while !rest.is_empty() {
         let mut n = 0;
         let mut chars = 0;
-        while n < rest.len() && (n == 0 || chars + rest[n].length_chars <= max_chars) {
-            chars += rest[n].length_chars;
+        while n < rest.len() && (n == 0 || chars + rest[n].doc.length_chars <= max_chars) {
+            chars += rest[n].doc.length_chars;
             n += 1;
         }
         let (batch, after) = rest.split_at(n);
@@ -443,7 +454,7 @@ impl IndexManager {
                     PassageIndex::create_with(&dir, self.shared.analyzer).map_err(index_err)?;
                 let id = uuid::Uuid::new_v4().simple().to_string();
                 index
-                    .add_documents([], &self.stamp(&id))
+                    .add_documents(std::iter::empty::<IndexText>(), &self.stamp(&id))
                     .map_err(index_err)?;
                 // What the store recorded of earlier indexes vouches for nothing now.
                 self.store().forget_index_rows(&id, &[])?;
@@ -486,12 +497,14 @@ impl IndexManager {
         let lock = self.write_lock(ctx)?;
         let (index, id) = self.current_locked(&lock)?;
         // Read again under the lock: another process may have added them.
-        let docs = self.store().documents_with_keys(session_id, &id)?;
-        let mut seen = HashSet::new();
-        let missing: Vec<DocRow> = docs
+        let missing: Vec<ToIndex> = self
+            .store()
+            .unindexed_texts(session_id, &id)?
             .into_iter()
-            .filter(|(d, key)| key.is_none() && seen.insert(d.hash.clone()))
-            .map(|(d, _)| d)
+            .map(|(doc, source)| ToIndex {
+                syntax: units::syntax_of(&source),
+                doc,
+            })
             .collect();
         if missing.is_empty() {
             return Ok(false);
@@ -519,12 +532,12 @@ impl IndexManager {
         _lock: &SessionLock,
         index: &PassageIndex,
         index_id: &str,
-        texts: &[DocRow],
+        texts: &[ToIndex],
         ctx: &CallContext,
     ) -> Result<(), ToolError> {
         let store = self.store();
         let stamp = self.stamp(index_id);
-        let total: u64 = texts.iter().map(|d| d.length_chars).sum();
+        let total: u64 = texts.iter().map(|t| t.doc.length_chars).sum();
         let mut done = 0u64;
         let mut moved = 0u64;
         ctx.progress(0, Some(total), "indexing texts");
@@ -537,8 +550,8 @@ impl IndexManager {
         // corpus) while the batch before it is indexed. A key claimed and not
         // committed is what an interrupted addition leaves anyway: the next
         // build replaces whatever it holds.
-        let claim = |batch: &[DocRow]| {
-            let hashes: Vec<&str> = batch.iter().map(|d| d.hash.as_str()).collect();
+        let claim = |batch: &[ToIndex]| {
+            let hashes: Vec<&str> = batch.iter().map(|t| t.doc.hash.as_str()).collect();
             let started = std::time::Instant::now();
             store
                 .claim_index_keys(index_id, &hashes)
@@ -558,15 +571,17 @@ impl IndexManager {
             });
             for &batch in batches {
                 ctx.check_cancel()?;
-                let bytes: u64 = batch.iter().map(|d| d.length_chars).sum();
+                let bytes: u64 = batch.iter().map(|t| t.doc.length_chars).sum();
                 let started = std::time::Instant::now();
                 let (claims, claimed) = claimed_rx.recv().map_err(|_| {
                     ToolError::internal("the index build's claims stopped; retry the search")
                 })??;
                 let waited = started.elapsed();
-                let by_hash: HashMap<&str, &DocRow> =
-                    batch.iter().map(|d| (d.hash.as_str(), d)).collect();
-                let docs: Vec<&DocRow> = claims.iter().map(|c| by_hash[c.hash.as_str()]).collect();
+                let by_hash: HashMap<&str, &ToIndex> =
+                    batch.iter().map(|t| (t.doc.hash.as_str(), t)).collect();
+                let claimed_texts: Vec<&ToIndex> =
+                    claims.iter().map(|c| by_hash[c.hash.as_str()]).collect();
+                let docs: Vec<&DocRow> = claimed_texts.iter().map(|t| &t.doc).collect();
                 // Opened in parallel: the first open of a text hashes it.
                 let opened_at = std::time::Instant::now();
                 let opened = docs
@@ -584,14 +599,22 @@ impl IndexManager {
                 let added_at = std::time::Instant::now();
                 let committed = build
                     .add_texts_if(
-                        claims.iter().zip(&opened).map(|(c, t)| {
-                            added += t.len_chars();
-                            if added - told >= PROGRESS_CHARS {
-                                told = added;
-                                ctx.progress(added, Some(total), "indexing texts");
-                            }
-                            (c.key, t.as_str())
-                        }),
+                        claims
+                            .iter()
+                            .zip(&claimed_texts)
+                            .zip(&opened)
+                            .map(|((c, d), t)| {
+                                added += t.len_chars();
+                                if added - told >= PROGRESS_CHARS {
+                                    told = added;
+                                    ctx.progress(added, Some(total), "indexing texts");
+                                }
+                                IndexText {
+                                    key: c.key,
+                                    text: t.as_str(),
+                                    syntax: d.syntax,
+                                }
+                            }),
                         &replace,
                         || {
                             damaged = docs

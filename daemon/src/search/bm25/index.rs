@@ -20,7 +20,8 @@ use super::passages::{outline_for_index, passages_of};
 use super::stamp::{IndexStamp, parse_signature, signature};
 use super::view::{IndexView, KeySet, SegmentColumns, Statistics, ViewStats};
 use crate::search::analyzer::{self, AnalyzerOptions, TOKENIZER_NAME};
-use crate::search::{markup, units};
+use crate::search::markup;
+use crate::search::units::{self, Syntax};
 
 const FIELD_KEY: &str = "text_key";
 const FIELD_START: &str = "start";
@@ -164,6 +165,27 @@ impl std::fmt::Debug for PassageIndex {
     }
 }
 
+/// A text to index: its key, its text, and its syntax by the name it was
+/// loaded under (`units::syntax_of`), which decides how it is cut into
+/// passages (`passages::outline_for_index`).
+#[derive(Debug, Clone, Copy)]
+pub struct IndexText<'a> {
+    pub key: u64,
+    pub text: &'a str,
+    pub syntax: Option<Syntax>,
+}
+
+impl<'a> From<(u64, &'a str)> for IndexText<'a> {
+    /// A text of no known syntax (read as code or prose by its lines).
+    fn from((key, text): (u64, &'a str)) -> Self {
+        IndexText {
+            key,
+            text,
+            syntax: None,
+        }
+    }
+}
+
 /// A build in progress on a [`PassageIndex`] (see [`PassageIndex::build`]).
 /// Dropped without [`IndexBuild::finish`], the batches committed so far stay
 /// and merges under way stop (their inputs are left as they were).
@@ -183,7 +205,7 @@ impl IndexBuild<'_> {
     /// last commit and the build can go on.
     pub fn add_texts_if<'a>(
         &mut self,
-        docs: impl IntoIterator<Item = (u64, &'a str)>,
+        docs: impl IntoIterator<Item = impl Into<IndexText<'a>>>,
         replace: &[u64],
         commit: impl FnOnce() -> bool,
     ) -> Result<bool, IndexError> {
@@ -191,8 +213,9 @@ impl IndexBuild<'_> {
         for &key in replace {
             self.writer.delete_term(Term::from_field_u64(f.key, key));
         }
-        for (key, text) in docs {
-            for doc in passage_documents(f, key, text) {
+        for doc in docs {
+            let IndexText { key, text, syntax } = doc.into();
+            for doc in passage_documents(f, key, text, syntax) {
                 self.writer.add_document(doc)?;
             }
         }
@@ -239,10 +262,15 @@ pub const MAX_ENCLOSING_HEADERS: usize = 3;
 /// hold (`units::enclosing`, the innermost [`MAX_ENCLOSING_HEADERS`]: a
 /// method's passage is also found by its class's name), and again those of the definitions it holds
 /// (`units::headers_in`), so that their words count [`HEADER_WEIGHT`] times.
-fn passage_documents(f: Fields, key: u64, text: &str) -> impl Iterator<Item = TantivyDocument> {
+fn passage_documents(
+    f: Fields,
+    key: u64,
+    text: &str,
+    syntax: Option<Syntax>,
+) -> impl Iterator<Item = TantivyDocument> {
     let html = markup::is_html(text);
     let mut masked = String::new();
-    let defs = outline_for_index(text);
+    let defs = outline_for_index(text, syntax);
     let layout = passages_of(text, &defs);
     layout.into_iter().map(move |p| {
         let body = &text[p.start_byte..p.end_byte];
@@ -461,12 +489,13 @@ impl PassageIndex {
         ))
     }
 
-    /// Adds the passages of these texts (key, text), commits once with `stamp` as the
+    /// Adds the passages of these texts ([`IndexText`], or (key, text) for a text
+    /// of no known syntax), commits once with `stamp` as the
     /// payload and reloads the reader. `stamp.analyzer` must be [`PassageIndex::signature`].
     /// On error nothing is committed: the index stays as it was.
     pub fn add_documents<'a>(
         &self,
-        docs: impl IntoIterator<Item = (u64, &'a str)>,
+        docs: impl IntoIterator<Item = impl Into<IndexText<'a>>>,
         stamp: &IndexStamp,
     ) -> Result<(), IndexError> {
         self.add_texts_if(docs, &[], stamp, || true).map(|_| ())
@@ -477,7 +506,7 @@ impl PassageIndex {
     /// an [`IndexBuild`], which it makes and finishes.
     pub fn add_texts_if<'a>(
         &self,
-        docs: impl IntoIterator<Item = (u64, &'a str)>,
+        docs: impl IntoIterator<Item = impl Into<IndexText<'a>>>,
         replace: &[u64],
         stamp: &IndexStamp,
         commit: impl FnOnce() -> bool,
@@ -820,7 +849,7 @@ pub fn measure_build_phases(
     let t0 = Instant::now();
     let mut docs = Vec::new();
     for (ord, text) in texts.iter().enumerate() {
-        docs.extend(passage_documents(f, ord as u64, text));
+        docs.extend(passage_documents(f, ord as u64, text, None));
     }
     let t_docs = t0.elapsed();
     let t0 = Instant::now();
@@ -860,9 +889,9 @@ mod tests {
         let (_, f) = build_schema();
         let defs = units::outline(&deep);
         assert_eq!(defs.len(), 2000);
-        let docs: Vec<TantivyDocument> = passage_documents(f, 1, &deep).collect();
+        let docs: Vec<TantivyDocument> = passage_documents(f, 1, &deep, None).collect();
         assert!(docs.len() > 100);
-        for (doc, p) in docs.iter().zip(passages(&deep)) {
+        for (doc, p) in docs.iter().zip(passages(&deep, None)) {
             let held = units::headers_in(&defs, p.start_byte..p.end_byte).count();
             let values = doc.get_all(f.text).count();
             assert!(
@@ -991,7 +1020,7 @@ mod tests {
         assert!(index.search("zanzibarquux", 10, None).unwrap().is_empty());
         index.add_documents(docs, &stamp(4, 2)).unwrap();
         assert_eq!(index.stamp(), Some(stamp(4, 2)));
-        let expected_passages: usize = docs.iter().map(|(_, t)| passages(t).len()).sum();
+        let expected_passages: usize = docs.iter().map(|(_, t)| passages(t, None).len()).sum();
         assert_eq!(index.num_passages(), expected_passages as u64);
 
         let check = |index: &PassageIndex| {
@@ -1149,7 +1178,9 @@ mod tests {
         let segments = index.index.searchable_segment_metas().unwrap().len();
         assert!(segments < 20, "{segments} segments");
         // An empty batch still commits its stamp.
-        index.add_documents([], &stamp(23, 22)).unwrap();
+        index
+            .add_documents(std::iter::empty::<IndexText>(), &stamp(23, 22))
+            .unwrap();
         assert_eq!(
             PassageIndex::open(dir).unwrap().unwrap().stamp(),
             Some(stamp(23, 22))
@@ -1212,7 +1243,7 @@ mod tests {
         assert_eq!(index.keys().unwrap(), BTreeSet::from([2]));
         assert_eq!(
             index.num_passages(),
-            passages(&c).len() as u64,
+            passages(&c, None).len() as u64,
             "the replaced text's passages are gone, none of the refused batch came in"
         );
         assert_eq!(index.stamp(), Some(stamp(1, 1)));

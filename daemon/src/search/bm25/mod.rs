@@ -2,8 +2,9 @@
 //!
 //! Every stored text (identified by its `key`, which the store gives it once, for good) is
 //! cut into consecutive [`passages()`] of at most [`PASSAGE_CHARS`] code points (one
-//! starting at each definition of code once the one before holds [`MIN_UNIT_CHARS`], ending
-//! before a definition or a paragraph where the text has them), and each
+//! starting at each definition of code, or heading of a Markdown file, once the one
+//! before holds [`MIN_UNIT_CHARS`], ending before a definition or a paragraph where the
+//! text has them), and each
 //! passage is a tantivy document: `text_key` (u64, indexed + fast), `start` / `end` (u64,
 //! fast: code point offsets in the text) and `text` (the passage, the header lines of the
 //! definitions it is nested in, and its own header lines again, analysed with the `rlm` tokenizer of
@@ -35,7 +36,7 @@ mod stamp;
 mod view;
 
 pub use index::{
-    IndexBuild, IndexError, PassageHit, PassageIndex, QueryTerm, measure_build_phases,
+    IndexBuild, IndexError, IndexText, PassageHit, PassageIndex, QueryTerm, measure_build_phases,
 };
 pub use matching::{
     TermMatcher, best_cluster, best_cluster_in, best_cluster_with, highlights, highlights_in,

@@ -4,7 +4,7 @@
 //! snapped back to line starts) through what is longer.
 
 use crate::search::markup;
-use crate::search::units::{self, Definition};
+use crate::search::units::{self, Definition, Syntax};
 
 /// Nominal length of a passage, in code points.
 pub const PASSAGE_CHARS: u64 = 1500;
@@ -112,18 +112,24 @@ struct Boundary {
     pos: u64,
 }
 
-/// Cuts `text` into consecutive passages, in order, covering every char once: at the
-/// start of each definition of its [`units::outline`] that lies at least
-/// [`MIN_UNIT_CHARS`] past the last cut, and through each piece between two such cuts by
-/// [`windows`]. A text without definitions (prose, markup) is cut as [`windows`] cuts it.
-pub fn passages(text: &str) -> Vec<Passage> {
-    passages_of(text, &outline_for_index(text))
+/// Cuts `text` (loaded as `syntax`: by its file name's extension) into consecutive
+/// passages, in order, covering every char once: at the start of each definition of its
+/// [`outline_for_index`] that lies at least [`MIN_UNIT_CHARS`] past the last cut, and
+/// through each piece between two such cuts by [`windows`]. A text without definitions
+/// (prose, markup) is cut as [`windows`] cuts it.
+pub fn passages(text: &str, syntax: Option<Syntax>) -> Vec<Passage> {
+    passages_of(text, &outline_for_index(text, syntax))
 }
 
-/// The outline the index reads of a text: none for an HTML page, whose lines are markup.
-pub fn outline_for_index(text: &str) -> Vec<Definition> {
+/// The outline the index reads of a text: none for an HTML page (told by its content),
+/// whose lines are markup; the `#` headings of a Markdown file (told by its name:
+/// [`units::markdown_outline`]), whose `#` lines could as well be comments of code; the
+/// definitions of any other text, read from its lines ([`units::outline`]).
+pub fn outline_for_index(text: &str, syntax: Option<Syntax>) -> Vec<Definition> {
     if markup::is_html(text) {
         Vec::new()
+    } else if syntax == Some(Syntax::Markdown) {
+        units::markdown_outline(text)
     } else {
         units::outline(text)
     }
@@ -522,12 +528,17 @@ mod tests {
         );
     }
 
-    /// Checks `passages(text)`: consecutive, covering the text, each cut at a definition
-    /// start of the outline at least [`MIN_UNIT_CHARS`] past the cut before it (the first
-    /// such), the pieces between cut by [`windows`] as [`reference`] states it.
-    fn check_passages(text: &str) -> Vec<Passage> {
-        let ps = passages(text);
-        let starts: Vec<u64> = units::outline(text)
+    /// Checks `passages(text, syntax)`: consecutive, covering the text, each cut at a
+    /// definition start of the outline (of code, or of Markdown headings) at least
+    /// [`MIN_UNIT_CHARS`] past the cut before it (the first such), the pieces between cut
+    /// by [`windows`] as [`reference`] states it.
+    fn check_passages(text: &str, syntax: Option<Syntax>) -> Vec<Passage> {
+        let ps = passages(text, syntax);
+        let outline = match syntax {
+            Some(Syntax::Markdown) => units::markdown_outline(text),
+            _ => units::outline(text),
+        };
+        let starts: Vec<u64> = outline
             .iter()
             .map(|d| text[..d.start].chars().count() as u64)
             .collect();
@@ -586,7 +597,7 @@ mod tests {
     fn passages_start_at_definitions() {
         // Methods of about 500 chars: a passage holds two, and starts at a decorator.
         let (text, starts) = python_module(12, 9);
-        let ps = check_passages(&text);
+        let ps = check_passages(&text, None);
         assert!(ps.len() >= 6, "{ps:?}");
         for p in &ps[1..] {
             assert!(
@@ -603,7 +614,7 @@ mod tests {
         }
         // Methods of about 2,000 chars: each starts a passage, its body cut by windows.
         let (text, starts) = python_module(4, 40);
-        let ps = check_passages(&text);
+        let ps = check_passages(&text, None);
         for s in &starts[2..] {
             assert!(
                 ps.iter().any(|p| p.start_char == *s),
@@ -629,8 +640,52 @@ mod tests {
             ));
         }
         assert!(units::outline(&text).is_empty());
-        assert_eq!(passages(&text), windows(&text));
-        check_passages(&text);
+        assert_eq!(passages(&text, None), windows(&text));
+        check_passages(&text, None);
+    }
+
+    /// A Markdown guide: `sections` sections of about 700 chars under `##` headings, a
+    /// fenced shell block with a `#` comment in each; and the char where each heading starts.
+    fn markdown_guide(sections: usize) -> (String, Vec<u64>) {
+        let mut text = String::from("# Guide\n\nWhat this is.\n\n");
+        let mut starts = Vec::new();
+        for k in 0..sections {
+            starts.push(text.chars().count() as u64);
+            text.push_str(&format!(
+                "## Step {k}\n\n```sh\n# run step {k}\nmake step{k}\n```\n\n"
+            ));
+            for line in 0..10 {
+                text.push_str(&format!(
+                    "Line {line} of step {k} says what the step does, and why it matters.\n"
+                ));
+            }
+            text.push('\n');
+        }
+        (text, starts)
+    }
+
+    #[test]
+    fn passages_of_markdown_start_at_headings() {
+        let (text, headings) = markdown_guide(6);
+        let ps = check_passages(&text, Some(Syntax::Markdown));
+        let starts: Vec<u64> = ps.iter().map(|p| p.start_char).collect();
+        // The first heading lies within MIN_UNIT_CHARS of the text's start; every other
+        // one ends a section of about 700 chars.
+        for h in &headings[1..] {
+            assert!(
+                starts.contains(h),
+                "no passage starts at heading {h}: {starts:?}"
+            );
+        }
+        // Read as code (or with no name), the same text is cut by windows alone: its `#`
+        // lines could be comments.
+        let as_code = passages(&text, Some(Syntax::Code));
+        assert_eq!(as_code, windows(&text));
+        assert!(
+            !headings
+                .iter()
+                .all(|h| as_code.iter().any(|p| p.start_char == *h))
+        );
     }
 
     fn lines_text() -> impl Strategy<Value = String> {
@@ -682,6 +737,21 @@ mod tests {
         )
     }
 
+    /// Markdown: headings of levels 1-4, fence lines and prose lines of random length.
+    fn markdown_text() -> impl Strategy<Value = String> {
+        prop::collection::vec((0usize..4, 1usize..5, "[a-z é]{0,120}"), 0..80).prop_map(|lines| {
+            let mut text = String::new();
+            for (kind, level, words) in lines {
+                match kind {
+                    0 => text.push_str(&format!("{} {words}\n", "#".repeat(level))),
+                    1 => text.push_str("```\n"),
+                    _ => text.push_str(&format!("{words}\n")),
+                }
+            }
+            text
+        })
+    }
+
     proptest! {
         #[test]
         fn windows_lines(text in lines_text()) {
@@ -705,12 +775,17 @@ mod tests {
 
         #[test]
         fn passages_code(text in code_text()) {
-            check_passages(&text);
+            check_passages(&text, None);
         }
 
         #[test]
         fn passages_defs(text in defs_text()) {
-            check_passages(&text);
+            check_passages(&text, None);
+        }
+
+        #[test]
+        fn passages_markdown(text in markdown_text()) {
+            check_passages(&text, Some(Syntax::Markdown));
         }
 
         #[test]

@@ -9,10 +9,11 @@ use super::passages::{MIN_UNIT_CHARS, PASSAGE_CHARS, PASSAGE_SNAP};
 use crate::search::analyzer::AnalyzerOptions;
 
 /// Version of the index layout (schema, passages, analysis); part of [`signature`].
-pub const INDEX_FORMAT: &str = "v5";
+pub const INDEX_FORMAT: &str = "v6";
 
 /// The analysis and passage layout of an index, as recorded in its stamp:
-/// e.g. `v5;stop=1;stem=0;p=1500-600-600;h=3-3` (v4 cut windows only, not at
+/// e.g. `v6;stop=1;stem=0;p=1500-600-600;h=3-3` (v5 cut Markdown files as any
+/// other text, not at their headings; v4 cut windows only, not at
 /// definitions, and indexed no headers again; v3 indexed HTML pages'
 /// markup too; v2 was passages of 1500 chars every 1200).
 pub fn signature(opts: AnalyzerOptions) -> String {
@@ -51,7 +52,7 @@ mod tests {
     #[test]
     fn signatures() {
         let sig = signature(AnalyzerOptions::DEFAULT);
-        assert_eq!(sig, "v5;stop=1;stem=0;p=1500-600-600;h=3-3");
+        assert_eq!(sig, "v6;stop=1;stem=0;p=1500-600-600;h=3-3");
         assert_eq!(parse_signature(&sig), Some(AnalyzerOptions::DEFAULT));
         let other = AnalyzerOptions {
             stop_words: false,
@@ -61,11 +62,15 @@ mod tests {
         // An index of an older layout is not ours: it is made afresh.
         assert_eq!(parse_signature("v2;stop=1;stem=0;p=1500/1200"), None);
         assert_eq!(
-            parse_signature("v5;stop=1;stem=0;p=1000-400-600;h=3-3"),
+            parse_signature("v6;stop=1;stem=0;p=1000-400-600;h=3-3"),
             None
         );
         assert_eq!(
-            parse_signature("v5;stop=1;stem=0;p=1500-600-600;h=1-3"),
+            parse_signature("v6;stop=1;stem=0;p=1500-600-600;h=1-3"),
+            None
+        );
+        assert_eq!(
+            parse_signature("v5;stop=1;stem=0;p=1500-600-600;h=3-3"),
             None
         );
         assert_eq!(parse_signature("v4;stop=1;stem=0;p=1500-600"), None);
