@@ -5,6 +5,8 @@
 //! say). The masked text keeps every byte and character where it was, so
 //! the offsets found in it are the original text's.
 
+use crate::search::units::Definition;
+
 /// Bytes of a text's start that decide whether it is an HTML page, at most.
 const SNIFF_BYTES: usize = 1024;
 
@@ -110,6 +112,84 @@ pub fn as_indexed(html: bool, piece: &str) -> std::borrow::Cow<'_, str> {
     } else {
         std::borrow::Cow::Borrowed(piece)
     }
+}
+
+/// A heading element's closing tag is looked for this far past its opening
+/// tag, at most: a heading without one within it (broken markup) does not
+/// start a section.
+const MAX_HEADING_BYTES: usize = 4096;
+
+/// The sections of an HTML page as the passage index sees them: each
+/// heading element (`<h1>` to `<h6>`, ASCII case ignored, outside comments,
+/// scripts and styles) is a [`Definition`] from its opening tag to the next
+/// heading of the same or a higher level (or the page's end), nested in the
+/// last heading of a higher level before it; its header is the element,
+/// tags included (mask it to read its words). One pass over the markup.
+pub fn html_outline(text: &str) -> Vec<Definition> {
+    let b = text.as_bytes();
+    let mut defs: Vec<Definition> = Vec::new();
+    // The open sections, innermost last: (level, index into `defs`).
+    let mut open: Vec<(u8, usize)> = Vec::new();
+    let mut i = 0;
+    while let Some(p) = memchr::memchr(b'<', &b[i..]) {
+        let at = i + p;
+        let rest = &b[at..];
+        if rest.starts_with(b"<!--") {
+            i = find(rest, 4, b"-->").map_or(b.len(), |e| at + e + 3);
+            continue;
+        }
+        // Only headings, scripts and styles matter here: any other tag is
+        // passed over without reading it to its end (a `<h1` inside an
+        // attribute value of one would be read as a heading).
+        if !rest
+            .get(1)
+            .is_some_and(|c| matches!(c, b'h' | b'H' | b's' | b'S'))
+        {
+            i = at + 1;
+            continue;
+        }
+        let end = tag_end(b, at + 1);
+        let name_end = rest[1..]
+            .iter()
+            .position(|c| !c.is_ascii_alphanumeric())
+            .map_or(rest.len(), |p| p + 1);
+        let name = &rest[1..name_end];
+        let self_closing = end >= 2 && b[end - 2] == b'/';
+        i = end;
+        if !self_closing
+            && let Some(raw) = [&b"script"[..], b"style"]
+                .into_iter()
+                .find(|raw| name.eq_ignore_ascii_case(raw))
+        {
+            i = find_closing(b, end, raw).unwrap_or(b.len());
+            continue;
+        }
+        let level = match name {
+            [b'h' | b'H', d @ b'1'..=b'6'] => d - b'0',
+            _ => continue,
+        };
+        let limit = (end + MAX_HEADING_BYTES).min(b.len());
+        let Some(close) = find_closing(&b[..limit], end, name) else {
+            continue;
+        };
+        let header_end = tag_end(&b[..limit], close + 2);
+        while let Some(&(l, k)) = open.last() {
+            if l < level {
+                break;
+            }
+            defs[k].end = at;
+            open.pop();
+        }
+        defs.push(Definition {
+            start: at,
+            header: at..header_end,
+            end: b.len(),
+            parent: open.last().map(|&(_, k)| k),
+        });
+        open.push((level, defs.len() - 1));
+        i = header_end;
+    }
+    defs
 }
 
 /// Blanks the markup that starts at the `<` at `at` (if any starts there)
@@ -231,6 +311,74 @@ mod tests {
             .collect()
     }
 
+    /// The outline of `page`: (the header's words, the parent's words, the section's
+    /// words).
+    fn sections(page: &str) -> Vec<(String, Option<String>, String)> {
+        let defs = html_outline(page);
+        let said = |r: std::ops::Range<usize>| words(&page[r]).join(" ");
+        defs.iter()
+            .map(|d| {
+                assert!(d.start == d.header.start && d.header.end <= d.end, "{d:?}");
+                (
+                    said(d.header.clone()),
+                    d.parent.map(|p| said(defs[p].header.clone())),
+                    said(d.start..d.end),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn html_outlines_nest_headings() {
+        let page = "<!DOCTYPE html><html><head><title>Vec</title>\
+            <script>var s = '<h2>not a heading</h2>';</script></head><body>\
+            <!-- <h1>commented out</h1> -->\
+            <H1 class=\"title\">Struct <a href=\"#\">Vec</a></H1><p>A growable array.</p>\
+            <h2 id=\"impl\">Implementations</h2><h3>impl Vec</h3>\
+            <h4 class=\"code-header\">pub fn <a>push</a>(&amp;mut self)</h4><p>Appends.</p>\
+            <h4>pub fn pop</h4><p>Removes.</p><h2>Traits</h2><p>Clone.</p></body></html>";
+        let s = |x: &str| x.to_owned();
+        assert_eq!(
+            sections(page),
+            [
+                (
+                    s("Struct Vec"),
+                    None,
+                    s(
+                        "Struct Vec A growable array Implementations impl Vec pub fn push mut self Appends pub fn pop Removes Traits Clone"
+                    )
+                ),
+                (
+                    s("Implementations"),
+                    Some(s("Struct Vec")),
+                    s("Implementations impl Vec pub fn push mut self Appends pub fn pop Removes")
+                ),
+                (
+                    s("impl Vec"),
+                    Some(s("Implementations")),
+                    s("impl Vec pub fn push mut self Appends pub fn pop Removes")
+                ),
+                (
+                    s("pub fn push mut self"),
+                    Some(s("impl Vec")),
+                    s("pub fn push mut self Appends")
+                ),
+                (
+                    s("pub fn pop"),
+                    Some(s("impl Vec")),
+                    s("pub fn pop Removes")
+                ),
+                (s("Traits"), Some(s("Struct Vec")), s("Traits Clone")),
+            ]
+        );
+        // A heading that is never closed (within 4 KiB), an <h7>, a <header>.
+        let broken = format!(
+            "<html><h2>Open {}<h7>x</h7><header>y</header>",
+            "word ".repeat(1000)
+        );
+        assert!(html_outline(&broken).is_empty());
+    }
+
     #[test]
     fn pages_are_told_by_their_opening() {
         for page in [
@@ -313,7 +461,48 @@ mod tests {
         assert_eq!(words(page), ["é", "é", "日本語", "ünïcode"]);
     }
 
+    /// Pages made of heading tags (some never closed), scripts, comments,
+    /// other tags and text.
+    fn page_text() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            Just("<h1>".to_owned()),
+            Just("</h1>".to_owned()),
+            Just("<H2 class=\"a>b\">".to_owned()),
+            Just("</h2>".to_owned()),
+            Just("<h3>".to_owned()),
+            Just("</h3 >".to_owned()),
+            Just("<script>".to_owned()),
+            Just("</script>".to_owned()),
+            Just("<!--".to_owned()),
+            Just("-->".to_owned()),
+            Just("<p>".to_owned()),
+            Just("<hr/>".to_owned()),
+            "[a-z é<>\"=\n]{0,12}",
+        ];
+        prop::collection::vec(piece, 0..60)
+            .prop_map(|pieces| format!("<!DOCTYPE html>{}", pieces.concat()))
+    }
+
     proptest! {
+        /// Every section of an outline starts at its header, holds it and
+        /// lies in the page, after the header before it, inside its parent.
+        #[test]
+        fn html_outlines_nest(page in page_text()) {
+            let defs = html_outline(&page);
+            for (k, d) in defs.iter().enumerate() {
+                prop_assert!(d.start == d.header.start && d.header.start < d.header.end);
+                prop_assert!(d.header.end <= d.end && d.end <= page.len());
+                prop_assert!(page.is_char_boundary(d.header.end));
+                if k > 0 {
+                    prop_assert!(defs[k - 1].header.end <= d.start);
+                }
+                if let Some(p) = d.parent {
+                    prop_assert!(p < k);
+                    prop_assert!(defs[p].start < d.start && d.end <= defs[p].end);
+                }
+            }
+        }
+
         /// Masking keeps every character's byte and character offset, keeps
         /// every character outside ASCII, and only ever writes spaces.
         #[test]

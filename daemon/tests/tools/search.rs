@@ -321,6 +321,52 @@ fn bm25_cuts_markdown_at_headings_and_finds_a_section_by_its_parents() {
     assert!(score(0) > score(1), "{r}");
 }
 
+/// An HTML page is cut at its heading elements, and a section is also found
+/// by the headings it is nested in: of two pages alike, each with a `push`
+/// method's section far below its title, "Stack push" finds Stack's.
+#[test]
+fn bm25_cuts_html_at_headings_and_finds_a_section_by_its_title() {
+    let env = Env::new();
+    let sid = env.session();
+    let page = |name: &str| {
+        let para = "<p>This step takes a value and keeps it in order with the others.</p>\n";
+        format!(
+            "<!DOCTYPE html>\n<html><body><h1>Struct <a href=\"#\">{name}</a></h1>\n\
+             <h2>Implementations</h2>\n<h4 class=\"code-header\">pub fn new()</h4>\n{}\
+             <h4 class=\"code-header\">pub fn <a>push</a>(&amp;mut self, value: T)</h4>\n{}\
+             </body></html>\n",
+            para.repeat(30),
+            para.repeat(12)
+        )
+    };
+    let (stack, queue) = (page("Stack"), page("Queue"));
+    let queue_doc = env.load(&sid, &queue);
+    let stack_doc = env.load(&sid, &stack);
+    let r = env.search(&sid, json!({"query": "Stack push", "context_chars": 100}));
+    let m = &r["matches"][0];
+    assert_eq!(str_of(m, "doc_id"), stack_doc, "{r}");
+    check_match(&stack, m);
+    let push = stack[..stack.find("pub fn <a>push").unwrap()]
+        .chars()
+        .count() as u64;
+    let hit = u64_of(&m["span"], "start") + u64_of(m, "highlight_start");
+    assert!(hit >= push, "{push}: {r}");
+    assert!(!str_of(m, "context").contains("Stack"), "{r}");
+    // Queue's push section follows, lower: the same words, but not the title.
+    assert_eq!(str_of(&r["matches"][1], "doc_id"), queue_doc, "{r}");
+    let score = |k: usize| r["matches"][k]["score"].as_f64().unwrap();
+    assert!(score(0) > score(1), "{r}");
+    // The headings' markup is not indexed, as the page's is not.
+    for hidden in ["href", "class", "amp"] {
+        let r = env.search(&sid, json!({"query": hidden}));
+        assert_eq!(
+            r["matches"].as_array().map(Vec::len),
+            Some(0),
+            "{hidden}: {r}"
+        );
+    }
+}
+
 /// A definition's header counts twice in its passage: of two passages that
 /// each hold a word once, alike otherwise, the one that defines it ranks
 /// first.

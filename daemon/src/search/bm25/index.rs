@@ -278,13 +278,15 @@ fn passage_documents(
         doc.add_u64(f.key, key);
         doc.add_u64(f.start, p.start_char);
         doc.add_u64(f.end, p.end_char);
+        // An HTML page's headers are elements: their words, as the passage's.
         for header in units::enclosing(&defs, p.start_byte).take(MAX_ENCLOSING_HEADERS) {
-            doc.add_text(f.text, &text[header]);
+            doc.add_text(f.text, markup::as_indexed(html, &text[header]));
         }
         // The headers it holds weigh more, as a title would.
         for header in units::headers_in(&defs, p.start_byte..p.end_byte) {
+            let header = markup::as_indexed(html, &text[header]);
             for _ in 1..HEADER_WEIGHT {
-                doc.add_text(f.text, &text[header.clone()]);
+                doc.add_text(f.text, &header);
             }
         }
         if html {

@@ -2,8 +2,8 @@
 //!
 //! Every stored text (identified by its `key`, which the store gives it once, for good) is
 //! cut into consecutive [`passages()`] of at most [`PASSAGE_CHARS`] code points (one
-//! starting at each definition of code, or heading of a Markdown file, once the one
-//! before holds [`MIN_UNIT_CHARS`], ending before a definition or a paragraph where the
+//! starting at each definition of code, or heading of a Markdown file or HTML page, once
+//! the one before holds [`MIN_UNIT_CHARS`], ending before a definition or a paragraph where the
 //! text has them), and each
 //! passage is a tantivy document: `text_key` (u64, indexed + fast), `start` / `end` (u64,
 //! fast: code point offsets in the text) and `text` (the passage, the header lines of the

@@ -121,13 +121,14 @@ pub fn passages(text: &str, syntax: Option<Syntax>) -> Vec<Passage> {
     passages_of(text, &outline_for_index(text, syntax))
 }
 
-/// The outline the index reads of a text: none for an HTML page (told by its content),
-/// whose lines are markup; the `#` headings of a Markdown file (told by its name:
-/// [`units::markdown_outline`]), whose `#` lines could as well be comments of code; the
-/// definitions of any other text, read from its lines ([`units::outline`]).
+/// The outline the index reads of a text: the heading elements of an HTML page (told by
+/// its content: [`markup::html_outline`]), whose lines are markup; the `#` headings of a
+/// Markdown file (told by its name: [`units::markdown_outline`]), whose `#` lines could as
+/// well be comments of code; the definitions of any other text, read from its lines
+/// ([`units::outline`]).
 pub fn outline_for_index(text: &str, syntax: Option<Syntax>) -> Vec<Definition> {
     if markup::is_html(text) {
-        Vec::new()
+        markup::html_outline(text)
     } else if syntax == Some(Syntax::Markdown) {
         units::markdown_outline(text)
     } else {
@@ -535,6 +536,7 @@ mod tests {
     fn check_passages(text: &str, syntax: Option<Syntax>) -> Vec<Passage> {
         let ps = passages(text, syntax);
         let outline = match syntax {
+            _ if markup::is_html(text) => markup::html_outline(text),
             Some(Syntax::Markdown) => units::markdown_outline(text),
             _ => units::outline(text),
         };
@@ -688,6 +690,33 @@ mod tests {
         );
     }
 
+    #[test]
+    fn passages_of_html_start_at_headings() {
+        let mut page = String::from("<!DOCTYPE html>\n<html><body><h1>Struct Stack</h1>\n");
+        let mut headings = Vec::new();
+        for k in 0..6 {
+            headings.push(page.chars().count() as u64);
+            page.push_str(&format!(
+                "<h4 class=\"code-header\">pub fn step{k}()</h4>\n"
+            ));
+            for line in 0..15 {
+                page.push_str(&format!(
+                    "<p>Line {line} of step {k} says what it does.</p>\n"
+                ));
+            }
+        }
+        page.push_str("</body></html>\n");
+        let ps = check_passages(&page, None);
+        let starts: Vec<u64> = ps.iter().map(|p| p.start_char).collect();
+        // The first section starts within MIN_UNIT_CHARS of the page's start.
+        for h in &headings[1..] {
+            assert!(
+                starts.contains(h),
+                "no passage starts at heading {h}: {starts:?}"
+            );
+        }
+    }
+
     fn lines_text() -> impl Strategy<Value = String> {
         prop::collection::vec("[a-z é日\t]{0,400}", 0..40).prop_map(|lines| lines.join("\n"))
     }
@@ -786,6 +815,17 @@ mod tests {
         #[test]
         fn passages_markdown(text in markdown_text()) {
             check_passages(&text, Some(Syntax::Markdown));
+        }
+
+        #[test]
+        fn passages_html(
+            sections in prop::collection::vec((1usize..5, "[a-z é<>]{0,900}"), 0..12)
+        ) {
+            let mut page = String::from("<!DOCTYPE html><html>");
+            for (level, body) in sections {
+                page.push_str(&format!("<h{level}>Title {level}</h{level}>\n{body}\n"));
+            }
+            check_passages(&page, None);
         }
 
         #[test]

@@ -12,8 +12,8 @@ use crate::search::analyzer::AnalyzerOptions;
 pub const INDEX_FORMAT: &str = "v6";
 
 /// The analysis and passage layout of an index, as recorded in its stamp:
-/// e.g. `v6;stop=1;stem=0;p=1500-600-600;h=3-3` (v5 cut Markdown files as any
-/// other text, not at their headings; v4 cut windows only, not at
+/// e.g. `v6;stop=1;stem=0;p=1500-600-600;h=3-3` (v5 cut Markdown files and HTML
+/// pages as any other text, not at their headings; v4 cut windows only, not at
 /// definitions, and indexed no headers again; v3 indexed HTML pages'
 /// markup too; v2 was passages of 1500 chars every 1200).
 pub fn signature(opts: AnalyzerOptions) -> String {
