@@ -25,6 +25,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from folder_session import load_folder
+
 METHOD = re.compile(r'id="method\.([A-Za-z0-9_]+)"')
 PAGE = re.compile(r"^(struct|enum|trait)\.([A-Za-z0-9_]+)\.html$")
 
@@ -57,21 +59,7 @@ async def score(MCPServer, cmd, docs: Path, needles: list[dict]) -> dict:
     ranks = []
     try:
         await srv.start()
-        o = await srv.call("rlm.session.create", {"config": {"max_tool_calls": 1000000}})
-        sid = o.data["session_id"]
-        o = await srv.call("rlm.docs.load", {"session_id": sid, "sources": [
-            {"type": "directory", "path": str(docs), "recursive": True, "include_pattern": r"\.html$"}]})
-        if not o.ok:
-            raise SystemExit(f"rustdoc_items.py: load failed: {o.message}")
-        texts, offset = {}, 0
-        while True:
-            o = await srv.call("rlm.docs.list", {"session_id": sid, "limit": 1000, "offset": offset})
-            page = (o.data or {}).get("documents", []) if o.ok else []
-            for d in page:
-                texts[d["doc_id"]] = Path(d["source"])
-            if not page:
-                break
-            offset += len(page)
+        sid, texts = await load_folder(srv, docs, r"\.html$", {"max_tool_calls": 1000000})
         cache: dict[str, tuple[str, str]] = {}
 
         def read(doc_id: str) -> tuple[str, str]:

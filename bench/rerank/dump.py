@@ -17,26 +17,17 @@ import sys
 import tempfile
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from folder_session import load_folder  # noqa: E402
+
 
 async def dump(MCPServer, cmd, dst, needles, k):
     srv = MCPServer(cmd, env=None, cwd=str(dst), stderr_path=None, timeout_s=300)
     out = []
     try:
         await srv.start()
-        o = await srv.call("rlm.session.create", {"config": {"max_tool_calls": 1000000, "max_chars_per_response": 2000000}})
-        sid = o.data["session_id"]
-        o = await srv.call("rlm.docs.load", {"session_id": sid, "sources": [
-            {"type": "directory", "path": str(dst), "recursive": True, "include_pattern": r"\.py$"}]})
-        if not o.ok:
-            raise SystemExit(f"dump.py: load failed: {o.message}")
-        path_of, offset = {}, 0
-        while True:
-            o = await srv.call("rlm.docs.list", {"session_id": sid, "limit": 1000, "offset": offset})
-            page = (o.data or {}).get("documents", []) if o.ok else []
-            path_of.update({d["doc_id"]: str(Path(d.get("source") or "").resolve()) for d in page})
-            if not page:
-                break
-            offset += len(page)
+        sid, sources = await load_folder(srv, dst, r"\.py$", {"max_tool_calls": 1000000, "max_chars_per_response": 2000000})
+        path_of = {doc_id: str(p) for doc_id, p in sources.items()}
         for n in needles:
             args = {"session_id": sid, "query": n["query"], "method": "bm25", "limit": k}
             short = await srv.call("rlm.search.query", {**args, "context_chars": 200})
