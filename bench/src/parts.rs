@@ -298,7 +298,8 @@ pub fn chunk_100mb() -> Result<(), String> {
 }
 
 /// The unit of a match (`search::units::unit_at`) at a position every 997
-/// bytes of each text read as code: calls, the share that found a unit, and
+/// bytes of each text read as code (as an HTML page when it is one, as the
+/// search reads it): calls, the share that found a unit, and
 /// the time of a call (mean, p50, p95, max), the cost a search pays per match.
 pub(crate) fn units(corpus: &Path, include: &regex::Regex, limit: usize) -> Result<(), String> {
     use rlmd::search::units::{Syntax, unit_at};
@@ -306,13 +307,18 @@ pub(crate) fn units(corpus: &Path, include: &regex::Regex, limit: usize) -> Resu
     let mut times: Vec<f64> = Vec::new();
     let mut found = 0usize;
     for text in &texts {
+        let syntax = if markup::is_html(text) {
+            Syntax::Html
+        } else {
+            Syntax::Code
+        };
         let mut at = 0;
         while at < text.len() {
             while !text.is_char_boundary(at) {
                 at -= 1;
             }
             let t = Instant::now();
-            let unit = unit_at(text, at, Syntax::Code);
+            let unit = unit_at(text, at, syntax);
             times.push(t.elapsed().as_secs_f64() * 1e6);
             found += usize::from(std::hint::black_box(unit).is_some());
             at += 997;

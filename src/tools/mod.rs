@@ -271,7 +271,7 @@ tools! {
                  every term highlighted. `regex` (case-insensitive) and `literal` \
                  (case-insensitive substring): every match in document order. Each match gives \
                  doc_id, the context's offsets (span), the context and highlight offsets inside \
-                 it, and for code and Markdown its unit: the definition or section it is in \
+                 it, and for code, Markdown and HTML its unit: the definition or section it is in \
                  (name, lines, offsets to peek it whole). Optional doc_ids restricts the search.",
     },
     ArtifactStore {

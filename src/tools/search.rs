@@ -71,14 +71,14 @@ pub struct SearchMatch {
     /// Every hit inside `context`.
     pub highlights: Vec<Highlight>,
     /// The unit of the document the first hit is in: the definition of
-    /// code around it, or its Markdown section; null for other texts, for
+    /// code around it, or its Markdown or HTML section; null for other texts, for
     /// code outside any definition, and before any heading.
     #[serde(default)]
     pub unit: Option<MatchUnit>,
 }
 
 /// Where a match is: the definition (a function, method, class, impl
-/// block, ...) or the section (under a Markdown heading) around its first
+/// block, ...) or the section (under a Markdown or HTML heading) around its first
 /// hit, to read whole next (`rlm.docs.peek` with `start` and `end`).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 pub struct MatchUnit {

@@ -17,7 +17,7 @@ use super::{CallContext, Engine, ResponseBudget, SessionRow, fit};
 use crate::search::bm25::{self, IndexError};
 use crate::search::markup;
 use crate::search::scan::{ScanMethod, Scanner};
-use crate::search::units;
+use crate::search::units::{self, Syntax};
 use crate::text::Text;
 
 /// Matches one search may return.
@@ -516,7 +516,12 @@ impl Engine {
 /// The unit of `text` around char `at`, read as the name `source` says
 /// (`search::units`).
 fn unit_of(text: &Text, source: &str, at: u64) -> Option<MatchUnit> {
-    let syntax = units::syntax_of(source)?;
+    // An HTML page is told by its content, as the index tells it.
+    let syntax = if markup::is_html(text.as_str()) {
+        Syntax::Html
+    } else {
+        units::syntax_of(source)?
+    };
     let u = units::unit_at(
         text.as_str(),
         text.byte_of(at.min(text.len_chars())),

@@ -120,76 +120,101 @@ pub fn as_indexed(html: bool, piece: &str) -> std::borrow::Cow<'_, str> {
 const MAX_HEADING_BYTES: usize = 4096;
 
 /// The sections of an HTML page as the passage index sees them: each
-/// heading element (`<h1>` to `<h6>`, ASCII case ignored, outside comments,
-/// scripts and styles) is a [`Definition`] from its opening tag to the next
-/// heading of the same or a higher level (or the page's end), nested in the
-/// last heading of a higher level before it; its header is the element,
-/// tags included (mask it to read its words). One pass over the markup.
+/// heading element ([`html_headings`]) is a [`Definition`] from its opening
+/// tag to the next heading of the same or a higher level (or the page's
+/// end), nested in the last heading of a higher level before it; its header
+/// is the element, tags included (mask it to read its words).
 pub fn html_outline(text: &str) -> Vec<Definition> {
-    let b = text.as_bytes();
     let mut defs: Vec<Definition> = Vec::new();
     // The open sections, innermost last: (level, index into `defs`).
     let mut open: Vec<(u8, usize)> = Vec::new();
-    let mut i = 0;
-    while let Some(p) = memchr::memchr(b'<', &b[i..]) {
-        let at = i + p;
-        let rest = &b[at..];
-        if rest.starts_with(b"<!--") {
-            i = find(rest, 4, b"-->").map_or(b.len(), |e| at + e + 3);
-            continue;
-        }
-        // Only headings, scripts and styles matter here: any other tag is
-        // passed over without reading it to its end (a `<h1` inside an
-        // attribute value of one would be read as a heading).
-        if !rest
-            .get(1)
-            .is_some_and(|c| matches!(c, b'h' | b'H' | b's' | b'S'))
-        {
-            i = at + 1;
-            continue;
-        }
-        let end = tag_end(b, at + 1);
-        let name_end = rest[1..]
-            .iter()
-            .position(|c| !c.is_ascii_alphanumeric())
-            .map_or(rest.len(), |p| p + 1);
-        let name = &rest[1..name_end];
-        let self_closing = end >= 2 && b[end - 2] == b'/';
-        i = end;
-        if !self_closing
-            && let Some(raw) = [&b"script"[..], b"style"]
-                .into_iter()
-                .find(|raw| name.eq_ignore_ascii_case(raw))
-        {
-            i = find_closing(b, end, raw).unwrap_or(b.len());
-            continue;
-        }
-        let level = match name {
-            [b'h' | b'H', d @ b'1'..=b'6'] => d - b'0',
-            _ => continue,
-        };
-        let limit = (end + MAX_HEADING_BYTES).min(b.len());
-        let Some(close) = find_closing(&b[..limit], end, name) else {
-            continue;
-        };
-        let header_end = tag_end(&b[..limit], close + 2);
+    for h in html_headings(text) {
         while let Some(&(l, k)) = open.last() {
-            if l < level {
+            if l < h.level {
                 break;
             }
-            defs[k].end = at;
+            defs[k].end = h.element.start;
             open.pop();
         }
         defs.push(Definition {
-            start: at,
-            header: at..header_end,
-            end: b.len(),
+            start: h.element.start,
+            header: h.element,
+            end: text.len(),
             parent: open.last().map(|&(_, k)| k),
         });
-        open.push((level, defs.len() - 1));
-        i = header_end;
+        open.push((h.level, defs.len() - 1));
     }
     defs
+}
+
+/// A heading element of an HTML page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Heading {
+    /// 1 for `<h1>`, ... 6 for `<h6>`.
+    pub level: u8,
+    /// Bytes of the element, from its opening tag's `<` to its closing
+    /// tag's `>`.
+    pub element: std::ops::Range<usize>,
+}
+
+/// The heading elements of an HTML page, in order: `<h1>` to `<h6>`
+/// (ASCII case ignored) outside comments, scripts and styles, each closed
+/// within [`MAX_HEADING_BYTES`] of its opening tag (one that is not is
+/// passed over). One pass over the markup, as far as it is read.
+pub fn html_headings(text: &str) -> impl Iterator<Item = Heading> + '_ {
+    let b = text.as_bytes();
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        while let Some(p) = memchr::memchr(b'<', &b[i..]) {
+            let at = i + p;
+            let rest = &b[at..];
+            if rest.starts_with(b"<!--") {
+                i = find(rest, 4, b"-->").map_or(b.len(), |e| at + e + 3);
+                continue;
+            }
+            // Only headings, scripts and styles matter here: any other tag
+            // is passed over without reading it to its end (a `<h1` inside
+            // an attribute value of one would be read as a heading).
+            if !rest
+                .get(1)
+                .is_some_and(|c| matches!(c, b'h' | b'H' | b's' | b'S'))
+            {
+                i = at + 1;
+                continue;
+            }
+            let end = tag_end(b, at + 1);
+            let name_end = rest[1..]
+                .iter()
+                .position(|c| !c.is_ascii_alphanumeric())
+                .map_or(rest.len(), |p| p + 1);
+            let name = &rest[1..name_end];
+            let self_closing = end >= 2 && b[end - 2] == b'/';
+            i = end;
+            if !self_closing
+                && let Some(raw) = [&b"script"[..], b"style"]
+                    .into_iter()
+                    .find(|raw| name.eq_ignore_ascii_case(raw))
+            {
+                i = find_closing(b, end, raw).unwrap_or(b.len());
+                continue;
+            }
+            let level = match name {
+                [b'h' | b'H', d @ b'1'..=b'6'] => d - b'0',
+                _ => continue,
+            };
+            let limit = (end + MAX_HEADING_BYTES).min(b.len());
+            let Some(close) = find_closing(&b[..limit], end, name) else {
+                continue;
+            };
+            i = tag_end(&b[..limit], close + 2);
+            return Some(Heading {
+                level,
+                element: at..i,
+            });
+        }
+        i = b.len();
+        None
+    })
 }
 
 /// Blanks the markup that starts at the `<` at `at` (if any starts there)

@@ -9,6 +9,8 @@ use std::sync::OnceLock;
 
 use regex::{Regex, RegexSet};
 
+use crate::search::markup;
+
 /// How a text is cut into units, by the file name it was loaded from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Syntax {
@@ -16,6 +18,9 @@ pub enum Syntax {
     Code,
     /// Sections under `#` headings (outside fenced code blocks).
     Markdown,
+    /// Sections under heading elements (`<h1>` to `<h6>`): an HTML page,
+    /// told by its content ([`markup::is_html`]), never by its name.
+    Html,
 }
 
 /// File name extensions read as code.
@@ -79,18 +84,27 @@ pub fn unit_at(text: &str, at: usize, syntax: Syntax) -> Option<Unit> {
     let (kind, name, start, end) = match syntax {
         Syntax::Code => definition_at(text, at)?,
         Syntax::Markdown => section_at(text, at)?,
+        Syntax::Html => {
+            let (name, start, end) = html_section_at(text, at)?;
+            return Some(unit_spanning(text, "section", &name, start, end));
+        }
     };
+    Some(unit_spanning(text, kind, name, start, end))
+}
+
+/// The unit `kind` named `name` over bytes `[start, end)` of `text`, with its lines.
+fn unit_spanning(text: &str, kind: &'static str, name: &str, start: usize, end: usize) -> Unit {
     let line_start = 1 + memchr::memchr_iter(b'\n', &text.as_bytes()[..start]).count() as u64;
     let line_end =
         line_start + memchr::memchr_iter(b'\n', &text.as_bytes()[start..end]).count() as u64;
-    Some(Unit {
+    Unit {
         kind,
         name: cut_name(name),
         start,
         end,
         line_start,
         line_end,
-    })
+    }
 }
 
 fn cut_name(name: &str) -> String {
@@ -597,6 +611,101 @@ fn section_at(text: &str, at: usize) -> Option<(&'static str, &str, usize, usize
     Some(("section", title, start, end))
 }
 
+/// Bytes of an HTML page read back from a match for its heading, and past it
+/// for the end of its section, at most: a section that starts or goes on
+/// farther is not named.
+const MAX_HTML_SECTION_BYTES: usize = 256 << 10;
+
+/// The section of an HTML page around byte `at`: that of the last heading
+/// element (`<h1>` to `<h6>`, closed) that opens before it, to the next
+/// heading of the same or a higher level ([`markup::html_headings`] from
+/// there; trailing white space left out), named by the heading's words
+/// (tags left out, character references read). The heading is looked for
+/// backwards, by its opening tag alone: one inside a comment or a script
+/// counts.
+fn html_section_at(text: &str, at: usize) -> Option<(String, usize, usize)> {
+    let b = text.as_bytes();
+    let from = at.saturating_sub(MAX_HTML_SECTION_BYTES);
+    let opens_heading = |p: usize| {
+        matches!(b.get(p + 1), Some(b'h' | b'H'))
+            && matches!(b.get(p + 2), Some(b'1'..=b'6'))
+            && b.get(p + 3)
+                .is_some_and(|&c| c.is_ascii_whitespace() || c == b'>' || c == b'/')
+    };
+    let start = from
+        + memchr::memrchr_iter(b'<', &b[from..(at + 1).min(b.len())])
+            .find(|&p| opens_heading(from + p))?;
+    let mut cut = (at + MAX_HTML_SECTION_BYTES).min(text.len());
+    while !text.is_char_boundary(cut) {
+        cut += 1;
+    }
+    let mut headings = markup::html_headings(&text[start..cut]);
+    let first = headings.next().filter(|h| h.element.start == 0)?;
+    let end = match headings.find(|h| h.level <= first.level) {
+        Some(next) => start + next.element.start,
+        None if cut < text.len() => return None, // longer than the scan: its end is not known
+        None => cut,
+    };
+    let header_end = start + first.element.end;
+    let end = text[..end].trim_end().len().max(header_end);
+    Some((heading_text(&text[start..header_end]), start, end))
+}
+
+/// The words of a heading element as a reader sees them: tags left out (a
+/// `<br>` read as a space), character references read (`&amp;` is `&`; one not known stays as
+/// written), white space runs as one space.
+fn heading_text(element: &str) -> String {
+    let mut out = String::with_capacity(element.len());
+    let mut rest = element;
+    while let Some(c) = rest.chars().next() {
+        if c == '<' {
+            // Inline tags (`<a>`, `<code>`) join what they hold to what is
+            // around it (`push</a>(` reads `push(`); a line break does not.
+            let end = rest.find('>').map_or(rest.len(), |i| i + 1);
+            if rest[1..end]
+                .trim_start_matches('/')
+                .get(..2)
+                .is_some_and(|n| n.eq_ignore_ascii_case("br"))
+            {
+                out.push(' ');
+            }
+            rest = &rest[end..];
+        } else if c == '&'
+            && let Some(semi) = rest[..rest.len().min(12)].find(';')
+            && let Some(ch) = character_reference(&rest[1..semi])
+        {
+            out.push(ch);
+            rest = &rest[semi + 1..];
+        } else {
+            out.push(c);
+            rest = &rest[c.len_utf8()..];
+        }
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The character a reference names (`amp`, `lt`, `#60`, `#x3C`...): the
+/// ones markup escapes, and any number.
+fn character_reference(name: &str) -> Option<char> {
+    let number = |digits: &str, radix| {
+        u32::from_str_radix(digits, radix)
+            .ok()
+            .and_then(char::from_u32)
+    };
+    match name {
+        "amp" => Some('&'),
+        "lt" => Some('<'),
+        "gt" => Some('>'),
+        "quot" => Some('"'),
+        "apos" => Some('\''),
+        "nbsp" => Some(' '),
+        _ => match name.strip_prefix('#')? {
+            hex if hex.starts_with(['x', 'X']) => number(&hex[1..], 16),
+            dec => number(dec, 10),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -752,6 +861,42 @@ mod tests {
         let around: Vec<&str> = enclosing(&defs, at).map(|r| &text[r]).collect();
         assert_eq!(around, ["### From source", "## Install", "# Guide"]);
         assert!(markdown_outline("no heading\n#hashtag\n    # indented code\n").is_empty());
+    }
+
+    #[test]
+    fn html_sections_name_their_heading() {
+        let page = "<!DOCTYPE html><html><body>\n<h1>Struct <a href=\"#\">Vec</a></h1>\n<p>About.</p>\n\
+            <h4 class=\"code-header\">pub fn <a>push</a>(&amp;mut self, value: T) -&gt; &#x2714;</h4>\n\
+            <p>Appends an element.</p>\n  \n<h4>pub fn pop</h4>\n<p>Removes.</p>\n</body></html>\n";
+        assert_eq!(
+            unit(page, "Appends", Syntax::Html),
+            Some((
+                "pub fn push(&mut self, value: T) -> \u{2714}".to_owned(),
+                4,
+                5
+            ))
+        );
+        assert_eq!(unit(page, "About", Syntax::Html), named("Struct Vec", 2, 9));
+        assert_eq!(
+            unit(page, "<body>", Syntax::Html),
+            None,
+            "before any heading"
+        );
+        assert_eq!(
+            unit(page, "<h4>pub fn pop", Syntax::Html),
+            named("pub fn pop", 7, 9)
+        );
+        // A section longer than the scan past the match is not named.
+        let long = format!("<html><h2>Long</h2><p>here {}</p>", "word ".repeat(60_000));
+        assert_eq!(unit(&long, "here", Syntax::Html), None);
+        assert_eq!(
+            heading_text("a &bogus; b&#99999999;"),
+            "a &bogus; b&#99999999;"
+        );
+        assert_eq!(
+            heading_text("<h2>One<br/>two <em>three</em></h2>"),
+            "One two three"
+        );
     }
 
     const DOCUMENTED: &str = "impl Client {\n    /// Sends the request, retrying\n    /// with backoff.\n    #[inline]\n    pub fn send(&self) {\n        go();\n    }\n\n    // A note on what follows.\n\n    fn other(&self) {}\n}\n\n# Decorated\n@retry(times=3)\ndef fetch(url):\n    return get(url)\n";
@@ -984,10 +1129,10 @@ mod tests {
         }
 
         #[test]
-        fn units_hold_their_position(text in "([a-z_]{1,6}|def f\\(\\):|fn g\\(\\) \\{|\\}|# h|```|\\n|    |\\t| |\\(|\\)|é){0,60}", frac in 0.0f64..1.0) {
+        fn units_hold_their_position(text in "([a-z_]{1,6}|def f\\(\\):|fn g\\(\\) \\{|\\}|# h|```|\\n|    |\\t| |\\(|\\)|é|<h[1-3]>|</h[1-3]>|<p>|&amp;){0,60}", frac in 0.0f64..1.0) {
             let mut at = ((text.len() as f64) * frac) as usize;
             while !text.is_char_boundary(at) { at -= 1; }
-            for syntax in [Syntax::Code, Syntax::Markdown] {
+            for syntax in [Syntax::Code, Syntax::Markdown, Syntax::Html] {
                 if let Some(u) = unit_at(&text, at, syntax) {
                     proptest::prop_assert!(u.start <= u.end && u.end <= text.len());
                     proptest::prop_assert!(text.is_char_boundary(u.start) && text.is_char_boundary(u.end));

@@ -352,6 +352,19 @@ fn bm25_cuts_html_at_headings_and_finds_a_section_by_its_title() {
     let hit = u64_of(&m["span"], "start") + u64_of(m, "highlight_start");
     assert!(hit >= push, "{push}: {r}");
     assert!(!str_of(m, "context").contains("Stack"), "{r}");
+    // The match names the section it is in, as a reader sees its heading.
+    assert_eq!(m["unit"]["kind"], "section", "{r}");
+    assert_eq!(m["unit"]["name"], "pub fn push(&mut self, value: T)", "{r}");
+    let section = chars(
+        &stack,
+        u64_of(&m["unit"], "start"),
+        u64_of(&m["unit"], "end"),
+    );
+    assert!(
+        section.starts_with("<h4 class=\"code-header\">pub fn"),
+        "{section}"
+    );
+    assert!(section.ends_with("</body></html>"), "{section}");
     // Queue's push section follows, lower: the same words, but not the title.
     assert_eq!(str_of(&r["matches"][1], "doc_id"), queue_doc, "{r}");
     let score = |k: usize| r["matches"][k]["score"].as_f64().unwrap();
