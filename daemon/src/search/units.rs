@@ -512,44 +512,126 @@ pub fn headers_in(
 }
 
 /// The sections of a Markdown text as the passage index sees them: each
-/// ATX heading (`#` to `######`, outside fenced code blocks) is a
-/// [`Definition`] from its line to the next heading of the same or a
-/// higher level (or the text's end), nested in the last heading of a
-/// higher level before it. One pass over the lines. Setext headings (a line
-/// underlined with `===` or `---`) are not read.
+/// heading ([`md_headings`]) is a [`Definition`] from its line to the next
+/// heading of the same or a higher level (or the text's end), nested in the
+/// last heading of a higher level before it. One pass over the lines.
 pub fn markdown_outline(text: &str) -> Vec<Definition> {
     let mut defs: Vec<Definition> = Vec::new();
     // The open sections, innermost last: (level, index into `defs`).
     let mut open: Vec<(usize, usize)> = Vec::new();
-    let mut fenced = false;
-    for (start, line) in lines_from(text, 0) {
-        if is_fence(line) {
-            fenced = !fenced;
-            continue;
-        }
-        if fenced {
-            continue;
-        }
-        let Some((level, _)) = heading(line) else {
-            continue;
-        };
+    for h in md_headings(text) {
         while let Some(&(l, i)) = open.last() {
-            if l < level {
+            if l < h.level {
                 break;
             }
-            defs[i].end = start;
+            defs[i].end = h.start;
             open.pop();
         }
-        let header_start = start + (line.len() - line.trim_start().len());
+        let line = &text[h.start..h.header_end];
         defs.push(Definition {
-            start,
-            header: header_start..start + line.trim_end().len(),
+            start: h.start,
+            header: h.start + (line.len() - line.trim_start().len())..h.header_end,
             end: text.len(),
             parent: open.last().map(|&(_, i)| i),
         });
-        open.push((level, defs.len() - 1));
+        open.push((h.level, defs.len() - 1));
     }
     defs
+}
+
+/// A heading of a Markdown text.
+struct MdHeading<'t> {
+    /// Where its (first) line starts.
+    start: usize,
+    /// 1 to 6.
+    level: usize,
+    /// Its text.
+    title: &'t str,
+    /// The end of its text's line, trailing white space left out.
+    header_end: usize,
+}
+
+/// The headings of a Markdown text, in order, outside fenced code blocks:
+/// ATX headings (`#` to `######` and a space), and Setext headings (a line
+/// of text, indented less than four columns, that opens no list, quote or
+/// table, underlined by three or more `=` (level 1) or `-` (level 2); the
+/// line above is the heading, not the whole paragraph it ends). One pass.
+fn md_headings(text: &str) -> impl Iterator<Item = MdHeading<'_>> {
+    let mut lines = lines_from(text, 0).peekable();
+    let mut fenced = false;
+    std::iter::from_fn(move || {
+        while let Some((start, line)) = lines.next() {
+            if is_fence(line) {
+                fenced = !fenced;
+                continue;
+            }
+            if fenced {
+                continue;
+            }
+            let header_end = start + line.trim_end().len();
+            if let Some((level, title)) = heading(line) {
+                return Some(MdHeading {
+                    start,
+                    level,
+                    title,
+                    header_end,
+                });
+            }
+            if setext_text(line)
+                && let Some(level) = lines.peek().and_then(|&(_, next)| setext_level(next))
+            {
+                lines.next();
+                return Some(MdHeading {
+                    start,
+                    level,
+                    title: line.trim(),
+                    header_end,
+                });
+            }
+        }
+        None
+    })
+}
+
+/// The level of a Setext underline: `===` (1) or `---` (2), three or more,
+/// indented at most three spaces, trailing white space allowed.
+fn setext_level(line: &str) -> Option<usize> {
+    let t = line.trim_end();
+    let rest = t.trim_start_matches(' ');
+    if t.len() - rest.len() > 3 || rest.len() < 3 {
+        return None;
+    }
+    if rest.bytes().all(|b| b == b'=') {
+        Some(1)
+    } else if rest.bytes().all(|b| b == b'-') {
+        Some(2)
+    } else {
+        None
+    }
+}
+
+/// Whether a line can be the text of a Setext heading: not blank, indented
+/// less than four columns, not a heading or an underline itself, and not
+/// the start of a list item, a quote or a table row.
+fn setext_text(line: &str) -> bool {
+    line_head(line).is_some_and(|(depth, rest)| {
+        depth < 4
+            && heading(line).is_none()
+            && setext_level(line).is_none()
+            && !rest.starts_with(['>', '|'])
+            && !opens_list_item(rest)
+    })
+}
+
+/// Whether a line (from its first non-blank char) opens a list item: `-`,
+/// `*` or `+` and a space, or digits, `.` or `)` and a space.
+fn opens_list_item(rest: &str) -> bool {
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let marker = match digits {
+        0 => rest.strip_prefix(['-', '*', '+']),
+        _ => rest[digits..].strip_prefix(['.', ')']),
+    };
+    marker.is_some_and(|after| after.is_empty() || after.starts_with([' ', '\t']))
 }
 
 /// An ATX heading's level and text.
@@ -574,41 +656,38 @@ fn is_fence(line: &str) -> bool {
 }
 
 /// The section of a Markdown text around byte `at`: from the last heading
-/// before it (outside fenced code) to the line before the next heading of
-/// the same or a higher level.
+/// ([`md_headings`]) that starts at or before it to the next heading of the
+/// same or a higher level, looked for at most [`MAX_SCAN_LINES`] lines past
+/// `at` (trailing white space left out).
 fn section_at(text: &str, at: usize) -> Option<(&'static str, &str, usize, usize)> {
     if at > MAX_MARKDOWN_SCAN {
         return None;
     }
-    let mut fenced = false;
-    let mut found: Option<(usize, usize, &str)> = None; // (start byte, level, text)
-    for (start, line) in lines_from(text, 0) {
-        if start > at {
+    let cut = memchr::memchr_iter(b'\n', &text.as_bytes()[at..])
+        .nth(MAX_SCAN_LINES - 1)
+        .map_or(text.len(), |i| at + i);
+    let mut headings = md_headings(&text[..cut]);
+    let mut found = None;
+    let mut after = None;
+    for h in headings.by_ref() {
+        if h.start > at {
+            after = Some(h);
             break;
         }
-        if is_fence(line) {
-            fenced = !fenced;
-        } else if !fenced && let Some((level, title)) = heading(line) {
-            found = Some((start, level, title));
-        }
+        found = Some(h);
     }
-    let (start, level, title) = found?;
-    let mut end = line_end_of(text, start);
-    let mut fenced = false;
-    for (n, (line_at, line)) in lines_from(text, end + 1).enumerate() {
-        if n >= MAX_SCAN_LINES {
-            return None; // longer than the scan: its end is not known
-        }
-        if is_fence(line) {
-            fenced = !fenced;
-        } else if !fenced && heading(line).is_some_and(|(l, _)| l <= level) {
-            break;
-        }
-        if line_head(line).is_some() {
-            end = line_at + line.trim_end().len();
-        }
-    }
-    Some(("section", title, start, end))
+    let h = found?;
+    let next = after
+        .into_iter()
+        .chain(headings)
+        .find(|n| n.level <= h.level);
+    let limit = match next {
+        Some(n) => n.start,
+        None if cut < text.len() => return None, // longer than the scan: its end is not known
+        None => text.len(),
+    };
+    let end = text[..limit].trim_end().len().max(h.header_end);
+    Some(("section", h.title, h.start, end))
 }
 
 /// Bytes of an HTML page read back from a match for its heading, and past it
@@ -897,6 +976,53 @@ mod tests {
             heading_text("<h2>One<br/>two <em>three</em></h2>"),
             "One two three"
         );
+    }
+
+    #[test]
+    fn markdown_setext_headings_are_headings() {
+        let text = "Guide\n=====\n\nIntro.\n\nInstall\n-------\nRun it.\n\n- a list item\n---\n\n\
+                    1. step\n---\n2024 was a year\n---\nso it was.\n\n    indented code\n    ---\n";
+        let defs = markdown_outline(text);
+        let headers: Vec<(&str, Option<&str>)> = defs
+            .iter()
+            .map(|d| {
+                (
+                    &text[d.header.clone()],
+                    d.parent.map(|p| &text[defs[p].header.clone()]),
+                )
+            })
+            .collect();
+        assert_eq!(
+            headers,
+            [
+                ("Guide", None),
+                ("Install", Some("Guide")),
+                ("2024 was a year", Some("Guide"))
+            ]
+        );
+        assert_eq!(
+            unit(text, "Run it", Syntax::Markdown),
+            named("Install", 6, 14)
+        );
+        assert_eq!(unit(text, "Intro", Syntax::Markdown), named("Guide", 1, 20));
+        assert_eq!(
+            unit(text, "so it was", Syntax::Markdown),
+            named("2024 was a year", 15, 20)
+        );
+        for not_text in [
+            "- item", "* item", "+ item", "12. item", "3) item", "> quote", "| a |", "    code",
+            "# h", "===",
+        ] {
+            assert!(!setext_text(not_text), "{not_text}");
+        }
+        for text in ["-flag", "*emphasis*", "2024 was", "Title"] {
+            assert!(setext_text(text), "{text}");
+        }
+        assert_eq!(setext_level("==="), Some(1));
+        assert_eq!(setext_level("   ---  "), Some(2));
+        assert_eq!(setext_level("--"), None);
+        assert_eq!(setext_level("    ---"), None);
+        assert_eq!(setext_level("-=-"), None);
     }
 
     const DOCUMENTED: &str = "impl Client {\n    /// Sends the request, retrying\n    /// with backoff.\n    #[inline]\n    pub fn send(&self) {\n        go();\n    }\n\n    // A note on what follows.\n\n    fn other(&self) {}\n}\n\n# Decorated\n@retry(times=3)\ndef fetch(url):\n    return get(url)\n";

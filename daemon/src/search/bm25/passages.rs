@@ -766,14 +766,18 @@ mod tests {
         )
     }
 
-    /// Markdown: headings of levels 1-4, fence lines and prose lines of random length.
+    /// Markdown: headings of levels 1-4, Setext underlines, fence lines and prose lines of
+    /// random length.
     fn markdown_text() -> impl Strategy<Value = String> {
-        prop::collection::vec((0usize..4, 1usize..5, "[a-z é]{0,120}"), 0..80).prop_map(|lines| {
+        prop::collection::vec((0usize..6, 1usize..5, "[a-z é]{0,120}"), 0..80).prop_map(|lines| {
             let mut text = String::new();
             for (kind, level, words) in lines {
                 match kind {
                     0 => text.push_str(&format!("{} {words}\n", "#".repeat(level))),
                     1 => text.push_str("```\n"),
+                    // Setext underlines.
+                    2 => text.push_str(&format!("{}\n", "=".repeat(level + 1))),
+                    3 => text.push_str(&format!("{}\n", "-".repeat(level + 1))),
                     _ => text.push_str(&format!("{words}\n")),
                 }
             }
