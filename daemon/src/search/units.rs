@@ -750,7 +750,10 @@ fn heading_text(element: &str) -> String {
             }
             rest = &rest[end..];
         } else if c == '&'
-            && let Some(semi) = rest[..rest.len().min(12)].find(';')
+            // Bytes, not chars: the 12th byte may fall inside a char.
+            && let Some(semi) = rest.as_bytes()[..rest.len().min(12)]
+                .iter()
+                .position(|&b| b == b';')
             && let Some(ch) = character_reference(&rest[1..semi])
         {
             out.push(ch);
@@ -976,6 +979,9 @@ mod tests {
             heading_text("<h2>One<br/>two <em>three</em></h2>"),
             "One two three"
         );
+        // A reference's `;` is looked for within 12 bytes, whatever chars they cut.
+        assert_eq!(heading_text("<h1>&amp;\t\t    é</h1>"), "& é");
+        assert_eq!(heading_text("&ééééééé;"), "&ééééééé;");
     }
 
     #[test]
