@@ -17,6 +17,8 @@ mod docs;
 mod index;
 #[path = "tools/integrity.rs"]
 mod integrity;
+#[path = "tools/passages.rs"]
+mod passages;
 #[path = "tools/reloads.rs"]
 mod reloads;
 #[path = "tools/robustness.rs"]

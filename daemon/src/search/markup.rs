@@ -5,7 +5,7 @@
 //! say). The masked text keeps every byte and character where it was, so
 //! the offsets found in it are the original text's.
 
-use crate::search::units::Definition;
+use crate::search::units::{Definition, sections_of};
 
 /// Bytes of a text's start that decide whether it is an HTML page, at most.
 const SNIFF_BYTES: usize = 1024;
@@ -120,31 +120,11 @@ pub fn as_indexed(html: bool, piece: &str) -> std::borrow::Cow<'_, str> {
 const MAX_HEADING_BYTES: usize = 4096;
 
 /// The sections of an HTML page as the passage index sees them: each
-/// heading element ([`html_headings`]) is a [`Definition`] from its opening
-/// tag to the next heading of the same or a higher level (or the page's
-/// end), nested in the last heading of a higher level before it; its header
-/// is the element, tags included (mask it to read its words).
+/// heading element ([`html_headings`]) is a section ([`sections_of`]); its
+/// header is the element, tags included (mask it to read its words).
 pub fn html_outline(text: &str) -> Vec<Definition> {
-    let mut defs: Vec<Definition> = Vec::new();
-    // The open sections, innermost last: (level, index into `defs`).
-    let mut open: Vec<(u8, usize)> = Vec::new();
-    for h in html_headings(text) {
-        while let Some(&(l, k)) = open.last() {
-            if l < h.level {
-                break;
-            }
-            defs[k].end = h.element.start;
-            open.pop();
-        }
-        defs.push(Definition {
-            start: h.element.start,
-            header: h.element,
-            end: text.len(),
-            parent: open.last().map(|&(_, k)| k),
-        });
-        open.push((h.level, defs.len() - 1));
-    }
-    defs
+    let headings = html_headings(text).map(|h| (usize::from(h.level), h.element.start, h.element));
+    sections_of(headings, text.len())
 }
 
 /// A heading element of an HTML page.

@@ -512,29 +512,43 @@ pub fn headers_in(
 }
 
 /// The sections of a Markdown text as the passage index sees them: each
-/// heading ([`md_headings`]) is a [`Definition`] from its line to the next
-/// heading of the same or a higher level (or the text's end), nested in the
-/// last heading of a higher level before it. One pass over the lines.
+/// heading ([`md_headings`]) is a section ([`sections_of`]). One pass over
+/// the lines.
 pub fn markdown_outline(text: &str) -> Vec<Definition> {
+    let headings = md_headings(text).map(|h| {
+        let line = &text[h.start..h.header_end];
+        let header_start = h.start + (line.len() - line.trim_start().len());
+        (h.level, h.start, header_start..h.header_end)
+    });
+    sections_of(headings, text.len())
+}
+
+/// Headings as the passage index's [`Definition`]s: each `(level, start,
+/// header)`, in order, opens a section that runs to the next heading of
+/// the same or a higher (smaller) level, or to `text_len`, nested in the
+/// last heading of a higher level before it.
+pub fn sections_of(
+    headings: impl IntoIterator<Item = (usize, usize, Range<usize>)>,
+    text_len: usize,
+) -> Vec<Definition> {
     let mut defs: Vec<Definition> = Vec::new();
     // The open sections, innermost last: (level, index into `defs`).
     let mut open: Vec<(usize, usize)> = Vec::new();
-    for h in md_headings(text) {
+    for (level, start, header) in headings {
         while let Some(&(l, i)) = open.last() {
-            if l < h.level {
+            if l < level {
                 break;
             }
-            defs[i].end = h.start;
+            defs[i].end = start;
             open.pop();
         }
-        let line = &text[h.start..h.header_end];
         defs.push(Definition {
-            start: h.start,
-            header: h.start + (line.len() - line.trim_start().len())..h.header_end,
-            end: text.len(),
+            start,
+            header,
+            end: text_len,
             parent: open.last().map(|&(_, i)| i),
         });
-        open.push((h.level, defs.len() - 1));
+        open.push((level, defs.len() - 1));
     }
     defs
 }
