@@ -82,11 +82,13 @@ impl Engine {
     }
 
     /// Gives back the memory kept for speed (sessions' views of the search
-    /// index, their documents, the scan cache), then the freed heap: for a
+    /// index, their documents, the scan cache, the open texts), then the
+    /// freed heap: for a
     /// daemon that has had no call for a while.
     pub fn release_idle_memory(&self) {
         self.inner.indexes.forget_all();
         self.forget_all_scan_texts();
+        self.inner.store.forget_open_texts();
         crate::alloc::trim();
     }
 

@@ -376,6 +376,26 @@ impl Store {
         Ok(map)
     }
 
+    /// Drops the open texts kept for reuse, and with the last of their
+    /// readers their packs' mappings (a daemon that has idled a while: the
+    /// next read opens them again).
+    pub fn forget_open_texts(&self) {
+        *self.texts.lock().unwrap_or_else(|p| p.into_inner()) = TextCache::default();
+        self.packs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, w| w.strong_count() > 0);
+    }
+
+    /// How many open texts are kept for reuse.
+    pub fn open_texts(&self) -> usize {
+        self.texts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .map
+            .len()
+    }
+
     /// The packs found cut short while mapped since the fault count was
     /// `faults` (`fault::faults`), after dropping every damaged mapping from
     /// the caches (so the next open of their texts checks the files again).

@@ -566,9 +566,10 @@ fn a_key_gc_took_under_another_engine_is_noticed_and_the_text_indexed_again() {
     assert_eq!(r["index_built_this_call"], true, "{r}");
 }
 
-/// An idle daemon drops its sessions' views, known documents and key hints
-/// (`Engine::release_idle_memory`); the next search of each session takes
-/// its view again from the store and answers the same.
+/// An idle daemon drops its sessions' views, known documents, key hints
+/// and open texts (`Engine::release_idle_memory`); the next search of each
+/// session takes its view again from the store, opens the texts it quotes
+/// again, and answers the same.
 #[test]
 fn views_dropped_while_idle_are_taken_again_and_answer_the_same() {
     let env = Env::new();
@@ -576,12 +577,19 @@ fn views_dropped_while_idle_are_taken_again_and_answer_the_same() {
     let want_one = search(&env, &one, "zanzibar quokka lighthouse");
     let want_two = search(&env, &two, "copper kettle");
     assert!(env.engine.indexes_cached() >= 1);
+    assert!(env.engine.store().open_texts() >= 1);
     env.engine.release_idle_memory();
     assert_eq!(env.engine.indexes_cached(), 0);
+    assert_eq!(env.engine.store().open_texts(), 0);
     let got_one = search(&env, &one, "zanzibar quokka lighthouse");
     let got_two = search(&env, &two, "copper kettle");
     assert_eq!(got_one["index_built_this_call"], false, "{got_one}");
     assert_same_ranking(&got_one, &one_ids, &want_one, &one_ids);
     assert_same_ranking(&got_two, &two_ids, &want_two, &two_ids);
+    assert_eq!(
+        got_two["matches"][0]["context"],
+        want_two["matches"][0]["context"]
+    );
+    assert!(env.engine.store().open_texts() >= 1);
     assert_eq!(env.info(&two)["index_built"], true);
 }
