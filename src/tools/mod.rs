@@ -272,7 +272,8 @@ tools! {
                  (case-insensitive substring): every match in document order. Each match gives \
                  doc_id, the context's offsets (span), the context and highlight offsets inside \
                  it, and for code, Markdown and HTML its unit: the definition or section it is in \
-                 (name, lines, offsets to peek it whole). Optional doc_ids restricts the search.",
+                 (name, the names it is within, lines, offsets to peek it whole). Optional \
+                 doc_ids restricts the search.",
     },
     ArtifactStore {
         name: "rlm.artifact.store",
@@ -507,5 +508,32 @@ mod tests {
         assert!(bad.unwrap_err().to_string().contains("recurse"));
         let bad = serde_json::from_value::<Source>(serde_json::json!({"type": "url", "path": "x"}));
         assert!(bad.is_err());
+    }
+
+    /// A unit at the top (within nothing) leaves `within` out, and one
+    /// without it reads back as within nothing (answers of daemons that
+    /// name none).
+    #[test]
+    fn a_unit_within_nothing_leaves_within_out() {
+        let unit = MatchUnit {
+            kind: "section".into(),
+            name: "Guide".into(),
+            line_start: 1,
+            line_end: 3,
+            start: 0,
+            end: 20,
+            within: Vec::new(),
+        };
+        let json = serde_json::to_value(&unit).expect("a unit serializes");
+        assert!(json.get("within").is_none(), "{json}");
+        let back: MatchUnit = serde_json::from_value(json).expect("and reads back");
+        assert_eq!(back, unit);
+        let inner = MatchUnit {
+            within: vec!["Guide".into()],
+            name: "Install".into(),
+            ..unit
+        };
+        let json = serde_json::to_value(&inner).expect("a unit serializes");
+        assert_eq!(json["within"], serde_json::json!(["Guide"]));
     }
 }

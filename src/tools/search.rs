@@ -96,6 +96,11 @@ pub struct MatchUnit {
     /// last line.
     pub start: u64,
     pub end: u64,
+    /// The names of the definitions or sections around this one, outermost
+    /// first, at most three (the innermost): a method's impl block or
+    /// class, the headings above a section. Left out when there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub within: Vec<String>,
 }
 
 /// Result of `rlm.search.query`.

@@ -547,7 +547,17 @@ async fn run(cli: Cli, config: rlm::config::Config) -> Result<ExitCode, Failure>
                     unit["line_start"].as_u64(),
                     unit["line_end"].as_u64(),
                 ) {
-                    (Some(name), Some(a), Some(b)) => format!("  in {name}, lines {a}-{b}"),
+                    (Some(name), Some(a), Some(b)) => {
+                        // The units around it first: `impl Stack › push`.
+                        let path: Vec<&str> = unit["within"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|n| n.as_str())
+                            .chain([name])
+                            .collect();
+                        format!("  in {}, lines {a}-{b}", path.join(" › "))
+                    }
                     _ => String::new(),
                 };
                 println!(

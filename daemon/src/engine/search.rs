@@ -534,6 +534,7 @@ fn unit_of(text: &Text, source: &str, at: u64) -> Option<MatchUnit> {
         line_end: u.line_end,
         start: text.char_of(u.start),
         end: text.char_of(u.end),
+        within: u.within,
     })
 }
 
@@ -580,11 +581,14 @@ fn json_chars_bound(m: &SearchMatch) -> usize {
 }
 
 /// At least what `m`'s unit adds to the skeleton's `null`: its keys and
-/// punctuation, four numbers, two strings.
+/// punctuation, four numbers, two strings, and the names it is within
+/// (each quoted, a comma between).
 fn unit_bound(m: &SearchMatch) -> usize {
-    const KEYS: &str = r#"{"kind":"","name":"","line_start":,"line_end":,"start":,"end":}"#;
+    const KEYS: &str =
+        r#"{"kind":"","name":"","line_start":,"line_end":,"start":,"end":,"within":[]}"#;
     m.unit.as_ref().map_or(0, |u| {
-        KEYS.len() + 4 * NUMBER + 6 * (u.kind.len() + u.name.len())
+        let within: usize = u.within.iter().map(|n| 3 + 6 * n.len()).sum();
+        KEYS.len() + 4 * NUMBER + 6 * (u.kind.len() + u.name.len()) + within
     })
 }
 
@@ -733,6 +737,7 @@ mod tests {
                 line_end: u64::MAX,
                 start: u64::MAX,
                 end: u64::MAX,
+                within: vec![name.repeat(2); 3],
             }),
             ..m
         }

@@ -117,7 +117,7 @@ pub fn as_indexed(html: bool, piece: &str) -> std::borrow::Cow<'_, str> {
 /// A heading element's closing tag is looked for this far past its opening
 /// tag, at most: a heading without one within it (broken markup) does not
 /// start a section.
-const MAX_HEADING_BYTES: usize = 4096;
+pub(crate) const MAX_HEADING_BYTES: usize = 4096;
 
 /// The sections of an HTML page as the passage index sees them: each
 /// heading element ([`html_headings`]) is a section ([`sections_of`]); its

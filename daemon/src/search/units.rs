@@ -73,7 +73,14 @@ pub struct Unit {
     /// Lines, 1-based, inclusive.
     pub line_start: u64,
     pub line_end: u64,
+    /// The names of the units around this one, outermost first, at most
+    /// [`MAX_WITHIN`] (the innermost): a method's impl block or class, a
+    /// section's headings above it.
+    pub within: Vec<String>,
 }
+
+/// Units around a unit named at most (the innermost kept).
+pub const MAX_WITHIN: usize = 3;
 
 /// The unit of `text` (of `syntax`) holding byte `at`, if any: the
 /// innermost definition around it, or the section it is in.
@@ -81,15 +88,61 @@ pub fn unit_at(text: &str, at: usize, syntax: Syntax) -> Option<Unit> {
     if at > text.len() || !text.is_char_boundary(at) {
         return None;
     }
-    let (kind, name, start, end) = match syntax {
-        Syntax::Code => definition_at(text, at)?,
-        Syntax::Markdown => section_at(text, at)?,
+    let (kind, name, start, end, within) = match syntax {
+        Syntax::Code => {
+            let (kind, name, start, end) = definition_at(text, at)?;
+            (
+                kind,
+                name.to_owned(),
+                start,
+                end,
+                definitions_around(text, start),
+            )
+        }
+        Syntax::Markdown => {
+            let (kind, name, start, end, within) = section_at(text, at)?;
+            let within = within.into_iter().map(str::to_owned).collect();
+            (kind, name.to_owned(), start, end, within)
+        }
         Syntax::Html => {
-            let (name, start, end) = html_section_at(text, at)?;
-            return Some(unit_spanning(text, "section", &name, start, end));
+            let (name, start, end, within) = html_section_at(text, at)?;
+            ("section", name, start, end, within)
         }
     };
-    Some(unit_spanning(text, kind, name, start, end))
+    let mut unit = unit_spanning(text, kind, &name, start, end);
+    unit.within = within.iter().map(|n| cut_name(n)).collect();
+    Some(unit)
+}
+
+/// The names of the definitions around the one whose first line (its
+/// header's, or its preamble's) starts at `start`, outermost first, at most
+/// [`MAX_WITHIN`]: going back, each header line indented less than every
+/// line met since, until a line at the left margin or [`MAX_SCAN_LINES`].
+fn definitions_around(text: &str, start: usize) -> Vec<String> {
+    let Some((mut limit, _)) = line_head(&text[start..line_end_of(text, start)]) else {
+        return Vec::new();
+    };
+    let mut names = Vec::new();
+    for (n, (at, line)) in lines_back(text, start).enumerate() {
+        if n >= MAX_SCAN_LINES || limit == 0 || names.len() == MAX_WITHIN {
+            break;
+        }
+        if at == start {
+            continue;
+        }
+        let Some((depth, rest)) = line_head(line) else {
+            continue;
+        };
+        if depth >= limit || continues_header(rest) || is_preamble(rest) {
+            continue;
+        }
+        if let Some(name) = header_name(rest) {
+            names.push(name.to_owned());
+        }
+        limit = depth;
+    }
+    names.reverse();
+    names
 }
 
 /// The unit `kind` named `name` over bytes `[start, end)` of `text`, with its lines.
@@ -104,6 +157,7 @@ fn unit_spanning(text: &str, kind: &'static str, name: &str, start: usize, end: 
         end,
         line_start,
         line_end,
+        within: Vec::new(),
     }
 }
 
@@ -689,7 +743,7 @@ fn is_fence(line: &str) -> bool {
 /// ([`md_headings`]) that starts at or before it to the next heading of the
 /// same or a higher level, looked for at most [`MAX_SCAN_LINES`] lines past
 /// `at` (trailing white space left out).
-fn section_at(text: &str, at: usize) -> Option<(&'static str, &str, usize, usize)> {
+fn section_at(text: &str, at: usize) -> Option<(&'static str, &str, usize, usize, Vec<&str>)> {
     if at > MAX_MARKDOWN_SCAN {
         return None;
     }
@@ -697,16 +751,25 @@ fn section_at(text: &str, at: usize) -> Option<(&'static str, &str, usize, usize
         .nth(MAX_SCAN_LINES - 1)
         .map_or(text.len(), |i| at + i);
     let mut headings = md_headings(&text[..cut]);
-    let mut found = None;
+    // The headings open at each point, outermost first: the last is the
+    // section's own.
+    let mut open: Vec<MdHeading<'_>> = Vec::new();
     let mut after = None;
     for h in headings.by_ref() {
         if h.start > at {
             after = Some(h);
             break;
         }
-        found = Some(h);
+        while open.last().is_some_and(|o| o.level >= h.level) {
+            open.pop();
+        }
+        open.push(h);
     }
-    let h = found?;
+    let h = open.pop()?;
+    let within = open[open.len().saturating_sub(MAX_WITHIN)..]
+        .iter()
+        .map(|o| o.title)
+        .collect();
     let next = after
         .into_iter()
         .chain(headings)
@@ -717,8 +780,14 @@ fn section_at(text: &str, at: usize) -> Option<(&'static str, &str, usize, usize
         None => text.len(),
     };
     let end = text[..limit].trim_end().len().max(h.header_end);
-    Some(("section", h.title, h.start, end))
+    Some(("section", h.title, h.start, end, within))
 }
+
+/// Bytes of an HTML page read back from a section's heading for the
+/// headings around it, at most: over `std`'s rustdoc pages a unit took 24
+/// µs on average when this scan went as far back as the heading's own (256
+/// KiB), 15-16 µs with 64 KiB, 6 µs before units named any.
+const MAX_WITHIN_BYTES: usize = 64 << 10;
 
 /// Bytes of an HTML page read back from a match for its heading, and past it
 /// for the end of its section, at most: a section that starts or goes on
@@ -732,7 +801,7 @@ const MAX_HTML_SECTION_BYTES: usize = 256 << 10;
 /// (tags left out, character references read). The heading is looked for
 /// backwards, by its opening tag alone: one inside a comment or a script
 /// counts.
-fn html_section_at(text: &str, at: usize) -> Option<(String, usize, usize)> {
+fn html_section_at(text: &str, at: usize) -> Option<(String, usize, usize, Vec<String>)> {
     let b = text.as_bytes();
     let from = at.saturating_sub(MAX_HTML_SECTION_BYTES);
     let opens_heading = |p: usize| {
@@ -757,11 +826,37 @@ fn html_section_at(text: &str, at: usize) -> Option<(String, usize, usize)> {
     };
     let header_end = start + first.element.end;
     let end = text[..end].trim_end().len().max(header_end);
-    Some((heading_text(&text[start..header_end]), start, end))
+    // The headings around it: going back, each of a higher level than the
+    // last one taken, at most `MAX_WITHIN_BYTES` back (pages hold a `<`
+    // every few bytes, and each is looked at).
+    let mut within = Vec::new();
+    let mut level = first.level;
+    let above = start.saturating_sub(MAX_WITHIN_BYTES).max(from);
+    for p in memchr::memrchr_iter(b'<', &b[above..start]).map(|p| above + p) {
+        if level == 1 || within.len() == MAX_WITHIN {
+            break;
+        }
+        if !opens_heading(p) || b[p + 2] - b'0' >= level {
+            continue;
+        }
+        let mut cut = (p + markup::MAX_HEADING_BYTES).min(text.len());
+        while !text.is_char_boundary(cut) {
+            cut += 1;
+        }
+        if let Some(h) = markup::html_headings(&text[p..cut])
+            .next()
+            .filter(|h| h.element.start == 0)
+        {
+            within.push(heading_text(&text[p..p + h.element.end]));
+            level = h.level;
+        }
+    }
+    within.reverse();
+    Some((heading_text(&text[start..header_end]), start, end, within))
 }
 
 /// The words of a heading element as a reader sees them: tags left out (a
-/// `<br>` read as a space), character references read (`&amp;` is `&`; one not known stays as
+/// `<br>`, `<div>` or `<p>` read as a space), character references read (`&amp;` is `&`; one not known stays as
 /// written), white space runs as one space.
 fn heading_text(element: &str) -> String {
     let mut out = String::with_capacity(element.len());
@@ -771,10 +866,14 @@ fn heading_text(element: &str) -> String {
             // Inline tags (`<a>`, `<code>`) join what they hold to what is
             // around it (`push</a>(` reads `push(`); a line break does not.
             let end = rest.find('>').map_or(rest.len(), |i| i + 1);
-            if rest[1..end]
-                .trim_start_matches('/')
-                .get(..2)
-                .is_some_and(|n| n.eq_ignore_ascii_case("br"))
+            let name = rest[1..end].trim_start_matches('/').as_bytes();
+            let name = &name[..name
+                .iter()
+                .position(|c| !c.is_ascii_alphanumeric())
+                .unwrap_or(name.len())];
+            if [&b"br"[..], b"div", b"p"]
+                .iter()
+                .any(|t| name.eq_ignore_ascii_case(t))
             {
                 out.push(' ');
             }
@@ -901,6 +1000,56 @@ mod tests {
             "{impl_block:?}"
         );
         assert_eq!(unit(RUST, "use std", Syntax::Code), None);
+    }
+
+    /// The names a unit around the first `needle` is within, outermost first.
+    fn within(text: &str, needle: &str, syntax: Syntax) -> Vec<String> {
+        let at = text.find(needle).expect("the needle is in the text");
+        unit_at(text, at, syntax).expect("a unit").within
+    }
+
+    #[test]
+    fn units_name_what_they_are_within() {
+        assert_eq!(within(PYTHON, "BACKOFF", Syntax::Code), ["Retry"]);
+        assert_eq!(within(PYTHON, "Retries", Syntax::Code), [""; 0]);
+        assert_eq!(
+            within(RUST, "let delay", Syntax::Code),
+            ["impl<T: Clone> fmt::Display for Wrapper<T>"]
+        );
+        assert_eq!(within(RUST, "attempt as u64", Syntax::Code), [""; 0]);
+        // The innermost three, a sibling above and its doc comment skipped.
+        let nested = "mod a {\n    mod b {\n        impl C {\n            /// Sets up.\n            fn setup() {\n                one();\n            }\n\n            fn d() {\n                fn e() {\n                    hit();\n                }\n            }\n        }\n    }\n}\n";
+        assert_eq!(within(nested, "hit", Syntax::Code), ["b", "impl C", "d"]);
+        assert_eq!(within(nested, "fn d", Syntax::Code), ["a", "b", "impl C"]);
+        assert_eq!(within(nested, "one", Syntax::Code), ["a", "b", "impl C"]);
+        let md = "# Guide\n\n## Install\n\n### Linux\n\nrun it\n\n## Use\n\ncall it\n\n# Other\n\nmore\n";
+        assert_eq!(within(md, "run it", Syntax::Markdown), ["Guide", "Install"]);
+        assert_eq!(within(md, "call it", Syntax::Markdown), ["Guide"]);
+        assert_eq!(within(md, "more", Syntax::Markdown), [""; 0]);
+        let page = "<!DOCTYPE html><html><body>\n<h1>Struct Vec</h1>\n<h2>Implementations</h2>\n\
+            <h3>impl&lt;T&gt; Vec&lt;T&gt;<div class=\"where\">where T: Clone</div></h3>\n\
+            <h4>pub fn push</h4>\n<p>Appends.</p>\n<h5>Examples</h5>\n<p>assert!</p>\n\
+            <h4>pub fn pop</h4>\n<p>Removes.</p>\n</body></html>\n";
+        assert_eq!(
+            within(page, "assert!", Syntax::Html),
+            [
+                "Implementations",
+                "impl<T> Vec<T> where T: Clone",
+                "pub fn push"
+            ]
+        );
+        assert_eq!(
+            within(page, "Removes", Syntax::Html),
+            [
+                "Struct Vec",
+                "Implementations",
+                "impl<T> Vec<T> where T: Clone"
+            ]
+        );
+        assert_eq!(
+            within(page, "Implementations</h2>", Syntax::Html),
+            ["Struct Vec"]
+        );
     }
 
     const C_LIKE: &str = "#include <stdio.h>\n\nstatic int backoff_ms(int attempt) {\n    if (attempt > 3) {\n        return 800;\n    }\n    return attempt * 200;\n}\n\npublic class Retry {\n    public static void main(String[] args) {\n        System.out.println(backoff(1));\n    }\n}\n";
@@ -1318,6 +1467,7 @@ mod tests {
                     proptest::prop_assert!(u.start <= u.end && u.end <= text.len());
                     proptest::prop_assert!(text.is_char_boundary(u.start) && text.is_char_boundary(u.end));
                     proptest::prop_assert!(u.line_start <= u.line_end);
+                    proptest::prop_assert!(u.within.len() <= MAX_WITHIN);
                     proptest::prop_assert!(u.start <= at, "a unit starts at or before its position");
                     if syntax == Syntax::Code {
                         proptest::prop_assert!(at <= u.end, "a definition holds its position");

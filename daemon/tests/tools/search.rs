@@ -745,6 +745,7 @@ fn matches_name_the_definition_or_section_they_fell_in() {
         let def = unit_in(&py_doc, 7);
         assert_eq!(def["kind"], "definition", "{method}: {def}");
         assert_eq!(def["name"], "backoff_delay", "{method}: {def}");
+        assert_eq!(def["within"], json!(["Retry"]), "{method}: {def}");
         assert_eq!(
             (u64_of(&def, "line_start"), u64_of(&def, "line_end")),
             (5, 8),
@@ -769,6 +770,8 @@ fn matches_name_the_definition_or_section_they_fell_in() {
         let section = unit_in(&md_doc, 5);
         assert_eq!(section["kind"], "section", "{method}: {section}");
         assert_eq!(section["name"], "Install", "{method}: {section}");
+        assert_eq!(section["within"], json!(["Guide"]), "{method}: {section}");
+
         assert_eq!(
             (u64_of(&section, "line_start"), u64_of(&section, "line_end")),
             (3, 5),
