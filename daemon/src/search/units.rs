@@ -859,7 +859,7 @@ fn html_section_at(text: &str, at: usize) -> Option<(String, usize, usize, Vec<S
 }
 
 /// The words of a heading element as a reader sees them: tags left out (a
-/// `<br>`, `<div>` or `<p>` read as a space), character references read (`&amp;` is `&`; one not known stays as
+/// `<br>`, `<div>` or `<p>` read as a space, a `<button>`'s label left out), character references read (`&amp;` is `&`; one not known stays as
 /// written), white space runs as one space.
 fn heading_text(element: &str) -> String {
     let mut out = String::with_capacity(element.len());
@@ -880,7 +880,17 @@ fn heading_text(element: &str) -> String {
             {
                 out.push(' ');
             }
+            let opens_button = name.eq_ignore_ascii_case(b"button") && !rest[1..].starts_with('/');
             rest = &rest[end..];
+            if opens_button {
+                // A control's label is not the heading's (rustdoc's "Copy
+                // item path"): left out up to the button's end.
+                let close = rest
+                    .as_bytes()
+                    .windows(8)
+                    .position(|w| w.eq_ignore_ascii_case(b"</button"));
+                rest = close.map_or("", |i| &rest[i..]);
+            }
         } else if c == '&'
             // Bytes, not chars: the 12th byte may fall inside a char.
             && let Some(semi) = rest.as_bytes()[..rest.len().min(12)]
@@ -1180,6 +1190,13 @@ mod tests {
             heading_text("<h2>One<br/>two <em>three</em></h2>"),
             "One two three"
         );
+        assert_eq!(
+            heading_text(
+                "<h1>Struct <span>Vec</span><button id=\"copy-path\" title=\"Copy\">Copy item path</BUTTON></h1>"
+            ),
+            "Struct Vec"
+        );
+        assert_eq!(heading_text("<h1>A <button>never closed</h1>"), "A");
         // A reference's `;` is looked for within 12 bytes, whatever chars they cut.
         assert_eq!(heading_text("<h1>&amp;\t\t    é</h1>"), "& é");
         assert_eq!(heading_text("&ééééééé;"), "&ééééééé;");
