@@ -2,7 +2,8 @@
 //! function, method, class, impl block, ...: its header line and name, found
 //! by indentation and header patterns common to the C, Python, Rust, Go,
 //! JavaScript and JVM families) or the section of a Markdown heading, with
-//! its byte range and line numbers, so that a client can read it whole next.
+//! its byte range and line numbers, so that a client can read it whole next,
+//! and the names of the units it is within.
 
 use std::cell::RefCell;
 use std::ops::Range;
@@ -861,9 +862,10 @@ fn html_section_at(
     if above > 0
         && level > 1
         && within.len() < MAX_WITHIN
-        && let Some(heads) = key.and_then(|key| page_headings(text, key))
+        && let Some(page) = key.map(|key| page_headings(text, key))
+        && let Some(heads) = &page.heads
     {
-        within = headings_above(text, &heads.heads, start, first.level);
+        within = headings_above(text, heads, start, first.level);
     }
     Some((heading_text(&text[start..header_end]), start, end, within))
 }
@@ -891,24 +893,25 @@ fn heading_element_at(text: &str, p: usize) -> Option<(usize, u8)> {
         .map(|h| (p + h.element.end, h.level))
 }
 
-/// The heading elements of one HTML page: (start, end, level) of each.
+/// The heading elements of one HTML page: (start, end, level) of each;
+/// None for a page of more than [`MAX_PAGE_HEADINGS`] (kept as such, so
+/// that the next unit of the page does not read them again).
 struct PageHeadings {
     key: String,
-    heads: Vec<(usize, usize, u8)>,
+    heads: Option<Vec<(usize, usize, u8)>>,
 }
 
 /// Pages whose headings a thread keeps, the last used.
 const PAGES_KEPT: usize = 4;
 
-/// Headings of a page read at most: past them, a section's `within` is
-/// what the bytes before it said.
-const MAX_PAGE_HEADINGS: usize = 1 << 16;
+/// Headings of a page read at most (24 bytes each kept): past them, a
+/// section's `within` is what the bytes before it said.
+const MAX_PAGE_HEADINGS: usize = 1 << 14;
 
 /// The headings of the page `text` known by `key`, read once and kept on
 /// this thread for the next units of the same page (a search's matches are
-/// often several sections of one page); None for a page of more headings
-/// than [`MAX_PAGE_HEADINGS`].
-fn page_headings(text: &str, key: &str) -> Option<Rc<PageHeadings>> {
+/// often several sections of one page).
+fn page_headings(text: &str, key: &str) -> Rc<PageHeadings> {
     thread_local! {
         static PAGES: RefCell<Vec<Rc<PageHeadings>>> = const { RefCell::new(Vec::new()) };
     }
@@ -917,18 +920,18 @@ fn page_headings(text: &str, key: &str) -> Option<Rc<PageHeadings>> {
         if let Some(i) = pages.iter().position(|p| p.key == key) {
             let page = pages.remove(i);
             pages.push(page.clone());
-            return Some(page);
+            return page;
         }
         // Every opening tag of a heading, as the scan back from a match
         // finds them (one in a comment or a script counts).
-        let mut heads = Vec::new();
+        let mut heads = Some(Vec::new());
         let b = text.as_bytes();
         for p in memchr::memchr_iter(b'<', b).filter(|&p| opens_heading(b, p)) {
-            if heads.len() == MAX_PAGE_HEADINGS {
-                return None;
-            }
-            if let Some((end, level)) = heading_element_at(text, p) {
-                heads.push((p, end, level));
+            let Some(found) = heads.as_mut() else { break };
+            if found.len() == MAX_PAGE_HEADINGS {
+                heads = None;
+            } else if let Some((end, level)) = heading_element_at(text, p) {
+                found.push((p, end, level));
             }
         }
         let page = Rc::new(PageHeadings {
@@ -939,7 +942,7 @@ fn page_headings(text: &str, key: &str) -> Option<Rc<PageHeadings>> {
             pages.remove(0);
         }
         pages.push(page.clone());
-        Some(page)
+        page
     })
 }
 
@@ -1201,6 +1204,16 @@ mod tests {
         let keyed = unit_of_text(&page, Some("page-1"), at, Syntax::Html).expect("a unit");
         assert_eq!(keyed.name, "pub fn pop");
         assert_eq!(keyed.within, ["Struct Vec", "Implementations", "impl Vec"]);
+        // A page of more headings than are read: what the bytes before said.
+        let crowded = format!(
+            "<html><h1>Top</h1>\n{}{page}",
+            "<h6>x</h6>\n".repeat(MAX_PAGE_HEADINGS)
+        );
+        let at = crowded.find("Appends").expect("the needle");
+        for _ in 0..2 {
+            let keyed = unit_of_text(&crowded, Some("crowded"), at, Syntax::Html).expect("a unit");
+            assert_eq!(keyed.within, ["impl Vec"]);
+        }
     }
 
     const C_LIKE: &str = "#include <stdio.h>\n\nstatic int backoff_ms(int attempt) {\n    if (attempt > 3) {\n        return 800;\n    }\n    return attempt * 200;\n}\n\npublic class Retry {\n    public static void main(String[] args) {\n        System.out.println(backoff(1));\n    }\n}\n";
