@@ -83,8 +83,7 @@ impl Engine {
 
     /// Gives back the memory kept for speed (sessions' views of the search
     /// index, their documents, the scan cache, the open texts), then the
-    /// freed heap: for a
-    /// daemon that has had no call for a while.
+    /// freed heap: for a daemon that has had no call for a while.
     pub fn release_idle_memory(&self) {
         self.inner.indexes.forget_all();
         self.forget_all_scan_texts();
