@@ -2,8 +2,7 @@
 //! function, method, class, impl block, ...: its header line and name, found
 //! by indentation and header patterns common to the C, Python, Rust, Go,
 //! JavaScript and JVM families) or the section of a Markdown heading, with
-//! its byte range and line numbers, so that a client can read it whole next,
-//! and the names of the units it is within.
+//! its byte range and line numbers, so that a client can read it whole next.
 
 use std::cell::RefCell;
 use std::ops::Range;
@@ -862,10 +861,9 @@ fn html_section_at(
     if above > 0
         && level > 1
         && within.len() < MAX_WITHIN
-        && let Some(page) = key.map(|key| page_headings(text, key))
-        && let Some(heads) = &page.heads
+        && let Some(heads) = key.and_then(|key| page_headings(text, key))
     {
-        within = headings_above(text, heads, start, first.level);
+        within = headings_above(text, &heads.heads, start, first.level);
     }
     Some((heading_text(&text[start..header_end]), start, end, within))
 }
@@ -893,25 +891,24 @@ fn heading_element_at(text: &str, p: usize) -> Option<(usize, u8)> {
         .map(|h| (p + h.element.end, h.level))
 }
 
-/// The heading elements of one HTML page: (start, end, level) of each;
-/// None for a page of more than [`MAX_PAGE_HEADINGS`] (kept as such, so
-/// that the next unit of the page does not read them again).
+/// The heading elements of one HTML page: (start, end, level) of each.
 struct PageHeadings {
     key: String,
-    heads: Option<Vec<(usize, usize, u8)>>,
+    heads: Vec<(usize, usize, u8)>,
 }
 
 /// Pages whose headings a thread keeps, the last used.
 const PAGES_KEPT: usize = 4;
 
-/// Headings of a page read at most (24 bytes each kept): past them, a
-/// section's `within` is what the bytes before it said.
-const MAX_PAGE_HEADINGS: usize = 1 << 14;
+/// Headings of a page read at most: past them, a section's `within` is
+/// what the bytes before it said.
+const MAX_PAGE_HEADINGS: usize = 1 << 16;
 
 /// The headings of the page `text` known by `key`, read once and kept on
 /// this thread for the next units of the same page (a search's matches are
-/// often several sections of one page).
-fn page_headings(text: &str, key: &str) -> Rc<PageHeadings> {
+/// often several sections of one page); None for a page of more headings
+/// than [`MAX_PAGE_HEADINGS`].
+fn page_headings(text: &str, key: &str) -> Option<Rc<PageHeadings>> {
     thread_local! {
         static PAGES: RefCell<Vec<Rc<PageHeadings>>> = const { RefCell::new(Vec::new()) };
     }
@@ -920,18 +917,18 @@ fn page_headings(text: &str, key: &str) -> Rc<PageHeadings> {
         if let Some(i) = pages.iter().position(|p| p.key == key) {
             let page = pages.remove(i);
             pages.push(page.clone());
-            return page;
+            return Some(page);
         }
         // Every opening tag of a heading, as the scan back from a match
         // finds them (one in a comment or a script counts).
-        let mut heads = Some(Vec::new());
+        let mut heads = Vec::new();
         let b = text.as_bytes();
         for p in memchr::memchr_iter(b'<', b).filter(|&p| opens_heading(b, p)) {
-            let Some(found) = heads.as_mut() else { break };
-            if found.len() == MAX_PAGE_HEADINGS {
-                heads = None;
-            } else if let Some((end, level)) = heading_element_at(text, p) {
-                found.push((p, end, level));
+            if heads.len() == MAX_PAGE_HEADINGS {
+                return None;
+            }
+            if let Some((end, level)) = heading_element_at(text, p) {
+                heads.push((p, end, level));
             }
         }
         let page = Rc::new(PageHeadings {
@@ -942,7 +939,7 @@ fn page_headings(text: &str, key: &str) -> Rc<PageHeadings> {
             pages.remove(0);
         }
         pages.push(page.clone());
-        page
+        Some(page)
     })
 }
 
@@ -1204,16 +1201,6 @@ mod tests {
         let keyed = unit_of_text(&page, Some("page-1"), at, Syntax::Html).expect("a unit");
         assert_eq!(keyed.name, "pub fn pop");
         assert_eq!(keyed.within, ["Struct Vec", "Implementations", "impl Vec"]);
-        // A page of more headings than are read: what the bytes before said.
-        let crowded = format!(
-            "<html><h1>Top</h1>\n{}{page}",
-            "<h6>x</h6>\n".repeat(MAX_PAGE_HEADINGS)
-        );
-        let at = crowded.find("Appends").expect("the needle");
-        for _ in 0..2 {
-            let keyed = unit_of_text(&crowded, Some("crowded"), at, Syntax::Html).expect("a unit");
-            assert_eq!(keyed.within, ["impl Vec"]);
-        }
     }
 
     const C_LIKE: &str = "#include <stdio.h>\n\nstatic int backoff_ms(int attempt) {\n    if (attempt > 3) {\n        return 800;\n    }\n    return attempt * 200;\n}\n\npublic class Retry {\n    public static void main(String[] args) {\n        System.out.println(backoff(1));\n    }\n}\n";
