@@ -297,20 +297,16 @@ pub fn chunk_100mb() -> Result<(), String> {
     Ok(())
 }
 
-/// The unit of a match (`search::units::unit_of_text`, each text under a
-/// key of its own as the search gives its hash) at a position every 997
+/// The unit of a match (`search::units::unit_at`) at a position every 997
 /// bytes of each text read as code (as an HTML page when it is one, as the
 /// search reads it): calls, the share that found a unit, and
 /// the time of a call (mean, p50, p95, max), the cost a search pays per match.
-/// The calls on one page follow each other, so a page's headings, read
-/// once on a thread, serve all of them.
 pub(crate) fn units(corpus: &Path, include: &regex::Regex, limit: usize) -> Result<(), String> {
-    use rlmd::search::units::{Syntax, unit_of_text};
+    use rlmd::search::units::{Syntax, unit_at};
     let texts = texts(corpus, include, limit)?;
     let mut times: Vec<f64> = Vec::new();
     let mut found = 0usize;
-    for (i, text) in texts.iter().enumerate() {
-        let key = i.to_string();
+    for text in &texts {
         let syntax = if markup::is_html(text) {
             Syntax::Html
         } else {
@@ -322,7 +318,7 @@ pub(crate) fn units(corpus: &Path, include: &regex::Regex, limit: usize) -> Resu
                 at -= 1;
             }
             let t = Instant::now();
-            let unit = unit_of_text(text, Some(&key), at, syntax);
+            let unit = unit_at(text, at, syntax);
             times.push(t.elapsed().as_secs_f64() * 1e6);
             found += usize::from(std::hint::black_box(unit).is_some());
             at += 997;

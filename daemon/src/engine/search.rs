@@ -352,7 +352,7 @@ impl Engine {
                     context: context.to_owned(),
                     primary,
                     highlights: highlights.clone(),
-                    unit: unit_of(&text, &row.hash, source, start + primary.0),
+                    unit: unit_of(&text, source, start + primary.0),
                 });
             }
         }
@@ -502,7 +502,7 @@ impl Engine {
             .collect();
         for (found, &(di, at)) in out.iter_mut().zip(&hits) {
             if let Some(source) = sources.get(&docs[di].seq) {
-                found.unit = unit_of(&texts[di], &docs[di].hash, source, at);
+                found.unit = unit_of(&texts[di], source, at);
             }
         }
         // A text of a pack cut short while it was scanned read as zeros.
@@ -513,18 +513,17 @@ impl Engine {
     }
 }
 
-/// The unit of `text` (stored under `hash`) around char `at`, read as the
-/// name `source` says (`search::units`).
-fn unit_of(text: &Text, hash: &str, source: &str, at: u64) -> Option<MatchUnit> {
+/// The unit of `text` around char `at`, read as the name `source` says
+/// (`search::units`).
+fn unit_of(text: &Text, source: &str, at: u64) -> Option<MatchUnit> {
     // An HTML page is told by its content, as the index tells it.
     let syntax = if markup::is_html(text.as_str()) {
         Syntax::Html
     } else {
         units::syntax_of(source)?
     };
-    let u = units::unit_of_text(
+    let u = units::unit_at(
         text.as_str(),
-        Some(hash),
         text.byte_of(at.min(text.len_chars())),
         syntax,
     )?;

@@ -4,9 +4,7 @@
 //! JavaScript and JVM families) or the section of a Markdown heading, with
 //! its byte range and line numbers, so that a client can read it whole next.
 
-use std::cell::RefCell;
 use std::ops::Range;
-use std::rc::Rc;
 use std::sync::OnceLock;
 
 use regex::{Regex, RegexSet};
@@ -87,14 +85,6 @@ pub const MAX_WITHIN: usize = 3;
 /// The unit of `text` (of `syntax`) holding byte `at`, if any: the
 /// innermost definition around it, or the section it is in.
 pub fn unit_at(text: &str, at: usize, syntax: Syntax) -> Option<Unit> {
-    unit_of_text(text, None, at, syntax)
-}
-
-/// [`unit_at`] of a text known by `key` (its content hash), if given: an
-/// HTML section deeper than [`MAX_WITHIN_BYTES`] into its page takes the
-/// headings it is within from the page's headings, read once a page on
-/// each thread ([`page_headings`]).
-pub fn unit_of_text(text: &str, key: Option<&str>, at: usize, syntax: Syntax) -> Option<Unit> {
     if at > text.len() || !text.is_char_boundary(at) {
         return None;
     }
@@ -115,7 +105,7 @@ pub fn unit_of_text(text: &str, key: Option<&str>, at: usize, syntax: Syntax) ->
             (kind, name.to_owned(), start, end, within)
         }
         Syntax::Html => {
-            let (name, start, end, within) = html_section_at(text, at, key)?;
+            let (name, start, end, within) = html_section_at(text, at)?;
             ("section", name, start, end, within)
         }
     };
@@ -814,14 +804,15 @@ const MAX_HTML_SECTION_BYTES: usize = 256 << 10;
 /// (tags left out, character references read). The heading is looked for
 /// backwards, by its opening tag alone: one inside a comment or a script
 /// counts.
-fn html_section_at(
-    text: &str,
-    at: usize,
-    key: Option<&str>,
-) -> Option<(String, usize, usize, Vec<String>)> {
+fn html_section_at(text: &str, at: usize) -> Option<(String, usize, usize, Vec<String>)> {
     let b = text.as_bytes();
     let from = at.saturating_sub(MAX_HTML_SECTION_BYTES);
-    let opens_heading = |p: usize| opens_heading(b, p);
+    let opens_heading = |p: usize| {
+        matches!(b.get(p + 1), Some(b'h' | b'H'))
+            && matches!(b.get(p + 2), Some(b'1'..=b'6'))
+            && b.get(p + 3)
+                .is_some_and(|&c| c.is_ascii_whitespace() || c == b'>' || c == b'/')
+    };
     let start = from
         + memchr::memrchr_iter(b'<', &b[from..(at + 1).min(b.len())])
             .find(|&p| opens_heading(from + p))?;
@@ -851,120 +842,20 @@ fn html_section_at(
         if !opens_heading(p) || b[p + 2] - b'0' >= level {
             continue;
         }
-        if let Some((end, l)) = heading_element_at(text, p) {
-            within.push(heading_text(&text[p..end]));
-            level = l;
+        let mut cut = (p + markup::MAX_HEADING_BYTES).min(text.len());
+        while !text.is_char_boundary(cut) {
+            cut += 1;
+        }
+        if let Some(h) = markup::html_headings(&text[p..cut])
+            .next()
+            .filter(|h| h.element.start == 0)
+        {
+            within.push(heading_text(&text[p..p + h.element.end]));
+            level = h.level;
         }
     }
     within.reverse();
-    // Cut short by the bytes looked at: the page's headings say the rest.
-    if above > 0
-        && level > 1
-        && within.len() < MAX_WITHIN
-        && let Some(heads) = key.and_then(|key| page_headings(text, key))
-    {
-        within = headings_above(text, &heads.heads, start, first.level);
-    }
     Some((heading_text(&text[start..header_end]), start, end, within))
-}
-
-/// Whether an HTML heading's opening tag (`<h1` to `<h6`, then a space,
-/// `>` or `/`) starts at byte `p`.
-fn opens_heading(b: &[u8], p: usize) -> bool {
-    b.get(p) == Some(&b'<')
-        && matches!(b.get(p + 1), Some(b'h' | b'H'))
-        && matches!(b.get(p + 2), Some(b'1'..=b'6'))
-        && b.get(p + 3)
-            .is_some_and(|&c| c.is_ascii_whitespace() || c == b'>' || c == b'/')
-}
-
-/// The end and level of the heading element that opens at byte `p`, if it
-/// is closed within [`markup::MAX_HEADING_BYTES`].
-fn heading_element_at(text: &str, p: usize) -> Option<(usize, u8)> {
-    let mut cut = (p + markup::MAX_HEADING_BYTES).min(text.len());
-    while !text.is_char_boundary(cut) {
-        cut += 1;
-    }
-    markup::html_headings(&text[p..cut])
-        .next()
-        .filter(|h| h.element.start == 0)
-        .map(|h| (p + h.element.end, h.level))
-}
-
-/// The heading elements of one HTML page: (start, end, level) of each.
-struct PageHeadings {
-    key: String,
-    heads: Vec<(usize, usize, u8)>,
-}
-
-/// Pages whose headings a thread keeps, the last used.
-const PAGES_KEPT: usize = 4;
-
-/// Headings of a page read at most: past them, a section's `within` is
-/// what the bytes before it said.
-const MAX_PAGE_HEADINGS: usize = 1 << 16;
-
-/// The headings of the page `text` known by `key`, read once and kept on
-/// this thread for the next units of the same page (a search's matches are
-/// often several sections of one page); None for a page of more headings
-/// than [`MAX_PAGE_HEADINGS`].
-fn page_headings(text: &str, key: &str) -> Option<Rc<PageHeadings>> {
-    thread_local! {
-        static PAGES: RefCell<Vec<Rc<PageHeadings>>> = const { RefCell::new(Vec::new()) };
-    }
-    PAGES.with(|pages| {
-        let mut pages = pages.borrow_mut();
-        if let Some(i) = pages.iter().position(|p| p.key == key) {
-            let page = pages.remove(i);
-            pages.push(page.clone());
-            return Some(page);
-        }
-        // Every opening tag of a heading, as the scan back from a match
-        // finds them (one in a comment or a script counts).
-        let mut heads = Vec::new();
-        let b = text.as_bytes();
-        for p in memchr::memchr_iter(b'<', b).filter(|&p| opens_heading(b, p)) {
-            if heads.len() == MAX_PAGE_HEADINGS {
-                return None;
-            }
-            if let Some((end, level)) = heading_element_at(text, p) {
-                heads.push((p, end, level));
-            }
-        }
-        let page = Rc::new(PageHeadings {
-            key: key.to_owned(),
-            heads,
-        });
-        if pages.len() == PAGES_KEPT {
-            pages.remove(0);
-        }
-        pages.push(page.clone());
-        Some(page)
-    })
-}
-
-/// The words of the headings a section whose heading (of `level`) starts
-/// at `start` is within, outermost first, at most [`MAX_WITHIN`]: going
-/// back, each of a higher level than the last one taken.
-fn headings_above(
-    text: &str,
-    heads: &[(usize, usize, u8)],
-    start: usize,
-    level: u8,
-) -> Vec<String> {
-    let mut level = level;
-    let mut within = Vec::new();
-    for &(s, e, l) in heads[..heads.partition_point(|h| h.0 < start)].iter().rev() {
-        if level == 1 || within.len() == MAX_WITHIN {
-            break;
-        }
-        if l < level {
-            within.push(heading_text(&text[s..e]));
-            level = l;
-        }
-    }
-    within.reverse();
-    within
 }
 
 /// The words of a heading element as a reader sees them: tags left out (a
@@ -1172,35 +1063,6 @@ mod tests {
             within(page, "Implementations</h2>", Syntax::Html),
             ["Struct Vec"]
         );
-    }
-
-    /// A section deeper into its page than the bytes looked back at: alone,
-    /// the headings above those bytes are not found; with the page's key,
-    /// its headings (read once on the thread) give them.
-    #[test]
-    fn deep_html_sections_take_what_they_are_within_from_their_page() {
-        let filler = "<p>filler words</p>\n".repeat(MAX_WITHIN_BYTES / 20 + 10);
-        let page = format!(
-            "<html><body>\n<h1>Struct Vec</h1>\n<h2>Implementations</h2>\n{filler}\
-             <h3>impl Vec</h3>\n<h4>pub fn push</h4>\n<p>Appends.</p>\n<h4>pub fn pop</h4>\n<p>Removes.</p>\n</body></html>\n"
-        );
-        let at = page.find("Appends").expect("the needle");
-        let alone = unit_at(&page, at, Syntax::Html).expect("a unit");
-        assert_eq!(alone.name, "pub fn push");
-        assert_eq!(alone.within, ["impl Vec"]);
-        for key in ["page-1", "page-1", "page-2"] {
-            let keyed = unit_of_text(&page, Some(key), at, Syntax::Html).expect("a unit");
-            assert_eq!(
-                keyed.within,
-                ["Struct Vec", "Implementations", "impl Vec"],
-                "{key}"
-            );
-            assert_eq!((keyed.start, keyed.end), (alone.start, alone.end));
-        }
-        let at = page.find("Removes").expect("the needle");
-        let keyed = unit_of_text(&page, Some("page-1"), at, Syntax::Html).expect("a unit");
-        assert_eq!(keyed.name, "pub fn pop");
-        assert_eq!(keyed.within, ["Struct Vec", "Implementations", "impl Vec"]);
     }
 
     const C_LIKE: &str = "#include <stdio.h>\n\nstatic int backoff_ms(int attempt) {\n    if (attempt > 3) {\n        return 800;\n    }\n    return attempt * 200;\n}\n\npublic class Retry {\n    public static void main(String[] args) {\n        System.out.println(backoff(1));\n    }\n}\n";
