@@ -2,11 +2,24 @@
 
 `load_folder` creates the session, loads every file under a folder whose path
 matches a pattern, and lists the documents: the session id and each
-document's source path (resolved).
+document's source path (resolved). `server_command` reads the server command
+given after `--` and makes the harness folder's modules importable.
 """
 from __future__ import annotations
 
+import argparse
+import sys
 from pathlib import Path
+
+
+def server_command(ap: argparse.ArgumentParser, a: argparse.Namespace) -> list[str]:
+    """The server command of `a.server_cmd` (after `--`); puts `a.harness`
+    first on the module path (`mcp_bench`, `codesearch`)."""
+    cmd = a.server_cmd[1:] if a.server_cmd[:1] == ["--"] else a.server_cmd
+    if not cmd:
+        ap.error("give the server command after --")
+    sys.path.insert(0, str(Path(a.harness).resolve()))
+    return cmd
 
 
 async def load_folder(srv, folder: Path, include: str, config: dict) -> tuple[str, dict[str, Path]]:

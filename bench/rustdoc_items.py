@@ -25,7 +25,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from folder_session import load_folder
+from folder_session import load_folder, server_command
 
 METHOD = re.compile(r'id="method\.([A-Za-z0-9_]+)"')
 PAGE = re.compile(r"^(struct|enum|trait)\.([A-Za-z0-9_]+)\.html$")
@@ -96,10 +96,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("server_cmd", nargs=argparse.REMAINDER)
     a = ap.parse_args()
-    cmd = a.server_cmd[1:] if a.server_cmd[:1] == ["--"] else a.server_cmd
-    if not cmd:
-        ap.error("give the server command after --")
-    sys.path.insert(0, str(Path(a.harness).resolve()))
+    cmd = server_command(ap, a)
     from mcp_bench import MCPServer
     docs = Path(a.docs) if a.docs else Path(
         subprocess.check_output(["rustc", "--print", "sysroot"], text=True).strip()) / "share/doc/rust/html/std"

@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from folder_session import load_folder  # noqa: E402
+from folder_session import load_folder, server_command  # noqa: E402
 
 
 async def dump(MCPServer, cmd, dst, needles, k):
@@ -59,10 +59,7 @@ def main() -> int:
     ap.add_argument("--out", required=True)
     ap.add_argument("server_cmd", nargs=argparse.REMAINDER)
     a = ap.parse_args()
-    cmd = a.server_cmd[1:] if a.server_cmd[:1] == ["--"] else a.server_cmd
-    if not cmd:
-        ap.error("give the server command after --")
-    sys.path.insert(0, str(Path(a.harness).resolve()))
+    cmd = server_command(ap, a)
     import codesearch
     from mcp_bench import MCPServer
     dst = Path(tempfile.gettempdir()) / f"rlm-codesearch-{a.seed}"
