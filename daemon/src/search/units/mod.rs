@@ -1,15 +1,24 @@
 //! The unit a match fell in: the definition of code around a position (a
 //! function, method, class, impl block, ...: its header line and name, found
 //! by indentation and header patterns common to the C, Python, Rust, Go,
-//! JavaScript and JVM families) or the section of a Markdown heading, with
-//! its byte range and line numbers, so that a client can read it whole next.
+//! JavaScript and JVM families) or the section of a Markdown or HTML
+//! heading, with its byte range and line numbers, so that a client can read
+//! it whole next, and the names of the units it is within. The unit type,
+//! code's definitions and outline, and the line reading and section nesting
+//! the others share are here; Markdown's headings and sections are in
+//! `markdown.rs`, HTML's in `html.rs`.
 
 use std::ops::Range;
 use std::sync::OnceLock;
 
 use regex::{Regex, RegexSet};
 
-use crate::search::markup;
+mod html;
+mod markdown;
+
+use html::html_section_at;
+pub use markdown::markdown_outline;
+use markdown::section_at;
 
 /// How a text is cut into units, by the file name it was loaded from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,8 +45,6 @@ const CODE_EXTENSIONS: &[&str] = &[
 /// average with 4,000, 6 µs with 1,000, on the stdlib corpus:
 /// `rlm-engine-bench units`).
 const MAX_SCAN_LINES: usize = 1_000;
-/// Bytes a Markdown text is read through to tell headings from code blocks.
-const MAX_MARKDOWN_SCAN: usize = 4 << 20;
 /// A unit's name is cut to this many chars.
 const MAX_NAME_CHARS: usize = 120;
 
@@ -584,18 +591,6 @@ pub fn headers_in(
         .map(|d| d.header.clone())
 }
 
-/// The sections of a Markdown text as the passage index sees them: each
-/// heading ([`md_headings`]) is a section ([`sections_of`]). One pass over
-/// the lines.
-pub fn markdown_outline(text: &str) -> Vec<Definition> {
-    let headings = md_headings(text).map(|h| {
-        let line = &text[h.start..h.header_end];
-        let header_start = h.start + (line.len() - line.trim_start().len());
-        (h.level, h.start, header_start..h.header_end)
-    });
-    sections_of(headings, text.len())
-}
-
 /// Headings as the passage index's [`Definition`]s: each `(level, start,
 /// header)`, in order, opens a section that runs to the next heading of
 /// the same or a higher (smaller) level, or to `text_len`, nested in the
@@ -626,312 +621,10 @@ pub fn sections_of(
     defs
 }
 
-/// A heading of a Markdown text.
-struct MdHeading<'t> {
-    /// Where its (first) line starts.
-    start: usize,
-    /// 1 to 6.
-    level: usize,
-    /// Its text.
-    title: &'t str,
-    /// The end of its text's line, trailing white space left out.
-    header_end: usize,
-}
-
-/// The headings of a Markdown text, in order, outside fenced code blocks:
-/// ATX headings (`#` to `######` and a space), and Setext headings (a line
-/// of text, indented less than four columns, that opens no list, quote or
-/// table, underlined by three or more `=` (level 1) or `-` (level 2); the
-/// line above is the heading, not the whole paragraph it ends). One pass.
-fn md_headings(text: &str) -> impl Iterator<Item = MdHeading<'_>> {
-    let mut lines = lines_from(text, 0).peekable();
-    let mut fenced = false;
-    std::iter::from_fn(move || {
-        while let Some((start, line)) = lines.next() {
-            if is_fence(line) {
-                fenced = !fenced;
-                continue;
-            }
-            if fenced {
-                continue;
-            }
-            let header_end = start + line.trim_end().len();
-            if let Some((level, title)) = heading(line) {
-                return Some(MdHeading {
-                    start,
-                    level,
-                    title,
-                    header_end,
-                });
-            }
-            if setext_text(line)
-                && let Some(level) = lines.peek().and_then(|&(_, next)| setext_level(next))
-            {
-                lines.next();
-                return Some(MdHeading {
-                    start,
-                    level,
-                    title: line.trim(),
-                    header_end,
-                });
-            }
-        }
-        None
-    })
-}
-
-/// The level of a Setext underline: `===` (1) or `---` (2), three or more,
-/// indented at most three spaces, trailing white space allowed.
-fn setext_level(line: &str) -> Option<usize> {
-    let t = line.trim_end();
-    let rest = t.trim_start_matches(' ');
-    if t.len() - rest.len() > 3 || rest.len() < 3 {
-        return None;
-    }
-    if rest.bytes().all(|b| b == b'=') {
-        Some(1)
-    } else if rest.bytes().all(|b| b == b'-') {
-        Some(2)
-    } else {
-        None
-    }
-}
-
-/// Whether a line can be the text of a Setext heading: not blank, indented
-/// less than four columns, not a heading or an underline itself, and not
-/// the start of a list item, a quote or a table row.
-fn setext_text(line: &str) -> bool {
-    line_head(line).is_some_and(|(depth, rest)| {
-        depth < 4
-            && heading(line).is_none()
-            && setext_level(line).is_none()
-            && !rest.starts_with(['>', '|'])
-            && !opens_list_item(rest)
-    })
-}
-
-/// Whether a line (from its first non-blank char) opens a list item: `-`,
-/// `*` or `+` and a space, or digits, `.` or `)` and a space.
-fn opens_list_item(rest: &str) -> bool {
-    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-    let marker = match digits {
-        0 => rest.strip_prefix(['-', '*', '+']),
-        _ => rest[digits..].strip_prefix(['.', ')']),
-    };
-    marker.is_some_and(|after| after.is_empty() || after.starts_with([' ', '\t']))
-}
-
-/// An ATX heading's level and text.
-fn heading(line: &str) -> Option<(usize, &str)> {
-    let trimmed = line.trim_start_matches(' ');
-    if line.len() - trimmed.len() > 3 {
-        return None;
-    }
-    let level = trimmed.bytes().take_while(|&b| b == b'#').count();
-    let rest = &trimmed[level..];
-    if !(1..=6).contains(&level) || !(rest.is_empty() || rest.starts_with([' ', '\t'])) {
-        return None;
-    }
-    let text = rest.trim().trim_end_matches('#').trim_end();
-    Some((level, text))
-}
-
-/// Whether `line` opens or closes a fenced code block.
-fn is_fence(line: &str) -> bool {
-    let t = line.trim_start();
-    t.starts_with("```") || t.starts_with("~~~")
-}
-
-/// The section of a Markdown text around byte `at`: from the last heading
-/// ([`md_headings`]) that starts at or before it to the next heading of the
-/// same or a higher level, looked for at most [`MAX_SCAN_LINES`] lines past
-/// `at` (trailing white space left out).
-fn section_at(text: &str, at: usize) -> Option<(&'static str, &str, usize, usize, Vec<&str>)> {
-    if at > MAX_MARKDOWN_SCAN {
-        return None;
-    }
-    let cut = memchr::memchr_iter(b'\n', &text.as_bytes()[at..])
-        .nth(MAX_SCAN_LINES - 1)
-        .map_or(text.len(), |i| at + i);
-    let mut headings = md_headings(&text[..cut]);
-    // The headings open at each point, outermost first: the last is the
-    // section's own.
-    let mut open: Vec<MdHeading<'_>> = Vec::new();
-    let mut after = None;
-    for h in headings.by_ref() {
-        if h.start > at {
-            after = Some(h);
-            break;
-        }
-        while open.last().is_some_and(|o| o.level >= h.level) {
-            open.pop();
-        }
-        open.push(h);
-    }
-    let h = open.pop()?;
-    let within = open[open.len().saturating_sub(MAX_WITHIN)..]
-        .iter()
-        .map(|o| o.title)
-        .collect();
-    let next = after
-        .into_iter()
-        .chain(headings)
-        .find(|n| n.level <= h.level);
-    let limit = match next {
-        Some(n) => n.start,
-        None if cut < text.len() => return None, // longer than the scan: its end is not known
-        None => text.len(),
-    };
-    let end = text[..limit].trim_end().len().max(h.header_end);
-    Some(("section", h.title, h.start, end, within))
-}
-
-/// Bytes of an HTML page read back from a section's heading for the
-/// headings around it, at most: over `std`'s rustdoc pages a unit took 24
-/// µs on average when this scan went as far back as the heading's own (256
-/// KiB), 15-16 µs with 64 KiB, 6 µs before units named any.
-const MAX_WITHIN_BYTES: usize = 64 << 10;
-
-/// Bytes of an HTML page read back from a match for its heading, and past it
-/// for the end of its section, at most: a section that starts or goes on
-/// farther is not named.
-const MAX_HTML_SECTION_BYTES: usize = 256 << 10;
-
-/// The section of an HTML page around byte `at`: that of the last heading
-/// element (`<h1>` to `<h6>`, closed) that opens before it, to the next
-/// heading of the same or a higher level ([`markup::html_headings`] from
-/// there; trailing white space left out), named by the heading's words
-/// (tags left out, character references read). The heading is looked for
-/// backwards, by its opening tag alone: one inside a comment or a script
-/// counts.
-fn html_section_at(text: &str, at: usize) -> Option<(String, usize, usize, Vec<String>)> {
-    let b = text.as_bytes();
-    let from = at.saturating_sub(MAX_HTML_SECTION_BYTES);
-    let opens_heading = |p: usize| {
-        matches!(b.get(p + 1), Some(b'h' | b'H'))
-            && matches!(b.get(p + 2), Some(b'1'..=b'6'))
-            && b.get(p + 3)
-                .is_some_and(|&c| c.is_ascii_whitespace() || c == b'>' || c == b'/')
-    };
-    let start = from
-        + memchr::memrchr_iter(b'<', &b[from..(at + 1).min(b.len())])
-            .find(|&p| opens_heading(from + p))?;
-    let mut cut = (at + MAX_HTML_SECTION_BYTES).min(text.len());
-    while !text.is_char_boundary(cut) {
-        cut += 1;
-    }
-    let mut headings = markup::html_headings(&text[start..cut]);
-    let first = headings.next().filter(|h| h.element.start == 0)?;
-    let end = match headings.find(|h| h.level <= first.level) {
-        Some(next) => start + next.element.start,
-        None if cut < text.len() => return None, // longer than the scan: its end is not known
-        None => cut,
-    };
-    let header_end = start + first.element.end;
-    let end = text[..end].trim_end().len().max(header_end);
-    // The headings around it: going back, each of a higher level than the
-    // last one taken, at most `MAX_WITHIN_BYTES` back (pages hold a `<`
-    // every few bytes, and each is looked at).
-    let mut within = Vec::new();
-    let mut level = first.level;
-    let above = start.saturating_sub(MAX_WITHIN_BYTES).max(from);
-    for p in memchr::memrchr_iter(b'<', &b[above..start]).map(|p| above + p) {
-        if level == 1 || within.len() == MAX_WITHIN {
-            break;
-        }
-        if !opens_heading(p) || b[p + 2] - b'0' >= level {
-            continue;
-        }
-        let mut cut = (p + markup::MAX_HEADING_BYTES).min(text.len());
-        while !text.is_char_boundary(cut) {
-            cut += 1;
-        }
-        if let Some(h) = markup::html_headings(&text[p..cut])
-            .next()
-            .filter(|h| h.element.start == 0)
-        {
-            within.push(heading_text(&text[p..p + h.element.end]));
-            level = h.level;
-        }
-    }
-    within.reverse();
-    Some((heading_text(&text[start..header_end]), start, end, within))
-}
-
-/// The words of a heading element as a reader sees them: tags left out (a
-/// `<br>`, `<div>` or `<p>` read as a space, a `<button>`'s label left out), character references read (`&amp;` is `&`; one not known stays as
-/// written), white space runs as one space.
-fn heading_text(element: &str) -> String {
-    let mut out = String::with_capacity(element.len());
-    let mut rest = element;
-    while let Some(c) = rest.chars().next() {
-        if c == '<' {
-            // Inline tags (`<a>`, `<code>`) join what they hold to what is
-            // around it (`push</a>(` reads `push(`); a line break does not.
-            let end = rest.find('>').map_or(rest.len(), |i| i + 1);
-            let name = rest[1..end].trim_start_matches('/').as_bytes();
-            let name = &name[..name
-                .iter()
-                .position(|c| !c.is_ascii_alphanumeric())
-                .unwrap_or(name.len())];
-            if [&b"br"[..], b"div", b"p"]
-                .iter()
-                .any(|t| name.eq_ignore_ascii_case(t))
-            {
-                out.push(' ');
-            }
-            let opens_button = name.eq_ignore_ascii_case(b"button") && !rest[1..].starts_with('/');
-            rest = &rest[end..];
-            if opens_button {
-                // A control's label is not the heading's (rustdoc's "Copy
-                // item path"): left out up to the button's end.
-                let close = rest
-                    .as_bytes()
-                    .windows(8)
-                    .position(|w| w.eq_ignore_ascii_case(b"</button"));
-                rest = close.map_or("", |i| &rest[i..]);
-            }
-        } else if c == '&'
-            // Bytes, not chars: the 12th byte may fall inside a char.
-            && let Some(semi) = rest.as_bytes()[..rest.len().min(12)]
-                .iter()
-                .position(|&b| b == b';')
-            && let Some(ch) = character_reference(&rest[1..semi])
-        {
-            out.push(ch);
-            rest = &rest[semi + 1..];
-        } else {
-            out.push(c);
-            rest = &rest[c.len_utf8()..];
-        }
-    }
-    out.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// The character a reference names (`amp`, `lt`, `#60`, `#x3C`...): the
-/// ones markup escapes, and any number.
-fn character_reference(name: &str) -> Option<char> {
-    let number = |digits: &str, radix| {
-        u32::from_str_radix(digits, radix)
-            .ok()
-            .and_then(char::from_u32)
-    };
-    match name {
-        "amp" => Some('&'),
-        "lt" => Some('<'),
-        "gt" => Some('>'),
-        "quot" => Some('"'),
-        "apos" => Some('\''),
-        "nbsp" => Some(' '),
-        _ => match name.strip_prefix('#')? {
-            hex if hex.starts_with(['x', 'X']) => number(&hex[1..], 16),
-            dec => number(dec, 10),
-        },
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::html::*;
+    use super::markdown::*;
     use super::*;
 
     /// Each thread searches with a copy of the header patterns of its own,
