@@ -268,7 +268,8 @@ tools! {
         tagged: [],
         description: "Search the session's documents. `bm25` (default): ranked keyword search that \
                  returns the passages that match, with context centred on the matched terms and \
-                 every term highlighted. `regex` (case-insensitive) and `literal` \
+                 every term highlighted; nearby words also find identifiers that join them (`read \
+                 file`: readfile, `temporary directory`: tempdir). `regex` (case-insensitive) and `literal` \
                  (case-insensitive substring): every match in document order. Each match gives \
                  doc_id, the context's offsets (span), the context and highlight offsets inside \
                  it, and for code, Markdown and HTML its unit: the definition or section it is in \

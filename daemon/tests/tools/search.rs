@@ -219,6 +219,44 @@ fn bm25_finds_the_forms_of_a_query_word_and_highlights_them() {
     assert_eq!(docs_of(&r), vec![exact; 3], "{r}");
 }
 
+/// Two nearby query words also find an identifier that runs them together,
+/// whole or cut to their first letters (`read file`: `readfile`; `temporary
+/// directory`: `tempdir`), and the highlights mark it; words farther apart
+/// do not join.
+#[test]
+fn bm25_finds_identifiers_that_run_query_words_together() {
+    let env = Env::new();
+    let sid = env.session();
+    const JOINED: &str = "def readfile(name):\n    return open(name).read()\n";
+    const SHORT: &str = "def make_tempdir(prefix):\n    return mkdtemp(prefix)\n";
+    let joined = env.load(&sid, JOINED);
+    let short = env.load(&sid, SHORT);
+    env.load(&sid, "Nothing here is about it.");
+    let r = env.search(&sid, json!({"query": "read a file", "context_chars": 500}));
+    assert_eq!(docs_of(&r), std::slice::from_ref(&joined), "{r}");
+    let m = &r["matches"][0];
+    check_match(JOINED, m);
+    // `read` of `.read()` is a query word; `readfile` is the join.
+    assert_eq!(
+        highlights_of(m),
+        word_hits(JOINED, &["readfile", "read"]),
+        "{m}"
+    );
+    let r = env.search(&sid, json!({"query": "a temporary directory"}));
+    assert_eq!(docs_of(&r), [short], "{r}");
+    // Too far apart: `read` still finds the text, by itself only.
+    let r = env.search(
+        &sid,
+        json!({"query": "read one two three four file", "context_chars": 500}),
+    );
+    assert_eq!(docs_of(&r), [joined], "{r}");
+    assert_eq!(
+        highlights_of(&r["matches"][0]),
+        word_hits(JOINED, &["read"]),
+        "{r}"
+    );
+}
+
 /// An HTML page is searched for what a reader sees: words only its markup
 /// holds (tag and attribute names, attribute values, scripts, styles,
 /// character references) find nothing by bm25, while regex still sees them;

@@ -207,7 +207,8 @@ pub(crate) struct Place {
 }
 
 impl Place {
-    fn new(head: &str, endings: &[String]) -> Place {
+    /// The words `head` then one of `endings` (an empty head: the endings themselves).
+    pub(super) fn new(head: &str, endings: &[String]) -> Place {
         let mut nodes: Vec<(Vec<(u8, u32)>, bool)> = vec![(Vec::new(), false)];
         for ending in endings {
             let mut at = 0usize;

@@ -9,12 +9,15 @@ use std::sync::Mutex;
 use tantivy::collector::TopDocs;
 use tantivy::index::SegmentComponent;
 use tantivy::indexer::LogMergePolicy;
-use tantivy::query::{BooleanQuery, ConstScoreQuery, Occur, Query, TermQuery, TermSetQuery};
+use tantivy::query::{
+    BooleanQuery, BoostQuery, ConstScoreQuery, Occur, Query, TermQuery, TermSetQuery,
+};
 use tantivy::schema::{
     Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing, TextOptions,
 };
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, TantivyError, Term};
 
+use super::compounds::{COMPOUND_WEIGHT, compounds};
 use super::forms::{FormsQuery, word_group};
 use super::passages::{outline_for_index, passages_of};
 use super::stamp::{IndexStamp, parse_signature, signature};
@@ -679,7 +682,9 @@ impl IndexView {
 
     /// The top passages of the view for `query`, best first (BM25 over the analysed query
     /// words, any of which may match, each with its other forms in the index scored as one
-    /// term: `forms.rs`), with the terms to find in the passages (every form) and their
+    /// term: `forms.rs`, and the index words that join two nearby query words, scored at
+    /// [`COMPOUND_WEIGHT`]: `compounds.rs`), with the terms to find in the passages (every
+    /// form and join) and their
     /// weights, analysed once and each term's document frequency looked up once (tantivy
     /// would look them up again). `only` restricts the hits to the texts of these keys without changing
     /// scores. A query with no term left after analysis gives no hits; no query is ever a
@@ -736,6 +741,22 @@ impl IndexView {
                     doc_freq: group.doc_freq,
                 })),
             }
+        }
+        // Index words that run nearby query words together (`readfile` for `read file`),
+        // scored beside them at a lesser weight.
+        let asked: Vec<String> = terms.iter().map(|t| t.term.clone()).collect();
+        for (join, df) in compounds(self, query, &asked)? {
+            let t = Term::from_field_text(self.text, &join);
+            terms.push(QueryTerm {
+                weight: idf_weight(df, total) * COMPOUND_WEIGHT,
+                term: join,
+            });
+            freqs.push((t.clone(), df));
+            // The boost goes into the term's scorer: block-max WAND still prunes.
+            words.push(Box::new(BoostQuery::new(
+                Box::new(TermQuery::new(t, IndexRecordOption::WithFreqs)),
+                COMPOUND_WEIGHT,
+            )));
         }
         // A term no passage holds matches nothing and adds nothing to any score.
         freqs.retain(|&(_, df)| df > 0);

@@ -24,10 +24,12 @@
 //! The parts, each re-exported here (callers name everything `bm25::X`): `passages.rs`
 //! (the passage layout), `stamp.rs` (what a stored index covers, the analysis signature),
 //! `index.rs` (the tantivy index: schema, additions and deletions, open, search), `forms.rs`
-//! (a query word's other forms in the index, scored as one term), `view.rs`
+//! (a query word's other forms in the index, scored as one term), `compounds.rs` (index
+//! words that run two query words together, scored beside them), `view.rs`
 //! (a set of texts in one snapshot: the filter and the statistics) and `matching.rs` (query
 //! terms found again in a text: clusters, highlights).
 
+mod compounds;
 mod forms;
 mod index;
 mod matching;
