@@ -248,6 +248,88 @@ impl Pack {
     fn bytes(&self) -> &[u8] {
         &self.map
     }
+
+    /// Drops the pages of bytes `[start, end)` (widened to whole pages) from
+    /// this process's resident set; a later read maps them again from the
+    /// page cache or the file. Sound because the mapping is shared and read
+    /// only, and packs are never written once in place: the bytes read again
+    /// are the bytes read before (a pack cut short meanwhile faults, as any
+    /// first read of it would: `fault`). A no-op where `madvise` is missing.
+    fn release(&self, start: usize, end: usize) {
+        let end = end.min(self.map.len());
+        if start >= end {
+            return;
+        }
+        #[cfg(unix)]
+        {
+            // SAFETY: as above: no byte of this shared, read-only mapping
+            // changes when its pages are dropped and read in again.
+            let done = unsafe {
+                self.map.unchecked_advise_range(
+                    memmap2::UncheckedAdvice::DontNeed,
+                    start,
+                    end - start,
+                )
+            };
+            if let Err(e) = done {
+                tracing::debug!(pack = %self.name, error = %e, "could not drop a pack's pages");
+            }
+        }
+    }
+}
+
+/// Bytes of texts read once (the index build's) kept mapped in this process
+/// before their pages are dropped ([`Releaser`]).
+pub const RELEASE_BYTES: usize = 1 << 20;
+
+/// Drops the pages of texts a reader is done with, a run of neighbouring
+/// texts of one pack at a time (one `madvise` for every [`RELEASE_BYTES`]
+/// or so, not one a text): the index build reads each text once, so a
+/// gigabyte indexed does not stay in the daemon's resident set as mapped
+/// file pages (`RssFile`), which count in its peak memory beside the build's
+/// heap. What remains pending is dropped when the releaser is.
+#[derive(Default)]
+pub struct Releaser {
+    pending: Option<(Arc<Pack>, usize, usize)>,
+}
+
+impl Releaser {
+    /// `text` has been read: its pages go with the run they extend, or start
+    /// a new run (the last one's dropped first).
+    pub fn done(&mut self, text: &Text) {
+        let Backing::Mapped { pack, start, end } = &text.backing else {
+            return;
+        };
+        match &mut self.pending {
+            // The next text of the same pack, at most a page past the run:
+            // a load appends its texts one after the other.
+            Some((p, s, e)) if Arc::ptr_eq(p, pack) && *start >= *s && *start <= *e + 4096 => {
+                *e = (*e).max(*end);
+            }
+            _ => {
+                self.flush();
+                self.pending = Some((pack.clone(), *start, *end));
+            }
+        }
+        if let Some((_, s, e)) = &self.pending
+            && e - s >= RELEASE_BYTES
+        {
+            self.flush();
+        }
+    }
+
+    /// Drops the pending run's pages now.
+    pub fn flush(&mut self) {
+        if let Some((pack, start, end)) = self.pending.take() {
+            pack.release(start, end);
+        }
+    }
+}
+
+impl Drop for Releaser {
+    fn drop(&mut self) {
+        self.flush();
+    }
 }
 
 /// One stored text, readable by code-point offsets.
@@ -537,6 +619,102 @@ mod tests {
         drop(t);
         drop(pack);
         assert_eq!(log.since(before), vec!["b".to_owned()]);
+    }
+
+    /// Kilobytes of this process's resident set in the mapping that holds
+    /// `addr` (`/proc/self/smaps`).
+    #[cfg(target_os = "linux")]
+    fn resident_kb_at(addr: usize) -> u64 {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        let mut inside = false;
+        for line in smaps.lines() {
+            let range = line.split_whitespace().next().unwrap_or("");
+            if let Some((a, b)) = range.split_once('-')
+                && let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
+            {
+                inside = a <= addr && addr < b;
+            } else if inside && let Some(kb) = line.strip_prefix("Rss:") {
+                return kb.trim().trim_end_matches("kB").trim().parse().unwrap();
+            }
+        }
+        panic!("no mapping holds {addr:#x}");
+    }
+
+    /// Texts read once give their pages back, a run of neighbours at a time:
+    /// the mapping's resident set falls, and the texts read the same after.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn texts_done_with_leave_the_resident_set_and_read_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("b");
+        let parts: Vec<String> = (0..8)
+            .map(|i| format!("{i}").repeat(RELEASE_BYTES / 2 + 1000))
+            .collect();
+        std::fs::write(&p, parts.concat()).unwrap();
+        let len = parts.iter().map(String::len).sum::<usize>();
+        let log = Arc::new(DamageLog::default());
+        let pack = Arc::new(Pack::open(&p, len as u64, "b", log).unwrap());
+        let mut at = 0u64;
+        let texts: Vec<Text> = parts
+            .iter()
+            .map(|s| {
+                let t = Text::in_pack(
+                    pack.clone(),
+                    at,
+                    s.len() as u64,
+                    TextShape::of(s),
+                    &sha256_hex(s.as_bytes()),
+                )
+                .unwrap();
+                at += s.len() as u64;
+                t
+            })
+            .collect();
+        let addr = pack.bytes().as_ptr() as usize;
+        // Opening hashed every byte: all of it is resident.
+        let all_kb = (len / 1024) as u64;
+        assert!(
+            resident_kb_at(addr) >= all_kb - 8,
+            "{}",
+            resident_kb_at(addr)
+        );
+        let mut releaser = Releaser::default();
+        for t in &texts[..3] {
+            releaser.done(t);
+        }
+        // A run of RELEASE_BYTES went at once; the third text is pending.
+        let kb = resident_kb_at(addr);
+        assert!(kb <= all_kb - (RELEASE_BYTES / 1024) as u64 + 8, "{kb}");
+        for t in &texts[3..] {
+            releaser.done(t);
+        }
+        drop(releaser);
+        assert!(resident_kb_at(addr) <= 8, "{}", resident_kb_at(addr));
+        for (t, s) in texts.iter().zip(&parts) {
+            assert_eq!(t.as_str(), s.as_str());
+        }
+        assert!(resident_kb_at(addr) >= all_kb - 8);
+        assert!(!pack.damaged());
+        // A text held in memory has no pages: skipped. A text of another
+        // pack ends the run: its pages go at once.
+        let q = dir.path().join("c");
+        std::fs::write(&q, "other").unwrap();
+        let other = Pack::open(&q, 5, "c", Arc::new(DamageLog::default())).unwrap();
+        let other = Text::in_pack(
+            Arc::new(other),
+            0,
+            5,
+            TextShape::of("other"),
+            &sha256_hex(b"other"),
+        )
+        .unwrap();
+        let mut releaser = Releaser::default();
+        releaser.done(&texts[0]);
+        releaser.done(&Text::from_string("in memory".into()));
+        assert!(resident_kb_at(addr) >= all_kb - 8, "still pending");
+        releaser.done(&other);
+        let kb = resident_kb_at(addr);
+        assert!(kb <= all_kb - parts[0].len() as u64 / 1024 + 8, "{kb}");
     }
 
     /// The checkpoints by their definition: the byte offset of every

@@ -595,6 +595,11 @@ impl IndexManager {
                 let mut damaged = None;
                 let mut told = done;
                 let mut added = done;
+                // Each text is read once here: the pages of those whose
+                // passages are made go (RssFile stays small while the
+                // writer's heap grows).
+                let mut releaser = crate::text::Releaser::default();
+                let mut previous: Option<&Arc<crate::text::Text>> = None;
                 let opened_in = opened_at.elapsed();
                 let added_at = std::time::Instant::now();
                 let committed = build
@@ -604,6 +609,9 @@ impl IndexManager {
                             .zip(&claimed_texts)
                             .zip(&opened)
                             .map(|((c, d), t)| {
+                                if let Some(p) = previous.replace(t) {
+                                    releaser.done(p);
+                                }
                                 added += t.len_chars();
                                 if added - told >= PROGRESS_CHARS {
                                     told = added;
@@ -625,6 +633,10 @@ impl IndexManager {
                         },
                     )
                     .map_err(index_err)?;
+                if let Some(p) = previous {
+                    releaser.done(p);
+                }
+                drop(releaser);
                 match (committed, damaged) {
                     (true, _) => {}
                     (false, Some(e)) => return Err(e),
