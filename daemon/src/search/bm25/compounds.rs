@@ -132,22 +132,10 @@ pub(crate) fn compounds(
 mod tests {
     use super::*;
     use crate::search::analyzer::AnalyzerOptions;
-    use crate::search::bm25::{IndexStamp, PassageIndex, Statistics, signature};
+    use crate::search::bm25::{PassageIndex, Statistics};
 
     fn build(dir: &std::path::Path, texts: &[&str]) -> PassageIndex {
-        let opts = AnalyzerOptions::DEFAULT;
-        let index = PassageIndex::create_with(dir, opts).unwrap();
-        let stamp = IndexStamp {
-            index_id: "compounds-test".into(),
-            analyzer: signature(opts),
-        };
-        index
-            .add_documents(
-                texts.iter().enumerate().map(|(i, t)| (i as u64, *t)),
-                &stamp,
-            )
-            .unwrap();
-        index
+        crate::search::bm25::test_index(dir, AnalyzerOptions::DEFAULT, texts)
     }
 
     #[test]

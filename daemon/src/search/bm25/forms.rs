@@ -428,22 +428,9 @@ impl Scorer for FormsScorer {
 mod tests {
     use super::*;
     use crate::search::analyzer::AnalyzerOptions;
-    use crate::search::bm25::{IndexStamp, PassageHit, PassageIndex, Statistics, signature};
+    use crate::search::bm25::{PassageHit, PassageIndex, Statistics};
 
-    fn build(dir: &std::path::Path, opts: AnalyzerOptions, texts: &[&str]) -> PassageIndex {
-        let index = PassageIndex::create_with(dir, opts).unwrap();
-        let stamp = IndexStamp {
-            index_id: "forms-test".into(),
-            analyzer: signature(opts),
-        };
-        index
-            .add_documents(
-                texts.iter().enumerate().map(|(i, t)| (i as u64, *t)),
-                &stamp,
-            )
-            .unwrap();
-        index
-    }
+    use crate::search::bm25::test_index as build;
 
     const TEXTS: &[&str] = &[
         "the client retries the request after a delay",

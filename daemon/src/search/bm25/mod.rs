@@ -47,3 +47,24 @@ pub use matching::{
 pub use passages::{MIN_UNIT_CHARS, PASSAGE_CHARS, PASSAGE_SNAP, Passage, passages};
 pub use stamp::{INDEX_FORMAT, IndexStamp, parse_signature, signature};
 pub use view::{IndexView, KeySet, Statistics};
+
+/// An index in `dir` of `texts`, text `i` under key `i`, for the parts' tests.
+#[cfg(test)]
+pub(crate) fn test_index(
+    dir: &std::path::Path,
+    opts: crate::search::analyzer::AnalyzerOptions,
+    texts: &[&str],
+) -> PassageIndex {
+    let index = PassageIndex::create_with(dir, opts).unwrap();
+    let stamp = IndexStamp {
+        index_id: "test".into(),
+        analyzer: signature(opts),
+    };
+    index
+        .add_documents(
+            texts.iter().enumerate().map(|(i, t)| (i as u64, *t)),
+            &stamp,
+        )
+        .unwrap();
+    index
+}
