@@ -1,7 +1,7 @@
 //! Query words run together: the words of the index that join two nearby words of a bm25
 //! query, whole or cut short (`read file` finds `readfile`, `previous focus` finds
-//! `focusprev`, `is a directory` finds `isdir`), found by one walk of each segment's term
-//! dictionary and scored beside the query's own words at [`COMPOUND_WEIGHT`].
+//! `focusprev`, `is a directory` finds `isdir`), each looked up in each segment's term
+//! dictionary, and scored beside the query's own words at [`COMPOUND_WEIGHT`].
 //!
 //! Code names things by running words together without a separator (`readfile`,
 //! `getattr`, `numinput`), which the analyzer cannot split: it would need to know the
