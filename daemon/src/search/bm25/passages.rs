@@ -94,6 +94,25 @@ impl<'a> Cursor<'a> {
         }
         self.char_pos >= target
     }
+
+    /// Moves toward char index `target`, never past byte `limit` (a char boundary): to
+    /// `target` or to `limit`, whichever comes first.
+    fn skip_within(&mut self, target: u64, limit: usize) {
+        let bytes = &self.text.as_bytes()[..limit.min(self.text.len())];
+        while self.char_pos < target && self.byte < bytes.len() {
+            let remaining = usize::try_from(target - self.char_pos).unwrap_or(usize::MAX);
+            let end = self.byte.saturating_add(remaining).min(bytes.len());
+            let starts = bytes[self.byte..end]
+                .iter()
+                .filter(|&&b| (b as i8) >= -0x40)
+                .count();
+            self.byte = end;
+            self.char_pos += starts as u64;
+            while self.byte < bytes.len() && (bytes[self.byte] as i8) < -0x40 {
+                self.byte += 1;
+            }
+        }
+    }
 }
 
 /// How a line start ranks as a place to end a passage (greater is better): a line with
@@ -261,6 +280,28 @@ fn best_end(cursor: &mut Cursor<'_>, nominal_end: u64) -> Cut {
     let mut columns = 0i64;
     let mut prev_blank = false;
     loop {
+        if !blank && line.is_none() {
+            // Inside a line with text and no line start being measured, no char before the
+            // line's end changes anything: skip to it, or to the nominal end (vectorized,
+            // not char by char; HTML's lines are long).
+            // The chars up to the nominal end lie within 4 bytes each: the line's end is
+            // looked for there only.
+            let left =
+                usize::try_from(nominal_end.saturating_sub(cursor.char_pos)).unwrap_or(usize::MAX);
+            let reach = cursor
+                .byte
+                .saturating_add(left.saturating_mul(4))
+                .min(cursor.text.len());
+            match memchr::memchr(b'\n', &cursor.text.as_bytes()[cursor.byte..reach]) {
+                Some(p) => cursor.skip_within(nominal_end, cursor.byte + p),
+                None => {
+                    cursor.skip_to(nominal_end);
+                }
+            }
+            if cursor.char_pos >= nominal_end {
+                break;
+            }
+        }
         let Some((pos, byte, c)) = cursor.next() else {
             // The end of the text: a line still blank is a blank line.
             if let Some((at, at_byte)) = line.filter(|_| blank) {
