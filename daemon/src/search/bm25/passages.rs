@@ -74,24 +74,7 @@ impl<'a> Cursor<'a> {
     /// Moves to char index `target`; false when the text ends before it. Counts char
     /// starts over whole slices of bytes (vectorized) rather than decoding chars.
     fn skip_to(&mut self, target: u64) -> bool {
-        let bytes = self.text.as_bytes();
-        let len = bytes.len();
-        while self.char_pos < target && self.byte < len {
-            // Each char takes at least one byte: the next `remaining` bytes hold at most
-            // `remaining` char starts.
-            let remaining = usize::try_from(target - self.char_pos).unwrap_or(usize::MAX);
-            let end = self.byte.saturating_add(remaining).min(len);
-            let starts = bytes[self.byte..end]
-                .iter()
-                .filter(|&&b| (b as i8) >= -0x40)
-                .count();
-            self.byte = end;
-            self.char_pos += starts as u64;
-            // Finish the char the slice may have cut.
-            while self.byte < len && (bytes[self.byte] as i8) < -0x40 {
-                self.byte += 1;
-            }
-        }
+        self.skip_within(target, self.text.len());
         self.char_pos >= target
     }
 
@@ -100,6 +83,8 @@ impl<'a> Cursor<'a> {
     fn skip_within(&mut self, target: u64, limit: usize) {
         let bytes = &self.text.as_bytes()[..limit.min(self.text.len())];
         while self.char_pos < target && self.byte < bytes.len() {
+            // Each char takes at least one byte: the next `remaining` bytes hold at most
+            // `remaining` char starts.
             let remaining = usize::try_from(target - self.char_pos).unwrap_or(usize::MAX);
             let end = self.byte.saturating_add(remaining).min(bytes.len());
             let starts = bytes[self.byte..end]
@@ -108,6 +93,7 @@ impl<'a> Cursor<'a> {
                 .count();
             self.byte = end;
             self.char_pos += starts as u64;
+            // Finish the char the slice may have cut.
             while self.byte < bytes.len() && (bytes[self.byte] as i8) < -0x40 {
                 self.byte += 1;
             }
