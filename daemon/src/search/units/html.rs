@@ -37,10 +37,7 @@ pub(super) fn html_section_at(
     let start = from
         + memchr::memrchr_iter(b'<', &b[from..(at + 1).min(b.len())])
             .find(|&p| opens_heading(from + p))?;
-    let mut cut = (at + MAX_HTML_SECTION_BYTES).min(text.len());
-    while !text.is_char_boundary(cut) {
-        cut += 1;
-    }
+    let cut = char_boundary_from(text, at + MAX_HTML_SECTION_BYTES);
     let mut headings = markup::html_headings(&text[start..cut]);
     let first = headings.next().filter(|h| h.element.start == 0)?;
     let end = match headings.find(|h| h.level <= first.level) {
@@ -63,10 +60,7 @@ pub(super) fn html_section_at(
         if !opens_heading(p) || b[p + 2] - b'0' >= level {
             continue;
         }
-        let mut cut = (p + markup::MAX_HEADING_BYTES).min(text.len());
-        while !text.is_char_boundary(cut) {
-            cut += 1;
-        }
+        let cut = char_boundary_from(text, p + markup::MAX_HEADING_BYTES);
         if let Some(h) = markup::html_headings(&text[p..cut])
             .next()
             .filter(|h| h.element.start == 0)
@@ -77,6 +71,15 @@ pub(super) fn html_section_at(
     }
     within.reverse();
     Some((heading_text(&text[start..header_end]), start, end, within))
+}
+
+/// The first char boundary of `text` at or after byte `at` (its end, past it).
+fn char_boundary_from(text: &str, at: usize) -> usize {
+    let mut at = at.min(text.len());
+    while !text.is_char_boundary(at) {
+        at += 1;
+    }
+    at
 }
 
 /// The words of a heading element as a reader sees them: tags left out (a
