@@ -73,7 +73,12 @@ pub(crate) fn word_forms(
             continue;
         }
         let inverted = reader.inverted_index(view.text)?;
-        let mut stream = inverted.terms().search(&place).into_stream()?;
+        // The bounds let the walk go straight to the head's node, and end when it leaves it.
+        let mut walk = inverted.terms().search(&place).ge(&place.head);
+        if let Some(past) = place.past_head() {
+            walk = walk.lt(past);
+        }
+        let mut stream = walk.into_stream()?;
         while stream.advance() {
             consider(stream.key(), &mut forms);
             if forms.len() >= MAX_FORMS {
@@ -175,40 +180,58 @@ pub const SUFFIXES: &[&str] = &[
 /// only if its stem is `stem`.
 fn form_place(stem: &str) -> Place {
     let (head, last) = stem.split_at(stem.len() - 1);
-    // Every ending, past the stem but its last letter.
+    let last = last.as_bytes()[0];
+    // The endings depend only on the stem's last letter (and, for an `l`, on a `b` before
+    // it): each kind's trie is made once for the process.
+    let after_b = last == b'l' && head.ends_with('b');
+    let endings = ENDINGS[usize::from(last) * 2 + usize::from(after_b)]
+        .get_or_init(|| Endings::new(&stem_endings(last, after_b)));
+    Place {
+        head: head.as_bytes().to_vec(),
+        endings,
+    }
+}
+
+/// The endings of [`form_place`] past a stem but its last letter `last` (`after_b`: the
+/// stem ends in `bl`).
+fn stem_endings(last: u8, after_b: bool) -> Vec<String> {
+    let last = char::from(last);
     let mut endings: Vec<String> = Vec::new();
     for s in SUFFIXES {
         endings.push(format!("{last}{s}"));
         endings.push(format!("{last}e{s}"));
-        if !matches!(last, "a" | "e" | "i" | "o" | "u" | "y") {
+        if !matches!(last, 'a' | 'e' | 'i' | 'o' | 'u' | 'y') {
             endings.push(format!("{last}{last}{s}"));
         }
         // A stem that ends in `e` meets the endings that start with one.
-        if let Some(rest) = s.strip_prefix('e').filter(|_| last == "e") {
+        if let Some(rest) = s.strip_prefix('e').filter(|_| last == 'e') {
             endings.push(format!("{last}{rest}"));
         }
         match last {
-            "i" => endings.push(format!("y{s}")),
-            "e" if s.starts_with('i') => endings.push((*s).to_owned()),
-            "l" if head.ends_with('b') && s.starts_with('i') => endings.push((*s).to_owned()),
+            'i' => endings.push(format!("y{s}")),
+            'e' if s.starts_with('i') => endings.push((*s).to_owned()),
+            'l' if after_b && s.starts_with('i') => endings.push((*s).to_owned()),
             _ => {}
         }
     }
-    Place::new(head, &endings)
+    endings
 }
 
-/// The words of a term dictionary that are `head` then one of a set of endings: an
-/// automaton the dictionary's walk follows, leaving every other branch unread.
-pub(crate) struct Place {
-    head: Vec<u8>,
-    /// The endings as a trie: node 0 is the root; each node's children by byte, and
-    /// whether an ending ends there.
-    nodes: Vec<(Vec<(u8, u32)>, bool)>,
+/// The endings' tries of [`form_place`], by the stem's last byte (times two, plus one
+/// after a `b`), each made on first use: building one (some 450 endings) cost more than
+/// walking a segment's dictionary with it.
+static ENDINGS: [std::sync::OnceLock<Endings>; 512] = [const { std::sync::OnceLock::new() }; 512];
+
+/// A set of endings as a trie: node 0 is the root; node `n`'s children are
+/// `edges[spans[n].0..spans[n].1]` (by byte), and `ends[n]` says whether an ending ends there.
+struct Endings {
+    edges: Vec<(u8, u32)>,
+    spans: Vec<(u32, u32)>,
+    ends: Vec<bool>,
 }
 
-impl Place {
-    /// The words `head` then one of `endings` (an empty head: the endings themselves).
-    pub(super) fn new(head: &str, endings: &[String]) -> Place {
+impl Endings {
+    fn new(endings: &[String]) -> Endings {
         let mut nodes: Vec<(Vec<(u8, u32)>, bool)> = vec![(Vec::new(), false)];
         for ending in endings {
             let mut at = 0usize;
@@ -226,10 +249,45 @@ impl Place {
             }
             nodes[at].1 = true;
         }
-        Place {
-            head: head.as_bytes().to_vec(),
-            nodes,
+        let mut flat = Endings {
+            edges: Vec::new(),
+            spans: Vec::with_capacity(nodes.len()),
+            ends: Vec::with_capacity(nodes.len()),
+        };
+        for (children, end) in nodes {
+            let from = flat.edges.len() as u32;
+            flat.edges.extend(children);
+            flat.spans.push((from, flat.edges.len() as u32));
+            flat.ends.push(end);
         }
+        flat
+    }
+
+    /// The node past `node` by `byte`, if any.
+    fn next(&self, node: u32, byte: u8) -> Option<u32> {
+        let (from, to) = self.spans[node as usize];
+        self.edges[from as usize..to as usize]
+            .iter()
+            .find(|(c, _)| *c == byte)
+            .map(|&(_, n)| n)
+    }
+}
+
+/// The words of a term dictionary that are `head` then one of a set of endings: an
+/// automaton the dictionary's walk follows, leaving every other branch unread.
+pub(crate) struct Place {
+    head: Vec<u8>,
+    endings: &'static Endings,
+}
+
+impl Place {
+    /// The first word past those that start with the head: the head with its last byte
+    /// one more (None for an empty head, or one ending in byte 255).
+    fn past_head(&self) -> Option<Vec<u8>> {
+        let mut past = self.head.clone();
+        let last = past.last_mut()?;
+        *last = last.checked_add(1)?;
+        Some(past)
     }
 }
 
@@ -245,7 +303,7 @@ impl tantivy_fst::Automaton for &Place {
     }
 
     fn is_match(&self, state: &PlaceState) -> bool {
-        state.is_some_and(|(n, node)| n == self.head.len() && self.nodes[node as usize].1)
+        state.is_some_and(|(n, node)| n == self.head.len() && self.endings.ends[node as usize])
     }
 
     fn can_match(&self, state: &PlaceState) -> bool {
@@ -257,11 +315,7 @@ impl tantivy_fst::Automaton for &Place {
         if let Some(&want) = self.head.get(n) {
             return (byte == want).then_some((n + 1, 0));
         }
-        self.nodes[node as usize]
-            .0
-            .iter()
-            .find(|(c, _)| *c == byte)
-            .map(|&(_, next)| (n, next))
+        self.endings.next(node, byte).map(|next| (n, next))
     }
 }
 
@@ -546,6 +600,53 @@ mod tests {
         assert!(forms("re").is_empty());
         assert!(forms("retry2").is_empty());
         assert!(forms("rétry").is_empty());
+    }
+
+    /// The walk reads a dictionary only from the stem's head to the first word past it,
+    /// and with the endings of the stem's last letter made once: it finds what a read of
+    /// the whole dictionary finds, for every word, beside words that sort just before,
+    /// just past and among the head's.
+    #[test]
+    fn the_walk_finds_every_form_the_whole_dictionary_holds() {
+        let mut texts: Vec<&str> = TEXTS.to_vec();
+        texts.extend([
+            "retq retr retrz rets retz hopd hopf hopz happz happj happiest",
+            "cable cables enable enabled enabling ables abl stable stability stables",
+            "parse parsed parser parsers parsing parses parsexml pars parsf",
+            "zzz_run runs running runner run1 run_ ru rum",
+        ]);
+        let tmp = tempfile::tempdir().unwrap();
+        let index = build(tmp.path(), AnalyzerOptions::DEFAULT, &texts);
+        let mut view = index.view(None, Statistics::View).unwrap();
+        view.word_forms = true;
+        let stemmer = analyzer::english_stemmer();
+        let mut dictionary: Vec<String> = Vec::new();
+        for reader in view.searcher.segment_readers() {
+            let inverted = reader.inverted_index(view.text).unwrap();
+            let mut stream = inverted.terms().stream().unwrap();
+            while stream.advance() {
+                dictionary.push(String::from_utf8(stream.key().to_vec()).unwrap());
+            }
+        }
+        dictionary.sort_unstable();
+        dictionary.dedup();
+        let mut checked = 0;
+        for word in &dictionary {
+            let Some((stem, found)) = word_forms(&view, &stemmer, word).unwrap() else {
+                continue;
+            };
+            let mut expected: Vec<String> = dictionary
+                .iter()
+                .filter(|w| *w != word && stemmable(w.as_bytes()))
+                .filter(|w| analyzer::english_stem(&stemmer, w) == stem)
+                .filter(|w| stem.len() >= 2 && kept_anywhere(&stem, w))
+                .cloned()
+                .collect();
+            expected.truncate(MAX_FORMS);
+            assert_eq!(found, expected, "{word} (stem {stem})");
+            checked += 1;
+        }
+        assert!(checked > 60, "{checked} words checked");
     }
 
     /// The forms score exactly as their stem in an index that stems: the same passages,
