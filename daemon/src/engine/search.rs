@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use rayon::prelude::*;
 
 use rlm::ToolError;
+use rlm::tokens::TokenCounter;
 use rlm::tools::{
     Highlight, MatchUnit, SearchArgs, SearchMatch, SearchMethod, SearchResult, SpanRef,
 };
@@ -13,6 +14,7 @@ use rlm::tools::{
 use super::docs::DocRow;
 use super::index::SessionIndex;
 use super::integrity::{check_read, open_text};
+use super::response::{json_measure, push_escaped};
 use super::{CallContext, Engine, ResponseBudget, SessionRow, fit};
 use crate::search::bm25::{self, IndexError};
 use crate::search::markup;
@@ -541,10 +543,24 @@ fn unit_of(text: &Text, source: &str, at: u64) -> Option<MatchUnit> {
 /// Longest JSON text of a u64 (20 digits) or an f64 (e.g. `-1.7976931348623157e308`).
 const NUMBER: usize = 24;
 
-/// The JSON cost of an empty match and of an empty highlight, measured once.
-fn skeletons() -> (usize, usize) {
-    static SKELETON: OnceLock<(usize, usize)> = OnceLock::new();
-    *SKELETON.get_or_init(|| {
+/// Most estimated tokens of a u64's JSON (20 digits, a token for two).
+const U64_TOKENS: u64 = 10;
+
+/// Most estimated tokens of an f64's JSON (at most [`NUMBER`] chars, a token each).
+const F64_TOKENS: u64 = NUMBER as u64;
+
+/// What the keys and punctuation of a piece of JSON cost, in characters and estimated
+/// tokens (measured once, with empty strings and zeros).
+#[derive(Clone, Copy)]
+struct Skeleton {
+    chars: usize,
+    tokens: u64,
+}
+
+/// The skeletons of a match (its unit `null`), of a highlight and of a unit.
+fn skeletons() -> (Skeleton, Skeleton, Skeleton) {
+    static SKELETONS: OnceLock<(Skeleton, Skeleton, Skeleton)> = OnceLock::new();
+    *SKELETONS.get_or_init(|| {
         let empty = SearchMatch {
             doc_id: String::new(),
             span: SpanRef {
@@ -565,49 +581,122 @@ fn skeletons() -> (usize, usize) {
             end: 0,
             term: String::new(),
         };
-        let chars = ResponseBudget::of(usize::MAX);
-        (chars.cost(&empty), chars.cost(&h))
+        let unit = MatchUnit {
+            kind: String::new(),
+            name: String::new(),
+            line_start: 0,
+            line_end: 0,
+            start: 0,
+            end: 0,
+            within: Vec::new(),
+        };
+        let of = |(chars, tokens)| Skeleton { chars, tokens };
+        (
+            of(json_measure(&empty)),
+            of(json_measure(&h)),
+            of(json_measure(&unit)),
+        )
     })
 }
 
-/// At least `ResponseBudget::cost(m)`, without serializing `m`: the keys and punctuation of a
-/// match (measured once), the longest text of each number, and each string escaped at
-/// its worst (`\u001f`, 6 chars per char; a string has no more chars than bytes).
+/// At least `ResponseBudget::cost(m)`'s characters, without serializing `m`: the
+/// skeletons, the longest text of each number, and each string's [`json_str_bound`].
 fn json_chars_bound(m: &SearchMatch) -> usize {
-    let (matched, _) = skeletons();
-    let strings = 2 * m.doc_id.len() + m.context.len();
+    let (matched, _, unit) = skeletons();
     // Five numbers in a match (span start and end, score, highlight start and end).
-    matched + 5 * NUMBER + 6 * strings + highlights_bound(m) + unit_bound(m)
+    let mut chars =
+        matched.chars + 5 * NUMBER + 2 * json_str_bound(&m.doc_id) + json_str_bound(&m.context);
+    chars += highlights_bound(m);
+    if let Some(u) = &m.unit {
+        // Four numbers, two strings, and the names it is within (quoted, a comma between).
+        chars += unit.chars + 4 * NUMBER + json_str_bound(&u.kind) + json_str_bound(&u.name);
+        if !u.within.is_empty() {
+            chars += WITHIN_KEY.len();
+            chars += u
+                .within
+                .iter()
+                .map(|n| 3 + json_str_bound(n))
+                .sum::<usize>();
+        }
+    }
+    if let Some(id) = &m.span_id {
+        chars += 2 + json_str_bound(id);
+    }
+    chars
 }
 
-/// At least what `m`'s unit adds to the skeleton's `null`: its keys and
-/// punctuation, four numbers, two strings, and the names it is within
-/// (each quoted, a comma between).
-fn unit_bound(m: &SearchMatch) -> usize {
-    const KEYS: &str =
-        r#"{"kind":"","name":"","line_start":,"line_end":,"start":,"end":,"within":[]}"#;
-    m.unit.as_ref().map_or(0, |u| {
-        let within: usize = u.within.iter().map(|n| 3 + 6 * n.len()).sum();
-        KEYS.len() + 4 * NUMBER + 6 * (u.kind.len() + u.name.len()) + within
-    })
+/// What a unit's names around it add to its skeleton, besides the names (left out when
+/// there are none).
+const WITHIN_KEY: &str = r#","within":[]"#;
+
+/// At least what `s` costs inside a JSON string, in characters: its bytes, and five more
+/// for each byte JSON escapes (`\u001f`: six bytes for one).
+fn json_str_bound(s: &str) -> usize {
+    let escaped = s
+        .bytes()
+        .filter(|&b| b < 0x20 || b == b'"' || b == b'\\')
+        .count();
+    s.len() + 5 * escaped
 }
 
-/// At least what `m`'s highlights cost (two numbers and a term each, a comma between).
+/// At least the estimated tokens of `m`'s JSON, the pieces of [`json_chars_bound`]
+/// counted in tokens: each string's own estimate ([`str_tokens`]), the skeletons', and
+/// each number's most. The estimate adds up across a quote, a colon or a comma (each
+/// ends the counter's run), so every piece counts what it counts alone.
+fn json_tokens_bound(m: &SearchMatch) -> u64 {
+    let (matched, highlight, unit) = skeletons();
+    let mut tokens = matched.tokens
+        + 4 * U64_TOKENS
+        + F64_TOKENS
+        + 2 * str_tokens(&m.doc_id)
+        + str_tokens(&m.context);
+    for h in &m.highlights {
+        // The skeleton counts each number's one digit, a digit pair a token.
+        let numbers = (digits(h.start) + digits(h.end)).div_ceil(2) as u64;
+        tokens += highlight.tokens + numbers + 1 + str_tokens(&h.term);
+    }
+    if let Some(u) = &m.unit {
+        tokens += unit.tokens + 4 * U64_TOKENS + str_tokens(&u.kind) + str_tokens(&u.name);
+        if !u.within.is_empty() {
+            tokens += WITHIN_KEY.len() as u64;
+            tokens += u.within.iter().map(|n| 3 + str_tokens(n)).sum::<u64>();
+        }
+    }
+    if let Some(id) = &m.span_id {
+        tokens += 2 + str_tokens(id);
+    }
+    tokens
+}
+
+/// The estimated tokens of `s` inside a JSON string (its escapes included).
+fn str_tokens(s: &str) -> u64 {
+    let mut tokens = TokenCounter::default();
+    s.chars().for_each(|c| push_escaped(&mut tokens, c));
+    tokens.total()
+}
+
+/// At least `budget.cost(m)`: its characters by [`json_chars_bound`], its estimated
+/// tokens by [`json_tokens_bound`] (caps in tokens weigh a token as several characters:
+/// a token a character would be far too much).
+fn units_bound(budget: &ResponseBudget, m: &SearchMatch) -> usize {
+    budget.units(json_chars_bound(m), json_tokens_bound(m))
+}
+
+/// At least what `m`'s highlights cost in characters: each its skeleton (whose numbers
+/// are one digit each), its numbers' other digits and its term, a comma between.
 fn highlights_bound(m: &SearchMatch) -> usize {
-    let (_, highlight) = skeletons();
+    let (_, highlight, _) = skeletons();
     m.highlights
         .iter()
-        .map(|h| highlight + 2 * NUMBER + 1 + 6 * h.term.len())
+        .map(|h| {
+            highlight.chars + digits(h.start) + digits(h.end) - 2 + 1 + json_str_bound(&h.term)
+        })
         .sum()
 }
 
-/// At least `budget.cost(m)`: [`json_chars_bound`] bounds its estimated
-/// tokens as well as its characters (a character of a string is at most 6
-/// of JSON, each at most a token; a character outside ASCII is at most 4
-/// tokens in at most 4 bytes).
-fn units_bound(budget: &ResponseBudget, m: &SearchMatch) -> usize {
-    let chars = json_chars_bound(m);
-    budget.units(chars, chars as u64)
+/// The decimal digits of `n`.
+fn digits(n: u64) -> usize {
+    n.checked_ilog10().map_or(1, |d| d as usize + 1)
 }
 
 /// Whether `m`'s highlights surely weigh no more than their allowance (then
@@ -763,10 +852,30 @@ mod tests {
             a_match("d", &"\u{1}".repeat(500), f64::NAN, &["\u{1}"; 20]),
             a_match("d", "ctx", f64::MIN_POSITIVE, &[]),
             with_unit(a_match("d", nasty, 0.5, &[nasty]), &nasty.repeat(9)),
+            // What the token estimate counts most of a byte: punctuation, lone
+            // digits, chars outside ASCII, escapes.
+            a_match(
+                "d",
+                &"!.;\"1 2 3 é日😀\u{1}\\".repeat(40),
+                2.0,
+                &["!!", "7", "😀", "\u{1}"],
+            ),
+            with_unit(a_match("d", "{}()", 0.5, &["{"]), &"(!)".repeat(30)),
+            SearchMatch {
+                span_id: Some(nasty.repeat(3)),
+                ..a_match("d", "ctx", 1.0, &[])
+            },
         ] {
             let exact = ResponseBudget::of(usize::MAX).cost(&m);
             let bound = json_chars_bound(&m);
             assert!(bound >= exact, "{bound} < {exact} for {m:?}");
+            // The bound holds in every unit: caps in tokens weigh a token
+            // as several characters.
+            for (chars, tokens) in [(50_000, 12_500), (1_000, 1), (7, 1_000_000)] {
+                let budget = ResponseBudget::with_caps(chars, tokens);
+                let (bound, exact) = (units_bound(&budget, &m), budget.cost(&m));
+                assert!(bound >= exact, "{bound} < {exact} for {m:?}");
+            }
         }
     }
 
