@@ -540,26 +540,89 @@ fn unit_of(text: &Text, source: &str, at: u64) -> Option<MatchUnit> {
     })
 }
 
-/// Longest JSON text of a u64 (20 digits) or an f64 (e.g. `-1.7976931348623157e308`).
-const NUMBER: usize = 24;
-
-/// Most estimated tokens of a u64's JSON (20 digits, a token for two).
-const U64_TOKENS: u64 = 10;
-
-/// Most estimated tokens of an f64's JSON (at most [`NUMBER`] chars, a token each).
-const F64_TOKENS: u64 = NUMBER as u64;
-
-/// What the keys and punctuation of a piece of JSON cost, in characters and estimated
-/// tokens (measured once, with empty strings and zeros).
-#[derive(Clone, Copy)]
-struct Skeleton {
+/// Characters and estimated tokens of a piece of JSON, or at least them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Cost {
     chars: usize,
     tokens: u64,
 }
 
-/// The skeletons of a match (its unit `null`), of a highlight and of a unit.
-fn skeletons() -> (Skeleton, Skeleton, Skeleton) {
-    static SKELETONS: OnceLock<(Skeleton, Skeleton, Skeleton)> = OnceLock::new();
+impl std::ops::Add for Cost {
+    type Output = Cost;
+    fn add(self, other: Cost) -> Cost {
+        Cost {
+            chars: self.chars + other.chars,
+            tokens: self.tokens + other.tokens,
+        }
+    }
+}
+
+impl std::ops::AddAssign for Cost {
+    fn add_assign(&mut self, other: Cost) {
+        *self = *self + other;
+    }
+}
+
+impl Cost {
+    /// At least what `s` costs inside a JSON string (its quotes are its
+    /// skeleton's): its bytes, and five more for each byte JSON escapes
+    /// (`\u001f`: six bytes for one); its token estimate with its escapes. The
+    /// estimate adds up across a quote, a colon or a comma (each ends the
+    /// counter's run), so a string counts inside a piece what it counts alone.
+    fn string(s: &str) -> Cost {
+        let escaped = s
+            .bytes()
+            .filter(|&b| b < 0x20 || b == b'"' || b == b'\\')
+            .count();
+        let mut tokens = TokenCounter::default();
+        s.chars().for_each(|c| push_escaped(&mut tokens, c));
+        Cost {
+            chars: s.len() + 5 * escaped,
+            tokens: tokens.total(),
+        }
+    }
+
+    /// At least what a u64 adds to its skeleton's `0`: its other digits, and a
+    /// token for each two.
+    fn number(n: u64) -> Cost {
+        let digits = n.checked_ilog10().map_or(1, |d| d as usize + 1);
+        Cost {
+            chars: digits - 1,
+            tokens: digits.div_ceil(2) as u64,
+        }
+    }
+
+    /// At least what an f64 adds to its skeleton's `0.0`: the longest JSON text
+    /// of one (`-1.7976931348623157e308`), a token a character.
+    const FLOAT: Cost = Cost {
+        chars: 24,
+        tokens: 24,
+    };
+
+    /// At least what JSON punctuation and keys cost: a character and a token a
+    /// byte.
+    const fn raw(s: &str) -> Cost {
+        Cost {
+            chars: s.len(),
+            tokens: s.len() as u64,
+        }
+    }
+
+    /// A list's separator.
+    const COMMA: Cost = Cost::raw(",");
+
+    /// A string's quotes (and the comma after it in a list).
+    const QUOTES: Cost = Cost::raw("\"\"");
+}
+
+/// What a unit's names around it add to its skeleton, besides the names (left
+/// out when there are none).
+const WITHIN_KEY: &str = r#","within":[]"#;
+
+/// The keys and punctuation of a match (its unit `null`), of a highlight and of
+/// a unit, with empty strings and zeros: measured once.
+fn skeletons() -> (Cost, Cost, Cost) {
+    static SKELETONS: OnceLock<(Cost, Cost, Cost)> = OnceLock::new();
     *SKELETONS.get_or_init(|| {
         let empty = SearchMatch {
             doc_id: String::new(),
@@ -590,7 +653,7 @@ fn skeletons() -> (Skeleton, Skeleton, Skeleton) {
             end: 0,
             within: Vec::new(),
         };
-        let of = |(chars, tokens)| Skeleton { chars, tokens };
+        let of = |(chars, tokens)| Cost { chars, tokens };
         (
             of(json_measure(&empty)),
             of(json_measure(&h)),
@@ -599,111 +662,69 @@ fn skeletons() -> (Skeleton, Skeleton, Skeleton) {
     })
 }
 
-/// At least `ResponseBudget::cost(m)`'s characters, without serializing `m`: the
-/// skeletons, the longest text of each number, and each string's [`json_str_bound`].
-fn json_chars_bound(m: &SearchMatch) -> usize {
+/// At least what `m` costs in a response, in characters and in estimated tokens,
+/// without serializing it: its skeletons, numbers and strings, each bounded.
+fn json_bound(m: &SearchMatch) -> Cost {
     let (matched, _, unit) = skeletons();
-    // Five numbers in a match (span start and end, score, highlight start and end).
-    let mut chars =
-        matched.chars + 5 * NUMBER + 2 * json_str_bound(&m.doc_id) + json_str_bound(&m.context);
-    chars += highlights_bound(m);
+    let mut cost = matched
+        + Cost::string(&m.doc_id)
+        + Cost::string(&m.span.doc_id)
+        + Cost::number(m.span.start)
+        + Cost::number(m.span.end)
+        + Cost::FLOAT
+        + Cost::string(&m.context)
+        + Cost::number(m.highlight_start)
+        + Cost::number(m.highlight_end)
+        + highlights_bound(m);
     if let Some(u) = &m.unit {
-        // Four numbers, two strings, and the names it is within (quoted, a comma between).
-        chars += unit.chars + 4 * NUMBER + json_str_bound(&u.kind) + json_str_bound(&u.name);
+        cost += unit
+            + Cost::string(&u.kind)
+            + Cost::string(&u.name)
+            + Cost::number(u.line_start)
+            + Cost::number(u.line_end)
+            + Cost::number(u.start)
+            + Cost::number(u.end);
         if !u.within.is_empty() {
-            chars += WITHIN_KEY.len();
-            chars += u
-                .within
-                .iter()
-                .map(|n| 3 + json_str_bound(n))
-                .sum::<usize>();
+            cost += Cost::raw(WITHIN_KEY);
+            for name in &u.within {
+                cost += Cost::string(name) + Cost::QUOTES + Cost::COMMA;
+            }
         }
     }
     if let Some(id) = &m.span_id {
-        chars += 2 + json_str_bound(id);
+        // Quoted, in place of `null`.
+        cost += Cost::string(id) + Cost::QUOTES;
     }
-    chars
+    cost
 }
 
-/// What a unit's names around it add to its skeleton, besides the names (left out when
-/// there are none).
-const WITHIN_KEY: &str = r#","within":[]"#;
-
-/// At least what `s` costs inside a JSON string, in characters: its bytes, and five more
-/// for each byte JSON escapes (`\u001f`: six bytes for one).
-fn json_str_bound(s: &str) -> usize {
-    let escaped = s
-        .bytes()
-        .filter(|&b| b < 0x20 || b == b'"' || b == b'\\')
-        .count();
-    s.len() + 5 * escaped
-}
-
-/// At least the estimated tokens of `m`'s JSON, the pieces of [`json_chars_bound`]
-/// counted in tokens: each string's own estimate ([`str_tokens`]), the skeletons', and
-/// each number's most. The estimate adds up across a quote, a colon or a comma (each
-/// ends the counter's run), so every piece counts what it counts alone.
-fn json_tokens_bound(m: &SearchMatch) -> u64 {
-    let (matched, highlight, unit) = skeletons();
-    let mut tokens = matched.tokens
-        + 4 * U64_TOKENS
-        + F64_TOKENS
-        + 2 * str_tokens(&m.doc_id)
-        + str_tokens(&m.context);
-    for h in &m.highlights {
-        // The skeleton counts each number's one digit, a digit pair a token.
-        let numbers = (digits(h.start) + digits(h.end)).div_ceil(2) as u64;
-        tokens += highlight.tokens + numbers + 1 + str_tokens(&h.term);
-    }
-    if let Some(u) = &m.unit {
-        tokens += unit.tokens + 4 * U64_TOKENS + str_tokens(&u.kind) + str_tokens(&u.name);
-        if !u.within.is_empty() {
-            tokens += WITHIN_KEY.len() as u64;
-            tokens += u.within.iter().map(|n| 3 + str_tokens(n)).sum::<u64>();
-        }
-    }
-    if let Some(id) = &m.span_id {
-        tokens += 2 + str_tokens(id);
-    }
-    tokens
-}
-
-/// The estimated tokens of `s` inside a JSON string (its escapes included).
-fn str_tokens(s: &str) -> u64 {
-    let mut tokens = TokenCounter::default();
-    s.chars().for_each(|c| push_escaped(&mut tokens, c));
-    tokens.total()
-}
-
-/// At least `budget.cost(m)`: its characters by [`json_chars_bound`], its estimated
-/// tokens by [`json_tokens_bound`] (caps in tokens weigh a token as several characters:
-/// a token a character would be far too much).
+/// At least `budget.cost(m)` ([`json_bound`]): caps in tokens weigh a token as
+/// several characters, so a bound counting a token a character would be far too much.
 fn units_bound(budget: &ResponseBudget, m: &SearchMatch) -> usize {
-    budget.units(json_chars_bound(m), json_tokens_bound(m))
+    let cost = json_bound(m);
+    budget.units(cost.chars, cost.tokens)
 }
 
-/// At least what `m`'s highlights cost in characters: each its skeleton (whose numbers
-/// are one digit each), its numbers' other digits and its term, a comma between.
-fn highlights_bound(m: &SearchMatch) -> usize {
+/// At least what `m`'s highlights cost: each its skeleton, numbers and term, a
+/// comma between.
+fn highlights_bound(m: &SearchMatch) -> Cost {
     let (_, highlight, _) = skeletons();
-    m.highlights
-        .iter()
-        .map(|h| {
-            highlight.chars + digits(h.start) + digits(h.end) - 2 + 1 + json_str_bound(&h.term)
-        })
-        .sum()
-}
-
-/// The decimal digits of `n`.
-fn digits(n: u64) -> usize {
-    n.checked_ilog10().map_or(1, |d| d as usize + 1)
+    let mut cost = Cost::default();
+    for h in &m.highlights {
+        cost += highlight
+            + Cost::number(h.start)
+            + Cost::number(h.end)
+            + Cost::string(&h.term)
+            + Cost::COMMA;
+    }
+    cost
 }
 
 /// Whether `m`'s highlights surely weigh no more than their allowance (then
 /// `fit::bound_highlights` would keep them all): a context costs at least
 /// its characters and two quotes.
 fn few_highlights(m: &SearchMatch) -> bool {
-    highlights_bound(m) <= (m.context.chars().count() + 2).max(fit::HIGHLIGHTS_FLOOR)
+    highlights_bound(m).chars <= (m.context.chars().count() + 2).max(fit::HIGHLIGHTS_FLOOR)
 }
 
 /// Chars `[start, end)` of `text` (clamped), without walking an ASCII text.
@@ -867,7 +888,7 @@ mod tests {
             },
         ] {
             let exact = ResponseBudget::of(usize::MAX).cost(&m);
-            let bound = json_chars_bound(&m);
+            let bound = json_bound(&m).chars;
             assert!(bound >= exact, "{bound} < {exact} for {m:?}");
             // The bound holds in every unit: caps in tokens weigh a token
             // as several characters.
