@@ -611,7 +611,7 @@ impl Cost {
     /// A list's separator.
     const COMMA: Cost = Cost::raw(",");
 
-    /// A string's quotes (and the comma after it in a list).
+    /// A string's two quotes.
     const QUOTES: Cost = Cost::raw("\"\"");
 }
 
