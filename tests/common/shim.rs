@@ -94,12 +94,33 @@ pub fn outcome_of_response(response: &Value) -> Outcome {
     Outcome::Ok(structured)
 }
 
+/// Starts `cmd`, again while the kernel says its executable is busy: a copy
+/// of a binary a test has just written can be held open for writing, for an
+/// instant, by a child that another test's thread forks meanwhile (the
+/// descriptor lives in it until its exec), and exec refuses a file open for
+/// writing (`ETXTBSY`). Gives up after ten seconds.
+fn spawn_retrying_busy(cmd: &mut Command) -> Child {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match cmd.spawn() {
+            Ok(child) => return child,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::ExecutableFileBusy
+                    && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => panic!("rlm-mcp starts: {e}"),
+        }
+    }
+}
+
 impl Shim {
     pub fn spawn(mut cmd: Command, stderr: PathBuf) -> Shim {
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&stderr).expect("the shim's stderr file"));
-        let mut child = cmd.spawn().expect("rlm-mcp starts");
+        let mut child = spawn_retrying_busy(&mut cmd);
         let stdin = child.stdin.take();
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
