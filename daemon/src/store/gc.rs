@@ -43,7 +43,9 @@ fn older_than(path: &Path, age: Duration) -> bool {
         .is_some_and(|a| a >= age)
 }
 
-/// Removes a file or folder, counting the bytes freed or the error.
+/// Removes a file or folder, counting the bytes freed or the error. One
+/// gone already (a load in another process renamed its temporary file into
+/// place, or another gc took it, since the folder was listed) is neither.
 fn remove(path: &Path, what: &str, report: &mut GcReport) -> bool {
     let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let done = if path.is_dir() {
@@ -56,6 +58,7 @@ fn remove(path: &Path, what: &str, report: &mut GcReport) -> bool {
             report.bytes_freed += size;
             true
         }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
         Err(e) => {
             report
                 .errors
@@ -348,4 +351,34 @@ pub fn cutoff(grace: Duration) -> String {
         .checked_sub_signed(grace)
         .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
     at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file that went between the listing and the removal is no error;
+    /// one that cannot go is.
+    #[test]
+    fn a_file_already_gone_is_not_an_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut report = GcReport::default();
+        let gone = tmp.path().join("renamed-meanwhile.pack.tmp");
+        assert!(!remove(&gone, "temporary file", &mut report));
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        let here = tmp.path().join("left.pack.tmp");
+        std::fs::write(&here, b"12345").unwrap();
+        assert!(remove(&here, "temporary file", &mut report));
+        assert_eq!(report.bytes_freed, 5);
+        assert!(!here.exists());
+        // A path that cannot go for another reason (it runs through a
+        // file) is an error, named.
+        let locked = tmp.path().join("locked");
+        std::fs::create_dir(&locked).unwrap();
+        std::fs::write(locked.join("inside"), b"x").unwrap();
+        let not_a_dir = locked.join("inside").join("deeper");
+        assert!(!remove(&not_a_dir, "temporary file", &mut report));
+        assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
+        assert!(report.errors[0].contains("deeper"), "{:?}", report.errors);
+    }
 }
