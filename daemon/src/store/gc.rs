@@ -373,10 +373,10 @@ mod tests {
         assert!(!here.exists());
         // A path that cannot go for another reason (it runs through a
         // file) is an error, named.
-        let locked = tmp.path().join("locked");
-        std::fs::create_dir(&locked).unwrap();
-        std::fs::write(locked.join("inside"), b"x").unwrap();
-        let not_a_dir = locked.join("inside").join("deeper");
+        let folder = tmp.path().join("folder");
+        std::fs::create_dir(&folder).unwrap();
+        std::fs::write(folder.join("inside"), b"x").unwrap();
+        let not_a_dir = folder.join("inside").join("deeper");
         assert!(!remove(&not_a_dir, "temporary file", &mut report));
         assert_eq!(report.errors.len(), 1, "{:?}", report.errors);
         assert!(report.errors[0].contains("deeper"), "{:?}", report.errors);
