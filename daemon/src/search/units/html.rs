@@ -74,6 +74,7 @@ pub(super) fn html_section_at(
 }
 
 /// The first char boundary of `text` at or after byte `at` (its end, past it).
+/// (`str::ceil_char_boundary`, stable since Rust 1.91, is past the workspace's MSRV, 1.89.)
 fn char_boundary_from(text: &str, at: usize) -> usize {
     let mut at = at.min(text.len());
     while !text.is_char_boundary(at) {
