@@ -1,0 +1,261 @@
+//! Compaction of the shared search index (`engine/index/compact.rs`): the
+//! segments a build leaves are merged after it, searches answer the same
+//! before and after, nothing is built again; a compaction waits for a writer
+//! of its own process and leaves the index to one of another process.
+
+use std::time::{Duration, Instant};
+
+use rlmd::store::layout::SEARCH_DIR;
+use rlmd::store::lock::SessionLock;
+use rlmd::{CallContext, Engine, EngineConfig};
+use serde_json::{Value, json};
+
+use super::common::*;
+
+const STEP: u64 = rlmd::engine::COMPACTION_STEP_BYTES;
+
+/// The number of segments of the index's last commit on disk.
+fn segments(env: &Env) -> usize {
+    let meta = std::fs::read(env.data().join(SEARCH_DIR).join("index").join("meta.json"))
+        .expect("a committed index");
+    let v: Value = serde_json::from_slice(&meta).unwrap();
+    v["segments"].as_array().unwrap().len()
+}
+
+fn word(i: usize) -> String {
+    format!("wombat{}", (b'a' + i as u8) as char)
+}
+
+/// An engine whose builds commit every few thousand characters: a build
+/// of `texts()` leaves a segment a text: six, and seven with one more
+/// text's build, fewer than the eight of one level that the builds' merge
+/// policy merges.
+fn env(compact: bool) -> Env {
+    Env::with(|c| {
+        c.index_batch_chars = 3_000;
+        c.compact_index = compact;
+    })
+}
+
+fn texts() -> Vec<String> {
+    (0..6)
+        .map(|i| {
+            format!(
+                "text {i} tells of the {} and its burrow\n{}",
+                word(i),
+                filler_text(300 + i as u64, 2_500)
+            )
+        })
+        .collect()
+}
+
+const QUERIES: &[&str] = &[
+    "wombatc burrow",
+    "wombatf",
+    "burrow text",
+    "wombate wombata",
+];
+
+/// Each query's matches (document, span, score bits), in a canonical order:
+/// merging changes passages' ids, so equal scores may come in another order.
+fn answers(engine: &Engine, ctx: &CallContext, sid: &str) -> Vec<Vec<(String, u64, u64, u64)>> {
+    QUERIES
+        .iter()
+        .map(|q| {
+            let r = ok(
+                "search",
+                engine.call(
+                    "rlm.search.query",
+                    json!({"session_id": sid, "query": q, "limit": 50}),
+                    ctx,
+                ),
+            );
+            assert_eq!(r["index_built_this_call"], false, "{q}: {r}");
+            let mut v: Vec<_> = r["matches"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| {
+                    (
+                        str_of(m, "doc_id").to_owned(),
+                        u64_of(&m["span"], "start"),
+                        u64_of(&m["span"], "end"),
+                        m["score"].as_f64().unwrap().to_bits(),
+                    )
+                })
+                .collect();
+            v.sort();
+            v
+        })
+        .collect()
+}
+
+/// A session holding `texts()`, its index built (in many segments).
+fn built(env: &Env) -> String {
+    let sid = env.session();
+    let refs: Vec<String> = texts();
+    let refs: Vec<&str> = refs.iter().map(String::as_str).collect();
+    env.load_all(&sid, &refs);
+    let r = env.search(&sid, json!({"query": "wombata"}));
+    assert_eq!(r["index_built_this_call"], true, "{r}");
+    sid
+}
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}: not within 60 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_build_is_compacted_after_it_and_answers_the_same() {
+    // Built without compaction: the segments stay as the build left them.
+    let env = env(false);
+    let sid = built(&env);
+    let before = segments(&env);
+    assert!(before >= 3, "the build left {before} segments");
+    let want = answers(&env.engine, &env.ctx, &sid);
+    assert_eq!(segments(&env), before, "no compaction when it is off");
+    // Another daemon on the same store, with compaction on: its next build
+    // (another session's new text) is followed by a compaction of the lot.
+    let mut config: EngineConfig = env.engine.config().clone();
+    config.compact_index = true;
+    let other = Engine::open(config).unwrap();
+    let sid2 = session_on(&other, &env.ctx, json!({}));
+    ok(
+        "load",
+        other.call(
+            "rlm.docs.load",
+            json!({"session_id": sid2, "sources": [{"type": "inline", "content": "a koala naps"}]}),
+            &env.ctx,
+        ),
+    );
+    let r = ok(
+        "search",
+        other.call(
+            "rlm.search.query",
+            json!({"session_id": sid2, "query": "koala"}),
+            &env.ctx,
+        ),
+    );
+    assert_eq!(r["total_matches"], 1, "{r}");
+    wait_for("one segment", || segments(&env) == 1);
+    // Both daemons answer as before, and neither builds anything again.
+    assert_eq!(answers(&other, &env.ctx, &sid), want);
+    assert_eq!(answers(&env.engine, &env.ctx, &sid), want);
+    // So does a restart.
+    let again = env.reopen();
+    assert_eq!(answers(&again, &env.ctx, &sid), want);
+}
+
+#[test]
+fn a_compaction_leaves_the_index_to_another_process_holding_it() {
+    let env = env(false);
+    let sid = built(&env);
+    let before = segments(&env);
+    assert!(before >= 3, "the build left {before} segments");
+    // What another process's writer holds.
+    let held = SessionLock::acquire(
+        &env.data().join(SEARCH_DIR),
+        rlmd::store::layout::SEARCH_WRITE_LOCK,
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    let done = env.engine.compact_index(STEP).unwrap();
+    assert_eq!(done.steps, 0, "{done:?}");
+    assert_eq!(segments(&env), before);
+    drop(held);
+    let done = env.engine.compact_index(STEP).unwrap();
+    assert!(done.steps >= 1, "{done:?}");
+    assert_eq!(done.left, Some(1), "{done:?}");
+    assert_eq!(segments(&env), 1);
+    let want_after = answers(&env.engine, &env.ctx, &sid);
+    assert_eq!(answers(&env.reopen(), &env.ctx, &sid), want_after);
+}
+
+/// A writer of the compaction's own process that waits for the index goes
+/// first (a background build, which is no tool call); the compaction goes
+/// on after it.
+#[test]
+fn a_compaction_waits_for_a_writer_of_its_process() {
+    let env = Env::with(|c| {
+        c.index_batch_chars = 3_000;
+        c.compact_index = false;
+        c.background_index = true;
+    });
+    let sid = env.session();
+    let all = texts();
+    let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+    env.load_all(&sid, &refs);
+    // The load's background build, or this search's, builds the index.
+    env.search(&sid, json!({"query": "wombata"}));
+    wait_for("the background build to end", || {
+        env.engine.index_writers() == 0
+    });
+    let want = answers(&env.engine, &env.ctx, &sid);
+    let before = segments(&env);
+    assert!(before >= 3, "the build left {before} segments");
+    // Another process holds the index: the next load's background build waits.
+    let held = SessionLock::acquire(
+        &env.data().join(SEARCH_DIR),
+        rlmd::store::layout::SEARCH_WRITE_LOCK,
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    let sid2 = env.session();
+    env.load_all(&sid2, &["a numbat digs for termites"]);
+    let loaded = Instant::now();
+    wait_for("the background build waiting for the lock", || {
+        env.engine.index_writers() == 1
+    });
+    let compaction = {
+        let engine = env.engine.clone();
+        std::thread::spawn(move || engine.compact_index(STEP).unwrap())
+    };
+    // The compaction waits while the build does: taking the build for
+    // another process's, it would end at once, having merged nothing. (The
+    // lock is held until calls have paused, so that the compaction is past
+    // waiting for them: only the build holds it back then.)
+    wait_for("calls to have paused", || {
+        loaded.elapsed() > 2 * rlmd::engine::COMPACTION_QUIET
+    });
+    drop(held);
+    let done = compaction.join().unwrap();
+    assert!(done.steps >= 1, "{done:?}");
+    // One segment: the compaction came after the build's commit (before
+    // it, the build's own segment would be left beside the merged one).
+    assert_eq!(segments(&env), 1);
+    assert_eq!(answers(&env.engine, &env.ctx, &sid), want);
+    let r = env.search(&sid2, json!({"query": "numbat"}));
+    assert_eq!(
+        r["index_built_this_call"], false,
+        "the background build did it: {r}"
+    );
+    assert_eq!(r["total_matches"], 1, "{r}");
+}
+
+/// Calls come first: while they keep coming, the compaction merges nothing;
+/// once they pause, it does.
+#[test]
+fn a_compaction_waits_for_calls_to_pause() {
+    let env = env(false);
+    let sid = built(&env);
+    let before = segments(&env);
+    assert!(before >= 3, "the build left {before} segments");
+    let compaction = {
+        let engine = env.engine.clone();
+        std::thread::spawn(move || engine.compact_index(STEP).unwrap())
+    };
+    // Calls one after the other for three times the pause the compaction
+    // waits for: not one merge meanwhile.
+    let calling = Instant::now();
+    while calling.elapsed() < 3 * rlmd::engine::COMPACTION_QUIET {
+        env.info(&sid);
+        assert_eq!(segments(&env), before, "a merge while calls came");
+    }
+    let done = compaction.join().unwrap();
+    assert!(done.steps >= 1, "{done:?}");
+    assert_eq!(segments(&env), 1);
+}
