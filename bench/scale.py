@@ -6,7 +6,9 @@ after the load (index build included), bm25 / regex / literal p50 and p95
 (beside the same client's floor: `rlm.session.info`, answered from one row;
 then the same calls through a second shim driven by hand with JSON-RPC lines,
 which leaves out the SDK client's own time), a
-second session's load of the same files and its first bm25, peak and idle
+second session's load of the same files and its first bm25, the first
+session's bm25 queries again after the idle (when the daemon has done its
+background work, the index's compaction among it), peak and idle
 RssAnon and RssFile of the daemon, RssAnon after each of K loads of ~100 MB
 into new sessions, and the data folder's bytes at its peak, after deleting
 every session and `rlm gc`, and after `rlm gc --grace 0`.
