@@ -7,8 +7,7 @@ after the load (index build included), bm25 / regex / literal p50 and p95
 then the same calls through a second shim driven by hand with JSON-RPC lines,
 which leaves out the SDK client's own time), a
 second session's load of the same files and its first bm25, the first
-session's bm25 queries again after the idle (when the daemon has done its
-background work, the index's compaction among it), peak and idle
+session's bm25 queries again after the idle, peak and idle
 RssAnon and RssFile of the daemon, RssAnon after each of K loads of ~100 MB
 into new sessions, and the data folder's bytes at its peak, after deleting
 every session and `rlm gc`, and after `rlm gc --grace 0`.
@@ -537,9 +536,9 @@ async def one_run(a: argparse.Namespace, run_no: int, sources: list[dict],
         R["idle_s"] = a.idle
 
         # The first session's bm25 queries again, once the daemon has had
-        # the idle time for its background work (the index's compaction
-        # waits for calls to pause; its view is taken again after the
-        # release of the caches at 20 s).
+        # the idle time (its view is taken again after the release of the
+        # caches at 20 s): the latency of a session that pauses between
+        # calls, as a model does.
         async with Shim(daemon) as shim:
             lat = {"bm25": [await shim.search(sid_1, q, "bm25") for q in BM25_QUERIES]}
         raw = RawShim(daemon)

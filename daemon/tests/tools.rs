@@ -11,8 +11,6 @@ mod common;
 mod artifacts;
 #[path = "tools/chunks.rs"]
 mod chunks;
-#[path = "tools/compaction.rs"]
-mod compaction;
 #[path = "tools/docs.rs"]
 mod docs;
 #[path = "tools/index.rs"]

@@ -34,10 +34,8 @@ use crate::search::units::{self, Syntax};
 use crate::store::Store;
 use crate::store::lock::SessionLock;
 
-mod compact;
 mod memory;
 
-pub use compact::{Compacted, QUIET as COMPACTION_QUIET, STEP_BYTES as COMPACTION_STEP_BYTES};
 pub(crate) use memory::SessionIndex;
 use memory::{
     CACHE_BYTES, Cache, DocMark, KeyHints, Keyed, KnownDocs, MAX_KEY_HINTS, hint_of, keep_known,
@@ -79,21 +77,6 @@ fn batches_of(texts: &[ToIndex], max_chars: u64) -> Vec<&[ToIndex]> {
     batches
 }
 
-/// The index's write lock, held by a writer of this process (counted while
-/// it lives: `compact.rs`).
-struct WriteLock {
-    lock: SessionLock,
-    _writer: compact::Writer,
-}
-
-impl std::ops::Deref for WriteLock {
-    type Target = SessionLock;
-
-    fn deref(&self) -> &SessionLock {
-        &self.lock
-    }
-}
-
 /// Keeps the shared index open and the sessions' views of it. Cheap to
 /// clone: clones share the index and the views.
 #[derive(Clone)]
@@ -124,10 +107,6 @@ struct Shared {
     docs: Mutex<HashMap<String, KnownDocs>>,
     hints: Mutex<KeyHints>,
     background: Mutex<HashSet<String>>,
-    /// Merge the index's small segments after builds and gcs
-    /// (`EngineConfig::compact_index`).
-    compact: bool,
-    compaction: compact::Compaction,
 }
 
 impl std::fmt::Debug for IndexManager {
@@ -157,8 +136,6 @@ impl IndexManager {
                 docs: Mutex::default(),
                 hints: Mutex::default(),
                 background: Mutex::default(),
-                compact: config.compact_index,
-                compaction: compact::Compaction::default(),
             }),
         }
     }
@@ -498,10 +475,8 @@ impl IndexManager {
         }
     }
 
-    /// The index's write lock, reporting the wait as progress. A compaction
-    /// waits while this process has a writer waiting or holding it.
-    fn write_lock(&self, ctx: &CallContext) -> Result<WriteLock, ToolError> {
-        let writer = self.shared.compaction.writer();
+    /// The index's write lock, reporting the wait as progress.
+    fn write_lock(&self, ctx: &CallContext) -> Result<SessionLock, ToolError> {
         let lock = self.store().lock_search_index(&mut |waited| {
             ctx.progress(
                 waited.as_secs(),
@@ -509,10 +484,7 @@ impl IndexManager {
                 "waiting for another process's search index build",
             );
         })?;
-        Ok(WriteLock {
-            lock,
-            _writer: writer,
-        })
+        Ok(lock)
     }
 
     /// Indexes the session's texts the index does not hold. True when this
@@ -538,8 +510,6 @@ impl IndexManager {
             return Ok(false);
         }
         self.add_texts(&lock, &index, &id, &missing, ctx)?;
-        drop(lock);
-        self.compact_in_background();
         Ok(true)
     }
 
@@ -857,9 +827,6 @@ impl IndexManager {
         self.store().forget_index_rows(&id, &unfinished)?;
         drop(lock);
         self.lock_cache().entries.clear();
-        if !gone.is_empty() {
-            self.compact_in_background();
-        }
         Ok(gone.len() as u64)
     }
 

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use tantivy::collector::TopDocs;
 use tantivy::index::SegmentComponent;
-use tantivy::indexer::{IndexWriterOptions, LogMergePolicy, NoMergePolicy};
+use tantivy::indexer::LogMergePolicy;
 use tantivy::query::{
     BooleanQuery, BoostQuery, ConstScoreQuery, Occur, Query, TermQuery, TermSetQuery,
 };
@@ -44,19 +44,6 @@ const MAX_WRITER_THREADS: usize = 2;
 /// A segment with more than this share of its passages deleted (texts gc
 /// removed) is merged away.
 const DELETED_SHARE_BEFORE_MERGE: f32 = 0.3;
-
-/// What one step of compaction ([`PassageIndex::merge_smallest`]) merged.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Merged {
-    /// Segments merged into one.
-    pub segments: usize,
-    /// Their files' bytes.
-    pub bytes: u64,
-    /// Their passages (deleted ones left out).
-    pub passages: u64,
-    /// Segments the index has after the step.
-    pub left: usize,
-}
 
 /// Failures of the passage index.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -593,71 +580,6 @@ impl PassageIndex {
         policy.set_del_docs_ratio_before_merge(DELETED_SHARE_BEFORE_MERGE);
         writer.set_merge_policy(Box::new(policy));
         Ok(writer)
-    }
-
-    /// One step of compaction: merges the smallest committed segments into
-    /// one, as many of them as fit in `max_bytes` of segment files, and
-    /// moves the reader to the result. `Ok(None)` when fewer than two fit:
-    /// nothing to do. The caller holds the index's write lock; a merge keeps
-    /// the last commit's stamp, and a merge cut short (a crash) leaves the
-    /// last commit as it was (tantivy switches `meta.json` at its end).
-    ///
-    /// Why: each build leaves segments of a few megabytes (the writer's
-    /// memory), and a search pays for each segment (its term dictionaries,
-    /// its posting lists' setup, its top-k): on 850 MB, 16 segments answered
-    /// bm25 in 1.77 ms, the same merged into 2-4 in 1.13-1.19 ms.
-    pub fn merge_smallest(&self, max_bytes: u64) -> Result<Option<Merged>, IndexError> {
-        let index = Index::open_in_dir(&self.dir)?;
-        let mut sized: Vec<(u64, tantivy::index::SegmentMeta)> = index
-            .searchable_segment_metas()?
-            .into_iter()
-            .map(|m| (self.segment_bytes(&m), m))
-            .collect();
-        sized.sort_by_key(|(bytes, m)| (*bytes, m.id()));
-        let mut merged = Merged::default();
-        let mut ids = Vec::new();
-        for (bytes, meta) in &sized {
-            if merged.bytes + bytes > max_bytes {
-                break;
-            }
-            merged.bytes += bytes;
-            merged.passages += u64::from(meta.num_docs());
-            ids.push(meta.id());
-        }
-        if ids.len() < 2 {
-            return Ok(None);
-        }
-        merged.segments = ids.len();
-        merged.left = sized.len() - ids.len() + 1;
-        let mut writer = index.writer_with_options::<TantivyDocument>(
-            IndexWriterOptions::builder()
-                .num_worker_threads(1)
-                .num_merge_threads(1)
-                .build(),
-        )?;
-        writer.set_merge_policy(Box::new(NoMergePolicy));
-        writer.merge(&ids).wait()?;
-        writer.wait_merging_threads()?;
-        self.reload()?;
-        Ok(Some(merged))
-    }
-
-    /// The bytes of a committed segment's files (those that exist).
-    fn segment_bytes(&self, meta: &tantivy::index::SegmentMeta) -> u64 {
-        let mut components: Vec<SegmentComponent> = SEGMENT_COMPONENTS.to_vec();
-        if meta.has_deletes() {
-            components.push(SegmentComponent::Delete);
-        }
-        components
-            .into_iter()
-            .filter_map(|c| std::fs::metadata(self.dir.join(meta.relative_path(c))).ok())
-            .map(|m| m.len())
-            .sum()
-    }
-
-    /// The number of committed segments (at the last reload).
-    pub fn num_segments(&self) -> usize {
-        self.reader.searcher().segment_readers().len()
     }
 
     /// The generation of the reader's snapshot (it changes at each reload
@@ -1286,93 +1208,6 @@ mod tests {
             PassageIndex::open(dir).unwrap().unwrap().stamp(),
             Some(stamp(23, 22))
         );
-    }
-
-    /// Hits as comparable values, in a canonical order (ties in score may
-    /// come in another order once doc ids change).
-    fn hit_set(hits: &[PassageHit]) -> Vec<(u64, u64, u64, u32)> {
-        let mut v: Vec<_> = hits
-            .iter()
-            .map(|h| (h.key, h.start_char, h.end_char, h.score.to_bits()))
-            .collect();
-        v.sort_unstable();
-        v
-    }
-
-    #[test]
-    fn merge_smallest_merges_what_fits_and_keeps_the_answers() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path();
-        let index = PassageIndex::create(dir).unwrap();
-        // Texts of growing sizes, one commit each: a segment each (the
-        // builds' merge policy may merge a few).
-        let texts: Vec<String> = (0..6u64)
-            .map(|i| {
-                format!(
-                    "{} mergetoken{i} shared",
-                    filler(40 + i, 2_000 * (i as usize + 1))
-                )
-            })
-            .collect();
-        for (i, t) in texts.iter().enumerate() {
-            let i = i as u64;
-            index
-                .add_documents([(i, t.as_str())], &stamp(1 + i, 1 + i))
-                .unwrap();
-        }
-        let queries = ["shared", "mergetoken0 mergetoken5", "mergetoken3"];
-        let before: Vec<_> = queries
-            .iter()
-            .map(|q| hit_set(&index.search(q, 50, None).unwrap()))
-            .collect();
-        // (bytes, passages) of each segment, smallest first.
-        let mut sized: Vec<(u64, u64)> = index
-            .index
-            .searchable_segment_metas()
-            .unwrap()
-            .iter()
-            .map(|m| (index.segment_bytes(m), u64::from(m.num_docs())))
-            .collect();
-        sized.sort_unstable();
-        let sizes: Vec<u64> = sized.iter().map(|s| s.0).collect();
-        let n = sizes.len();
-        assert!(n >= 4, "{sizes:?}");
-        assert_eq!(index.num_segments(), n);
-        // Less than the two smallest: nothing to do.
-        assert_eq!(index.merge_smallest(sizes[0] + sizes[1] - 1).unwrap(), None);
-        assert_eq!(index.num_segments(), n);
-        // The three smallest fit, the fourth does not.
-        let three = sizes[0] + sizes[1] + sizes[2];
-        let step = index.merge_smallest(three + sizes[3] - 1).unwrap().unwrap();
-        assert_eq!(
-            (step.segments, step.bytes, step.left),
-            (3, three, n - 2),
-            "{step:?}"
-        );
-        assert_eq!(step.passages, sized[..3].iter().map(|s| s.1).sum::<u64>());
-        assert_eq!(index.num_segments(), n - 2, "the reader moved to the merge");
-        for (q, want) in queries.iter().zip(&before) {
-            assert_eq!(&hit_set(&index.search(q, 50, None).unwrap()), want, "{q}");
-        }
-        // Everything fits: one segment, the same answers, the stamp kept.
-        let step = index.merge_smallest(u64::MAX).unwrap().unwrap();
-        assert_eq!((step.segments, step.left), (n - 2, 1), "{step:?}");
-        assert_eq!(
-            index.merge_smallest(u64::MAX).unwrap(),
-            None,
-            "one segment is left alone"
-        );
-        let reopened = PassageIndex::open(dir).unwrap().unwrap();
-        assert_eq!(reopened.stamp(), Some(stamp(6, 6)));
-        assert_eq!(reopened.num_segments(), 1);
-        assert_eq!(reopened.num_passages(), index.num_passages());
-        for (q, want) in queries.iter().zip(&before) {
-            assert_eq!(
-                &hit_set(&reopened.search(q, 50, None).unwrap()),
-                want,
-                "{q}"
-            );
-        }
     }
 
     #[test]
