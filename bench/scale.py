@@ -535,10 +535,10 @@ async def one_run(a: argparse.Namespace, run_no: int, sources: list[dict],
         R["idle"] = proc_status(daemon.proc.pid)
         R["idle_s"] = a.idle
 
-        # The first session's bm25 queries again, once the daemon has had
-        # the idle time (its view is taken again after the release of the
-        # caches at 20 s): the latency of a session that pauses between
-        # calls, as a model does.
+        # The first session's bm25 queries again after the idle: the latency
+        # of a session that pauses between calls, as a model does (with an
+        # idle of 20 s or more, the daemon has dropped its caches, and the
+        # first of these queries takes the session's view again).
         async with Shim(daemon) as shim:
             lat = {"bm25": [await shim.search(sid_1, q, "bm25") for q in BM25_QUERIES]}
         raw = RawShim(daemon)
