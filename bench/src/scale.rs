@@ -1,7 +1,9 @@
 //! `rlm-engine-bench scale`: the scale benchmark of issue 10 in-process (no
 //! daemon, no MCP): a load of a big corpus into a fresh data folder, its
 //! first bm25 (the index build included), bm25 / regex / literal p50 and p95,
-//! then a second session's load of the same files and its first bm25, with
+//! the index's compaction (what the daemon does once calls pause; its time
+//! includes that pause) and bm25 p50 and p95 after it, then a second
+//! session's load of the same files and its first bm25, with
 //! the process's `RssAnon`, `RssFile` and `VmHWM`. `bench/scale.py` measures
 //! the same through the shim and a real daemon, with the memory over time
 //! and the data folder.
@@ -181,11 +183,12 @@ fn memory() -> [(&'static str, f64); 3] {
     ]
 }
 
+/// `{label}_p50_ms` and `{label}_p95_ms` of `queries` searched by `method`.
 fn latencies(
     b: &Bench,
     sid: &str,
     queries: &[&str],
-    method: &str,
+    (method, label): (&str, &str),
     out: &mut Vec<(String, f64)>,
 ) -> Result<(), String> {
     let mut lat = Vec::new();
@@ -194,8 +197,8 @@ fn latencies(
         lat.push(ms(d));
     }
     lat.sort_by(f64::total_cmp);
-    out.push((format!("{method}_p50_ms"), pct(&lat, 50.0)));
-    out.push((format!("{method}_p95_ms"), pct(&lat, 95.0)));
+    out.push((format!("{label}_p50_ms"), pct(&lat, 50.0)));
+    out.push((format!("{label}_p95_ms"), pct(&lat, 95.0)));
     Ok(())
 }
 
@@ -223,9 +226,23 @@ fn one_run(parts: &[Part], bytes: u64) -> Result<Vec<(String, f64)>, String> {
     for (k, v) in memory() {
         out.push((format!("after_first_bm25_{k}"), v));
     }
-    latencies(&b, &sid, BM25_QUERIES, "bm25", &mut out)?;
-    latencies(&b, &sid, REGEX_QUERIES, "regex", &mut out)?;
-    latencies(&b, &sid, LITERAL_QUERIES, "literal", &mut out)?;
+    latencies(&b, &sid, BM25_QUERIES, ("bm25", "bm25"), &mut out)?;
+    latencies(&b, &sid, REGEX_QUERIES, ("regex", "regex"), &mut out)?;
+    latencies(&b, &sid, LITERAL_QUERIES, ("literal", "literal"), &mut out)?;
+    // What the daemon does once calls pause (`engine/index/compact.rs`:
+    // the build's segments merged), then the bm25 queries again.
+    let started = std::time::Instant::now();
+    let done = b
+        .engine
+        .compact_index(rlmd::engine::COMPACTION_STEP_BYTES)
+        .map_err(|e| format!("compacting the index: {}", e.message))?;
+    out.push(("compaction_ms".into(), ms(started.elapsed())));
+    out.push(("segments_merged".into(), done.segments as f64));
+    out.push((
+        "segments_left".into(),
+        done.left.map_or(f64::NAN, |n| n as f64),
+    ));
+    latencies(&b, &sid, BM25_QUERIES, ("bm25", "bm25_compacted"), &mut out)?;
     let sid = b.session()?;
     let (again, t) = b.timed(
         "rlm.docs.load",

@@ -11,6 +11,8 @@ mod common;
 mod artifacts;
 #[path = "tools/chunks.rs"]
 mod chunks;
+#[path = "tools/compaction.rs"]
+mod compaction;
 #[path = "tools/docs.rs"]
 mod docs;
 #[path = "tools/index.rs"]

@@ -7,7 +7,9 @@ use std::time::Duration;
 use rlm::config::Retention;
 use rlm::protocol::{DeleteOutcome, GcReport, SessionSummary};
 
-use super::{Engine, now};
+use rlm::ToolError;
+
+use super::{Compacted, Engine, now};
 use crate::store::StoreError;
 use crate::store::gc::cutoff;
 use crate::store::sessions::Close;
@@ -79,6 +81,14 @@ impl Engine {
         // What gc and the deletions before it freed goes back to the system.
         crate::alloc::trim();
         Ok(report)
+    }
+
+    /// Merges the shared search index's smallest segments now, as the
+    /// compaction after each build and gc does on a thread of its own
+    /// (`engine/index/compact.rs`): at most `step_bytes` of segment files a
+    /// merge, until no two segments fit in one.
+    pub fn compact_index(&self, step_bytes: u64) -> Result<Compacted, ToolError> {
+        self.inner.indexes.compact(step_bytes)
     }
 
     /// Gives back the memory kept for speed (sessions' views of the search

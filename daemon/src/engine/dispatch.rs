@@ -109,6 +109,8 @@ impl Engine {
     pub fn call(&self, name: &str, args: Value, ctx: &CallContext) -> Result<Value, CallError> {
         let tool = Tool::from_name(name).ok_or_else(|| CallError::UnknownTool(name.to_owned()))?;
         let started = Instant::now();
+        // The index's compaction waits while calls come.
+        let _call = self.inner.indexes.call();
         let args = if args.is_null() {
             Value::Object(Default::default())
         } else {

@@ -35,7 +35,7 @@ use crate::store::{Store, StoreError, io_err};
 pub use crate::store::gc::GC_GRACE;
 pub(crate) use crate::store::sessions::{SessionRow, SessionStatus};
 pub use context::{CallContext, ProgressFn};
-pub use index::IndexManager;
+pub use index::{COMPACTION_QUIET, COMPACTION_STEP_BYTES, Compacted, IndexManager};
 pub(crate) use response::{ResponseBudget, json_bytes};
 
 /// Server-side settings of the engine.
@@ -61,6 +61,9 @@ pub struct EngineConfig {
     pub word_forms: bool,
     /// Build a session's index in the background right after each load.
     pub background_index: bool,
+    /// Merge the shared index's small segments on a thread of its own after
+    /// each build and gc (`engine/index/compact.rs`).
+    pub compact_index: bool,
     /// Text analysis of new indexes (stop words, stemming).
     pub analyzer: crate::search::analyzer::AnalyzerOptions,
     /// A load reuses the stored text of a file unchanged since an earlier
@@ -86,6 +89,7 @@ impl EngineConfig {
             bm25_statistics: crate::search::bm25::Statistics::View,
             word_forms: false,
             background_index: true,
+            compact_index: true,
             analyzer: crate::search::analyzer::AnalyzerOptions::DEFAULT,
             racy_window: std::time::Duration::from_secs(2),
             index_batch_chars: index::BATCH_CHARS,
@@ -268,6 +272,12 @@ impl Engine {
     /// Sessions whose view of the search index is kept in memory.
     pub fn indexes_cached(&self) -> usize {
         self.inner.indexes.cached()
+    }
+
+    /// Writers of this process (builds, gc) that wait for the search
+    /// index's write lock or hold it; a compaction waits for them.
+    pub fn index_writers(&self) -> usize {
+        self.inner.indexes.writers()
     }
 
     /// Files this engine's loads have opened and read since it was opened;

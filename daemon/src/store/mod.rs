@@ -217,6 +217,21 @@ impl Store {
             )))
     }
 
+    /// The search index's write lock if no one holds it now (`None` when
+    /// another writer does), without waiting: for work that can be left
+    /// to whoever writes next (the index's compaction).
+    pub fn try_lock_search_index(&self) -> Result<Option<SessionLock>, StoreError> {
+        let dir = self.layout.search_dir();
+        match SessionLock::acquire(&dir, layout::SEARCH_WRITE_LOCK, Duration::ZERO) {
+            Ok(lock) => Ok(Some(lock)),
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Ok(None),
+            Err(e) => Err(io_err(format!(
+                "locking the search index in {}",
+                dir.display()
+            ))(e)),
+        }
+    }
+
     /// Starts a pack for a load's new texts (under `blobs/tmp/` until it is
     /// finished: synced and renamed into `blobs/packs/`).
     pub fn new_pack(&self) -> std::io::Result<PackWriter> {

@@ -23,8 +23,9 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 pub const BIG_BUDGET: u64 = 1_000_000;
 
 /// An engine on its own temp dir, with the client's working directory set to
-/// that dir. Background indexing is off unless a test turns it on, so that
-/// `index_built_this_call` is deterministic.
+/// that dir. Background indexing and the index's compaction are off unless
+/// a test turns them on, so that `index_built_this_call` and the index's
+/// files are deterministic.
 pub struct Env {
     pub dir: tempfile::TempDir,
     pub engine: Engine,
@@ -40,6 +41,7 @@ impl Env {
         let dir = tempfile::tempdir().expect("a temp dir");
         let mut config = EngineConfig::new(dir.path().join("data"));
         config.background_index = false;
+        config.compact_index = false;
         config.load_threads = 2;
         f(&mut config);
         let engine = Engine::open(config).expect("the engine opens");

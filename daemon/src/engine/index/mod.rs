@@ -34,18 +34,19 @@ use crate::search::units::{self, Syntax};
 use crate::store::Store;
 use crate::store::lock::SessionLock;
 
+mod compact;
 mod memory;
 
+pub use compact::{Compacted, QUIET as COMPACTION_QUIET, STEP_BYTES as COMPACTION_STEP_BYTES};
 pub(crate) use memory::SessionIndex;
 use memory::{
     CACHE_BYTES, Cache, DocMark, KeyHints, Keyed, KnownDocs, MAX_KEY_HINTS, hint_of, keep_known,
 };
 
 /// Texts added to the index in one commit, at most (characters): a crash
-/// loses at most one batch. One writer serves every batch of a build, so the
-/// merges a commit starts run while the next batch is indexed; smaller
-/// batches still mean more, smaller segments to merge (progress is reported
-/// text by text).
+/// loses at most one batch. One writer serves every batch of a build;
+/// smaller batches mean more, smaller segments for the compaction to merge
+/// (progress is reported text by text).
 pub(crate) const BATCH_CHARS: u64 = 256 << 20;
 /// Progress is reported at most once per this many characters indexed.
 const PROGRESS_CHARS: u64 = 8 << 20;
@@ -75,6 +76,21 @@ fn batches_of(texts: &[ToIndex], max_chars: u64) -> Vec<&[ToIndex]> {
         rest = after;
     }
     batches
+}
+
+/// The index's write lock, held by a writer of this process (counted while
+/// it lives: `compact.rs`).
+struct WriteLock {
+    lock: SessionLock,
+    _writer: compact::Writer,
+}
+
+impl std::ops::Deref for WriteLock {
+    type Target = SessionLock;
+
+    fn deref(&self) -> &SessionLock {
+        &self.lock
+    }
 }
 
 /// Keeps the shared index open and the sessions' views of it. Cheap to
@@ -107,6 +123,10 @@ struct Shared {
     docs: Mutex<HashMap<String, KnownDocs>>,
     hints: Mutex<KeyHints>,
     background: Mutex<HashSet<String>>,
+    /// Merge the index's small segments after builds and gcs
+    /// (`EngineConfig::compact_index`).
+    compact: bool,
+    compaction: compact::Compaction,
 }
 
 impl std::fmt::Debug for IndexManager {
@@ -136,6 +156,8 @@ impl IndexManager {
                 docs: Mutex::default(),
                 hints: Mutex::default(),
                 background: Mutex::default(),
+                compact: config.compact_index,
+                compaction: compact::Compaction::default(),
             }),
         }
     }
@@ -475,8 +497,10 @@ impl IndexManager {
         }
     }
 
-    /// The index's write lock, reporting the wait as progress.
-    fn write_lock(&self, ctx: &CallContext) -> Result<SessionLock, ToolError> {
+    /// The index's write lock, reporting the wait as progress. A compaction
+    /// waits while this process has a writer waiting or holding it.
+    fn write_lock(&self, ctx: &CallContext) -> Result<WriteLock, ToolError> {
+        let writer = self.shared.compaction.writer();
         let lock = self.store().lock_search_index(&mut |waited| {
             ctx.progress(
                 waited.as_secs(),
@@ -484,7 +508,10 @@ impl IndexManager {
                 "waiting for another process's search index build",
             );
         })?;
-        Ok(lock)
+        Ok(WriteLock {
+            lock,
+            _writer: writer,
+        })
     }
 
     /// Indexes the session's texts the index does not hold. True when this
@@ -510,6 +537,8 @@ impl IndexManager {
             return Ok(false);
         }
         self.add_texts(&lock, &index, &id, &missing, ctx)?;
+        drop(lock);
+        self.compact_in_background();
         Ok(true)
     }
 
@@ -541,8 +570,8 @@ impl IndexManager {
         let mut done = 0u64;
         let mut moved = 0u64;
         ctx.progress(0, Some(total), "indexing texts");
-        // One writer for every batch: the merges of a batch's segments run
-        // while the next batch is indexed, and are waited for once, at the end.
+        // One writer for every batch. It merges nothing (the compaction
+        // does, after the build): its end waits for no merge.
         let mut build = index.build(&stamp).map_err(index_err)?;
         let batches = batches_of(texts, self.shared.batch_chars);
         // Each batch's keys are claimed (one SQL transaction on one thread:
@@ -668,11 +697,11 @@ impl IndexManager {
             }
             Ok(())
         })?;
-        let merged_at = std::time::Instant::now();
+        let finished_at = std::time::Instant::now();
         build.finish().map_err(index_err)?;
         tracing::info!(
             index_id,
-            merge_wait_ms = merged_at.elapsed().as_millis() as u64,
+            finish_ms = finished_at.elapsed().as_millis() as u64,
             "index build finished"
         );
         // The writer's buffers and the texts' analysis are freed by now.
@@ -827,6 +856,9 @@ impl IndexManager {
         self.store().forget_index_rows(&id, &unfinished)?;
         drop(lock);
         self.lock_cache().entries.clear();
+        if !gone.is_empty() {
+            self.compact_in_background();
+        }
         Ok(gone.len() as u64)
     }
 

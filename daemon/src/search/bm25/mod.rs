@@ -38,7 +38,8 @@ mod stamp;
 mod view;
 
 pub use index::{
-    IndexBuild, IndexError, IndexText, PassageHit, PassageIndex, QueryTerm, measure_build_phases,
+    IndexBuild, IndexError, IndexText, Merged, PassageHit, PassageIndex, QueryTerm,
+    measure_build_phases,
 };
 pub use matching::{
     TermMatcher, best_cluster, best_cluster_in, best_cluster_with, highlights, highlights_in,
