@@ -83,10 +83,11 @@ impl Engine {
         Ok(report)
     }
 
-    /// Merges the shared search index's smallest segments now, as the
-    /// compaction after each build and gc does on a thread of its own
+    /// Merges the shared search index's segments now, as the compaction
+    /// after each build and gc does on a thread of its own
     /// (`engine/index/compact.rs`): at most `step_bytes` of segment files a
-    /// merge, until no two segments fit in one.
+    /// merge, the segments 30% deleted first, then the smallest, until no
+    /// two fit in one and none that fits is that much deleted.
     pub fn compact_index(&self, step_bytes: u64) -> Result<Compacted, ToolError> {
         self.inner.indexes.compact(step_bytes)
     }

@@ -1,6 +1,7 @@
-//! Compaction of the shared index: after a build or a gc, its smallest
-//! segments are merged on a thread of its own, a bounded step at a time,
-//! each step under the index's write lock, giving way to any writer.
+//! Compaction of the shared index, the one merger of its segments: after a
+//! build or a gc, its small and its mostly deleted segments are merged on a
+//! thread of its own, a bounded step at a time, each step under the index's
+//! write lock, giving way to any writer.
 //!
 //! A build leaves segments of a few megabytes each (the writer's memory),
 //! and every search pays for every segment. The build merges none of them:
@@ -191,8 +192,9 @@ impl IndexManager {
         }
     }
 
-    /// Merges the index's smallest segments, at most `step_bytes` of them
-    /// at a time, until no two of them fit in a step. Each step holds the
+    /// Merges the index's segments, at most `step_bytes` of them at a time
+    /// (`PassageIndex::merge_smallest`: the mostly deleted first, then the
+    /// smallest), until nothing is left to do. Each step holds the
     /// index's write lock; before each, this process's writers that wait for
     /// the lock or hold it go first, and tool calls until they pause for
     /// [`QUIET`] (for at most [`YIELD_AT_MOST`] in all); when another
