@@ -6,7 +6,9 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use tantivy::Directory as _;
 use tantivy::collector::TopDocs;
+use tantivy::directory::META_LOCK;
 use tantivy::index::SegmentComponent;
 use tantivy::indexer::{IndexWriterOptions, NoMergePolicy};
 use tantivy::query::{
@@ -340,6 +342,16 @@ impl PassageIndex {
             Err(e) => return Err(e.into()),
         }
         let index = Index::open_in_dir(dir).map_err(damaged)?;
+        // Another process's merge deletes the merged segments' files just
+        // after its commit. Its deletion waits for tantivy's meta lock,
+        // which readers hold while they open a commit's files: held here
+        // too, the check below never takes a commit merged meanwhile for a
+        // damaged one (which would cost a wait for the write lock and an
+        // open again).
+        let meta_lock = index
+            .directory()
+            .acquire_lock(&META_LOCK)
+            .map_err(|e| IndexError::Io(format!("locking the index's meta: {e}")))?;
         let metas = index.load_metas().map_err(damaged)?;
         let (schema, fields) = build_schema();
         if metas.schema != schema {
@@ -383,6 +395,7 @@ impl PassageIndex {
                 }
             }
         }
+        drop(meta_lock);
         let stamp = match &metas.payload {
             None => None,
             Some(payload) => Some(
