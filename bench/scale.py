@@ -9,8 +9,10 @@ which leaves out the SDK client's own time), a
 second session's load of the same files and its first bm25, the first
 session's bm25 queries again after the idle, peak and idle
 RssAnon and RssFile of the daemon, RssAnon after each of K loads of ~100 MB
-into new sessions, and the data folder's bytes at its peak, after deleting
-every session and `rlm gc`, and after `rlm gc --grace 0`.
+into new sessions (and the bm25 after each: its median and slowest), the
+data folder's bytes at its peak, after deleting every session and `rlm gc`,
+and after `rlm gc --grace 0`, and what the daemon's log says of its index
+work (builds, the longest wait of a build's end, compactions).
 
     python bench/scale.py --bin target/release [--corpus DIR ...] [--include REGEX]
                           [--generate MB] [--runs 3] [--idle 30] [--repeat-loads K]
@@ -600,9 +602,42 @@ async def one_run(a: argparse.Namespace, run_no: int, sources: list[dict],
     finally:
         sampler.halt.set()
         daemon.stop()
+        R["index_log"] = index_log(os.path.join(tmp, "log"))
         if not a.keep:
             shutil.rmtree(tmp, ignore_errors=True)
     return R
+
+
+def index_log(log_dir: str) -> dict[str, Any]:
+    """What the daemon's log says of its index work: the builds, the longest
+    wait of a build's end (`finish_ms`: it merges nothing, so this should be
+    a few ms), and the compactions after them (merge steps, the segments left
+    by the last one)."""
+    out: dict[str, Any] = {"builds": 0, "finish_ms_max": None, "compactions": 0,
+                           "compaction_steps": 0, "segments_left": None}
+    try:
+        names = sorted(n for n in os.listdir(log_dir) if n.startswith("rlmd."))
+    except OSError:
+        return out
+    for name in names:
+        with open(os.path.join(log_dir, name), errors="replace") as f:
+            for line in f:
+                if "index build finished" not in line and "search index compacted" not in line:
+                    continue
+                try:
+                    e = json.loads(line)
+                except ValueError:
+                    continue
+                if e.get("message") == "index build finished":
+                    out["builds"] += 1
+                    ms = e.get("finish_ms")
+                    if ms is not None:
+                        out["finish_ms_max"] = max(out["finish_ms_max"] or 0, ms)
+                elif e.get("message") == "search index compacted":
+                    out["compactions"] += 1
+                    out["compaction_steps"] += e.get("steps", 0)
+                    out["segments_left"] = e.get("segments_left")
+    return out
 
 
 # ---------------------------------------------------------------- report
@@ -649,6 +684,14 @@ def summarize(runs: list[dict], meta: dict) -> dict:
         s["repeat_idle_anon"] = med([r["repeat_idle"]["RssAnon"] for r in runs])
         s["repeat_k"] = len(rep[0])
         s["repeat_mb"] = rep[0][0]["mb"]
+        s["repeat_bm25_median_s"] = med([statistics.median(y["first_bm25_s"] for y in x)
+                                         for x in rep])
+        s["repeat_bm25_max_s"] = med([max(y["first_bm25_s"] for y in x) for x in rep])
+    s["builds"] = m(lambda r: r["index_log"]["builds"])
+    s["finish_ms_max"] = m(lambda r: r["index_log"]["finish_ms_max"])
+    s["compactions"] = m(lambda r: r["index_log"]["compactions"])
+    s["compaction_steps"] = m(lambda r: r["index_log"]["compaction_steps"])
+    s["segments_left"] = m(lambda r: r["index_log"]["segments_left"])
     return s
 
 
@@ -702,7 +745,14 @@ def table(s: dict, meta: dict) -> str:
                      f"({fmt(s['repeat_max_anon'], nd=0)}) MB", "flat (within 10%)"))
         rows.append((f"the same, {meta['idle']:g} s later (the daemon dropped its caches at 20 s)",
                      f"{fmt(s['repeat_idle_anon'], ' MB', 0)}", ""))
+        rows.append(("the bm25 after each of those loads (build included): median / slowest",
+                     f"{ms(s['repeat_bm25_median_s'])} / {ms(s['repeat_bm25_max_s'])}", ""))
     rows += [
+        ("index builds (daemon log): how many; the longest wait of a build's end (`finish_ms`)",
+         f"{fmt(s['builds'], nd=0)}; {fmt(s['finish_ms_max'], ' ms', 0)}", ""),
+        ("compactions after them: how many, merge steps, segments left by the last",
+         f"{fmt(s['compactions'], nd=0)}, {fmt(s['compaction_steps'], nd=0)}, "
+         f"{fmt(s['segments_left'], nd=0)}", ""),
         ("`RssAnon` after deleting every session + `rlm gc`", fmt(s["rm_gc_anon"], " MB", 0), ""),
         ("peak `RssAnon` / `RssFile` over the whole run",
          f"{fmt(s['peak_total_anon'], nd=0)} / {fmt(s['peak_total_file'], nd=0)} MB", ""),
