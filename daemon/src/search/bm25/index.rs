@@ -36,10 +36,12 @@ const FIELD_TEXT: &str = "text";
 /// Total memory budget of the index writer (split between its threads).
 /// 64 MiB: 32 MiB a thread. At 16 MiB a thread (tantivy's least is 15) each
 /// thread flushed a segment every few megabytes of text and the merges of
-/// those ran beside the indexing on the same two cores: 260 MB of Rust
-/// sources took 7.2-8.6 s to add, commit and merge against 4.1-4.7 s at
-/// 64 MiB (96 MiB: 4.1-4.4 s); the arena is freed when the build ends
-/// (`rlm-engine-bench index-phases --include '\.rs$' --bytes 268000000`).
+/// those ran beside the indexing on the same two cores (when builds had a
+/// merge policy): 260 MB of Rust sources took 7.2-8.6 s to add, commit and
+/// merge against 4.1-4.7 s at 64 MiB (96 MiB: 4.1-4.4 s); the arena is
+/// freed when the build ends (`rlm-engine-bench index-phases --include
+/// '\.rs$' --bytes 268000000`). Each flush is a segment the compaction
+/// merges later: fewer, bigger flushes would cost the daemon's peak memory.
 const WRITER_MEMORY_BYTES: usize = 64 << 20;
 /// At most this many indexing threads (the machine is small and shared).
 const MAX_WRITER_THREADS: usize = 2;
