@@ -349,7 +349,9 @@ impl PassageIndex {
         // which readers hold while they open a commit's files: held here
         // too, the check below never takes a commit merged meanwhile for a
         // damaged one (which would cost a wait for the write lock and an
-        // open again).
+        // open again). Its wait has no deadline, as that of the reader made
+        // below (tantivy's), which takes the same lock: others hold it for
+        // milliseconds.
         let meta_lock = index
             .directory()
             .acquire_lock(&META_LOCK)
