@@ -100,6 +100,16 @@ fn built(env: &Env) -> String {
     sid
 }
 
+/// The index's write lock, as another process's writer holds it.
+fn index_write_lock(env: &Env) -> SessionLock {
+    SessionLock::acquire(
+        &env.data().join(SEARCH_DIR),
+        rlmd::store::layout::SEARCH_WRITE_LOCK,
+        Duration::from_secs(10),
+    )
+    .unwrap()
+}
+
 fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !done() {
@@ -155,13 +165,7 @@ fn a_compaction_leaves_the_index_to_another_process_holding_it() {
     let sid = built(&env);
     let before = segments(&env);
     assert!(before >= 3, "the build left {before} segments");
-    // What another process's writer holds.
-    let held = SessionLock::acquire(
-        &env.data().join(SEARCH_DIR),
-        rlmd::store::layout::SEARCH_WRITE_LOCK,
-        Duration::from_secs(10),
-    )
-    .unwrap();
+    let held = index_write_lock(&env);
     let done = env.engine.compact_index(STEP).unwrap();
     assert_eq!(done.steps, 0, "{done:?}");
     assert_eq!(segments(&env), before);
@@ -197,12 +201,7 @@ fn a_compaction_waits_for_a_writer_of_its_process() {
     let before = segments(&env);
     assert!(before >= 3, "the build left {before} segments");
     // Another process holds the index: the next load's background build waits.
-    let held = SessionLock::acquire(
-        &env.data().join(SEARCH_DIR),
-        rlmd::store::layout::SEARCH_WRITE_LOCK,
-        Duration::from_secs(10),
-    )
-    .unwrap();
+    let held = index_write_lock(&env);
     let sid2 = env.session();
     env.load_all(&sid2, &["a numbat digs for termites"]);
     let loaded = Instant::now();
