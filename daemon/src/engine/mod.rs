@@ -35,7 +35,9 @@ use crate::store::{Store, StoreError, io_err};
 pub use crate::store::gc::GC_GRACE;
 pub(crate) use crate::store::sessions::{SessionRow, SessionStatus};
 pub use context::{CallContext, ProgressFn};
-pub use index::{COMPACTION_QUIET, COMPACTION_STEP_BYTES, Compacted, IndexManager};
+pub use index::{
+    COMPACTION_CROWDED, COMPACTION_QUIET, COMPACTION_STEP_BYTES, Compacted, IndexManager,
+};
 pub(crate) use response::{ResponseBudget, json_bytes};
 
 /// Server-side settings of the engine.

@@ -322,3 +322,34 @@ fn a_gc_is_followed_by_a_compaction_that_drops_what_it_deleted() {
     assert_eq!(r["index_built_this_call"], false, "{r}");
     assert_eq!(r["total_matches"], 1, "{r}");
 }
+
+/// A client that never pauses does not hold the compaction back for good:
+/// past `COMPACTION_CROWDED` segments it merges while calls keep coming.
+#[test]
+fn a_crowded_index_is_compacted_while_calls_keep_coming() {
+    let env = env(false);
+    let crowded = rlmd::engine::COMPACTION_CROWDED;
+    let mut sid = String::new();
+    for i in 0..=crowded {
+        sid = env.session();
+        env.load_all(&sid, &[&format!("text {i} tells of the wombat{i}")]);
+        let r = env.search(&sid, json!({"query": format!("wombat{i}")}));
+        assert_eq!(r["total_matches"], 1, "{r}");
+    }
+    assert_eq!(segments(&env), crowded + 1);
+    let compaction = {
+        let engine = env.engine.clone();
+        std::thread::spawn(move || engine.compact_index(STEP).unwrap())
+    };
+    // Calls one after the other, never pausing: the merge comes anyway.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while segments(&env) > crowded {
+        assert!(Instant::now() < deadline, "no merge while calls came");
+        env.info(&sid);
+    }
+    let done = compaction.join().unwrap();
+    assert_eq!(done.left, Some(1), "{done:?}");
+    let r = env.search(&sid, json!({"query": format!("wombat{crowded}")}));
+    assert_eq!(r["index_built_this_call"], false, "{r}");
+    assert_eq!(r["total_matches"], 1, "{r}");
+}

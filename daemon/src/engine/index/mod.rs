@@ -37,7 +37,10 @@ use crate::store::lock::SessionLock;
 mod compact;
 mod memory;
 
-pub use compact::{Compacted, QUIET as COMPACTION_QUIET, STEP_BYTES as COMPACTION_STEP_BYTES};
+pub use compact::{
+    CROWDED as COMPACTION_CROWDED, Compacted, QUIET as COMPACTION_QUIET,
+    STEP_BYTES as COMPACTION_STEP_BYTES,
+};
 pub(crate) use memory::SessionIndex;
 use memory::{
     CACHE_BYTES, Cache, DocMark, KeyHints, Keyed, KnownDocs, MAX_KEY_HINTS, hint_of, keep_known,
