@@ -12,11 +12,12 @@
 //! a second on this machine kind), so that a build that comes meanwhile
 //! waits a second at most, and only once tool calls have paused for
 //! [`QUIET`] (calls come first: a client asking several at once keeps both
-//! cores busy), unless the index has more than [`CROWDED`] segments. A step merges the segments mostly deleted first (what gc
-//! frees), then the smallest; segments grow to a step's size at most, so
-//! their number grows with the index's bytes over [`STEP_BYTES`] (the 10
-//! segments of the 685 MB scale corpus's build become 2; seventy new
-//! 100 MB loads, 7 GB of text, left 37), not with its builds.
+//! cores busy), unless the index has more than [`CROWDED`] segments. A step
+//! merges the segments mostly deleted first (what gc frees), then the
+//! smallest; segments grow to a step's size at most, so their number grows
+//! with the index's bytes over [`STEP_BYTES`] (the 10 segments of the 685
+//! MB scale corpus's build become 2; seventy new 100 MB loads, 7 GB of
+//! text, left 37), not with its builds.
 //!
 //! A writer of this process that asks for the lock waits for the step under
 //! way, then goes first; the compaction goes on when it is done. When
