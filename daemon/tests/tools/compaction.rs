@@ -1,7 +1,9 @@
-//! Compaction of the shared search index (`engine/index/compact.rs`): the
-//! segments a build leaves are merged after it, searches answer the same
-//! before and after, nothing is built again; a compaction waits for a writer
-//! of its own process and leaves the index to one of another process.
+//! Compaction of the shared search index (`engine/index/compact.rs`), its
+//! one merger: builds merge nothing; the segments a build leaves are merged
+//! after it, searches answer the same before and after, nothing is built
+//! again; a gc's deletions leave the files; a compaction waits for a writer
+//! of its own process, for calls to pause (unless the index is crowded),
+//! and leaves the index to a writer of another process.
 
 use std::time::{Duration, Instant};
 
