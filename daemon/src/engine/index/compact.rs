@@ -62,6 +62,9 @@ const PAUSE: Duration = Duration::from_millis(50);
 #[derive(Debug)]
 pub(super) struct Compaction {
     running: AtomicBool,
+    /// Set by each request for a compaction; the running one looks again
+    /// before it ends, so a build that commits as it ends is not left out.
+    again: AtomicBool,
     writers: Arc<AtomicUsize>,
     calls: AtomicUsize,
     since: Instant,
@@ -73,6 +76,7 @@ impl Default for Compaction {
     fn default() -> Self {
         Compaction {
             running: AtomicBool::new(false),
+            again: AtomicBool::new(false),
             writers: Arc::default(),
             calls: AtomicUsize::new(0),
             since: Instant::now(),
@@ -108,7 +112,10 @@ struct Running<'a>(&'a AtomicBool);
 
 impl Drop for Running<'_> {
     fn drop(&mut self) {
-        self.0.store(false, Ordering::Release);
+        // SeqCst, as every use of `running` and `again`: a thread that
+        // ends stores `running` then loads `again`, a request stores
+        // `again` then swaps `running`, and one of them must see the other.
+        self.0.store(false, Ordering::SeqCst);
     }
 }
 
@@ -167,36 +174,60 @@ impl IndexManager {
         Call(compaction)
     }
 
-    /// Compacts the index on a thread of its own, unless one does already
-    /// or compaction is off (`EngineConfig::compact_index`).
+    /// Compacts the index on a thread of its own, unless compaction is off
+    /// (`EngineConfig::compact_index`); when one runs already, it looks
+    /// again before it ends.
     pub(crate) fn compact_in_background(&self) {
         let compaction = &self.shared.compaction;
-        if !self.shared.compact || compaction.running.swap(true, Ordering::AcqRel) {
+        if !self.shared.compact {
+            return;
+        }
+        compaction.again.store(true, Ordering::SeqCst);
+        if compaction.running.swap(true, Ordering::SeqCst) {
             return;
         }
         let manager = self.clone();
         let spawned = std::thread::Builder::new()
             .name("rlm-compact".into())
             .spawn(move || {
-                let _running = Running(&manager.shared.compaction.running);
-                let started = Instant::now();
-                match manager.compact(STEP_BYTES) {
-                    Ok(done) if done.steps > 0 => tracing::info!(
-                        steps = done.steps,
-                        segments = done.segments,
-                        bytes = done.bytes,
-                        segments_left = done.left,
-                        ms = started.elapsed().as_millis() as u64,
-                        "search index compacted"
-                    ),
-                    Ok(_) => {}
-                    Err(e) => {
-                        tracing::warn!(error = %e, "search index compaction failed; the next build tries again")
+                let compaction = &manager.shared.compaction;
+                loop {
+                    {
+                        let _running = Running(&compaction.running);
+                        compaction.again.store(false, Ordering::SeqCst);
+                        manager.compact_and_log();
+                    }
+                    // A request that came while it ran (after its last
+                    // look at the segments) is served here, unless a new
+                    // thread took it.
+                    if !compaction.again.load(Ordering::SeqCst)
+                        || compaction.running.swap(true, Ordering::SeqCst)
+                    {
+                        break;
                     }
                 }
             });
         if spawned.is_err() {
-            compaction.running.store(false, Ordering::Release);
+            compaction.running.store(false, Ordering::SeqCst);
+        }
+    }
+
+    /// One compaction ([`IndexManager::compact`]) in the daemon's log.
+    fn compact_and_log(&self) {
+        let started = Instant::now();
+        match self.compact(STEP_BYTES) {
+            Ok(done) if done.steps > 0 => tracing::info!(
+                steps = done.steps,
+                segments = done.segments,
+                bytes = done.bytes,
+                segments_left = done.left,
+                ms = started.elapsed().as_millis() as u64,
+                "search index compacted"
+            ),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "search index compaction failed; the next build tries again")
+            }
         }
     }
 
