@@ -441,6 +441,11 @@ class RawShim:
             raise RuntimeError(f"{name} failed: {res.get('content')}")
         return dt
 
+    def search(self, sid: str, query: str, method: str) -> float:
+        """Seconds for one rlm.search.query (limit 10), as `Shim.search`."""
+        return self.call("rlm.search.query", {"session_id": sid, "query": query,
+                                              "method": method, "limit": 10})
+
     def close(self) -> None:
         self.proc.stdin.close()
         try:
@@ -509,10 +514,7 @@ async def one_run(a: argparse.Namespace, run_no: int, sources: list[dict],
             try:
                 for method, qs in (("bm25", BM25_QUERIES), ("regex", REGEX_QUERIES),
                                    ("literal", LITERAL_QUERIES)):
-                    lat[f"raw_{method}"] = [
-                        raw.call("rlm.search.query", {"session_id": sid, "query": q,
-                                                      "method": method, "limit": 10})
-                        for q in qs]
+                    lat[f"raw_{method}"] = [raw.search(sid, q, method) for q in qs]
                 lat["raw_info"] = [raw.call("rlm.session.info", {"session_id": sid})
                                    for _ in range(len(BM25_QUERIES))]
             finally:
@@ -545,9 +547,7 @@ async def one_run(a: argparse.Namespace, run_no: int, sources: list[dict],
             lat = {"bm25": [await shim.search(sid_1, q, "bm25") for q in BM25_QUERIES]}
         raw = RawShim(daemon)
         try:
-            lat["raw_bm25"] = [raw.call("rlm.search.query", {"session_id": sid_1, "query": q,
-                                                             "method": "bm25", "limit": 10})
-                               for q in BM25_QUERIES]
+            lat["raw_bm25"] = [raw.search(sid_1, q, "bm25") for q in BM25_QUERIES]
         finally:
             raw.close()
         R["latency_ms_after_idle"] = latency_summary(lat)

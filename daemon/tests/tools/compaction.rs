@@ -92,14 +92,22 @@ fn answers(engine: &Engine, ctx: &CallContext, sid: &str) -> Vec<Vec<(String, u6
 }
 
 /// A session holding `texts()`, its index built (in many segments).
-fn built(env: &Env) -> String {
+/// Returns it and the number of segments.
+fn built(env: &Env) -> (String, usize) {
     let sid = env.session();
     let refs: Vec<String> = texts();
     let refs: Vec<&str> = refs.iter().map(String::as_str).collect();
     env.load_all(&sid, &refs);
     let r = env.search(&sid, json!({"query": "wombata"}));
     assert_eq!(r["index_built_this_call"], true, "{r}");
-    sid
+    (sid, many_segments(env))
+}
+
+/// The segments of the index, which a build of `texts()` left: several.
+fn many_segments(env: &Env) -> usize {
+    let n = segments(env);
+    assert!(n >= 3, "the build left {n} segments");
+    n
 }
 
 /// The index's write lock, as another process's writer holds it.
@@ -124,9 +132,7 @@ fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
 fn a_build_is_compacted_after_it_and_answers_the_same() {
     // Built without compaction: the segments stay as the build left them.
     let env = env(false);
-    let sid = built(&env);
-    let before = segments(&env);
-    assert!(before >= 3, "the build left {before} segments");
+    let (sid, before) = built(&env);
     let want = answers(&env.engine, &env.ctx, &sid);
     assert_eq!(segments(&env), before, "no compaction when it is off");
     // Another daemon on the same store, with compaction on: its next build
@@ -164,9 +170,7 @@ fn a_build_is_compacted_after_it_and_answers_the_same() {
 #[test]
 fn a_compaction_leaves_the_index_to_another_process_holding_it() {
     let env = env(false);
-    let sid = built(&env);
-    let before = segments(&env);
-    assert!(before >= 3, "the build left {before} segments");
+    let (sid, before) = built(&env);
     let held = index_write_lock(&env);
     let done = env.engine.compact_index(STEP).unwrap();
     assert_eq!(done.steps, 0, "{done:?}");
@@ -200,8 +204,7 @@ fn a_compaction_waits_for_a_writer_of_its_process() {
         env.engine.index_writers() == 0
     });
     let want = answers(&env.engine, &env.ctx, &sid);
-    let before = segments(&env);
-    assert!(before >= 3, "the build left {before} segments");
+    many_segments(&env);
     // Another process holds the index: the next load's background build waits.
     let held = index_write_lock(&env);
     let sid2 = env.session();
@@ -241,9 +244,7 @@ fn a_compaction_waits_for_a_writer_of_its_process() {
 #[test]
 fn a_compaction_waits_for_calls_to_pause() {
     let env = env(false);
-    let sid = built(&env);
-    let before = segments(&env);
-    assert!(before >= 3, "the build left {before} segments");
+    let (sid, before) = built(&env);
     let compaction = {
         let engine = env.engine.clone();
         std::thread::spawn(move || engine.compact_index(STEP).unwrap())
