@@ -302,11 +302,13 @@ pub fn chunk_100mb() -> Result<(), String> {
 /// search reads it): calls, the share that found a unit, and
 /// the time of a call (mean, p50, p95, max), the cost a search pays per match.
 pub(crate) fn units(corpus: &Path, include: &regex::Regex, limit: usize) -> Result<(), String> {
-    use rlmd::search::units::{Syntax, unit_at};
+    use rlmd::search::units::{Syntax, unit_at_lined};
     let texts = texts(corpus, include, limit)?;
     let mut times: Vec<f64> = Vec::new();
     let mut found = 0usize;
     for text in &texts {
+        // As the engine asks: lines counted from the stored text's marks.
+        let stored = rlmd::text::Text::from_string(text.clone());
         let syntax = if markup::is_html(text) {
             Syntax::Html
         } else {
@@ -318,7 +320,7 @@ pub(crate) fn units(corpus: &Path, include: &regex::Regex, limit: usize) -> Resu
                 at -= 1;
             }
             let t = Instant::now();
-            let unit = unit_at(text, at, syntax);
+            let unit = unit_at_lined(text, at, syntax, &|b| stored.line_of(b));
             times.push(t.elapsed().as_secs_f64() * 1e6);
             found += usize::from(std::hint::black_box(unit).is_some());
             at += 997;

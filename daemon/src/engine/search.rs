@@ -524,10 +524,11 @@ fn unit_of(text: &Text, source: &str, at: u64) -> Option<MatchUnit> {
     } else {
         units::syntax_of(source)?
     };
-    let u = units::unit_at(
+    let u = units::unit_at_lined(
         text.as_str(),
         text.byte_of(at.min(text.len_chars())),
         syntax,
+        &|b| text.line_of(b),
     )?;
     Some(MatchUnit {
         kind: u.kind.to_owned(),

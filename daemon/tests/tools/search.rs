@@ -821,3 +821,54 @@ fn matches_name_the_definition_or_section_they_fell_in() {
         );
     }
 }
+
+/// A match's unit deep in a big file names the lines a count from the
+/// file's start gives, on the first search and the next ones (the stored
+/// text's line marks, `Text::line_of`, kept between them).
+#[test]
+fn units_deep_in_a_big_file_name_their_lines() {
+    let env = Env::new();
+    let mut py = String::new();
+    let mut defs = Vec::new(); // (first line, last line) of each def with the word
+    for i in 0..400 {
+        let first = py.matches('\n').count() as u64 + 1;
+        py.push_str(&format!(
+            "def step_{i}(x):\n    \"\"\"Étape {i} — ñ\"\"\"\n"
+        ));
+        for j in 0..(i % 23) {
+            py.push_str(&format!("    x = x + {j}  # filler line of some length\n"));
+        }
+        if i % 50 == 7 {
+            py.push_str("    return kumquat(x)\n");
+            defs.push((first, py.matches('\n').count() as u64));
+        } else {
+            py.push_str("    return x\n");
+        }
+        py.push('\n');
+    }
+    assert!(py.len() > 200_000, "{}", py.len());
+    env.write_file("big.py", &py);
+    let sid = env.session();
+    env.call(
+        "rlm.docs.load",
+        json!({"session_id": sid, "sources": [{"type": "file", "path": "big.py"}]}),
+    );
+    for round in 0..2 {
+        let r = env.call(
+            "rlm.search.query",
+            json!({"session_id": sid, "query": "kumquat", "method": "literal", "limit": 50}),
+        );
+        let lines: Vec<(u64, u64)> = r["matches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                (
+                    u64_of(&m["unit"], "line_start"),
+                    u64_of(&m["unit"], "line_end"),
+                )
+            })
+            .collect();
+        assert_eq!(lines, defs, "round {round}: {r}");
+    }
+}

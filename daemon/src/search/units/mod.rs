@@ -90,8 +90,27 @@ pub struct Unit {
 pub const MAX_WITHIN: usize = 3;
 
 /// The unit of `text` (of `syntax`) holding byte `at`, if any: the
-/// innermost definition around it, or the section it is in.
+/// innermost definition around it, or the section it is in. Its lines are
+/// counted from the text's start ([`count_line`]); the engine, which reads
+/// stored texts, counts them with [`unit_at_lined`] and the text's marks.
 pub fn unit_at(text: &str, at: usize, syntax: Syntax) -> Option<Unit> {
+    unit_at_lined(text, at, syntax, &|b| count_line(text, b))
+}
+
+/// The number (from 1) of the line of `text` that holds byte `at`: one more
+/// than the newlines before it.
+pub fn count_line(text: &str, at: usize) -> u64 {
+    let at = at.min(text.len());
+    1 + memchr::memchr_iter(b'\n', &text.as_bytes()[..at]).count() as u64
+}
+
+/// [`unit_at`], with `line_of` telling the line (from 1) of a byte.
+pub fn unit_at_lined(
+    text: &str,
+    at: usize,
+    syntax: Syntax,
+    line_of: &dyn Fn(usize) -> u64,
+) -> Option<Unit> {
     if at > text.len() || !text.is_char_boundary(at) {
         return None;
     }
@@ -116,7 +135,7 @@ pub fn unit_at(text: &str, at: usize, syntax: Syntax) -> Option<Unit> {
             ("section", name, start, end, within)
         }
     };
-    let mut unit = unit_spanning(text, kind, &name, start, end);
+    let mut unit = unit_spanning(kind, &name, start, end, line_of);
     unit.within = within.iter().map(|n| cut_name(n)).collect();
     Some(unit)
 }
@@ -153,10 +172,15 @@ fn definitions_around(text: &str, start: usize) -> Vec<String> {
 }
 
 /// The unit `kind` named `name` over bytes `[start, end)` of `text`, with its lines.
-fn unit_spanning(text: &str, kind: &'static str, name: &str, start: usize, end: usize) -> Unit {
-    let line_start = 1 + memchr::memchr_iter(b'\n', &text.as_bytes()[..start]).count() as u64;
-    let line_end =
-        line_start + memchr::memchr_iter(b'\n', &text.as_bytes()[start..end]).count() as u64;
+fn unit_spanning(
+    kind: &'static str,
+    name: &str,
+    start: usize,
+    end: usize,
+    line_of: &dyn Fn(usize) -> u64,
+) -> Unit {
+    let line_start = line_of(start);
+    let line_end = line_of(end);
     Unit {
         kind,
         name: cut_name(name),
