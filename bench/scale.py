@@ -80,18 +80,8 @@ MB = 1_000_000
 
 FIRST_QUERY = "parse command line arguments"
 
-BM25_QUERIES = [
-    "parse command line arguments", "hash map entry api", "async runtime spawn task",
-    "read file to string", "serialize struct to json", "mutex lock poisoned",
-    "iterator adapter map filter", "thread pool join handle", "tcp stream connect timeout",
-    "utf8 string validation error", "borrow checker lifetime", "trait object dynamic dispatch",
-    "regex match captures", "random number generator seed", "channel send receive",
-    "error handling result question mark", "derive debug clone", "unsafe raw pointer dereference",
-    "vector capacity reserve", "sort by key comparator", "http request headers",
-    "environment variable config", "path join canonicalize", "atomic ordering compare exchange",
-    "format macro display", "buffered writer flush", "signal handler terminate process",
-    "timestamp duration since epoch", "base64 encode decode", "sha256 digest bytes",
-]
+from queries import BM25_QUERIES  # noqa: E402  (shared with query_loop.py)
+from raw_shim import RawShim  # noqa: E402  (shared with query_loop.py)
 
 REGEX_QUERIES = [
     r"fn \w+<T", r"impl<\w+> \w+ for", r"#\[derive\([^)]*Debug", r"pub struct \w+Error",
@@ -396,64 +386,6 @@ class Shim:
         _, dt = await self.call("rlm.search.query",
                                 {"session_id": sid, "query": query, "method": method, "limit": 10})
         return dt
-
-
-class RawShim:
-    """One rlm-mcp process driven by hand: JSON-RPC lines on its stdin and
-    stdout, no SDK. Its wall times are the shim's and the daemon's, without
-    the SDK client's own parsing, validation and task switches."""
-
-    def __init__(self, daemon: Daemon):
-        env = dict(os.environ)
-        env.update({k: v for k, v in daemon.env.items() if k.startswith(("RLM_", "XDG_"))})
-        self.errlog = open(os.path.join(daemon.tmp, "rlm-mcp-raw.err"), "a")
-        self.proc = subprocess.Popen([os.path.join(daemon.bin_dir, "rlm-mcp")], env=env,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=self.errlog)
-        self.next_id = 0
-        self.request("initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
-                                    "clientInfo": {"name": "scale-raw", "version": "1"}})
-        self.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
-
-    def send(self, msg: dict) -> None:
-        self.proc.stdin.write(json.dumps(msg).encode() + b"\n")
-        self.proc.stdin.flush()
-
-    def request(self, method: str, params: dict) -> dict:
-        self.next_id += 1
-        self.send({"jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params})
-        while True:
-            line = self.proc.stdout.readline()
-            if not line:
-                raise RuntimeError(f"rlm-mcp closed its stdout during {method}")
-            msg = json.loads(line)
-            if msg.get("id") == self.next_id:
-                if "error" in msg:
-                    raise RuntimeError(f"{method} failed: {msg['error']}")
-                return msg["result"]
-
-    def call(self, name: str, args: dict) -> float:
-        """One tool call's wall time in seconds; a tool error raises."""
-        t = time.perf_counter()
-        res = self.request("tools/call", {"name": name, "arguments": args})
-        dt = time.perf_counter() - t
-        if res.get("isError"):
-            raise RuntimeError(f"{name} failed: {res.get('content')}")
-        return dt
-
-    def search(self, sid: str, query: str, method: str) -> float:
-        """Seconds for one rlm.search.query (limit 10), as `Shim.search`."""
-        return self.call("rlm.search.query", {"session_id": sid, "query": query,
-                                              "method": method, "limit": 10})
-
-    def close(self) -> None:
-        self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.errlog.close()
 
 
 def latency_summary(lat: dict[str, list[float]]) -> dict:
