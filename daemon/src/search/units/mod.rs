@@ -171,7 +171,8 @@ fn definitions_around(text: &str, start: usize) -> Vec<String> {
     names
 }
 
-/// The unit `kind` named `name` over bytes `[start, end)` of `text`, with its lines.
+/// The unit `kind` named `name` over bytes `[start, end)` of its text, with
+/// its lines (`line_of`).
 fn unit_spanning(
     kind: &'static str,
     name: &str,
