@@ -39,8 +39,8 @@ use crate::search::bm25::Merged;
 /// corpus merged into one in 4.5 s), so a writer waits about a second at
 /// most; segments bigger than this are left as they are.
 pub const STEP_BYTES: u64 = 24 << 20;
-/// How long the compaction lets this process's writers and calls go first
-/// before it gives up (the next build starts it again).
+/// How long the compaction lets this process's writers and calls go first,
+/// before one step, before it gives up (the next build starts it again).
 const YIELD_AT_MOST: Duration = Duration::from_secs(600);
 /// A step starts only when no tool call of this process runs or ended
 /// within this long.
@@ -243,7 +243,7 @@ impl IndexManager {
     /// smallest), until nothing is left to do. Each step holds the
     /// index's write lock; before each, this process's writers that wait for
     /// the lock or hold it go first, and tool calls until they pause for
-    /// [`QUIET`] (for at most [`YIELD_AT_MOST`] in all) unless the index has
+    /// [`QUIET`] (for at most [`YIELD_AT_MOST`] before a step) unless the index has
     /// more than [`CROWDED`] segments; when another
     /// process holds the lock the compaction ends (that process's build
     /// starts its own).

@@ -13,30 +13,30 @@
 //!
 //! The manager owns what it needs (the store, the analysis, the statistics,
 //! whether to build after a load), so it never reaches back into the engine;
-//! it is cheap to clone, and a background build holds a clone.
+//! it is cheap to clone, and a background build holds a clone. Its builds
+//! are `build.rs`, its merges `compact.rs`, what it keeps in memory
+//! `memory.rs`.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-
-use rayon::prelude::*;
 
 use rlm::ToolError;
 
 use super::budget::session_not_found;
 use super::docs::DocRow;
-use super::integrity::{check_read, open_text};
 use super::{CallContext, EngineConfig, SessionRow};
 use crate::search::analyzer::AnalyzerOptions;
 use crate::search::bm25::{
     IndexError, IndexStamp, IndexText, KeySet, PassageIndex, Statistics, signature,
 };
-use crate::search::units::{self, Syntax};
 use crate::store::Store;
 use crate::store::lock::SessionLock;
 
+mod build;
 mod compact;
 mod memory;
 
+pub(crate) use build::BATCH_CHARS;
 pub use compact::{
     CROWDED as COMPACTION_CROWDED, Compacted, QUIET as COMPACTION_QUIET,
     STEP_BYTES as COMPACTION_STEP_BYTES,
@@ -45,41 +45,6 @@ pub(crate) use memory::SessionIndex;
 use memory::{
     CACHE_BYTES, Cache, DocMark, KeyHints, Keyed, KnownDocs, MAX_KEY_HINTS, hint_of, keep_known,
 };
-
-/// Texts added to the index in one commit, at most (characters): a crash
-/// loses at most one batch. One writer serves every batch of a build;
-/// smaller batches mean more, smaller segments for the compaction to merge
-/// (progress is reported text by text).
-pub(crate) const BATCH_CHARS: u64 = 256 << 20;
-/// Progress is reported at most once per this many characters indexed.
-const PROGRESS_CHARS: u64 = 8 << 20;
-
-/// A text a build adds: the first document of the session that holds it,
-/// and the syntax of the name it was loaded under, which decides where its
-/// passages are cut (a Markdown file's at its headings).
-struct ToIndex {
-    doc: DocRow,
-    syntax: Option<Syntax>,
-}
-
-/// The texts of a build cut into batches of at most `max_chars` (a text
-/// longer than that is a batch alone), in order.
-fn batches_of(texts: &[ToIndex], max_chars: u64) -> Vec<&[ToIndex]> {
-    let mut batches = Vec::new();
-    let mut rest = texts;
-    while !rest.is_empty() {
-        let mut n = 0;
-        let mut chars = 0;
-        while n < rest.len() && (n == 0 || chars + rest[n].doc.length_chars <= max_chars) {
-            chars += rest[n].doc.length_chars;
-            n += 1;
-        }
-        let (batch, after) = rest.split_at(n);
-        batches.push(batch);
-        rest = after;
-    }
-    batches
-}
 
 /// The index's write lock, held by a writer of this process (counted while
 /// it lives: `compact.rs`).
@@ -517,34 +482,6 @@ impl IndexManager {
         })
     }
 
-    /// Indexes the session's texts the index does not hold. True when this
-    /// call added any.
-    pub(crate) fn ensure(&self, session_id: &str, ctx: &CallContext) -> Result<bool, ToolError> {
-        let (_, id) = self.index(ctx)?;
-        if self.store().unindexed_documents(session_id, &id)? == 0 {
-            return Ok(false);
-        }
-        let lock = self.write_lock(ctx)?;
-        let (index, id) = self.current_locked(&lock)?;
-        // Read again under the lock: another process may have added them.
-        let missing: Vec<ToIndex> = self
-            .store()
-            .unindexed_texts(session_id, &id)?
-            .into_iter()
-            .map(|(doc, source)| ToIndex {
-                syntax: units::syntax_of(&source),
-                doc,
-            })
-            .collect();
-        if missing.is_empty() {
-            return Ok(false);
-        }
-        self.add_texts(&lock, &index, &id, &missing, ctx)?;
-        drop(lock);
-        self.compact_in_background();
-        Ok(true)
-    }
-
     /// Under the write lock: the index as on disk now (another process may
     /// have committed, or made it afresh).
     fn current_locked(&self, lock: &SessionLock) -> Result<(Arc<PassageIndex>, String), ToolError> {
@@ -555,161 +492,6 @@ impl IndexManager {
             return Ok((index, id));
         }
         self.fresh_locked(lock, None)
-    }
-
-    /// Adds these texts (one document each names them) in batches, each
-    /// committed to the index and then recorded in the store.
-    fn add_texts(
-        &self,
-        _lock: &SessionLock,
-        index: &PassageIndex,
-        index_id: &str,
-        texts: &[ToIndex],
-        ctx: &CallContext,
-    ) -> Result<(), ToolError> {
-        let store = self.store();
-        let stamp = self.stamp(index_id);
-        let total: u64 = texts.iter().map(|t| t.doc.length_chars).sum();
-        let mut done = 0u64;
-        let mut moved = 0u64;
-        ctx.progress(0, Some(total), "indexing texts");
-        // One writer for every batch. It merges nothing (the compaction
-        // does, after the build): its end waits for no merge.
-        let mut build = index.build(&stamp).map_err(index_err)?;
-        let batches = batches_of(texts, self.shared.batch_chars);
-        // Each batch's keys are claimed (one SQL transaction on one thread:
-        // about a second for the 42 343 texts of a batch of the scale
-        // corpus) while the batch before it is indexed. A key claimed and not
-        // committed is what an interrupted addition leaves anyway: the next
-        // build replaces whatever it holds.
-        let claim = |batch: &[ToIndex]| {
-            let hashes: Vec<&str> = batch.iter().map(|t| t.doc.hash.as_str()).collect();
-            let started = std::time::Instant::now();
-            store
-                .claim_index_keys(index_id, &hashes)
-                .map(|claims| (claims, started.elapsed()))
-        };
-        std::thread::scope(|scope| -> Result<(), ToolError> {
-            // A rendezvous: the claimer is at most one batch ahead, and stops
-            // when this loop ends early (an error, a cancel).
-            let (claimed_tx, claimed_rx) = std::sync::mpsc::sync_channel(0);
-            let (batches, claim) = (&batches, &claim);
-            scope.spawn(move || {
-                for &batch in batches {
-                    if claimed_tx.send(claim(batch)).is_err() {
-                        break;
-                    }
-                }
-            });
-            for &batch in batches {
-                ctx.check_cancel()?;
-                let bytes: u64 = batch.iter().map(|t| t.doc.length_chars).sum();
-                let started = std::time::Instant::now();
-                let (claims, claimed) = claimed_rx.recv().map_err(|_| {
-                    ToolError::internal("the index build's claims stopped; retry the search")
-                })??;
-                let waited = started.elapsed();
-                let by_hash: HashMap<&str, &ToIndex> =
-                    batch.iter().map(|t| (t.doc.hash.as_str(), t)).collect();
-                let claimed_texts: Vec<&ToIndex> =
-                    claims.iter().map(|c| by_hash[c.hash.as_str()]).collect();
-                let docs: Vec<&DocRow> = claimed_texts.iter().map(|t| &t.doc).collect();
-                // Opened in parallel: the first open of a text hashes it.
-                let opened_at = std::time::Instant::now();
-                let opened = docs
-                    .par_iter()
-                    .map(|d| open_text(store, d))
-                    .collect::<Result<Vec<_>, _>>()?;
-                let replace: Vec<u64> =
-                    claims.iter().filter(|c| c.replace).map(|c| c.key).collect();
-                // Nothing read from a pack cut short meanwhile (zeros) is
-                // committed: a fault while reading marks the text's pack damaged.
-                let mut damaged = None;
-                let mut told = done;
-                let mut added = done;
-                // Each text is read once here: the pages of those whose
-                // passages are made go (RssFile stays small while the
-                // writer's heap grows).
-                let mut releaser = crate::text::Releaser::default();
-                let mut previous: Option<&Arc<crate::text::Text>> = None;
-                let opened_in = opened_at.elapsed();
-                let added_at = std::time::Instant::now();
-                let committed = build
-                    .add_texts_if(
-                        claims
-                            .iter()
-                            .zip(&claimed_texts)
-                            .zip(&opened)
-                            .map(|((c, d), t)| {
-                                if let Some(p) = previous.replace(t) {
-                                    releaser.done(p);
-                                }
-                                added += t.len_chars();
-                                if added - told >= PROGRESS_CHARS {
-                                    told = added;
-                                    ctx.progress(added, Some(total), "indexing texts");
-                                }
-                                IndexText {
-                                    key: c.key,
-                                    text: t.as_str(),
-                                    syntax: d.syntax,
-                                }
-                            }),
-                        &replace,
-                        || {
-                            damaged = docs
-                                .iter()
-                                .zip(&opened)
-                                .find_map(|(d, t)| check_read(store, d, t).err());
-                            damaged.is_none()
-                        },
-                    )
-                    .map_err(index_err)?;
-                if let Some(p) = previous {
-                    releaser.done(p);
-                }
-                drop(releaser);
-                match (committed, damaged) {
-                    (true, _) => {}
-                    (false, Some(e)) => return Err(e),
-                    (false, None) => {
-                        return Err(ToolError::internal(
-                            "the search index was not committed; retry the search",
-                        ));
-                    }
-                }
-                let keys: Vec<u64> = claims.iter().map(|c| c.key).collect();
-                let added_in = added_at.elapsed();
-                store.commit_index_keys(&keys)?;
-                self.hint(index_id, claims.iter().map(|c| (c.hash.as_str(), c.key)));
-                tracing::info!(
-                    index_id,
-                    texts = keys.len(),
-                    redone = replace.len(),
-                    chars = docs.iter().map(|d| d.length_chars).sum::<u64>(),
-                    claim_ms = claimed.as_millis() as u64,
-                    claim_wait_ms = waited.as_millis() as u64,
-                    open_ms = opened_in.as_millis() as u64,
-                    index_ms = added_in.as_millis() as u64,
-                    total_ms = started.elapsed().as_millis() as u64,
-                    "texts indexed"
-                );
-                done += bytes;
-                moved += docs.iter().map(|d| d.length_chars).sum::<u64>();
-                ctx.progress(done, Some(total), "indexing texts");
-            }
-            Ok(())
-        })?;
-        let finished_at = std::time::Instant::now();
-        build.finish().map_err(index_err)?;
-        tracing::info!(
-            index_id,
-            finish_ms = finished_at.elapsed().as_millis() as u64,
-            "index build finished"
-        );
-        // The writer's buffers and the texts' analysis are freed by now.
-        crate::alloc::after_large_work(moved);
-        Ok(())
     }
 
     /// The session's view of the index at its current generation, indexing
@@ -863,45 +645,6 @@ impl IndexManager {
             self.compact_in_background();
         }
         Ok(gone.len() as u64)
-    }
-
-    /// Indexes the session's new texts on another thread, so that a search
-    /// right after a load finds them ready.
-    pub(crate) fn refresh_in_background(&self, session_id: &str) {
-        if !self.shared.background_index {
-            return;
-        }
-        if !self
-            .shared
-            .background
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(session_id.to_owned())
-        {
-            return; // one is pending; it reads the documents once it holds the lock
-        }
-        let manager = self.clone();
-        let sid = session_id.to_owned();
-        let spawned = std::thread::Builder::new()
-            .name("rlm-index".into())
-            .spawn(move || {
-                manager
-                    .shared
-                    .background
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&sid);
-                if let Err(e) = manager.ensure(&sid, &CallContext::default()) {
-                    tracing::warn!(session_id = %sid, error = %e, "background index build failed; the next search retries");
-                }
-            });
-        if spawned.is_err() {
-            self.shared
-                .background
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(session_id);
-        }
     }
 }
 

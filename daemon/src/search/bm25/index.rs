@@ -1,6 +1,7 @@
-//! The shared tantivy index of the stored texts' passages: schema, additions and
-//! deletions by text key, open with damage detection, views of a set of texts, BM25
-//! search in a view with the query terms' statistics looked up once.
+//! The shared tantivy index of the stored texts' passages: schema, open with damage
+//! detection, reload, views of a set of texts, BM25 search in a view with the query
+//! terms' statistics looked up once. Writing it is `write.rs`; one step of its
+//! compaction, `merge.rs`.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -10,45 +11,33 @@ use tantivy::Directory as _;
 use tantivy::collector::TopDocs;
 use tantivy::directory::META_LOCK;
 use tantivy::index::SegmentComponent;
-use tantivy::indexer::NoMergePolicy;
 use tantivy::query::{
     BooleanQuery, BoostQuery, ConstScoreQuery, Occur, Query, TermQuery, TermSetQuery,
 };
 use tantivy::schema::{
     Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing, TextOptions,
 };
-use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, TantivyError, Term};
+use tantivy::{Index, IndexReader, ReloadPolicy, TantivyError, Term};
 
 use super::compounds::{COMPOUND_WEIGHT, compounds};
 use super::forms::{FormsQuery, word_group};
-use super::passages::{outline_for_index, passages_of};
 use super::stamp::{IndexStamp, parse_signature, signature};
 use super::view::{IndexView, KeySet, SegmentColumns, Statistics, ViewStats};
 use crate::search::analyzer::{self, AnalyzerOptions, TOKENIZER_NAME};
-use crate::search::markup;
-use crate::search::units::{self, Syntax};
 
 mod merge;
+mod write;
 
 pub use merge::Merged;
+pub use write::{
+    HEADER_WEIGHT, IndexBuild, IndexText, MAX_ENCLOSING_HEADERS, measure_build_phases,
+};
 
 const FIELD_KEY: &str = "text_key";
 const FIELD_START: &str = "start";
 const FIELD_END: &str = "end";
 const FIELD_TEXT: &str = "text";
 
-/// Total memory budget of the index writer (split between its threads).
-/// 64 MiB: 32 MiB a thread. At 16 MiB a thread (tantivy's least is 15) each
-/// thread flushed a segment every few megabytes of text and the merges of
-/// those ran beside the indexing on the same two cores (when builds had a
-/// merge policy): 260 MB of Rust sources took 7.2-8.6 s to add, commit and
-/// merge against 4.1-4.7 s at 64 MiB (96 MiB: 4.1-4.4 s); the arena is
-/// freed when the build ends (`rlm-engine-bench index-phases --include
-/// '\.rs$' --bytes 268000000`). Each flush is a segment the compaction
-/// merges later: fewer, bigger flushes would cost the daemon's peak memory.
-const WRITER_MEMORY_BYTES: usize = 64 << 20;
-/// At most this many indexing threads (the machine is small and shared).
-const MAX_WRITER_THREADS: usize = 2;
 /// Failures of the passage index.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IndexError {
@@ -170,141 +159,6 @@ impl std::fmt::Debug for PassageIndex {
             .field("stamp", &self.stamp())
             .finish_non_exhaustive()
     }
-}
-
-/// A text to index: its key, its text, and its syntax by the name it was
-/// loaded under (`units::syntax_of`), which decides how it is cut into
-/// passages (`passages::outline_for_index`).
-#[derive(Debug, Clone, Copy)]
-pub struct IndexText<'a> {
-    pub key: u64,
-    pub text: &'a str,
-    pub syntax: Option<Syntax>,
-}
-
-impl<'a> From<(u64, &'a str)> for IndexText<'a> {
-    /// A text of no known syntax (read as code or prose by its lines).
-    fn from((key, text): (u64, &'a str)) -> Self {
-        IndexText {
-            key,
-            text,
-            syntax: None,
-        }
-    }
-}
-
-/// A build in progress on a [`PassageIndex`] (see [`PassageIndex::build`]).
-/// Dropped without [`IndexBuild::finish`], the batches committed so far stay
-/// and merges under way stop (their inputs are left as they were).
-pub struct IndexBuild<'a> {
-    index: &'a PassageIndex,
-    writer: IndexWriter<TantivyDocument>,
-    /// The stamp, as every commit's payload.
-    payload: String,
-}
-
-impl IndexBuild<'_> {
-    /// Deletes every passage of the keys in `replace` (what an interrupted
-    /// earlier addition may have left), adds the passages of `docs`, and
-    /// commits them only if `commit` says so once every text is read (the
-    /// engine checks that none came from a pack cut short meanwhile);
-    /// returns whether it committed. When it did not, the index stays at the
-    /// last commit and the build can go on.
-    pub fn add_texts_if<'a>(
-        &mut self,
-        docs: impl IntoIterator<Item = impl Into<IndexText<'a>>>,
-        replace: &[u64],
-        commit: impl FnOnce() -> bool,
-    ) -> Result<bool, IndexError> {
-        let f = self.index.fields;
-        for &key in replace {
-            self.writer.delete_term(Term::from_field_u64(f.key, key));
-        }
-        for doc in docs {
-            let IndexText { key, text, syntax } = doc.into();
-            for doc in passage_documents(f, key, text, syntax) {
-                self.writer.add_document(doc)?;
-            }
-        }
-        if !commit() {
-            self.writer.rollback()?;
-            return Ok(false);
-        }
-        self.commit()?;
-        Ok(true)
-    }
-
-    fn commit(&mut self) -> Result<(), IndexError> {
-        let mut prepared = self.writer.prepare_commit()?;
-        prepared.set_payload(&self.payload);
-        prepared.commit()?;
-        Ok(())
-    }
-
-    /// Ends the writer's threads and moves the index's reader to the last
-    /// commit. A build merges nothing (its writer's policy is
-    /// `NoMergePolicy`), so nothing here waits for a merge.
-    pub fn finish(self) -> Result<(), IndexError> {
-        self.writer.wait_merging_threads()?;
-        self.index.reload()
-    }
-}
-
-/// How many times the words of a definition's header line count in the
-/// passage that holds it (its name and signature say what the passage is,
-/// as a title does). Measured through the shim, codesearch MRR@10 / hit@10,
-/// seeds 1-3, mean: 1 (the header once, as written) 0.300 / 0.548; 2 0.321 /
-/// 0.565; 3 0.330 / 0.567; 4 0.333 / 0.567; niah hit@1 1.00 for each.
-pub const HEADER_WEIGHT: usize = 3;
-
-/// The enclosing header lines a passage carries, innermost first, at most: a
-/// method's class and a module or impl block around it. A bound, so that a
-/// text nested thousands deep cannot make each of its passages carry
-/// thousands of lines.
-pub const MAX_ENCLOSING_HEADERS: usize = 3;
-
-/// The documents of a text's passages, each with the text as the index
-/// reads it: an HTML page's markup masked, passage by passage
-/// (`search::markup`; the search masks a hit's passage the same way), the
-/// header lines of the definitions the passage is nested in and does not
-/// hold (`units::enclosing`, the innermost [`MAX_ENCLOSING_HEADERS`]: a
-/// method's passage is also found by its class's name), and again those of the definitions it holds
-/// (`units::headers_in`), so that their words count [`HEADER_WEIGHT`] times.
-fn passage_documents(
-    f: Fields,
-    key: u64,
-    text: &str,
-    syntax: Option<Syntax>,
-) -> impl Iterator<Item = TantivyDocument> {
-    let html = markup::is_html(text);
-    let mut masked = String::new();
-    let defs = outline_for_index(text, syntax);
-    let layout = passages_of(text, &defs);
-    layout.into_iter().map(move |p| {
-        let body = &text[p.start_byte..p.end_byte];
-        let mut doc = TantivyDocument::new();
-        doc.add_u64(f.key, key);
-        doc.add_u64(f.start, p.start_char);
-        doc.add_u64(f.end, p.end_char);
-        // An HTML page's headers are elements: their words, as the passage's.
-        for header in units::enclosing(&defs, p.start_byte).take(MAX_ENCLOSING_HEADERS) {
-            doc.add_text(f.text, markup::as_indexed(html, &text[header]));
-        }
-        // The headers it holds weigh more, as a title would.
-        for header in units::headers_in(&defs, p.start_byte..p.end_byte) {
-            let header = markup::as_indexed(html, &text[header]);
-            for _ in 1..HEADER_WEIGHT {
-                doc.add_text(f.text, &header);
-            }
-        }
-        if html {
-            markup::mask_into(body, &mut masked);
-            doc.add_text(f.text, &masked);
-        } else {
-            doc.add_text(f.text, body);
-        }
-        doc
-    })
 }
 
 /// The built-in segment files every committed segment must have.
@@ -510,95 +364,6 @@ impl PassageIndex {
         Err(IndexError::Busy(
             "the search index changed eight times while it was being read; retry".into(),
         ))
-    }
-
-    /// Adds the passages of these texts ([`IndexText`], or (key, text) for a text
-    /// of no known syntax), commits once with `stamp` as the
-    /// payload and reloads the reader. `stamp.analyzer` must be [`PassageIndex::signature`].
-    /// On error nothing is committed: the index stays as it was.
-    pub fn add_documents<'a>(
-        &self,
-        docs: impl IntoIterator<Item = impl Into<IndexText<'a>>>,
-        stamp: &IndexStamp,
-    ) -> Result<(), IndexError> {
-        self.add_texts_if(docs, &[], stamp, || true).map(|_| ())
-    }
-
-    /// [`PassageIndex::add_documents`] after deleting every passage of the
-    /// keys in `replace`, committed only if `commit` says so: one batch of
-    /// an [`IndexBuild`], which it makes and finishes.
-    pub fn add_texts_if<'a>(
-        &self,
-        docs: impl IntoIterator<Item = impl Into<IndexText<'a>>>,
-        replace: &[u64],
-        stamp: &IndexStamp,
-        commit: impl FnOnce() -> bool,
-    ) -> Result<bool, IndexError> {
-        let mut build = self.build(stamp)?;
-        let committed = build.add_texts_if(docs, replace, commit)?;
-        build.finish()?;
-        Ok(committed)
-    }
-
-    /// A build of several batches with one writer: each batch is committed
-    /// on its own (so what is done survives a failure of the next one). It
-    /// merges no segments: the compaction does, a bounded step at a time,
-    /// after it ([`PassageIndex::merge_smallest`]). `stamp.analyzer` must be
-    /// [`PassageIndex::signature`].
-    pub fn build(&self, stamp: &IndexStamp) -> Result<IndexBuild<'_>, IndexError> {
-        let expected = self.signature();
-        if stamp.analyzer != expected {
-            return Err(IndexError::Invalid(format!(
-                "stamp analyzer {:?} is not this index's {:?}",
-                stamp.analyzer, expected
-            )));
-        }
-        self.writing(stamp)
-    }
-
-    /// A writer on the directory as it is on disk now, committing with
-    /// `stamp` as the payload.
-    fn writing(&self, stamp: &IndexStamp) -> Result<IndexBuild<'_>, IndexError> {
-        let payload =
-            serde_json::to_string(stamp).map_err(|e| IndexError::Tantivy(e.to_string()))?;
-        Ok(IndexBuild {
-            index: self,
-            writer: self.writer()?,
-            payload,
-        })
-    }
-
-    /// Deletes every passage of these texts, and commits with `stamp`.
-    pub fn delete_texts(&self, keys: &[u64], stamp: &IndexStamp) -> Result<(), IndexError> {
-        let mut build = self.writing(stamp)?;
-        for &key in keys {
-            build
-                .writer
-                .delete_term(Term::from_field_u64(self.fields.key, key));
-        }
-        build.commit()?;
-        build.finish()
-    }
-
-    /// A writer on the directory as it is on disk now (see the type's doc).
-    fn writer(&self) -> Result<IndexWriter<TantivyDocument>, IndexError> {
-        let index = Index::open_in_dir(&self.dir)?;
-        index
-            .tokenizers()
-            .register(TOKENIZER_NAME, analyzer::text_analyzer(self.opts));
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .clamp(1, MAX_WRITER_THREADS);
-        let writer =
-            index.writer_with_num_threads::<TantivyDocument>(threads, WRITER_MEMORY_BYTES)?;
-        // Writers merge nothing: the compaction owns every merge, in steps
-        // of bounded size (`merge_smallest`). A merge policy's merges cannot
-        // be stopped once begun, and a build's end waited for them: with
-        // tantivy's `LogMergePolicy`, seventy builds of 100 MB each waited
-        // 1-1.5 s every fourth build and 12-13 s twice, while it merged
-        // eight merged segments (docs/BENCHMARKS.md).
-        writer.set_merge_policy(Box::new(NoMergePolicy));
-        Ok(writer)
     }
 
     /// The number of committed segments (at the last reload).
@@ -879,80 +644,10 @@ fn idf_weight(df: u64, total: u64) -> f32 {
     }
 }
 
-/// What one build of an index over `texts` spends in each phase, with
-/// `threads` writer threads: making the tantivy documents, opening the
-/// writer, adding the documents, the commit, and ending the writer (its
-/// threads; it merges nothing, as the engine's builds). For
-/// `rlm-engine-bench index-phases`; the engine builds with
-/// [`PassageIndex::add_documents`].
-#[doc(hidden)]
-pub fn measure_build_phases(
-    dir: &Path,
-    texts: &[String],
-    threads: usize,
-) -> Result<[std::time::Duration; 5], IndexError> {
-    use std::time::Instant;
-    let index = PassageIndex::create(dir)?;
-    let f = index.fields;
-    let t0 = Instant::now();
-    let mut docs = Vec::new();
-    for (ord, text) in texts.iter().enumerate() {
-        docs.extend(passage_documents(f, ord as u64, text, None));
-    }
-    let t_docs = t0.elapsed();
-    let t0 = Instant::now();
-    let mut writer = index
-        .index
-        .writer_with_num_threads::<TantivyDocument>(threads, WRITER_MEMORY_BYTES)?;
-    // As the engine's builds: no merges (`PassageIndex::writer`).
-    writer.set_merge_policy(Box::new(NoMergePolicy));
-    let t_writer = t0.elapsed();
-    let t0 = Instant::now();
-    for d in docs {
-        writer.add_document(d)?;
-    }
-    let t_add = t0.elapsed();
-    let t0 = Instant::now();
-    writer.commit()?;
-    let t_commit = t0.elapsed();
-    let t0 = Instant::now();
-    writer.wait_merging_threads()?;
-    let t_wait = t0.elapsed();
-    Ok([t_docs, t_writer, t_add, t_commit, t_wait])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::search::bm25::{best_cluster, passages};
-
-    /// A text nested thousands of definitions deep: each passage carries at
-    /// most [`MAX_ENCLOSING_HEADERS`] enclosing headers beside its own text
-    /// and its own headers again.
-    #[test]
-    fn passages_carry_a_bounded_number_of_headers() {
-        let mut deep = String::new();
-        for d in 0..2000 {
-            deep.push_str(&" ".repeat(d));
-            deep.push_str(&format!("def level_{d}(x):\n"));
-        }
-        let (_, f) = build_schema();
-        let defs = units::outline(&deep);
-        assert_eq!(defs.len(), 2000);
-        let docs: Vec<TantivyDocument> = passage_documents(f, 1, &deep, None).collect();
-        assert!(docs.len() > 100);
-        for (doc, p) in docs.iter().zip(passages(&deep, None)) {
-            let held = units::headers_in(&defs, p.start_byte..p.end_byte).count();
-            let values = doc.get_all(f.text).count();
-            assert!(
-                values <= 1 + MAX_ENCLOSING_HEADERS + (HEADER_WEIGHT - 1) * held,
-                "{values} values for {held} headers"
-            );
-        }
-        // A passage past the first holds part of the nesting: it carries some.
-        let values = docs[10].get_all(f.text).count();
-        assert!(values > 1 + (HEADER_WEIGHT - 1) * 2, "{values}");
-    }
 
     fn stamp(generation: u64, doc_count: u64) -> IndexStamp {
         IndexStamp {
