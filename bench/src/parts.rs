@@ -68,14 +68,14 @@ pub fn index_build(corpus: &Path, include: &regex::Regex, limit: usize) -> Resul
         .map(|t| TextShape::of(t).checkpoints.len())
         .sum();
     let t_shape = t0.elapsed();
-    // HTML pages as the index reads them: masked passage by passage.
+    // HTML pages as the index reads them: their markup left out, passage by passage.
     let t0 = Instant::now();
     let mut masked = String::new();
     let mut pages = 0usize;
     for t in files.iter().filter(|t| markup::is_html(t)) {
         pages += 1;
         for p in passages(t, None) {
-            markup::mask_into(&t[p.start_byte..p.end_byte], &mut masked);
+            markup::compact_into(&t[p.start_byte..p.end_byte], &mut masked);
         }
     }
     let t_mask = t0.elapsed();

@@ -68,33 +68,71 @@ fn opens_with(rest: &[u8], name: &[u8]) -> bool {
 /// `<`, is read as markup up to that `>`; one that opens inside a script is
 /// read as text until its closing tag.
 pub fn mask_into(passage: &str, out: &mut String) {
-    let b = passage.as_bytes();
     let mut m = std::mem::take(out).into_bytes();
     m.clear();
-    m.extend_from_slice(b);
+    m.extend_from_slice(passage.as_bytes());
+    for_each_markup(passage.as_bytes(), |from, to| blank(&mut m, from, to));
+    // Only ASCII bytes were replaced, by ASCII: still UTF-8.
+    *out = String::from_utf8(m).expect("masking replaces only ASCII bytes");
+}
+
+/// `passage` into `out` as the index reads it: what [`mask_into`] leaves,
+/// with each stretch of markup written as one space instead of a space a
+/// byte (the characters outside ASCII it holds kept, as masking keeps
+/// them). Its words, and their order, are those of the masked passage:
+/// a run of spaces separates words as one space does. The index keeps no
+/// offsets, so it need not read the markup's room; on rustdoc's pages,
+/// three quarters markup, the index's copy and its tokenizer's scan of
+/// each passage are a quarter as long.
+pub fn compact_into(passage: &str, out: &mut String) {
+    out.clear();
+    let mut last = 0;
+    for_each_markup(passage.as_bytes(), |from, to| {
+        out.push_str(&passage[last..from]);
+        if !out.ends_with(' ') {
+            out.push(' ');
+        }
+        let markup = &passage[from..to];
+        if !markup.is_ascii() {
+            for run in markup
+                .split(|c: char| c.is_ascii())
+                .filter(|r| !r.is_empty())
+            {
+                out.push_str(run);
+                out.push(' ');
+            }
+        }
+        last = to;
+    });
+    out.push_str(&passage[last..]);
+}
+
+/// Calls `markup(from, to)` for each stretch of `b` that [`mask_into`]
+/// blanks, in order: they do not overlap, and each starts and ends at an
+/// ASCII byte or at an end of `b` (so at a char boundary).
+fn for_each_markup(b: &[u8], mut markup: impl FnMut(usize, usize)) {
     let mut i = 0;
     if let Some(gt) = memchr::memchr(b'>', b)
         && memchr::memchr(b'<', &b[..gt]).is_none()
     {
-        blank(&mut m, 0, gt + 1);
+        markup(0, gt + 1);
         i = gt + 1;
     }
     while let Some(at) = memchr::memchr2(b'<', b'&', &b[i..]) {
         let at = i + at;
-        i = if b[at] == b'&' {
-            match reference_end(b, at) {
-                Some(end) => {
-                    blank(&mut m, at, end);
-                    end
-                }
-                None => at + 1,
-            }
+        let end = if b[at] == b'&' {
+            reference_end(b, at)
         } else {
-            markup_end(b, at, &mut m)
+            markup_end(b, at)
+        };
+        i = match end {
+            Some(end) => {
+                markup(at, end);
+                end
+            }
+            None => at + 1,
         };
     }
-    // Only ASCII bytes were replaced, by ASCII: still UTF-8.
-    *out = String::from_utf8(m).expect("masking replaces only ASCII bytes");
 }
 
 /// `passage` masked as [`mask_into`] does.
@@ -197,23 +235,21 @@ pub fn html_headings(text: &str) -> impl Iterator<Item = Heading> + '_ {
     })
 }
 
-/// Blanks the markup that starts at the `<` at `at` (if any starts there)
-/// and returns where reading goes on.
-fn markup_end(b: &[u8], at: usize, m: &mut [u8]) -> usize {
+/// Where the markup that starts at the `<` at `at` ends, if any starts
+/// there (a `<` of the text, "a < b", starts none): after a comment, or
+/// after a tag, or for a `script` or `style` element, at its closing tag.
+fn markup_end(b: &[u8], at: usize) -> Option<usize> {
     let rest = &b[at..];
     if rest.starts_with(b"<!--") {
-        let end = find(rest, 4, b"-->").map_or(b.len(), |e| at + e + 3);
-        blank(m, at, end);
-        return end;
+        return Some(find(rest, 4, b"-->").map_or(b.len(), |e| at + e + 3));
     }
     let opens_tag = rest
         .get(1)
         .is_some_and(|&c| c.is_ascii_alphabetic() || matches!(c, b'/' | b'!' | b'?'));
     if !opens_tag {
-        return at + 1; // a `<` of the text ("a < b")
+        return None;
     }
     let end = tag_end(b, at + 1);
-    blank(m, at, end);
     // Raw text elements: their contents are script or style, never text.
     let name_end = rest[1..]
         .iter()
@@ -223,12 +259,10 @@ fn markup_end(b: &[u8], at: usize, m: &mut [u8]) -> usize {
     let self_closing = end >= 2 && b[end - 2] == b'/' && b[end - 1] == b'>';
     for raw in [&b"script"[..], b"style"] {
         if name.eq_ignore_ascii_case(raw) && !self_closing {
-            let close = find_closing(b, end, raw).unwrap_or(b.len());
-            blank(m, end, close);
-            return close;
+            return Some(find_closing(b, end, raw).unwrap_or(b.len()));
         }
     }
-    end
+    Some(end)
 }
 
 /// Where the tag whose name starts at `from` ends: after its first `>`
@@ -488,6 +522,37 @@ mod tests {
             .prop_map(|pieces| format!("<!DOCTYPE html>{}", pieces.concat()))
     }
 
+    #[test]
+    fn the_index_reads_a_page_without_its_markup() {
+        let page = "<div class=\"docblock\"><p>Appends an <code>element</code> to the back&nbsp;of a collection.</p>\
+                    <script>var x = \"hidden\";</script><!-- note --><a title=\"caf\u{e9}\">Vec</a></div>";
+        let mut compact = String::new();
+        compact_into(page, &mut compact);
+        assert_eq!(
+            compact.split_whitespace().collect::<Vec<_>>(),
+            [
+                "Appends",
+                "an",
+                "element",
+                "to",
+                "the",
+                "back",
+                "of",
+                "a",
+                "collection.",
+                "\u{e9}",
+                "Vec"
+            ]
+        );
+        assert!(compact.len() < page.len() / 2, "{compact:?}");
+        // The words are those the search finds in the masked page.
+        assert_eq!(words(&compact), words(page));
+        // Text that is not markup is read as it is, whatever `out` held.
+        let mut out = String::from("left over");
+        compact_into("a < b && c", &mut out);
+        assert_eq!(out, "a < b && c");
+    }
+
     proptest! {
         /// Every section of an outline starts at its header, holds it and
         /// lies in the page, after the header before it, inside its parent.
@@ -518,6 +583,20 @@ mod tests {
                 prop_assert_eq!(i, j);
                 prop_assert!(a == b || (a.is_ascii() && b == ' '), "{:?} became {:?}", a, b);
             }
+        }
+
+        /// The index's compact reading of a passage has the words of its
+        /// masked reading, in the same order, and is never longer.
+        #[test]
+        fn compact_reading_has_the_masked_words(text in "[<>/!?&#;=\"'a-zA-Z0-9_ \n\té日😀-]{0,400}") {
+            let mut compact = String::new();
+            compact_into(&text, &mut compact);
+            prop_assert!(compact.len() <= text.len() + 1, "{:?} -> {:?}", text, compact);
+            let opts = crate::search::analyzer::AnalyzerOptions::DEFAULT;
+            let terms = |t: &str| -> Vec<String> {
+                crate::search::analyzer::analyze(t, opts).into_iter().map(|t| t.term).collect()
+            };
+            prop_assert_eq!(terms(&compact), terms(&mask(&text)));
         }
 
         /// Text without `<`, `>` or `&` is left as it is.

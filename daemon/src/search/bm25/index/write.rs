@@ -3,6 +3,7 @@
 //! builds of several batches with one writer that merges nothing (the
 //! compaction does, `merge.rs`).
 
+use std::borrow::Cow;
 use std::path::Path;
 
 use tantivy::indexer::NoMergePolicy;
@@ -119,11 +120,12 @@ pub const HEADER_WEIGHT: usize = 3;
 pub const MAX_ENCLOSING_HEADERS: usize = 3;
 
 /// The documents of a text's passages, each with the text as the index
-/// reads it: an HTML page's markup masked, passage by passage
-/// (`search::markup`; the search masks a hit's passage the same way), the
-/// header lines of the definitions the passage is nested in and does not
-/// hold (`units::enclosing`, the innermost [`MAX_ENCLOSING_HEADERS`]: a
-/// method's passage is also found by its class's name), and again those of the definitions it holds
+/// reads it: an HTML page's markup left out, passage by passage
+/// (`markup::compact_into`: the words the search finds in the masked
+/// passage, `search::markup`), the header lines of the definitions the
+/// passage is nested in and does not hold (`units::enclosing`, the
+/// innermost [`MAX_ENCLOSING_HEADERS`]: a method's passage is also found by
+/// its class's name), and again those of the definitions it holds
 /// (`units::headers_in`), so that their words count [`HEADER_WEIGHT`] times.
 fn passage_documents(
     f: Fields,
@@ -132,34 +134,53 @@ fn passage_documents(
     syntax: Option<Syntax>,
 ) -> impl Iterator<Item = TantivyDocument> {
     let html = markup::is_html(text);
-    let mut masked = String::new();
+    let read = move |piece| as_the_index_reads(html, piece);
     let defs = outline_for_index(text, syntax);
     let layout = passages_of(text, &defs);
     layout.into_iter().map(move |p| {
-        let body = &text[p.start_byte..p.end_byte];
-        let mut doc = TantivyDocument::new();
+        // An HTML page's headers are elements: their words, as the passage's.
+        let enclosing: Vec<Cow<'_, str>> = units::enclosing(&defs, p.start_byte)
+            .take(MAX_ENCLOSING_HEADERS)
+            .map(|h| read(&text[h]))
+            .collect();
+        let held: Vec<Cow<'_, str>> = units::headers_in(&defs, p.start_byte..p.end_byte)
+            .map(|h| read(&text[h]))
+            .collect();
+        let body = read(&text[p.start_byte..p.end_byte]);
+        // The document's bytes, sized once: grown value by value, its
+        // buffer was reallocated several times a passage.
+        let bytes = body.len()
+            + enclosing.iter().map(|h| h.len()).sum::<usize>()
+            + held.iter().map(|h| h.len()).sum::<usize>() * (HEADER_WEIGHT - 1)
+            + 16 * (4 + enclosing.len() + held.len() * (HEADER_WEIGHT - 1));
+        let mut doc = TantivyDocument::with_capacity(bytes);
         doc.add_u64(f.key, key);
         doc.add_u64(f.start, p.start_char);
         doc.add_u64(f.end, p.end_char);
-        // An HTML page's headers are elements: their words, as the passage's.
-        for header in units::enclosing(&defs, p.start_byte).take(MAX_ENCLOSING_HEADERS) {
-            doc.add_text(f.text, markup::as_indexed(html, &text[header]));
+        for header in &enclosing {
+            doc.add_text(f.text, header);
         }
         // The headers it holds weigh more, as a title would.
-        for header in units::headers_in(&defs, p.start_byte..p.end_byte) {
-            let header = markup::as_indexed(html, &text[header]);
+        for header in &held {
             for _ in 1..HEADER_WEIGHT {
-                doc.add_text(f.text, &header);
+                doc.add_text(f.text, header);
             }
         }
-        if html {
-            markup::mask_into(body, &mut masked);
-            doc.add_text(f.text, &masked);
-        } else {
-            doc.add_text(f.text, body);
-        }
+        doc.add_text(f.text, &body);
         doc
     })
+}
+
+/// A piece of a text as the index reads it: an HTML page's without its
+/// markup (`markup::compact_into`), any other as it is.
+fn as_the_index_reads(html: bool, piece: &str) -> Cow<'_, str> {
+    if html {
+        let mut out = String::with_capacity(piece.len());
+        markup::compact_into(piece, &mut out);
+        Cow::Owned(out)
+    } else {
+        Cow::Borrowed(piece)
+    }
 }
 
 impl PassageIndex {
