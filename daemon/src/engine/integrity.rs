@@ -23,11 +23,28 @@ const NEXT_STEP: &str = "the stored copy is damaged and a retry does not help: l
 
 /// The verified text of `doc` (see `Store::text`), or `corrupt_text` naming it.
 pub(crate) fn open_text(store: &Store, doc: &DocRow) -> Result<Arc<Text>, ToolError> {
-    store.text(&doc.hash).map_err(|e| match e {
+    store.text(&doc.hash).map_err(|e| text_error(store, doc, e))
+}
+
+/// [`open_text`] of each of `docs`, in order, their places in the store
+/// read at once (`Store::texts`).
+pub(crate) fn open_texts(store: &Store, docs: &[&DocRow]) -> Result<Vec<Arc<Text>>, ToolError> {
+    let hashes: Vec<&str> = docs.iter().map(|d| d.hash.as_str()).collect();
+    store
+        .texts(&hashes)?
+        .into_iter()
+        .zip(docs)
+        .map(|(text, doc)| text.map_err(|e| text_error(store, doc, e)))
+        .collect()
+}
+
+/// The error of a text of `doc` that could not be opened.
+fn text_error(store: &Store, doc: &DocRow, e: StoreError) -> ToolError {
+    match e {
         StoreError::Corrupt { pack, why, .. } => corrupt(store, doc, &why).with("pack", pack),
         StoreError::MissingBlob { .. } => corrupt(store, doc, "its text is not in the store"),
         e => ToolError::from(e),
-    })
+    }
 }
 
 /// Fails when the pack `text` lies in was found cut short: what was read of

@@ -42,6 +42,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use rayon::prelude::*;
+
 pub use blobs::{BlobStore, PackWriter, sha256_hex};
 pub use db::{Db, DbError};
 pub use layout::Layout;
@@ -302,6 +304,50 @@ impl Store {
         }
     }
 
+    /// The texts of these blobs, in order, each as [`Store::text`] gives it;
+    /// the places of those not open read from the store at once (one read
+    /// for all, where [`Store::text`] reads each text's row on its own: a
+    /// build opens tens of thousands), then opened in parallel.
+    /// A text not at the place read (moved meanwhile by a compaction, or
+    /// damaged) goes the way of [`Store::text`].
+    pub fn texts(&self, hashes: &[&str]) -> Result<Vec<Result<Arc<Text>, StoreError>>, StoreError> {
+        let cached: Vec<Option<Arc<Text>>> = {
+            let cache = self.texts.lock().unwrap_or_else(|p| p.into_inner());
+            hashes
+                .iter()
+                .map(|h| cache.map.get(*h).filter(|t| !t.damaged()).cloned())
+                .collect()
+        };
+        let places: Vec<Option<documents::BlobLocation>> = self.db.read(|c| {
+            // One snapshot for every row, not a read transaction each.
+            let tx = c.unchecked_transaction().map_err(DbError::from)?;
+            let places = hashes
+                .iter()
+                .zip(&cached)
+                .map(|(h, t)| match t {
+                    Some(_) => Ok(None),
+                    None => documents::blob_in(&tx, h),
+                })
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(StoreError::from)?;
+            drop(tx);
+            Ok::<_, StoreError>(places)
+        })?;
+        Ok(hashes
+            .par_iter()
+            .zip(cached)
+            .zip(places)
+            .map(|((hash, cached), place)| match (cached, place) {
+                (Some(text), _) => Ok(text),
+                (None, Some(place)) => match self.open_at(hash, place)? {
+                    Ok(text) => Ok(text),
+                    Err(_) => self.text(hash),
+                },
+                (None, None) => self.text(hash),
+            })
+            .collect())
+    }
+
     /// One try of [`Store::text`]: the text, or the copy it found damaged
     /// (`pack`, `offset`, why).
     #[allow(clippy::type_complexity)]
@@ -312,15 +358,26 @@ impl Store {
         let row = self
             .db
             .read(|c| documents::blob_in(c, hash).map_err(StoreError::from))?;
+        let place = row.ok_or_else(|| StoreError::MissingBlob {
+            hash: hash.to_owned(),
+        })?;
+        self.open_at(hash, place)
+    }
+
+    /// [`Store::open_text`] at a place read from the `blobs` table.
+    #[allow(clippy::type_complexity)]
+    fn open_at(
+        &self,
+        hash: &str,
+        place: documents::BlobLocation,
+    ) -> Result<Result<Arc<Text>, (String, i64, String)>, StoreError> {
         let documents::BlobLocation {
             pack,
             offset,
             length_bytes: bytes,
             length_chars: chars,
             checkpoints: cps,
-        } = row.ok_or_else(|| StoreError::MissingBlob {
-            hash: hash.to_owned(),
-        })?;
+        } = place;
         let shape = TextShape::from_stored(chars as u64, cps.as_deref());
         let opened = if bytes == 0 {
             match sha256_hex(b"") == hash {

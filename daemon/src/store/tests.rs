@@ -663,3 +663,66 @@ fn gc_needs_no_grace_while_no_load_is_under_way() {
     assert_eq!((report.texts_removed, report.packs_removed), (1, 1));
     assert!(!layout.pack_file(&pack).exists());
 }
+
+#[test]
+fn texts_opened_together_are_those_opened_one_by_one() {
+    let (dir, store) = store_with_session(100);
+    let (alpha, beta) = ("alpha text", "beta text");
+    let Pair {
+        hashes: (ha, hb),
+        shapes: (sa, sb),
+        offsets: (oa, ob),
+        pack,
+    } = stored_pair(&store, alpha, beta);
+    let lock = store.lock_session("s").unwrap();
+    let docs = [
+        text_doc("d1", &ha, &sa, Some(oa)),
+        text_doc("d2", &hb, &sb, Some(ob)),
+    ];
+    assert!(matches!(
+        store
+            .commit_load(&lock, "s", &docs, Some(&pack), T0)
+            .unwrap(),
+        LoadCommit::Committed { .. }
+    ));
+    drop(lock);
+    // beta's first byte changes in the pack: its bytes no longer hash to its key.
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let path = super::Layout::new(dir.path()).pack_file(&pack);
+        let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+        f.seek(SeekFrom::Start(ob)).unwrap();
+        f.write_all(b"B").unwrap();
+    }
+    // A store opened afresh holds no open text.
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    let unknown = super::sha256_hex(b"never stored");
+    let opened = store
+        .texts(&[ha.as_str(), hb.as_str(), unknown.as_str(), ha.as_str()])
+        .unwrap();
+    assert_eq!(opened.len(), 4);
+    assert_eq!(opened[0].as_ref().unwrap().as_str(), alpha);
+    assert!(
+        matches!(&opened[1], Err(super::StoreError::Corrupt { hash, .. }) if *hash == hb),
+        "{:?}",
+        opened[1]
+    );
+    assert!(
+        matches!(&opened[2], Err(super::StoreError::MissingBlob { hash }) if *hash == unknown),
+        "{:?}",
+        opened[2]
+    );
+    assert_eq!(opened[3].as_ref().unwrap().as_str(), alpha);
+    // Opened texts are kept: the next open, alone or together, shares them.
+    let again = store.text(&ha).unwrap();
+    assert!(std::sync::Arc::ptr_eq(&again, opened[0].as_ref().unwrap()));
+    let together = store.texts(&[ha.as_str()]).unwrap();
+    assert!(std::sync::Arc::ptr_eq(
+        &again,
+        together[0].as_ref().unwrap()
+    ));
+    // The damaged text was forgotten, as `text` forgets it.
+    assert!(store.text(&hb).is_err());
+    assert!(store.texts(&[]).unwrap().is_empty());
+}

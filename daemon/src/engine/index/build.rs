@@ -8,14 +8,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use rayon::prelude::*;
-
 use rlm::ToolError;
 
 use super::{IndexManager, index_err};
 use crate::engine::CallContext;
 use crate::engine::docs::DocRow;
-use crate::engine::integrity::{check_read, open_text};
+use crate::engine::integrity::{check_read, open_texts};
 use crate::search::bm25::{IndexText, PassageIndex};
 use crate::search::units::{self, Syntax};
 use crate::store::lock::SessionLock;
@@ -132,21 +130,31 @@ impl IndexManager {
                 ctx.check_cancel()?;
                 let bytes: u64 = batch.iter().map(|t| t.doc.length_chars).sum();
                 let started = std::time::Instant::now();
+                // Opened while the batch's keys are claimed (the first batch's
+                // claim has nothing else to overlap), in parallel: the first
+                // open of a text hashes it.
+                let all: Vec<&DocRow> = batch.iter().map(|t| &t.doc).collect();
+                let mut texts = open_texts(store, &all)?;
+                let opened_in = started.elapsed();
+                let waiting = std::time::Instant::now();
                 let (claims, claimed) = claimed_rx.recv().map_err(|_| {
                     ToolError::internal("the index build's claims stopped; retry the search")
                 })??;
-                let waited = started.elapsed();
-                let by_hash: HashMap<&str, &ToIndex> =
-                    batch.iter().map(|t| (t.doc.hash.as_str(), t)).collect();
+                let waited = waiting.elapsed();
+                // What another process indexed meanwhile is not claimed (rare).
+                let by_hash: HashMap<&str, (&ToIndex, usize)> = batch
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| (t.doc.hash.as_str(), (t, i)))
+                    .collect();
                 let claimed_texts: Vec<&ToIndex> =
-                    claims.iter().map(|c| by_hash[c.hash.as_str()]).collect();
+                    claims.iter().map(|c| by_hash[c.hash.as_str()].0).collect();
+                let opened: Vec<Arc<crate::text::Text>> = claims
+                    .iter()
+                    .map(|c| texts[by_hash[c.hash.as_str()].1].clone())
+                    .collect();
+                texts.clear();
                 let docs: Vec<&DocRow> = claimed_texts.iter().map(|t| &t.doc).collect();
-                // Opened in parallel: the first open of a text hashes it.
-                let opened_at = std::time::Instant::now();
-                let opened = docs
-                    .par_iter()
-                    .map(|d| open_text(store, d))
-                    .collect::<Result<Vec<_>, _>>()?;
                 let replace: Vec<u64> =
                     claims.iter().filter(|c| c.replace).map(|c| c.key).collect();
                 // Nothing read from a pack cut short meanwhile (zeros) is
@@ -159,7 +167,6 @@ impl IndexManager {
                 // writer's heap grows).
                 let mut releaser = crate::text::Releaser::default();
                 let mut previous: Option<&Arc<crate::text::Text>> = None;
-                let opened_in = opened_at.elapsed();
                 let added_at = std::time::Instant::now();
                 let committed = build
                     .add_texts_if(
