@@ -43,7 +43,7 @@ impl TextShape {
         let mut chars = 0u64;
         let mut next = 0u64; // the char index of the next checkpoint
         for (n, block) in bytes.chunks(BLOCK).enumerate() {
-            let starts = block.iter().filter(|&&b| !is_continuation(b)).count() as u64;
+            let starts = count_chars(block);
             if next < chars + starts {
                 for (j, &b) in block.iter().enumerate() {
                     if !is_continuation(b) {
@@ -97,9 +97,21 @@ fn is_continuation(b: u8) -> bool {
     b & 0xC0 == 0x80
 }
 
-/// Counts the chars of a UTF-8 byte slice.
+/// Counts the chars of a UTF-8 byte slice (the bytes that do not continue
+/// a char). Summed 64 bytes at a time into a byte, which the compiler
+/// turns into vector compares: `filter().count()` over the bytes stayed a
+/// loop of a byte at a time, and counting chars was a tenth of the
+/// instructions of laying out an HTML page's passages.
 pub fn count_chars(bytes: &[u8]) -> u64 {
-    bytes.iter().filter(|&&b| !is_continuation(b)).count() as u64
+    let starts = |chunk: &[u8]| {
+        chunk
+            .iter()
+            .fold(0u8, |n, &b| n + u8::from(!is_continuation(b)))
+    };
+    let mut chunks = bytes.chunks_exact(64);
+    let mut n: u64 = (&mut chunks).map(|c| u64::from(starts(c))).sum();
+    n += u64::from(starts(chunks.remainder()));
+    n
 }
 
 enum Backing {
@@ -820,6 +832,12 @@ mod tests {
         ) {
             let s: String = units.concat();
             prop_assert_eq!(TextShape::of(&s), reference_shape(&s));
+        }
+
+        #[test]
+        fn chars_are_counted_as_str_counts_them(s in "\\PC{0,300}", from in 0usize..300) {
+            let from = (0..=from.min(s.len())).rev().find(|&i| s.is_char_boundary(i)).unwrap_or(0);
+            prop_assert_eq!(count_chars(&s.as_bytes()[from..]), s[from..].chars().count() as u64);
         }
 
         #[test]

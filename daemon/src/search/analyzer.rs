@@ -383,42 +383,36 @@ impl RlmTokenStream<'_> {
 }
 
 fn is_stop_word(word: &str) -> bool {
-    // The same list as ENGLISH_STOP_WORDS (a test checks it), as a match: a jump on the
-    // length then a few comparisons, instead of a scan of the list for every token.
+    // The same list as ENGLISH_STOP_WORDS (a test checks it), as patterns of
+    // bytes: a jump on the length, then on the bytes. A match of the strings
+    // compared them one literal after another, a `memcmp` call each: 3% of
+    // the instructions of indexing HTML.
     matches!(
-        word,
-        "a" | "an"
-            | "and"
-            | "are"
-            | "as"
-            | "at"
-            | "be"
-            | "but"
-            | "by"
-            | "for"
-            | "if"
-            | "in"
-            | "into"
-            | "is"
-            | "it"
-            | "no"
-            | "not"
-            | "of"
-            | "on"
-            | "or"
-            | "such"
-            | "that"
-            | "the"
-            | "their"
-            | "then"
-            | "there"
-            | "these"
-            | "they"
-            | "this"
-            | "to"
-            | "was"
-            | "will"
-            | "with"
+        *word.as_bytes(),
+        [b'a']
+            | [b'a', b'n' | b's' | b't']
+            | [b'b', b'e' | b'y']
+            | [b'i', b'f' | b'n' | b's' | b't']
+            | [b'n', b'o']
+            | [b'o', b'f' | b'n' | b'r']
+            | [b't', b'o']
+            | [b'a', b'n', b'd']
+            | [b'a', b'r', b'e']
+            | [b'b', b'u', b't']
+            | [b'f', b'o', b'r']
+            | [b'n', b'o', b't']
+            | [b't', b'h', b'e']
+            | [b'w', b'a', b's']
+            | [b'i', b'n', b't', b'o']
+            | [b's', b'u', b'c', b'h']
+            | [b't', b'h', b'a', b't']
+            | [b't', b'h', b'e', b'n' | b'y']
+            | [b't', b'h', b'i', b's']
+            | [b'w', b'i', b'l', b'l']
+            | [b'w', b'i', b't', b'h']
+            | [b't', b'h', b'e', b'i', b'r']
+            | [b't', b'h', b'e', b'r', b'e']
+            | [b't', b'h', b'e', b's', b'e']
     )
 }
 
@@ -880,6 +874,31 @@ mod tests {
         for w in ["", "th", "thee", "thes", "an_", "these_", "x", "own", "The"] {
             assert!(!is_stop_word(w), "{w}");
         }
+        // And no other word of up to five of the letters the list uses.
+        let letters = b"abcdefhilnorstuwy";
+        let mut words: Vec<Vec<u8>> = vec![Vec::new()];
+        let mut checked = 0;
+        for _ in 0..5 {
+            words = words
+                .iter()
+                .flat_map(|w| {
+                    letters.iter().map(move |&c| {
+                        let mut w = w.clone();
+                        w.push(c);
+                        w
+                    })
+                })
+                .collect();
+            for w in &words {
+                let w = std::str::from_utf8(w).unwrap();
+                assert_eq!(is_stop_word(w), ENGLISH_STOP_WORDS.contains(&w), "{w}");
+                checked += 1;
+            }
+        }
+        assert_eq!(
+            checked,
+            17 + 17 * 17 + 17usize.pow(3) + 17usize.pow(4) + 17usize.pow(5)
+        );
         // The same list as tantivy's English StopWordFilter.
         let mut analyzer = TextAnalyzer::builder(tantivy::tokenizer::SimpleTokenizer::default())
             .filter(tantivy::tokenizer::StopWordFilter::new(Language::English).unwrap())

@@ -268,21 +268,27 @@ fn markup_end(b: &[u8], at: usize) -> Option<usize> {
 /// Where the tag whose name starts at `from` ends: after its first `>`
 /// outside a quoted attribute value (`title="a > b"`), or the passage's end.
 fn tag_end(b: &[u8], from: usize) -> usize {
+    // Byte by byte up to each `=`: a tag's name and attribute names are a
+    // few bytes, shorter than a vector search pays for (with `memchr2`
+    // there, the markup's scan took as many instructions as the
+    // tokenizer's).
     let mut i = from;
-    while let Some(p) = memchr::memchr2(b'>', b'=', &b[i..]) {
-        i += p;
-        if b[i] == b'>' {
-            return i + 1;
-        }
+    while let Some(&c) = b.get(i) {
         i += 1;
-        while i < b.len() && b[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        if let Some(&q @ (b'"' | b'\'')) = b.get(i) {
-            match memchr::memchr(q, &b[i + 1..]) {
-                Some(p) => i += p + 2,
-                None => return b.len(),
+        match c {
+            b'>' => return i,
+            b'=' => {
+                while b.get(i).is_some_and(u8::is_ascii_whitespace) {
+                    i += 1;
+                }
+                if let Some(&q @ (b'"' | b'\'')) = b.get(i) {
+                    match memchr::memchr(q, &b[i + 1..]) {
+                        Some(p) => i += p + 2,
+                        None => return b.len(),
+                    }
+                }
             }
+            _ => {}
         }
     }
     b.len()

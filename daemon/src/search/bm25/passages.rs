@@ -87,12 +87,8 @@ impl<'a> Cursor<'a> {
             // `remaining` char starts.
             let remaining = usize::try_from(target - self.char_pos).unwrap_or(usize::MAX);
             let end = self.byte.saturating_add(remaining).min(bytes.len());
-            let starts = bytes[self.byte..end]
-                .iter()
-                .filter(|&&b| (b as i8) >= -0x40)
-                .count();
+            self.char_pos += crate::text::count_chars(&bytes[self.byte..end]);
             self.byte = end;
-            self.char_pos += starts as u64;
             // Finish the char the slice may have cut.
             while self.byte < bytes.len() && (bytes[self.byte] as i8) < -0x40 {
                 self.byte += 1;
@@ -143,12 +139,7 @@ pub fn outline_for_index(text: &str, syntax: Option<Syntax>) -> Vec<Definition> 
 
 /// [`passages`] with the text's outline already read.
 pub fn passages_of(text: &str, defs: &[Definition]) -> Vec<Passage> {
-    let chars_in = |from: usize, to: usize| {
-        text.as_bytes()[from..to]
-            .iter()
-            .filter(|&&b| (b as i8) >= -0x40)
-            .count() as u64
-    };
+    let chars_in = |from: usize, to: usize| crate::text::count_chars(&text.as_bytes()[from..to]);
     let mut out = Vec::new();
     // The last cut and the definition start counted up to, (char, byte) each.
     let mut cut = (0u64, 0usize);
