@@ -346,6 +346,23 @@ fn stored_pair(store: &Store, a: &str, b: &str) -> Pair {
     }
 }
 
+/// [`stored_pair`], loaded into session `s` as documents `d1` and `d2`.
+fn committed_pair(store: &Store, a: &str, b: &str) -> Pair {
+    let pair = stored_pair(store, a, b);
+    let lock = store.lock_session("s").unwrap();
+    let docs = [
+        text_doc("d1", &pair.hashes.0, &pair.shapes.0, Some(pair.offsets.0)),
+        text_doc("d2", &pair.hashes.1, &pair.shapes.1, Some(pair.offsets.1)),
+    ];
+    assert!(matches!(
+        store
+            .commit_load(&lock, "s", &docs, Some(&pair.pack), T0)
+            .unwrap(),
+        LoadCommit::Committed { .. }
+    ));
+    pair
+}
+
 #[test]
 fn a_deleted_session_leaves_no_row_index_or_lock_and_gc_reclaims_its_texts() {
     let (dir, store) = store_with_session(100);
@@ -354,22 +371,10 @@ fn a_deleted_session_leaves_no_row_index_or_lock_and_gc_reclaims_its_texts() {
     let (alpha, beta) = ("alpha text", "beta text"); // 10 and 9 bytes
     let Pair {
         hashes: (ha, hb),
-        shapes: (sa, sb),
-        offsets: (oa, ob),
+        shapes: (_, sb),
         pack,
-    } = stored_pair(&store, alpha, beta);
-    let lock = store.lock_session("s").unwrap();
-    let docs = [
-        text_doc("d1", &ha, &sa, Some(oa)),
-        text_doc("d2", &hb, &sb, Some(ob)),
-    ];
-    assert!(matches!(
-        store
-            .commit_load(&lock, "s", &docs, Some(&pack), T0)
-            .unwrap(),
-        LoadCommit::Committed { .. }
-    ));
-    drop(lock);
+        ..
+    } = committed_pair(&store, alpha, beta);
     // Session t holds beta too, found already stored.
     let lock = store.lock_session("t").unwrap();
     let docs = [text_doc("d3", &hb, &sb, None)];
@@ -670,22 +675,10 @@ fn texts_opened_together_are_those_opened_one_by_one() {
     let (alpha, beta) = ("alpha text", "beta text");
     let Pair {
         hashes: (ha, hb),
-        shapes: (sa, sb),
-        offsets: (oa, ob),
+        offsets: (_, ob),
         pack,
-    } = stored_pair(&store, alpha, beta);
-    let lock = store.lock_session("s").unwrap();
-    let docs = [
-        text_doc("d1", &ha, &sa, Some(oa)),
-        text_doc("d2", &hb, &sb, Some(ob)),
-    ];
-    assert!(matches!(
-        store
-            .commit_load(&lock, "s", &docs, Some(&pack), T0)
-            .unwrap(),
-        LoadCommit::Committed { .. }
-    ));
-    drop(lock);
+        ..
+    } = committed_pair(&store, alpha, beta);
     // beta's first byte changes in the pack: its bytes no longer hash to its key.
     {
         use std::io::{Seek, SeekFrom, Write};
