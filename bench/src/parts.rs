@@ -70,15 +70,15 @@ pub fn index_build(corpus: &Path, include: &regex::Regex, limit: usize) -> Resul
     let t_shape = t0.elapsed();
     // HTML pages as the index reads them: their markup left out, passage by passage.
     let t0 = Instant::now();
-    let mut masked = String::new();
+    let mut read = String::new();
     let mut pages = 0usize;
     for t in files.iter().filter(|t| markup::is_html(t)) {
         pages += 1;
         for p in passages(t, None) {
-            markup::compact_into(&t[p.start_byte..p.end_byte], &mut masked);
+            markup::compact_into(&t[p.start_byte..p.end_byte], &mut read);
         }
     }
-    let t_mask = t0.elapsed();
+    let t_markup = t0.elapsed();
     let t0 = Instant::now();
     let mut tokens = 0usize;
     for t in &files {
@@ -113,7 +113,7 @@ pub fn index_build(corpus: &Path, include: &regex::Regex, limit: usize) -> Resul
     let t_search = t0.elapsed();
     println!(
         "{} docs, {bytes} bytes, {n_passages} passages, {tokens} tokens: passages {t_passages:?}, \
-         shape {t_shape:?} ({checkpoints} checkpoints), mask {t_mask:?} ({pages} HTML pages, passages again included), analyze {t_analyze:?}, build {t_build:?}, open {t_open:?}, search {t_search:?} ({} hits)",
+         shape {t_shape:?} ({checkpoints} checkpoints), markup left out {t_markup:?} ({pages} HTML pages, passages again included), analyze {t_analyze:?}, build {t_build:?}, open {t_open:?}, search {t_search:?} ({} hits)",
         files.len(),
         hits.len()
     );
