@@ -137,14 +137,23 @@ fn passage_documents(
     let read = move |piece| as_the_index_reads(html, piece);
     let defs = outline_for_index(text, syntax);
     let layout = passages_of(text, &defs);
+    // Each header as the index reads it, once (an HTML page's headers are
+    // elements: their words, as the passage's): every passage of a section
+    // carries its heading again.
+    let headers: Vec<Cow<'_, str>> = defs.iter().map(|d| read(&text[d.header.clone()])).collect();
     layout.into_iter().map(move |p| {
-        // An HTML page's headers are elements: their words, as the passage's.
-        let enclosing: Vec<Cow<'_, str>> = units::enclosing(&defs, p.start_byte)
+        // Header lines start in the order of the definitions, one each.
+        let header = |h: std::ops::Range<usize>| -> &str {
+            let i = defs.partition_point(|d| d.header.start < h.start);
+            debug_assert_eq!(defs[i].header, h);
+            &headers[i]
+        };
+        let enclosing: Vec<&str> = units::enclosing(&defs, p.start_byte)
             .take(MAX_ENCLOSING_HEADERS)
-            .map(|h| read(&text[h]))
+            .map(header)
             .collect();
-        let held: Vec<Cow<'_, str>> = units::headers_in(&defs, p.start_byte..p.end_byte)
-            .map(|h| read(&text[h]))
+        let held: Vec<&str> = units::headers_in(&defs, p.start_byte..p.end_byte)
+            .map(header)
             .collect();
         let body = read(&text[p.start_byte..p.end_byte]);
         // The document's bytes, sized once: grown value by value, its
@@ -157,13 +166,13 @@ fn passage_documents(
         doc.add_u64(f.key, key);
         doc.add_u64(f.start, p.start_char);
         doc.add_u64(f.end, p.end_char);
-        for header in &enclosing {
-            doc.add_text(f.text, header);
+        for text in &enclosing {
+            doc.add_text(f.text, text);
         }
         // The headers it holds weigh more, as a title would.
-        for header in &held {
+        for text in &held {
             for _ in 1..HEADER_WEIGHT {
-                doc.add_text(f.text, header);
+                doc.add_text(f.text, text);
             }
         }
         doc.add_text(f.text, &body);
