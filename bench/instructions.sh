@@ -12,7 +12,8 @@
 # Under valgrind the CPU's SHA extensions are not used: SHA-256 (the load's
 # hashes, each text's first open) runs in software and counts for far more
 # than it costs natively (about 14 of the 32 G instructions of the example
-# above). It is the same in both builds of a comparison. About a minute for
+# above with tantivy's sources beside tokio's, `docs/BENCHMARKS.md`). It is
+# the same in both builds of a comparison. About a minute for
 # 150 MB. Needs valgrind (`apt-get install valgrind`). A daemon of its own on
 # a fresh data folder under a temp dir (removed after).
 set -euo pipefail
