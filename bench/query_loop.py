@@ -10,13 +10,20 @@ it, so builds are timed on the very same index.
 
     python3 bench/query_loop.py --data DIR --bin BIN_DIR [--bin BIN_DIR ...]
                                 [--rounds 2] [--runs 3] [--seconds 6]
-                                [--corpus GLOB ...]
+                                [--corpus GLOB ...] [--as-built]
 
 `--bin` holds release builds of rlmd, rlm-mcp and rlm (`cargo build
 --release -p rlmd -p rlm-client`); the builds are alternated `--rounds`
 times. The corpus (first use only): the globs given, else the scale
 corpus (the crate sources under ~/.cargo/registry/src and the toolchain's
 HTML docs). Linux only (/proc). Each daemon gets a socket in a temp dir.
+
+`--as-built` (first use only) stops the first daemon as soon as its first
+search has answered, before the compaction that waits for calls to pause
+can merge anything: the index keeps the segments its build left (10 on the
+scale corpus), the state `bench/scale.py` times its query lists in. Without
+it the index is compacted (2 segments on the scale corpus). A later use
+starts no build, so no compaction either: the folder keeps its state.
 """
 
 import argparse
@@ -77,7 +84,7 @@ class Daemon:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def prepare(data: str, bin_dir: str, globs: list[str]) -> str:
+def prepare(data: str, bin_dir: str, globs: list[str], as_built: bool) -> str:
     """The session of the data folder, loaded and searched once on first use."""
     marker = os.path.join(data, "query_loop_session")
     if os.path.exists(marker):
@@ -91,7 +98,8 @@ def prepare(data: str, bin_dir: str, globs: list[str]) -> str:
                                          "sources": [{"type": "glob", "path": g} for g in globs]})
         err(f"loaded {r.get('loaded_count')} documents in {time.perf_counter() - t:.1f} s")
         daemon.cli("rlm.search.query", {"session_id": sid, "query": "retry backoff"})
-        time.sleep(5)  # calls paused: the daemon compacts the new index's segments
+        if not as_built:
+            time.sleep(5)  # calls paused: the daemon compacts the new index's segments
     finally:
         daemon.stop()
     with open(marker, "w") as f:
@@ -134,13 +142,15 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=6)
     ap.add_argument("--corpus", nargs="*", default=None, help="globs to load on first use")
+    ap.add_argument("--as-built", action="store_true",
+                    help="first use: keep the segments the build left (no compaction)")
     a = ap.parse_args()
     bins = [os.path.abspath(b) for b in a.bin]
     sysroot = subprocess.run(["rustc", "--print", "sysroot"], capture_output=True,
                              text=True).stdout.strip()
     globs = a.corpus or [os.path.expanduser("~/.cargo/registry/src/**/*.rs"),
                          os.path.join(sysroot, "share/doc/**/*.html")]
-    sid = prepare(os.path.abspath(a.data), bins[0], globs)
+    sid = prepare(os.path.abspath(a.data), bins[0], globs, a.as_built)
     p50s: dict[str, list[float]] = {b: [] for b in bins}
     for r in range(a.rounds):
         for b in bins:

@@ -4,11 +4,13 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
+use std::hash::{Hash, Hasher};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use memmap2::Mmap;
+use rustc_hash::FxHashSet;
 
 use crate::fault;
 use crate::store::sha256_hex;
@@ -138,6 +140,31 @@ pub struct Pack {
     name: String,
     log: Arc<DamageLog>,
     recorded: AtomicBool,
+    /// The texts of this mapping found to hash to their keys, as digests
+    /// of (offset, length, key) (`Verified::of`): a text opened again once
+    /// the store's cache let it go (8 192 kept, a search's hits among
+    /// 60 000 texts) is not hashed again while the mapping lives. At most
+    /// [`MAX_VERIFIED`] (about 9 bytes each); past that they start over.
+    verified: Mutex<FxHashSet<u64>>,
+    /// Texts of this mapping hashed (`Text::in_pack`), for tests and logs.
+    hashed: AtomicU64,
+}
+
+/// Texts remembered as verified in one mapping, at most: some 2.4 MB.
+const MAX_VERIFIED: usize = 1 << 17;
+
+/// What a mapping remembers of a text it verified: a 64-bit digest (SipHash)
+/// of the text's place and key. Two texts alike in it are not to be met
+/// (one chance in 2^47 among the 2^17 kept), and one would only be served
+/// unhashed, as it would be while the store's cache held it.
+struct Verified;
+
+impl Verified {
+    fn of(offset: u64, length_bytes: u64, hash: &str) -> u64 {
+        let mut h = std::hash::DefaultHasher::new();
+        (offset, length_bytes, hash).hash(&mut h);
+        h.finish()
+    }
 }
 
 /// The packs found cut short while mapped, each with the fault count when it
@@ -222,7 +249,27 @@ impl Pack {
             name: name.to_owned(),
             log,
             recorded: AtomicBool::new(false),
+            verified: Mutex::default(),
+            hashed: AtomicU64::new(0),
         })
+    }
+
+    /// How many texts of this mapping `Text::in_pack` has hashed.
+    pub fn texts_hashed(&self) -> u64 {
+        self.hashed.load(Ordering::Relaxed)
+    }
+
+    fn was_verified(&self, digest: u64) -> bool {
+        let verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        verified.contains(&digest)
+    }
+
+    fn mark_verified(&self, digest: u64) {
+        let mut verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        if verified.len() >= MAX_VERIFIED {
+            *verified = FxHashSet::default();
+        }
+        verified.insert(digest);
     }
 
     /// Bytes mapped.
@@ -371,7 +418,9 @@ impl Text {
     /// is now, its bytes hash to `hash` (the key it is stored under, so the
     /// char count and checkpoints recorded with it hold too), no read of them
     /// faulted, and they are UTF-8. Otherwise the reason, for `corrupt_text`:
-    /// a damaged text is never returned.
+    /// a damaged text is never returned. The hash and the UTF-8 check are
+    /// made once a mapping of the pack (`Pack::texts_hashed` counts them);
+    /// the range and the damage are checked at every open.
     pub fn in_pack(
         pack: Arc<Pack>,
         offset: u64,
@@ -401,17 +450,28 @@ impl Text {
         };
         let (start, end) = (offset as usize, end as usize);
         let bytes = &pack.bytes()[start..end];
-        let actual = sha256_hex(bytes);
-        if pack.damaged() {
+        // Hashed once a mapping: its bytes do not change while it lives
+        // (packs are never written once in place; one cut short is caught by
+        // the size check above and by `damaged`), as a text the store's
+        // cache keeps is not hashed again either.
+        let digest = Verified::of(offset, length_bytes, hash);
+        if !pack.was_verified(digest) {
+            pack.hashed.fetch_add(1, Ordering::Relaxed);
+            let actual = sha256_hex(bytes);
+            if pack.damaged() {
+                return Err("its pack was cut short while it was read".into());
+            }
+            if actual != hash {
+                return Err(format!(
+                    "its bytes hash to {actual}, not to the {hash} it was stored under"
+                ));
+            }
+            if std::str::from_utf8(bytes).is_err() {
+                return Err("not valid UTF-8".into());
+            }
+            pack.mark_verified(digest);
+        } else if pack.damaged() {
             return Err("its pack was cut short while it was read".into());
-        }
-        if actual != hash {
-            return Err(format!(
-                "its bytes hash to {actual}, not to the {hash} it was stored under"
-            ));
-        }
-        if std::str::from_utf8(bytes).is_err() {
-            return Err("not valid UTF-8".into());
         }
         Ok(Text {
             backing: Backing::Mapped { pack, start, end },
@@ -681,6 +741,63 @@ mod tests {
             "shorter than a recorded range"
         );
         assert!(log.since(0).is_empty());
+    }
+
+    #[test]
+    fn a_text_is_hashed_once_a_mapping_and_its_range_checked_every_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("b");
+        std::fs::write(&p, b"xxh\xc3\xa9llo, world").unwrap();
+        let log = Arc::new(DamageLog::default());
+        let pack = Arc::new(Pack::open(&p, 15, "b", log.clone()).unwrap());
+        let shape = TextShape::of("héllo");
+        let hash = sha256_hex("héllo".as_bytes());
+        let open = |pack: &Arc<Pack>, key: &str| {
+            Text::in_pack(pack.clone(), 2, 6, shape.clone(), key).map(|t| t.as_str().to_owned())
+        };
+        assert_eq!(open(&pack, &hash).unwrap(), "héllo");
+        assert_eq!(open(&pack, &hash).unwrap(), "héllo");
+        assert_eq!(pack.texts_hashed(), 1, "opened again: not hashed again");
+        // The same bytes under another key are hashed, and refused.
+        let other = sha256_hex(b"hello");
+        let e = open(&pack, &other).unwrap_err();
+        assert!(e.contains("hash to"), "{e}");
+        assert_eq!(pack.texts_hashed(), 2);
+        // Another range of the same mapping is hashed on its own.
+        let world = sha256_hex(b"world");
+        let t = Text::in_pack(pack.clone(), 10, 5, TextShape::of("world"), &world).unwrap();
+        assert_eq!(t.as_str(), "world");
+        assert_eq!(pack.texts_hashed(), 3);
+        // A new mapping of the file hashes again.
+        let again = Arc::new(Pack::open(&p, 15, "b", log).unwrap());
+        assert_eq!(open(&again, &hash).unwrap(), "héllo");
+        assert_eq!(again.texts_hashed(), 1);
+        // A file cut short after the text was verified: its range is
+        // checked against the file's size at every open.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_len(5)
+            .unwrap();
+        let e = open(&pack, &hash).unwrap_err();
+        assert!(e.contains("only 5 bytes"), "{e}");
+        assert_eq!(pack.texts_hashed(), 3);
+    }
+
+    #[test]
+    fn verified_texts_remembered_are_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("b");
+        std::fs::write(&p, b"abc").unwrap();
+        let pack = Pack::open(&p, 3, "b", Arc::new(DamageLog::default())).unwrap();
+        for i in 0..(MAX_VERIFIED as u64 + 10) {
+            pack.mark_verified(Verified::of(i, 1, "k"));
+        }
+        let kept = pack.verified.lock().unwrap().len();
+        assert!((10..=MAX_VERIFIED).contains(&kept), "{kept}");
+        assert!(pack.was_verified(Verified::of(MAX_VERIFIED as u64 + 9, 1, "k")));
+        assert!(!pack.was_verified(Verified::of(0, 1, "k")), "started over");
     }
 
     #[cfg(unix)]
