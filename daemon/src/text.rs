@@ -140,20 +140,102 @@ pub struct Pack {
     name: String,
     log: Arc<DamageLog>,
     recorded: AtomicBool,
-    /// The texts of this mapping found to hash to their keys, as digests
-    /// of (offset, length, key) (`Verified::of`): a text opened again once
-    /// the store's cache let it go (8 192 kept, a search's hits among
-    /// 60 000 texts) is not hashed again while the mapping lives. At most
-    /// [`MAX_VERIFIED`] (about 9 bytes each); past that they start over.
-    verified: Mutex<FxHashSet<u64>>,
+    /// The texts of this pack file found to hash to their keys
+    /// ([`VerifiedTexts`]), shared with the other mappings of the same file
+    /// (`Store` keeps it by the file's [`PackFile`] identity).
+    verified: Arc<VerifiedTexts>,
+    /// The file as opened: device, inode, size, times.
+    file_id: PackFile,
     /// Texts of this mapping hashed (`Text::in_pack`), for tests and logs.
     hashed: AtomicU64,
 }
 
-/// Texts remembered as verified in one mapping, at most: some 2.4 MB.
-const MAX_VERIFIED: usize = 1 << 17;
+/// The texts of one pack file found to hash to their keys, each as a digest
+/// of (offset, length, key) (`Verified::of`): a text opened again once the
+/// store's cache let it go (8 192 kept, a search's hits among 60 000 texts),
+/// or once the daemon idled and dropped its mappings, is not hashed again
+/// while the file is the one verified ([`PackFile`]). At most
+/// [`MAX_VERIFIED`] (about 9 bytes each); past that they start over.
+#[derive(Debug, Default)]
+pub struct VerifiedTexts {
+    set: Mutex<FxHashSet<u64>>,
+}
 
-/// What a mapping remembers of a text it verified: a 64-bit digest (SipHash)
+impl VerifiedTexts {
+    /// Texts remembered.
+    pub fn len(&self) -> usize {
+        self.set.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn contains(&self, digest: u64) -> bool {
+        self.set
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&digest)
+    }
+
+    fn insert(&self, digest: u64) {
+        let mut set = self.set.lock().unwrap_or_else(|p| p.into_inner());
+        if set.len() >= MAX_VERIFIED {
+            *set = FxHashSet::default();
+        }
+        set.insert(digest);
+    }
+}
+
+/// What tells a pack file from another put at its path, or from itself
+/// written since: its device and inode, size, and modification and change
+/// times (ns). Packs are never written once in place; a file whose identity
+/// moved is hashed again, text by text, as it is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PackFile {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+}
+
+impl PackFile {
+    pub fn of(meta: &std::fs::Metadata) -> PackFile {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
+            PackFile {
+                dev: meta.dev(),
+                ino: meta.ino(),
+                len: meta.len(),
+                mtime_ns: ns(meta.mtime(), meta.mtime_nsec()),
+                ctime_ns: ns(meta.ctime(), meta.ctime_nsec()),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let ns = |t: std::io::Result<std::time::SystemTime>| {
+                t.ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_nanos() as i128)
+            };
+            PackFile {
+                dev: 0,
+                ino: 0,
+                len: meta.len(),
+                mtime_ns: ns(meta.modified()),
+                ctime_ns: ns(meta.created()),
+            }
+        }
+    }
+}
+
+/// Texts remembered as verified in one pack file, at most: some 2.4 MB.
+pub const MAX_VERIFIED: usize = 1 << 17;
+
+/// What a pack remembers of a text it verified: a 64-bit digest (SipHash)
 /// of the text's place and key. Two texts alike in it are not to be met
 /// (one chance in 2^47 among the 2^17 kept), and one would only be served
 /// unhashed, as it would be while the store's cache held it.
@@ -226,7 +308,8 @@ impl Pack {
         log: Arc<DamageLog>,
     ) -> std::io::Result<Pack> {
         let file = File::open(path)?;
-        let len = file.metadata()?.len();
+        let meta = file.metadata()?;
+        let len = meta.len();
         if len == 0 || len < at_least {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::UnexpectedEof,
@@ -249,9 +332,27 @@ impl Pack {
             name: name.to_owned(),
             log,
             recorded: AtomicBool::new(false),
-            verified: Mutex::default(),
+            verified: Arc::default(),
+            file_id: PackFile::of(&meta),
             hashed: AtomicU64::new(0),
         })
+    }
+
+    /// This mapping with the texts already verified in its file (by an
+    /// earlier mapping of it: `Store` keeps them by [`Pack::file_id`]).
+    pub fn with_verified(mut self, verified: Arc<VerifiedTexts>) -> Pack {
+        self.verified = verified;
+        self
+    }
+
+    /// The texts of this mapping's file found to hash to their keys.
+    pub fn verified(&self) -> &Arc<VerifiedTexts> {
+        &self.verified
+    }
+
+    /// The file as it was when mapped.
+    pub fn file_id(&self) -> PackFile {
+        self.file_id
     }
 
     /// How many texts of this mapping `Text::in_pack` has hashed.
@@ -260,16 +361,11 @@ impl Pack {
     }
 
     fn was_verified(&self, digest: u64) -> bool {
-        let verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
-        verified.contains(&digest)
+        self.verified.contains(digest)
     }
 
     fn mark_verified(&self, digest: u64) {
-        let mut verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
-        if verified.len() >= MAX_VERIFIED {
-            *verified = FxHashSet::default();
-        }
-        verified.insert(digest);
+        self.verified.insert(digest);
     }
 
     /// Bytes mapped.
@@ -419,8 +515,8 @@ impl Text {
     /// char count and checkpoints recorded with it hold too), no read of them
     /// faulted, and they are UTF-8. Otherwise the reason, for `corrupt_text`:
     /// a damaged text is never returned. The hash and the UTF-8 check are
-    /// made once a mapping of the pack (`Pack::texts_hashed` counts them);
-    /// the range and the damage are checked at every open.
+    /// made once a pack file (`Pack::verified`; `Pack::texts_hashed` counts
+    /// them); the range and the damage are checked at every open.
     pub fn in_pack(
         pack: Arc<Pack>,
         offset: u64,
@@ -450,10 +546,11 @@ impl Text {
         };
         let (start, end) = (offset as usize, end as usize);
         let bytes = &pack.bytes()[start..end];
-        // Hashed once a mapping: its bytes do not change while it lives
-        // (packs are never written once in place; one cut short is caught by
-        // the size check above and by `damaged`), as a text the store's
-        // cache keeps is not hashed again either.
+        // Hashed once a pack file: its bytes do not change while it is the
+        // same file (packs are never written once in place; one cut short is
+        // caught by the size check above and by `damaged`, one written or
+        // replaced has another `PackFile`), as a text the store's cache
+        // keeps is not hashed again either.
         let digest = Verified::of(offset, length_bytes, hash);
         if !pack.was_verified(digest) {
             pack.hashed.fetch_add(1, Ordering::Relaxed);
@@ -768,10 +865,19 @@ mod tests {
         let t = Text::in_pack(pack.clone(), 10, 5, TextShape::of("world"), &world).unwrap();
         assert_eq!(t.as_str(), "world");
         assert_eq!(pack.texts_hashed(), 3);
-        // A new mapping of the file hashes again.
-        let again = Arc::new(Pack::open(&p, 15, "b", log).unwrap());
+        // A new mapping of the file hashes again, unless it is given what
+        // was verified in the file (the store does while the file is the same).
+        let again = Arc::new(Pack::open(&p, 15, "b", log.clone()).unwrap());
+        assert_eq!(again.file_id(), pack.file_id());
         assert_eq!(open(&again, &hash).unwrap(), "héllo");
         assert_eq!(again.texts_hashed(), 1);
+        let shared = Arc::new(
+            Pack::open(&p, 15, "b", log)
+                .unwrap()
+                .with_verified(pack.verified().clone()),
+        );
+        assert_eq!(open(&shared, &hash).unwrap(), "héllo");
+        assert_eq!(shared.texts_hashed(), 0);
         // A file cut short after the text was verified: its range is
         // checked against the file's size at every open.
         std::fs::OpenOptions::new()
@@ -794,7 +900,7 @@ mod tests {
         for i in 0..(MAX_VERIFIED as u64 + 10) {
             pack.mark_verified(Verified::of(i, 1, "k"));
         }
-        let kept = pack.verified.lock().unwrap().len();
+        let kept = pack.verified().len();
         assert!((10..=MAX_VERIFIED).contains(&kept), "{kept}");
         assert!(pack.was_verified(Verified::of(MAX_VERIFIED as u64 + 9, 1, "k")));
         assert!(!pack.was_verified(Verified::of(0, 1, "k")), "started over");

@@ -48,7 +48,7 @@ pub use blobs::{BlobStore, PackWriter, sha256_hex};
 pub use db::{Db, DbError};
 pub use layout::Layout;
 
-use crate::text::{DamageLog, Pack, Text, TextShape};
+use crate::text::{DamageLog, MAX_VERIFIED, Pack, PackFile, Text, TextShape, VerifiedTexts};
 pub mod lock;
 use lock::{LoadsLock, SessionLock};
 
@@ -100,6 +100,12 @@ pub struct Store {
     blobs: BlobStore,
     texts: Mutex<TextCache>,
     packs: Mutex<HashMap<String, Weak<Pack>>>,
+    /// The texts found to hash to their keys, by pack, with the identity of
+    /// the file they were read from: a later mapping of the same file (the
+    /// first was let go with its texts, or when the daemon idled) does not
+    /// hash them again. Those of packs no longer mapped are kept up to
+    /// [`MAX_VERIFIED`] texts in all, while their files stay the same.
+    verified: Mutex<HashMap<String, (PackFile, Arc<VerifiedTexts>)>>,
     /// Packs found cut short while mapped (`fault`).
     damage: Arc<DamageLog>,
 }
@@ -185,6 +191,7 @@ impl Store {
             blobs,
             texts: Mutex::new(TextCache::default()),
             packs: Mutex::new(HashMap::new()),
+            verified: Mutex::default(),
             damage: Arc::default(),
         })
     }
@@ -442,21 +449,76 @@ impl Store {
             packs.remove(name);
         }
         let path = self.layout.pack_file(name);
-        let map = Arc::new(Pack::open(&path, at_least, name, self.damage.clone())?);
+        let map = Pack::open(&path, at_least, name, self.damage.clone())?;
+        let verified = self.verified_in(name, map.file_id());
+        let map = Arc::new(map.with_verified(verified));
         packs.retain(|_, w| w.strong_count() > 0);
         packs.insert(name.to_owned(), Arc::downgrade(&map));
         Ok(map)
     }
 
+    /// The texts verified in pack `name` as the file `id` (none when the
+    /// file is another than the one they were read from).
+    fn verified_in(&self, name: &str, id: PackFile) -> Arc<VerifiedTexts> {
+        let mut verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        match verified.get(name) {
+            Some((was, texts)) if *was == id => texts.clone(),
+            _ => {
+                let texts = Arc::new(VerifiedTexts::default());
+                verified.insert(name.to_owned(), (id, texts.clone()));
+                texts
+            }
+        }
+    }
+
     /// Drops the open texts kept for reuse, and with the last of their
     /// readers their packs' mappings (a daemon that has idled a while: the
-    /// next read opens them again).
+    /// next read opens them again). What was verified in packs no longer
+    /// mapped is kept while their files stay the same, up to
+    /// [`MAX_VERIFIED`] texts in all (about 2.4 MB), the largest first.
     pub fn forget_open_texts(&self) {
         *self.texts.lock().unwrap_or_else(|p| p.into_inner()) = TextCache::default();
         self.packs
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|_, w| w.strong_count() > 0);
+        let mut verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        let mut idle: Vec<(String, usize)> = verified
+            .iter()
+            .filter(|(_, (_, texts))| Arc::strong_count(texts) == 1)
+            .map(|(name, (_, texts))| (name.clone(), texts.len()))
+            .collect();
+        idle.sort_unstable_by_key(|b| std::cmp::Reverse(b.1));
+        let mut kept = 0;
+        for (name, n) in idle {
+            let same = std::fs::metadata(self.layout.pack_file(&name)).is_ok_and(|m| {
+                verified
+                    .get(&name)
+                    .is_some_and(|(id, _)| *id == PackFile::of(&m))
+            });
+            if same && n > 0 && kept + n <= MAX_VERIFIED {
+                kept += n;
+            } else {
+                verified.remove(&name);
+            }
+        }
+    }
+
+    /// The texts remembered as verified in pack `name` (tests).
+    #[cfg(test)]
+    pub(crate) fn verified_texts(&self, name: &str) -> usize {
+        let verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        verified.get(name).map_or(0, |(_, texts)| texts.len())
+    }
+
+    /// Texts hashed by the live mapping of pack `name` (tests).
+    #[cfg(test)]
+    pub(crate) fn texts_hashed_in(&self, name: &str) -> Option<u64> {
+        let packs = self.packs.lock().unwrap_or_else(|p| p.into_inner());
+        packs
+            .get(name)
+            .and_then(Weak::upgrade)
+            .map(|p| p.texts_hashed())
     }
 
     /// How many open texts are kept for reuse.

@@ -719,3 +719,55 @@ fn texts_opened_together_are_those_opened_one_by_one() {
     assert!(store.text(&hb).is_err());
     assert!(store.texts(&[]).unwrap().is_empty());
 }
+
+#[test]
+fn texts_verified_stay_verified_while_their_pack_file_is_the_same() {
+    let (dir, store) = store_with_session(100);
+    let (alpha, beta) = ("alpha text", "beta text");
+    let Pair {
+        hashes: (ha, hb),
+        offsets: (oa, _),
+        pack,
+        ..
+    } = committed_pair(&store, alpha, beta);
+    assert_eq!(store.text(&ha).unwrap().as_str(), alpha);
+    assert_eq!(store.text(&hb).unwrap().as_str(), beta);
+    assert_eq!(store.texts_hashed_in(&pack), Some(2));
+    assert_eq!(store.verified_texts(&pack), 2);
+    // The daemon idles: its open texts and their mappings go, what was
+    // verified stays; a new mapping of the same file hashes nothing again.
+    store.forget_open_texts();
+    assert_eq!(store.texts_hashed_in(&pack), None, "mapping dropped");
+    assert_eq!(store.verified_texts(&pack), 2);
+    assert_eq!(store.text(&ha).unwrap().as_str(), alpha);
+    assert_eq!(store.texts_hashed_in(&pack), Some(0));
+    // The file written in place (alpha's first byte; its modification time
+    // set a second on, as a write a timestamp tick later moves it): another
+    // file for the store, whose texts are hashed again as they are opened.
+    store.forget_open_texts();
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let path = super::Layout::new(dir.path()).pack_file(&pack);
+        let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+        f.seek(SeekFrom::Start(oa)).unwrap();
+        f.write_all(b"A").unwrap();
+        let was = f.metadata().unwrap().modified().unwrap();
+        f.set_modified(was + std::time::Duration::from_secs(1))
+            .unwrap();
+    }
+    assert!(matches!(
+        store.text(&ha),
+        Err(super::StoreError::Corrupt { hash, .. }) if hash == ha
+    ));
+    // beta is hashed again too (the failed open's mapping went with it):
+    // what the file as it is now has verified is beta alone.
+    assert_eq!(store.text(&hb).unwrap().as_str(), beta);
+    assert_eq!(store.texts_hashed_in(&pack), Some(1));
+    assert_eq!(store.verified_texts(&pack), 1);
+    // A pack gone (gc) is forgotten at the next idle.
+    drop(store.text(&hb));
+    store.forget_open_texts();
+    std::fs::remove_file(super::Layout::new(dir.path()).pack_file(&pack)).unwrap();
+    store.forget_open_texts();
+    assert_eq!(store.verified_texts(&pack), 0);
+}
