@@ -12,7 +12,8 @@ RssAnon and RssFile of the daemon, RssAnon after each of K loads of ~100 MB
 into new sessions (and the bm25 after each: its median and slowest), the
 data folder's bytes at its peak, after deleting every session and `rlm gc`,
 and after `rlm gc --grace 0`, and what the daemon's log says of its index
-work (builds, the longest wait of a build's end, compactions).
+work (builds, the longest wait of a build's end, compactions) and of its
+own time for the bm25 calls (without the client, the shim and the socket).
 
     python bench/scale.py --bin target/release [--corpus DIR ...] [--include REGEX]
                           [--generate MB] [--runs 3] [--idle 30] [--repeat-loads K]
@@ -50,6 +51,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime
 import json
 import math
 import os
@@ -434,9 +436,12 @@ async def one_run(a: argparse.Namespace, run_no: int, sources: list[dict],
             R["after_first_bm25"] = proc_status(daemon.proc.pid)
             err(f"run {run_no}: first bm25 {R['first_bm25_s']:.2f} s")
             lat: dict[str, list[float]] = {}
+            windows = R.setdefault("call_windows", {})
             for method, qs in (("bm25", BM25_QUERIES), ("regex", REGEX_QUERIES),
                                ("literal", LITERAL_QUERIES)):
+                t0 = time.time()
                 lat[method] = [await shim.search(sid, q, method) for q in qs]
+                windows[method] = (t0, time.time())
             # The client's and the shim's own share of every call: a call
             # the daemon answers from one row (`rlm.session.info`).
             lat["info"] = [(await shim.call("rlm.session.info", {"session_id": sid}))[1]
@@ -446,7 +451,9 @@ async def one_run(a: argparse.Namespace, run_no: int, sources: list[dict],
             try:
                 for method, qs in (("bm25", BM25_QUERIES), ("regex", REGEX_QUERIES),
                                    ("literal", LITERAL_QUERIES)):
+                    t0 = time.time()
                     lat[f"raw_{method}"] = [raw.search(sid, q, method) for q in qs]
+                    windows[f"raw_{method}"] = (t0, time.time())
                 lat["raw_info"] = [raw.call("rlm.session.info", {"session_id": sid})
                                    for _ in range(len(BM25_QUERIES))]
             finally:
@@ -535,6 +542,7 @@ async def one_run(a: argparse.Namespace, run_no: int, sources: list[dict],
         sampler.halt.set()
         daemon.stop()
         R["index_log"] = index_log(os.path.join(tmp, "log"))
+        R["daemon_call_ms"] = call_log(os.path.join(tmp, "log"), R.get("call_windows", {}))
         if not a.keep:
             shutil.rmtree(tmp, ignore_errors=True)
     return R
@@ -569,6 +577,35 @@ def index_log(log_dir: str) -> dict[str, Any]:
                     out["compactions"] += 1
                     out["compaction_steps"] += e.get("steps", 0)
                     out["segments_left"] = e.get("segments_left")
+    return out
+
+
+def call_log(log_dir: str, windows: dict[str, tuple[float, float]]) -> dict[str, Any]:
+    """The daemon's own time of the search calls of each timed list (its log's
+    `call` lines, `duration_ms`, of the calls that ended inside the list's
+    wall-clock window): p50 and p95 in ms, without the client, the shim and
+    the socket."""
+    ends: list[tuple[float, float]] = []
+    try:
+        names = sorted(n for n in os.listdir(log_dir) if n.startswith("rlmd."))
+    except OSError:
+        return {}
+    for name in names:
+        with open(os.path.join(log_dir, name), errors="replace") as f:
+            for line in f:
+                if '"rlm.search.query"' not in line:
+                    continue
+                try:
+                    e = json.loads(line)
+                    at = datetime.datetime.fromisoformat(e["timestamp"]).timestamp()
+                    ends.append((at, float(e["duration_ms"])))
+                except (ValueError, KeyError, TypeError):
+                    continue
+    out: dict[str, Any] = {}
+    for key, (t0, t1) in windows.items():
+        ms = [d for at, d in ends if t0 <= at <= t1]
+        if ms:
+            out[key] = {"n": len(ms), "p50": round(pct(ms, 50), 3), "p95": round(pct(ms, 95), 3)}
     return out
 
 
@@ -608,6 +645,8 @@ def summarize(runs: list[dict], meta: dict) -> dict:
     for method in ("bm25", "raw_bm25"):
         for p in ("p50", "p95"):
             s[f"idle_{method}_{p}_ms"] = m(lambda r: r["latency_ms_after_idle"][method][p])
+    for method in ("bm25", "raw_bm25"):
+        s[f"daemon_{method}_p50_ms"] = m(lambda r: r["daemon_call_ms"][method]["p50"])
     rep = [r.get("repeat_loads") or [] for r in runs]
     if all(rep):
         s["repeat_first_anon"] = med([x[0]["RssAnon"] for x in rep])
@@ -657,6 +696,9 @@ def table(s: dict, meta: dict) -> str:
          f"{fmt(s['raw_bm25_p50_ms'])} / {fmt(s['raw_bm25_p95_ms'])} ms", "p50 <= 3 ms"),
         ("`rlm.session.info` p50 through the shim without the SDK",
          f"{fmt(s['raw_info_p50_ms'])} ms", ""),
+        ("the daemon's own time of those bm25 calls (its log): p50 with the SDK's list "
+         "(each query new); with the list asked again without the SDK",
+         f"{fmt(s['daemon_bm25_p50_ms'])} ms; {fmt(s['daemon_raw_bm25_p50_ms'])} ms", ""),
         (f"the same bm25 queries after the {meta['idle']:g} s idle: p50 / p95 with the SDK; "
          "without it",
          f"{fmt(s['idle_bm25_p50_ms'])} / {fmt(s['idle_bm25_p95_ms'])} ms; "
