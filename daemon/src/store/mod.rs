@@ -464,9 +464,41 @@ impl Store {
         match verified.get(name) {
             Some((was, texts)) if *was == id => texts.clone(),
             _ => {
+                self.prune_verified(&mut verified, false);
                 let texts = Arc::new(VerifiedTexts::default());
                 verified.insert(name.to_owned(), (id, texts.clone()));
                 texts
+            }
+        }
+    }
+
+    /// Keeps what packs no longer mapped verified up to [`MAX_VERIFIED`]
+    /// texts in all, the largest first (a daemon that never idles maps a
+    /// new pack a load), and, when `look`, only while their files stay the
+    /// same (gone after a gc, or another file).
+    fn prune_verified(
+        &self,
+        verified: &mut HashMap<String, (PackFile, Arc<VerifiedTexts>)>,
+        look: bool,
+    ) {
+        let mut idle: Vec<(String, usize)> = verified
+            .iter()
+            .filter(|(_, (_, texts))| Arc::strong_count(texts) == 1)
+            .map(|(name, (_, texts))| (name.clone(), texts.len()))
+            .collect();
+        idle.sort_unstable_by_key(|b| std::cmp::Reverse(b.1));
+        let mut kept = 0;
+        for (name, n) in idle {
+            let same = !look
+                || std::fs::metadata(self.layout.pack_file(&name)).is_ok_and(|m| {
+                    verified
+                        .get(&name)
+                        .is_some_and(|(id, _)| *id == PackFile::of(&m))
+                });
+            if same && n > 0 && kept + n <= MAX_VERIFIED {
+                kept += n;
+            } else {
+                verified.remove(&name);
             }
         }
     }
@@ -483,25 +515,7 @@ impl Store {
             .unwrap_or_else(|p| p.into_inner())
             .retain(|_, w| w.strong_count() > 0);
         let mut verified = self.verified.lock().unwrap_or_else(|p| p.into_inner());
-        let mut idle: Vec<(String, usize)> = verified
-            .iter()
-            .filter(|(_, (_, texts))| Arc::strong_count(texts) == 1)
-            .map(|(name, (_, texts))| (name.clone(), texts.len()))
-            .collect();
-        idle.sort_unstable_by_key(|b| std::cmp::Reverse(b.1));
-        let mut kept = 0;
-        for (name, n) in idle {
-            let same = std::fs::metadata(self.layout.pack_file(&name)).is_ok_and(|m| {
-                verified
-                    .get(&name)
-                    .is_some_and(|(id, _)| *id == PackFile::of(&m))
-            });
-            if same && n > 0 && kept + n <= MAX_VERIFIED {
-                kept += n;
-            } else {
-                verified.remove(&name);
-            }
-        }
+        self.prune_verified(&mut verified, true);
     }
 
     /// The texts remembered as verified in pack `name` (tests).
