@@ -178,6 +178,13 @@ impl VerifiedTexts {
             .contains(&digest)
     }
 
+    /// Remembers the text at `[offset, offset + length_bytes)` under key
+    /// `hash` as verified: for the texts a load hashed from the very bytes
+    /// it wrote there (`Store::vouch_written`).
+    pub fn vouch(&self, offset: u64, length_bytes: u64, hash: &str) {
+        self.insert(Verified::of(offset, length_bytes, hash));
+    }
+
     fn insert(&self, digest: u64) {
         let mut set = self.set.lock().unwrap_or_else(|p| p.into_inner());
         if set.len() >= MAX_VERIFIED {

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::layout::{Layout, TMP_PACK_SUFFIX, pack_file_in, pack_name};
+use crate::text::PackFile;
 
 /// Lowercase hex SHA-256 of `bytes`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -116,6 +117,14 @@ impl PackWriter {
     /// Syncs the pack, renames it into place and syncs the folder. An empty
     /// pack is removed instead. Returns the pack's name when one was kept.
     pub fn finish(self) -> io::Result<Option<String>> {
+        Ok(self.finish_identified()?.map(|(name, _)| name))
+    }
+
+    /// [`PackWriter::finish`], with the identity of the file as it is in
+    /// place (taken on the descriptor written through, after the rename,
+    /// which moves its change time): what the store vouches for the texts
+    /// it wrote (`Store::vouch_written`).
+    pub fn finish_identified(self) -> io::Result<Option<(String, PackFile)>> {
         let PackWriter {
             name,
             tmp_path,
@@ -130,10 +139,10 @@ impl PackWriter {
             return Ok(None);
         }
         file.sync_all()?;
-        drop(file);
         fs::rename(&tmp_path, pack_file_in(&packs, &name))?;
         sync_dir(&packs)?;
-        Ok(Some(name))
+        let id = PackFile::of(&file.metadata()?);
+        Ok(Some((name, id)))
     }
 
     /// Drops an unfinished pack.

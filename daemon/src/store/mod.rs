@@ -472,6 +472,25 @@ impl Store {
         }
     }
 
+    /// Vouches for texts this process hashed from the very bytes it then
+    /// wrote at these places of pack `name` (a load: `(offset, length,
+    /// key)`), the file being `id` as it was put in place: their first open
+    /// does not hash them again, while the file stays the same. The check
+    /// would read back the page cache the load just filled, not the disk.
+    pub fn vouch_written<'a>(
+        &self,
+        name: &str,
+        id: PackFile,
+        texts: impl IntoIterator<Item = (u64, u64, &'a str)>,
+    ) {
+        let verified = self.verified_in(name, id);
+        for (offset, length_bytes, hash) in texts {
+            if length_bytes > 0 {
+                verified.vouch(offset, length_bytes, hash);
+            }
+        }
+    }
+
     /// Keeps what packs no longer mapped verified up to [`MAX_VERIFIED`]
     /// texts in all, the largest first (a daemon that never idles maps a
     /// new pack a load), and, when `look`, only while their files stay the

@@ -771,3 +771,59 @@ fn texts_verified_stay_verified_while_their_pack_file_is_the_same() {
     store.forget_open_texts();
     assert_eq!(store.verified_texts(&pack), 0);
 }
+
+#[test]
+fn texts_a_load_wrote_are_vouched_for_until_their_pack_file_changes() {
+    let (dir, store) = store_with_session(100);
+    let (alpha, beta) = ("alpha text", "beta text");
+    let mut w = store.new_pack().unwrap();
+    let (oa, ob) = (
+        w.append(alpha.as_bytes()).unwrap(),
+        w.append(beta.as_bytes()).unwrap(),
+    );
+    let (pack, id) = w.finish_identified().unwrap().unwrap();
+    let path = super::Layout::new(dir.path()).pack_file(&pack);
+    assert_eq!(
+        id,
+        crate::text::PackFile::of(&std::fs::metadata(&path).unwrap()),
+        "the identity is the file's as it is in place"
+    );
+    let (ha, hb) = (
+        super::sha256_hex(alpha.as_bytes()),
+        super::sha256_hex(beta.as_bytes()),
+    );
+    let lock = store.lock_session("s").unwrap();
+    let shapes = (TextShape::of(alpha), TextShape::of(beta));
+    let docs = [
+        text_doc("d1", &ha, &shapes.0, Some(oa)),
+        text_doc("d2", &hb, &shapes.1, Some(ob)),
+    ];
+    assert!(matches!(
+        store
+            .commit_load(&lock, "s", &docs, Some(&pack), T0)
+            .unwrap(),
+        LoadCommit::Committed { .. }
+    ));
+    // Only alpha is vouched for (as a load vouches for what it wrote).
+    store.vouch_written(&pack, id, [(oa, alpha.len() as u64, ha.as_str())]);
+    assert_eq!(store.text(&ha).unwrap().as_str(), alpha);
+    assert_eq!(store.texts_hashed_in(&pack), Some(0), "alpha: not hashed");
+    assert_eq!(store.text(&hb).unwrap().as_str(), beta);
+    assert_eq!(store.texts_hashed_in(&pack), Some(1), "beta: hashed");
+    // The pack written in place since (its mtime moved): alpha is hashed
+    // again when next opened, and found damaged.
+    store.forget_open_texts();
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        f.seek(SeekFrom::Start(oa)).unwrap();
+        f.write_all(b"A").unwrap();
+        let was = f.metadata().unwrap().modified().unwrap();
+        f.set_modified(was + std::time::Duration::from_secs(1))
+            .unwrap();
+    }
+    assert!(matches!(
+        store.text(&ha),
+        Err(super::StoreError::Corrupt { hash, .. }) if hash == ha
+    ));
+}

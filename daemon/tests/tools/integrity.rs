@@ -322,3 +322,38 @@ fn a_pack_cut_short_while_mapped_fails_the_calls_that_read_it() {
     let r = env.call("rlm.docs.peek", json!({"session_id": other, "doc_id": c}));
     assert_eq!(r["content"], "a text in another pack");
 }
+
+/// A load vouches for the texts it wrote (it hashed the very bytes): the same
+/// engine's first open does not hash them again. A pack written in place
+/// since is another file for the store (its modification time moved, as a
+/// write a timestamp tick later moves it), and its texts are checked again.
+#[test]
+fn a_pack_written_after_its_load_is_corrupt_text_to_the_same_engine() {
+    let env = Env::new();
+    let (sid, a, b, a_text) = two_docs(&env);
+    let (pack, offset, _) = stored_at(&env, &a);
+    let first = a_text.as_bytes()[0];
+    overwrite(
+        &pack,
+        offset,
+        &[if first == b'9' { b'8' } else { first + 1 }],
+    );
+    {
+        let f = OpenOptions::new().write(true).open(&pack).unwrap();
+        let was = f.metadata().unwrap().modified().unwrap();
+        f.set_modified(was + std::time::Duration::from_secs(1))
+            .unwrap();
+    }
+    expect_corrupt(
+        env.try_call("rlm.docs.peek", json!({"session_id": sid, "doc_id": a})),
+        "peek",
+        &a,
+        Some("a.txt"),
+    );
+    // The other text of the pack is read, checked against its key.
+    let r = env.call(
+        "rlm.docs.peek",
+        json!({"session_id": sid, "doc_id": b, "start": 0, "end": 5}),
+    );
+    assert_eq!(r["content"].as_str().map(str::len), Some(5), "{r}");
+}

@@ -142,13 +142,25 @@ impl Engine {
         };
         let read_in = started.elapsed();
         // One durable point for the whole load, before the commit refers to it.
-        let pack_name = pack.finish().map_err(|e| {
+        let finished = pack.finish_identified().map_err(|e| {
             ToolError::internal(format!(
                 "syncing stored texts to disk: {e}; check free space under the data directory"
             ))
         })?;
         let synced_in = started.elapsed();
-        let loaded = self.commit_load(session, &stored, pack_name.as_deref())?;
+        let pack_name = finished.as_ref().map(|(name, _)| name.as_str());
+        let loaded = self.commit_load(session, &stored, pack_name)?;
+        // Each text written was hashed from the bytes written: its first
+        // open (the index build, seconds from now) need not hash it again.
+        if let Some((name, id)) = &finished {
+            self.inner.store.vouch_written(
+                name,
+                *id,
+                stored
+                    .iter()
+                    .filter_map(|s| Some((s.offset?, s.length_bytes, s.hash.as_str()))),
+            );
+        }
         drop(loads);
         let committed_in = started.elapsed();
         if !stored.is_empty() {
