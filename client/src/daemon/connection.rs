@@ -10,7 +10,7 @@ use interprocess::local_socket::tokio::Stream;
 use tokio::sync::oneshot;
 
 use rlm::protocol::{
-    Envelope, FrameError, MAX_FRAME_BYTES, Request, Response, Welcome, read_frame, write_frame,
+    Envelope, FrameError, MAX_FRAME_BYTES, Request, Response, Welcome, read_response, write_frame,
 };
 
 use crate::ProgressSink;
@@ -112,7 +112,7 @@ impl Connection {
 async fn read_loop(conn: Arc<Connection>) {
     let mut r = &*conn.stream;
     let why = loop {
-        match read_frame::<_, Envelope<Response>>(&mut r, MAX_FRAME_BYTES).await {
+        match read_response(&mut r, MAX_FRAME_BYTES).await {
             Ok(Some(Envelope {
                 id: Some(id),
                 body:
