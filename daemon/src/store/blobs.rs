@@ -123,8 +123,9 @@ impl PackWriter {
     /// [`PackWriter::finish`], with the identity of the file as it is in
     /// place (taken on the descriptor written through, after the rename,
     /// which moves its change time): what the store vouches for the texts
-    /// it wrote (`Store::vouch_written`).
-    pub fn finish_identified(self) -> io::Result<Option<(String, PackFile)>> {
+    /// it wrote (`Store::vouch_written`). None when it cannot be read: the
+    /// pack is in place all the same, and its texts are hashed when opened.
+    pub fn finish_identified(self) -> io::Result<Option<(String, Option<PackFile>)>> {
         let PackWriter {
             name,
             tmp_path,
@@ -141,7 +142,7 @@ impl PackWriter {
         file.sync_all()?;
         fs::rename(&tmp_path, pack_file_in(&packs, &name))?;
         sync_dir(&packs)?;
-        let id = PackFile::of(&file.metadata()?);
+        let id = file.metadata().ok().map(|m| PackFile::of(&m));
         Ok(Some((name, id)))
     }
 

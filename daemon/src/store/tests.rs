@@ -782,6 +782,7 @@ fn texts_a_load_wrote_are_vouched_for_until_their_pack_file_changes() {
         w.append(beta.as_bytes()).unwrap(),
     );
     let (pack, id) = w.finish_identified().unwrap().unwrap();
+    let id = id.unwrap();
     let path = super::Layout::new(dir.path()).pack_file(&pack);
     assert_eq!(
         id,

@@ -152,7 +152,7 @@ impl Engine {
         let loaded = self.commit_load(session, &stored, pack_name)?;
         // Each text written was hashed from the bytes written: its first
         // open (the index build, seconds from now) need not hash it again.
-        if let Some((name, id)) = &finished {
+        if let Some((name, Some(id))) = &finished {
             self.inner.store.vouch_written(
                 name,
                 *id,
