@@ -276,6 +276,12 @@ impl Engine {
         self.inner.indexes.cached()
     }
 
+    /// Sessions whose documents this process knows without reading them
+    /// from the store (a view of theirs is made from them and key hints).
+    pub fn sessions_known(&self) -> usize {
+        self.inner.indexes.known()
+    }
+
     /// Writers of this process (builds, gc) that wait for the search
     /// index's write lock or hold it; a compaction waits for them.
     pub fn index_writers(&self) -> usize {

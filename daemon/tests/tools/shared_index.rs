@@ -567,9 +567,10 @@ fn a_key_gc_took_under_another_engine_is_noticed_and_the_text_indexed_again() {
 }
 
 /// An idle daemon drops its sessions' views, known documents, key hints
-/// and open texts (`Engine::release_idle_memory`); the next search of each
-/// session takes its view again from the store, opens the texts it quotes
-/// again, and answers the same.
+/// and open texts (`Engine::release_idle_memory`), but the documents of the
+/// session searched last and its texts' hints; the next search of each
+/// session takes its view again (from the store, or from what was kept),
+/// opens the texts it quotes again, and answers the same.
 #[test]
 fn views_dropped_while_idle_are_taken_again_and_answer_the_same() {
     let env = Env::new();
@@ -578,9 +579,11 @@ fn views_dropped_while_idle_are_taken_again_and_answer_the_same() {
     let want_two = search(&env, &two, "copper kettle");
     assert!(env.engine.indexes_cached() >= 1);
     assert!(env.engine.store().open_texts() >= 1);
+    assert_eq!(env.engine.sessions_known(), 2);
     env.engine.release_idle_memory();
     assert_eq!(env.engine.indexes_cached(), 0);
     assert_eq!(env.engine.store().open_texts(), 0);
+    assert_eq!(env.engine.sessions_known(), 1, "the session searched last");
     let got_one = search(&env, &one, "zanzibar quokka lighthouse");
     let got_two = search(&env, &two, "copper kettle");
     assert_eq!(got_one["index_built_this_call"], false, "{got_one}");

@@ -120,6 +120,14 @@ pub(super) const MAX_KEY_HINTS: usize = 1 << 20;
 /// recently used go first; the one in use always stays.
 pub(super) const CACHE_BYTES: usize = 32 << 20;
 
+/// What the documents of the session searched last and their texts' key
+/// hints may weigh to be kept when the daemon idles (`forget_all`): some
+/// 110 000 documents.
+pub(super) const KEEP_IDLE_BYTES: usize = 8 << 20;
+
+/// A document's mark and its text's key hint, about (32 + 40 bytes).
+pub(super) const KEPT_BYTES_A_DOCUMENT: usize = 72;
+
 /// Keeps a session's documents, making room first: other sessions' go while
 /// there are `capacity` sessions or they weigh more than `CACHE_BYTES`.
 pub(super) fn keep_known(

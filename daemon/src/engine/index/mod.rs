@@ -43,7 +43,8 @@ pub use compact::{
 };
 pub(crate) use memory::SessionIndex;
 use memory::{
-    CACHE_BYTES, Cache, DocMark, KeyHints, Keyed, KnownDocs, MAX_KEY_HINTS, hint_of, keep_known,
+    CACHE_BYTES, Cache, DocMark, KEEP_IDLE_BYTES, KEPT_BYTES_A_DOCUMENT, KeyHints, Keyed,
+    KnownDocs, MAX_KEY_HINTS, hint_of, keep_known,
 };
 
 /// The index's write lock, held by a writer of this process (counted while
@@ -89,6 +90,10 @@ struct Shared {
     /// Sessions' documents, so that a first search after a load need not
     /// read them back (at most `capacity` sessions).
     docs: Mutex<HashMap<String, KnownDocs>>,
+    /// The session whose view a search took last (kept when idle:
+    /// `forget_all`; the views may be gone by then, a compaction drops
+    /// those of the snapshot before it).
+    last: Mutex<Option<String>>,
     hints: Mutex<KeyHints>,
     background: Mutex<HashSet<String>>,
     /// Merge the index's small segments after builds and gcs
@@ -122,6 +127,7 @@ impl IndexManager {
                 cache: Mutex::new(Cache::default()),
                 current: Mutex::default(),
                 docs: Mutex::default(),
+                last: Mutex::default(),
                 hints: Mutex::default(),
                 background: Mutex::default(),
                 compact: config.compact_index,
@@ -133,6 +139,11 @@ impl IndexManager {
     /// How many session views are kept in memory.
     pub fn cached(&self) -> usize {
         self.lock_cache().entries.len()
+    }
+
+    /// How many sessions' documents are known without reading the store.
+    pub fn known(&self) -> usize {
+        self.known_docs().len()
     }
 
     fn lock_cache(&self) -> std::sync::MutexGuard<'_, Cache> {
@@ -189,14 +200,42 @@ impl IndexManager {
     }
 
     /// Drops every session's view and documents and the key hints (a
-    /// daemon that has idled a while: the next search of a session takes
-    /// its view again, reading its documents from the store).
+    /// daemon that has idled a while), but the documents of the session
+    /// searched last and its texts' key hints, when they weigh at most
+    /// [`KEEP_IDLE_BYTES`]: a client that paused (a model thinking) and
+    /// searches that session again gets its view made from them, without
+    /// reading its documents back (59 358 documents: 17 ms against 123 ms).
+    /// Every other session's next search reads its documents from the store.
     pub(crate) fn forget_all(&self) {
         self.lock_cache().entries.clear();
-        self.known_docs().clear();
+        let last = self
+            .shared
+            .last
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         self.found_current().clear();
-        let mut hints = self.hints();
-        hints.keys = HashMap::new();
+        let kept = {
+            let mut known = self.known_docs();
+            let kept = last.and_then(|id| known.remove_entry(&id));
+            known.clear();
+            kept.filter(|(_, k)| k.marks.len() * KEPT_BYTES_A_DOCUMENT <= KEEP_IDLE_BYTES)
+        };
+        {
+            let mut hints = self.hints();
+            let all = std::mem::take(&mut hints.keys);
+            if let Some((_, k)) = &kept {
+                hints.keys = k
+                    .marks
+                    .iter()
+                    .filter_map(|m| m.hint)
+                    .filter_map(|h| all.get(&h).map(|&key| (h, key)))
+                    .collect();
+            }
+        }
+        if let Some((id, k)) = kept {
+            self.known_docs().insert(id, k);
+        }
     }
 
     /// Drops a session's view (the index keeps its texts).
@@ -501,6 +540,12 @@ impl IndexManager {
         session: &SessionRow,
         ctx: &CallContext,
     ) -> Result<(Arc<SessionIndex>, bool), ToolError> {
+        {
+            let mut last = self.shared.last.lock().unwrap_or_else(|p| p.into_inner());
+            if last.as_deref() != Some(session.id.as_str()) {
+                *last = Some(session.id.clone());
+            }
+        }
         if let Some(idx) = self.cached_at(&session.id, session.generation) {
             return Ok((idx, false));
         }
