@@ -80,7 +80,12 @@ async fn run_serves_calls_in_process_and_stops_when_its_shutdown_completes() {
         .tempdir_in("/tmp")
         .unwrap();
     let socket = dir.path().join("d.sock");
-    let engine = Engine::open(EngineConfig::new(dir.path().join("data"))).unwrap();
+    // No index build after the load: its thread would still be writing under
+    // the folder when the test removes it, and the removal gives up silently.
+    let mut engine_config = EngineConfig::new(dir.path().join("data"));
+    engine_config.background_index = false;
+    engine_config.compact_index = false;
+    let engine = Engine::open(engine_config).unwrap();
     let name = socket
         .clone()
         .to_fs_name::<GenericFilePath>()
