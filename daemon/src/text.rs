@@ -146,12 +146,12 @@ pub struct Pack {
     verified: Arc<VerifiedTexts>,
     /// The file as opened: device, inode, size, times.
     file_id: PackFile,
-    /// Texts of this mapping hashed (`Text::in_pack`), for tests and logs.
+    /// Texts of this mapping hashed (`Text::in_pack`), for tests.
     hashed: AtomicU64,
 }
 
 /// The texts of one pack file found to hash to their keys, each as a digest
-/// of (offset, length, key) (`Verified::of`): a text opened again once the
+/// of (offset, length, key) (`verified_digest`): a text opened again once the
 /// store's cache let it go (8 192 kept, a search's hits among 60 000 texts),
 /// or once the daemon idled and dropped its mappings, is not hashed again
 /// while the file is the one verified ([`PackFile`]). At most
@@ -182,7 +182,7 @@ impl VerifiedTexts {
     /// `hash` as verified: for the texts a load hashed from the very bytes
     /// it wrote there (`Store::vouch_written`).
     pub fn vouch(&self, offset: u64, length_bytes: u64, hash: &str) {
-        self.insert(Verified::of(offset, length_bytes, hash));
+        self.insert(verified_digest(offset, length_bytes, hash));
     }
 
     fn insert(&self, digest: u64) {
@@ -246,14 +246,10 @@ pub const MAX_VERIFIED: usize = 1 << 17;
 /// of the text's place and key. Two texts alike in it are not to be met
 /// (one chance in 2^47 among the 2^17 kept), and one would only be served
 /// unhashed, as it would be while the store's cache held it.
-struct Verified;
-
-impl Verified {
-    fn of(offset: u64, length_bytes: u64, hash: &str) -> u64 {
-        let mut h = std::hash::DefaultHasher::new();
-        (offset, length_bytes, hash).hash(&mut h);
-        h.finish()
-    }
+fn verified_digest(offset: u64, length_bytes: u64, hash: &str) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    (offset, length_bytes, hash).hash(&mut h);
+    h.finish()
 }
 
 /// The packs found cut short while mapped, each with the fault count when it
@@ -558,7 +554,7 @@ impl Text {
         // caught by the size check above and by `damaged`, one written or
         // replaced has another `PackFile`), as a text the store's cache
         // keeps is not hashed again either.
-        let digest = Verified::of(offset, length_bytes, hash);
+        let digest = verified_digest(offset, length_bytes, hash);
         if !pack.was_verified(digest) {
             pack.hashed.fetch_add(1, Ordering::Relaxed);
             let actual = sha256_hex(bytes);
@@ -905,12 +901,15 @@ mod tests {
         std::fs::write(&p, b"abc").unwrap();
         let pack = Pack::open(&p, 3, "b", Arc::new(DamageLog::default())).unwrap();
         for i in 0..(MAX_VERIFIED as u64 + 10) {
-            pack.mark_verified(Verified::of(i, 1, "k"));
+            pack.mark_verified(verified_digest(i, 1, "k"));
         }
         let kept = pack.verified().len();
         assert!((10..=MAX_VERIFIED).contains(&kept), "{kept}");
-        assert!(pack.was_verified(Verified::of(MAX_VERIFIED as u64 + 9, 1, "k")));
-        assert!(!pack.was_verified(Verified::of(0, 1, "k")), "started over");
+        assert!(pack.was_verified(verified_digest(MAX_VERIFIED as u64 + 9, 1, "k")));
+        assert!(
+            !pack.was_verified(verified_digest(0, 1, "k")),
+            "started over"
+        );
     }
 
     #[cfg(unix)]

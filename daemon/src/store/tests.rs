@@ -346,6 +346,22 @@ fn stored_pair(store: &Store, a: &str, b: &str) -> Pair {
     }
 }
 
+/// Writes `bytes` over pack `pack` of the store in `dir` at `at`, in place;
+/// with `later`, its modification time set a second on, as a write a
+/// timestamp tick later moves it.
+fn write_in_pack(dir: &std::path::Path, pack: &str, at: u64, bytes: &[u8], later: bool) {
+    use std::io::{Seek, SeekFrom, Write};
+    let path = super::Layout::new(dir).pack_file(pack);
+    let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.seek(SeekFrom::Start(at)).unwrap();
+    f.write_all(bytes).unwrap();
+    if later {
+        let was = f.metadata().unwrap().modified().unwrap();
+        f.set_modified(was + std::time::Duration::from_secs(1))
+            .unwrap();
+    }
+}
+
 /// [`stored_pair`], loaded into session `s` as documents `d1` and `d2`.
 fn committed_pair(store: &Store, a: &str, b: &str) -> Pair {
     let pair = stored_pair(store, a, b);
@@ -680,13 +696,7 @@ fn texts_opened_together_are_those_opened_one_by_one() {
         ..
     } = committed_pair(&store, alpha, beta);
     // beta's first byte changes in the pack: its bytes no longer hash to its key.
-    {
-        use std::io::{Seek, SeekFrom, Write};
-        let path = super::Layout::new(dir.path()).pack_file(&pack);
-        let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
-        f.seek(SeekFrom::Start(ob)).unwrap();
-        f.write_all(b"B").unwrap();
-    }
+    write_in_pack(dir.path(), &pack, ob, b"B", false);
     // A store opened afresh holds no open text.
     drop(store);
     let store = Store::open(dir.path()).unwrap();
@@ -745,16 +755,7 @@ fn texts_verified_stay_verified_while_their_pack_file_is_the_same() {
     // set a second on, as a write a timestamp tick later moves it): another
     // file for the store, whose texts are hashed again as they are opened.
     store.forget_open_texts();
-    {
-        use std::io::{Seek, SeekFrom, Write};
-        let path = super::Layout::new(dir.path()).pack_file(&pack);
-        let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
-        f.seek(SeekFrom::Start(oa)).unwrap();
-        f.write_all(b"A").unwrap();
-        let was = f.metadata().unwrap().modified().unwrap();
-        f.set_modified(was + std::time::Duration::from_secs(1))
-            .unwrap();
-    }
+    write_in_pack(dir.path(), &pack, oa, b"A", true);
     assert!(matches!(
         store.text(&ha),
         Err(super::StoreError::Corrupt { hash, .. }) if hash == ha
@@ -814,15 +815,7 @@ fn texts_a_load_wrote_are_vouched_for_until_their_pack_file_changes() {
     // The pack written in place since (its mtime moved): alpha is hashed
     // again when next opened, and found damaged.
     store.forget_open_texts();
-    {
-        use std::io::{Seek, SeekFrom, Write};
-        let mut f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-        f.seek(SeekFrom::Start(oa)).unwrap();
-        f.write_all(b"A").unwrap();
-        let was = f.metadata().unwrap().modified().unwrap();
-        f.set_modified(was + std::time::Duration::from_secs(1))
-            .unwrap();
-    }
+    write_in_pack(dir.path(), &pack, oa, b"A", true);
     assert!(matches!(
         store.text(&ha),
         Err(super::StoreError::Corrupt { hash, .. }) if hash == ha

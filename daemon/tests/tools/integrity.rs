@@ -34,6 +34,16 @@ fn overwrite(path: &PathBuf, at: u64, bytes: &[u8]) {
     f.sync_all().unwrap();
 }
 
+/// The text's first byte, a digit, becomes another digit in the pack.
+fn change_first_digit(pack: &PathBuf, offset: u64, text: &str) {
+    let first = text.as_bytes()[0];
+    overwrite(
+        pack,
+        offset,
+        &[if first == b'9' { b'8' } else { first + 1 }],
+    );
+}
+
 fn cut(path: &PathBuf, len: u64) {
     OpenOptions::new()
         .write(true)
@@ -100,13 +110,7 @@ fn a_letter_changed_in_a_pack_is_corrupt_text_naming_the_document() {
     let spans = env.chunk(&sid, &a, json!({"type": "fixed", "chunk_size": 1000}));
     let span_id = spans["spans"][0]["span_id"].as_str().unwrap().to_owned();
     let (pack, offset, _) = stored_at(&env, &a);
-    // The first byte of the text, a digit, becomes another digit.
-    let first = a_text.as_bytes()[0];
-    overwrite(
-        &pack,
-        offset,
-        &[if first == b'9' { b'8' } else { first + 1 }],
-    );
+    change_first_digit(&pack, offset, &a_text);
     // A restarted engine: nothing is open yet.
     let engine = env.reopen();
 
@@ -332,12 +336,7 @@ fn a_pack_written_after_its_load_is_corrupt_text_to_the_same_engine() {
     let env = Env::new();
     let (sid, a, b, a_text) = two_docs(&env);
     let (pack, offset, _) = stored_at(&env, &a);
-    let first = a_text.as_bytes()[0];
-    overwrite(
-        &pack,
-        offset,
-        &[if first == b'9' { b'8' } else { first + 1 }],
-    );
+    change_first_digit(&pack, offset, &a_text);
     {
         let f = OpenOptions::new().write(true).open(&pack).unwrap();
         let was = f.metadata().unwrap().modified().unwrap();
