@@ -105,11 +105,57 @@ pub struct SearchConfig {
     /// Which passages bm25's statistics (passage count, average length,
     /// how many passages hold a term) are taken over (default `session`).
     pub bm25_statistics: Bm25Statistics,
-    /// Whether a bm25 query word also matches the index's other words of its
+    /// Where a bm25 query word also matches the index's other words of its
     /// English stem (`retry`: `retries`, `retried`), scored as one term
-    /// (default false: each word matches only itself; true ranks prose
-    /// better and costs search time, see docs/BENCHMARKS.md).
-    pub word_forms: bool,
+    /// (default `prose`: in sessions mostly of prose; see [`WordForms`]).
+    pub word_forms: WordForms,
+}
+
+/// `search.word_forms`: in which sessions a bm25 query word also matches its
+/// other English forms. They rank prose better (SciFact nDCG@10 0.670 ->
+/// 0.700), code no better, and cost search time (docs/BENCHMARKS.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WordForms {
+    /// Each word matches only itself.
+    Never,
+    /// In a session whose documents are more than half prose, by their
+    /// characters: texts loaded under a name without a code, HTML or data
+    /// extension (`.txt`, `.md`, `.rst`, `README`, inline texts).
+    #[default]
+    Prose,
+    /// In every session.
+    Always,
+}
+
+impl<'de> Deserialize<'de> for WordForms {
+    /// `"never"`, `"prose"`, `"always"`, or `false` / `true` (as `never` /
+    /// `always`, the values of before `prose`).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = WordForms;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("\"prose\" (the default), \"always\" or \"never\" (or true / false)")
+            }
+            fn visit_bool<E: serde::de::Error>(self, on: bool) -> Result<WordForms, E> {
+                Ok(if on {
+                    WordForms::Always
+                } else {
+                    WordForms::Never
+                })
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<WordForms, E> {
+                match v {
+                    "never" => Ok(WordForms::Never),
+                    "prose" => Ok(WordForms::Prose),
+                    "always" => Ok(WordForms::Always),
+                    _ => Err(E::invalid_value(serde::de::Unexpected::Str(v), &self)),
+                }
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 /// `search.bm25_statistics`.
@@ -521,7 +567,7 @@ mod tests {
             close_idle_after_days = 14
             [search]
             bm25_statistics = "store"
-            word_forms = true
+            word_forms = "always"
             [clients.zed]
             max_chars_per_response = 5000
             max_tokens_per_response = 900
@@ -560,7 +606,7 @@ mod tests {
             },
             search: SearchConfig {
                 bm25_statistics: Bm25Statistics::Store,
-                word_forms: true,
+                word_forms: WordForms::Always,
             },
             clients: BTreeMap::from([(
                 "zed".to_owned(),
@@ -691,6 +737,32 @@ mod tests {
         assert!(e.contains("allowed_roots") && e.contains("absolute"), "{e}");
         let e = Config::parse("colour = 1\n", "x.toml").unwrap_err().0;
         assert!(e.contains("colour"), "{e}");
+    }
+
+    /// `search.word_forms` takes its three names, and the booleans it took
+    /// before `prose` existed; anything else names the key and the values.
+    #[test]
+    fn word_forms_takes_its_names_and_the_old_booleans() {
+        assert_eq!(Config::default().search.word_forms, WordForms::Prose);
+        for (value, want) in [
+            ("\"never\"", WordForms::Never),
+            ("\"prose\"", WordForms::Prose),
+            ("\"always\"", WordForms::Always),
+            ("false", WordForms::Never),
+            ("true", WordForms::Always),
+        ] {
+            let c = Config::parse(&format!("[search]\nword_forms = {value}\n"), "t.toml").unwrap();
+            assert_eq!(c.search.word_forms, want, "{value}");
+        }
+        for bad in ["\"sometimes\"", "1", "\"Prose\""] {
+            let e = Config::parse(&format!("[search]\nword_forms = {bad}\n"), "t.toml")
+                .unwrap_err()
+                .0;
+            assert!(
+                e.contains("t.toml") && e.contains("word_forms") && e.contains("\"prose\""),
+                "{bad}: {e}"
+            );
+        }
     }
 
     #[test]

@@ -525,12 +525,18 @@ fn daemon_stop_succeeds_when_the_daemon_was_already_stopping() {
     assert_eq!(code, 3, "{err}");
 }
 
-/// `[search] word_forms` in config.toml reaches the daemon: off (the default),
-/// `retry` finds only the text that has it; on, it finds the text that says
-/// `retries` too.
+/// `[search] word_forms` in config.toml reaches the daemon: in a session of
+/// `.txt` files, `retry` finds the text that says `retries` too by default
+/// (`prose`) and with `always` (or the old `true`), and only the text that
+/// has it with `never`.
 #[test]
 fn word_forms_in_config_toml_reach_the_daemon() {
-    for (config, want) in [("", 1), ("[search]\nword_forms = true\n", 2)] {
+    for (config, want) in [
+        ("", 2),
+        ("[search]\nword_forms = \"never\"\n", 1),
+        ("[search]\nword_forms = \"always\"\n", 2),
+        ("[search]\nword_forms = false\n", 1),
+    ] {
         let t = TestDir::new();
         std::fs::write(&t.config, config).unwrap();
         let _daemon = t.start_daemon(&[]);

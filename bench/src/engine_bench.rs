@@ -33,7 +33,8 @@
 //! the response caps use, `rlm::tokens`), for `bench/answers.py`.
 //!
 //! `RLM_BENCH_ANALYZER=stop=0;stem=1` measures another text analysis;
-//! `RLM_BENCH_WORD_FORMS=1` searches with a query word's forms (`[search] word_forms`).
+//! `RLM_BENCH_WORD_FORMS=1` searches with a query word's forms in every session, `0` in none
+//! (`[search] word_forms`; unset: its default, in sessions mostly of prose).
 
 // The report is this program's output (stdout is kept clean only in the shim).
 #![allow(clippy::print_stdout)]
@@ -47,6 +48,7 @@ use serde_json::{Value, json};
 mod parts;
 mod scale;
 
+use rlm::config::WordForms;
 use rlmd::search::analyzer::AnalyzerOptions;
 use rlmd::{CallContext, Engine, EngineConfig};
 
@@ -247,9 +249,14 @@ impl Bench {
         }
         if let Ok(v) = std::env::var("RLM_BENCH_WORD_FORMS") {
             config.word_forms = match v.as_str() {
-                "1" | "true" => true,
-                "0" | "false" => false,
-                _ => return Err(format!("RLM_BENCH_WORD_FORMS={v:?}: expected 1 or 0")),
+                "1" | "true" | "always" => WordForms::Always,
+                "0" | "false" | "never" => WordForms::Never,
+                "prose" => WordForms::Prose,
+                _ => {
+                    return Err(format!(
+                        "RLM_BENCH_WORD_FORMS={v:?}: expected 1 (always), 0 (never) or prose"
+                    ));
+                }
             };
         }
         let engine = Engine::open(config).map_err(|e| format!("opening the engine: {e}"))?;

@@ -58,9 +58,9 @@ pub struct EngineConfig {
     /// Which passages BM25's statistics count: a session's own (the
     /// default) or the whole shared index's (`[search] bm25_statistics`).
     pub bm25_statistics: crate::search::bm25::Statistics,
-    /// Whether a bm25 query word also matches its other forms in the index
-    /// (`[search] word_forms`; `search/bm25/forms.rs`).
-    pub word_forms: bool,
+    /// In which sessions a bm25 query word also matches its other forms in
+    /// the index (`[search] word_forms`; `search/bm25/forms.rs`).
+    pub word_forms: rlm::config::WordForms,
     /// Build a session's index in the background right after each load.
     pub background_index: bool,
     /// Merge the shared index's small segments on a thread of its own after
@@ -89,7 +89,7 @@ impl EngineConfig {
             allowed_roots: None,
             index_cache_sessions: 32,
             bm25_statistics: crate::search::bm25::Statistics::View,
-            word_forms: false,
+            word_forms: rlm::config::WordForms::Prose,
             background_index: true,
             compact_index: true,
             analyzer: crate::search::analyzer::AnalyzerOptions::DEFAULT,

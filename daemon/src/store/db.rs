@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use rusqlite::functions::FunctionFlags;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
 /// Schema migrations, applied in order; `user_version` counts those applied.
@@ -151,6 +152,17 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     DROP INDEX file_identities_by_hash;
     DROP INDEX indexed_texts_by_hash;
+    "#,
+    // 7: the characters of each session's prose documents
+    // (`documents::is_prose_source`, the SQL function `rlm_is_prose` that
+    // `migrate_to` registers), kept by every load's commit: they decide
+    // where bm25 matches a query word's forms (`[search] word_forms`).
+    r#"
+    ALTER TABLE sessions ADD COLUMN prose_chars INTEGER NOT NULL DEFAULT 0;
+    UPDATE sessions SET prose_chars = (
+        SELECT coalesce(sum(d.length_chars), 0) FROM documents d
+        WHERE d.session_id = sessions.session_id AND rlm_is_prose(d.source)
+    );
     "#,
 ];
 
@@ -379,6 +391,13 @@ pub fn migrate(conn: &mut Connection, path: &Path) -> Result<(), DbError> {
 
 /// Applies migrations up to version `target` (tests replay old versions).
 pub fn migrate_to(conn: &mut Connection, path: &Path, target: i64) -> Result<(), DbError> {
+    // What migration 7 counts; the connection keeps it until it closes.
+    conn.create_scalar_function(
+        "rlm_is_prose",
+        1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| Ok(super::documents::is_prose_source(&ctx.get::<String>(0)?)),
+    )?;
     loop {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -488,6 +507,43 @@ mod tests {
             assert_eq!(n, 5);
             let v: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0))?;
             assert_eq!(v, SCHEMA_VERSION);
+            Ok::<_, DbError>(())
+        })
+        .unwrap();
+    }
+
+    /// Migration 7 counts the prose characters of the sessions a store
+    /// already holds, by the rule the loads count them with.
+    #[test]
+    fn a_version_6_store_opens_with_its_sessions_prose_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(SQLITE_FILE);
+        let mut conn = Connection::open(&path).unwrap();
+        migrate_to(&mut conn, &path, 6).unwrap();
+        conn.execute_batch(
+            "INSERT INTO sessions (session_id, status, created_at, config, max_tool_calls) VALUES ('s', 'active', 't', '{}', 5), ('empty', 'active', 't', '{}', 5);
+             INSERT INTO blobs (hash, pack, offset, length_bytes, length_chars, created_at) VALUES ('h', 'p', 0, 3, 3, 't');
+             INSERT INTO documents (doc_id, session_id, seq, hash, source, length_chars, length_tokens_est, created_at) VALUES
+               ('d0', 's', 0, 'h', '/repo/README', 100, 1, 't'),
+               ('d1', 's', 1, 'h', '/repo/docs/guide.Md', 20, 1, 't'),
+               ('d2', 's', 2, 'h', 'inline', 3, 1, 't'),
+               ('d3', 's', 3, 'h', '/repo/src/main.rs', 1000, 1, 't'),
+               ('d4', 's', 4, 'h', '/repo/site/index.html', 7, 1, 't'),
+               ('d5', 's', 5, 'h', '/repo.d/.env', 5, 1, 't');",
+        )
+        .unwrap();
+        drop(conn);
+        let db = Db::open(&path).unwrap();
+        db.read(|c| {
+            let prose = |id: &str| -> rusqlite::Result<i64> {
+                c.query_row(
+                    "SELECT prose_chars FROM sessions WHERE session_id = ?1",
+                    [id],
+                    |r| r.get(0),
+                )
+            };
+            assert_eq!(prose("s")?, 123);
+            assert_eq!(prose("empty")?, 0);
             Ok::<_, DbError>(())
         })
         .unwrap();

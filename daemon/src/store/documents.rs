@@ -35,6 +35,24 @@ impl DocRow {
     }
 }
 
+/// Name extensions of prose: plain text and the lightweight markups.
+const PROSE_EXTENSIONS: &[&str] = &[
+    "txt", "text", "md", "markdown", "mdx", "rst", "adoc", "asciidoc", "org", "tex", "textile",
+];
+
+/// Whether a document loaded under `source` (a path, an inline text's name,
+/// or `inline`) is prose: its name has one of [`PROSE_EXTENSIONS`] (any
+/// case) or none (`README`, `LICENSE`, an inline text). Code, HTML and data
+/// files are not. The store counts each session's prose characters
+/// (`SessionRow::prose_chars`).
+pub fn is_prose_source(source: &str) -> bool {
+    let name = source.rsplit(['/', '\\']).next().unwrap_or(source);
+    match name.rsplit_once('.') {
+        None => true,
+        Some((_, ext)) => PROSE_EXTENSIONS.iter().any(|p| p.eq_ignore_ascii_case(ext)),
+    }
+}
+
 /// A document a load adds.
 #[derive(Debug)]
 pub struct NewDocument<'a> {
@@ -359,7 +377,7 @@ impl Store {
                 "INSERT INTO documents (doc_id, session_id, seq, hash, source, length_chars, length_tokens_est, created_at) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?;
-            let (mut chars, mut tokens) = (0u64, 0u64);
+            let (mut chars, mut tokens, mut prose) = (0u64, 0u64, 0u64);
             for (i, d) in docs.iter().enumerate() {
                 if let Some(offset) = d.offset {
                     let pack = match d.length_bytes {
@@ -391,6 +409,9 @@ impl Store {
                 ])?;
                 chars += d.shape.length_chars;
                 tokens += d.tokens_est;
+                if is_prose_source(d.source) {
+                    prose += d.shape.length_chars;
+                }
             }
             let generation: i64 = if docs.is_empty() {
                 tx.query_row(
@@ -401,9 +422,9 @@ impl Store {
             } else {
                 tx.query_row(
                     "UPDATE sessions SET generation = generation + 1, document_count = document_count + ?2, \
-                     total_chars = total_chars + ?3, total_tokens_est = total_tokens_est + ?4 WHERE session_id = ?1 \
-                     RETURNING generation",
-                    params![session_id, docs.len() as i64, chars as i64, tokens as i64],
+                     total_chars = total_chars + ?3, total_tokens_est = total_tokens_est + ?4, \
+                     prose_chars = prose_chars + ?5 WHERE session_id = ?1 RETURNING generation",
+                    params![session_id, docs.len() as i64, chars as i64, tokens as i64, prose as i64],
                     |r| r.get(0),
                 )?
             };
@@ -412,5 +433,37 @@ impl Store {
                 generation: generation as u64,
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_prose_source;
+
+    #[test]
+    fn prose_is_told_by_the_name_s_extension_or_its_absence() {
+        for prose in [
+            "/a/notes.txt",
+            "/a/README",
+            "/a/b.c/LICENSE",
+            "C:\\docs\\guide.MD",
+            "inline",
+            "chapter one",
+            "/a/paper.tex",
+            "/a/x.rst",
+        ] {
+            assert!(is_prose_source(prose), "{prose}");
+        }
+        for other in [
+            "/a/main.rs",
+            "/a/b.txt/main.py",
+            "/a/index.html",
+            "/a/data.json",
+            "/a/.bashrc",
+            "/a/archive.txt.gz",
+            "report.pdf",
+        ] {
+            assert!(!is_prose_source(other), "{other}");
+        }
     }
 }

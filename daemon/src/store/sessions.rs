@@ -68,11 +68,13 @@ pub struct SessionRow {
     pub document_count: u64,
     pub total_chars: u64,
     pub total_tokens_est: u64,
+    /// The characters of its documents of prose ([`super::documents::is_prose_source`]).
+    pub prose_chars: u64,
 }
 
 impl SessionRow {
     const COLUMNS: &'static str = "session_id, name, status, created_at, closed_at, config, tool_calls_used, \
-         generation, document_count, total_chars, total_tokens_est";
+         generation, document_count, total_chars, total_tokens_est, prose_chars";
 
     fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRow> {
         let config: String = r.get(5)?;
@@ -94,6 +96,7 @@ impl SessionRow {
             document_count: r.get::<_, i64>(8)? as u64,
             total_chars: r.get::<_, i64>(9)? as u64,
             total_tokens_est: r.get::<_, i64>(10)? as u64,
+            prose_chars: r.get::<_, i64>(11)? as u64,
         })
     }
 

@@ -4,6 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::common::*;
+use rlm::config::WordForms;
 
 const NEEDLE: &str = "The zanzibar quokka juggles marmalade jars beside the lighthouse.";
 
@@ -177,10 +178,10 @@ fn highlights_list_every_query_term_hit_in_the_context() {
 /// With `[search] word_forms` on, a query word finds the other forms of its
 /// English stem that the session's texts hold, scored as one term, and the
 /// highlights mark every form; a word of another stem that begins alike is
-/// not one of them. Off (the default), a word finds only itself.
+/// not one of them. Off, a word finds only itself.
 #[test]
 fn bm25_finds_the_forms_of_a_query_word_and_highlights_them() {
-    let env = Env::with(|c| c.word_forms = true);
+    let env = Env::with(|c| c.word_forms = WordForms::Always);
     let sid = env.session();
     let retries = env.load(&sid, "The client retries the request twice.");
     let retried = env.load(&sid, "Each failed call is retried after a pause.");
@@ -207,8 +208,8 @@ fn bm25_finds_the_forms_of_a_query_word_and_highlights_them() {
     // The other way round: a form finds the word.
     let r = env.search(&sid, json!({"query": "retrying"}));
     assert_eq!(docs_of(&r).len(), 3, "{r}");
-    // With forms off (the default), a word finds only itself.
-    let off = Env::new();
+    // With forms off, a word finds only itself.
+    let off = Env::with(|c| c.word_forms = WordForms::Never);
     let sid_off = off.session();
     off.load(&sid_off, "The client retries the request twice.");
     let exact_off = off.load(&sid_off, "A retry policy: retry, then retry again.");
@@ -217,6 +218,51 @@ fn bm25_finds_the_forms_of_a_query_word_and_highlights_them() {
     // Regex and literal read the text as written.
     let r = env.search(&sid, json!({"query": "retry", "method": "literal"}));
     assert_eq!(docs_of(&r), vec![exact; 3], "{r}");
+}
+
+/// By default (`word_forms = "prose"`) a query word finds its forms in a
+/// session whose characters are mostly in prose documents (plain text,
+/// markdown, inline texts), and only itself in one mostly of code; the
+/// share is counted over the session's documents, load after load.
+#[test]
+fn word_forms_follow_how_much_of_a_session_is_prose() {
+    let env = Env::new();
+    let load = |sid: &str, name: &str, content: &str| {
+        env.call(
+            "rlm.docs.load",
+            json!({"session_id": sid, "sources": [{"type": "inline", "content": content, "name": name}]}),
+        )["loaded"][0]["doc_id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    const EXACT: &str = "A retry policy: retry, then retry again.";
+    const FORM: &str = "The client retries the request twice.";
+    let found = |sid: &str| docs_of(&env.search(sid, json!({"query": "retry"}))).len();
+    // Prose: an inline text without a name, a README, a `.md` note.
+    let prose = env.session();
+    env.load(&prose, EXACT);
+    load(&prose, "README", FORM);
+    load(&prose, "notes.MD", "Retried twice, it gave up.");
+    assert_eq!(found(&prose), 3);
+    // Code: the same words in `.py` and `.rs` files.
+    let code = env.session();
+    load(&code, "policy.py", EXACT);
+    load(&code, "client.rs", FORM);
+    assert_eq!(found(&code), 1);
+    // A session turns prose once more than half its characters are:
+    // a long text added to the code session.
+    let long = format!(
+        "{FORM} {}",
+        "Nothing else is said here at any length. ".repeat(10)
+    );
+    load(&code, "story.txt", &long);
+    assert_eq!(found(&code), 3);
+    // HTML and data files count as code: their forms stay unmatched.
+    let pages = env.session();
+    load(&pages, "index.html", &format!("<p>{EXACT}</p>"));
+    load(&pages, "data.json", &format!("{{\"note\": \"{FORM}\"}}"));
+    assert_eq!(found(&pages), 1);
 }
 
 /// Two nearby query words also find an identifier that runs them together,

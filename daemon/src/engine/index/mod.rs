@@ -21,6 +21,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use rlm::ToolError;
+use rlm::config::WordForms;
 
 use super::budget::session_not_found;
 use super::docs::DocRow;
@@ -75,8 +76,8 @@ struct Shared {
     analyzer: AnalyzerOptions,
     /// Which passages BM25's statistics count (`EngineConfig::bm25_statistics`).
     statistics: Statistics,
-    /// Whether query words match their other forms (`EngineConfig::word_forms`).
-    word_forms: bool,
+    /// Where query words match their other forms (`EngineConfig::word_forms`).
+    word_forms: WordForms,
     /// Build after each load (`EngineConfig::background_index`).
     background_index: bool,
     /// Characters a build commits at once (`EngineConfig::index_batch_chars`).
@@ -590,7 +591,11 @@ impl IndexManager {
             let mut view = index
                 .view(Some(&wanted), self.shared.statistics)
                 .map_err(index_err)?;
-            view.word_forms = self.shared.word_forms;
+            view.word_forms = match self.shared.word_forms {
+                WordForms::Never => false,
+                WordForms::Always => true,
+                WordForms::Prose => mostly_prose(&current),
+            };
             // A text with characters has passages: a key without any is a
             // stale hint (gc took the text, and a load brought it back
             // under another key), or, from the store, an index that lost
@@ -699,6 +704,13 @@ fn index_err(e: IndexError) -> ToolError {
     ToolError::internal(format!(
         "the search index could not be built: {e}; a retry fails the same way until the cause is fixed (a full or read-only disk under the data directory); `method: \"literal\"` and `\"regex\"` search without it"
     ))
+}
+
+/// Whether more than half of a session's characters are in documents of
+/// prose (`store::documents::is_prose_source`): where `[search] word_forms
+/// = "prose"` matches a query word's forms.
+fn mostly_prose(session: &SessionRow) -> bool {
+    session.prose_chars.saturating_mul(2) > session.total_chars
 }
 
 /// The stamp of the last commit in an index folder, read from tantivy's
