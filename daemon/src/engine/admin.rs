@@ -102,6 +102,15 @@ impl Engine {
         crate::alloc::trim();
     }
 
+    /// Drops the views of the search index and the documents kept for the
+    /// sessions neither searched nor loaded into for `quiet` (but the one
+    /// searched last), while other sessions' calls keep the daemon from
+    /// idling; their freed memory serves the calls that follow. Returns how
+    /// many sessions' were dropped.
+    pub fn release_quiet_sessions(&self, quiet: std::time::Duration) -> usize {
+        self.inner.indexes.release_quiet(quiet)
+    }
+
     /// Deletes one session with all that is only its own, under its lock;
     /// the in-memory caches forget it.
     pub fn delete_session(&self, session_id: &str) -> DeleteOutcome {

@@ -66,7 +66,9 @@ const RELEASE_AFTER: Duration = Duration::from_secs(20);
 /// Gives memory back once calls have stopped, once per spell of calls: the
 /// freed heap after a few seconds (`alloc::trim`), what is kept for speed
 /// after a while more (`Engine::release_idle_memory`), so that `RssAnon`
-/// falls back while the daemon idles. Runs until aborted.
+/// falls back while the daemon idles. While calls go on, what is kept for
+/// sessions quiet as long drops on its own (`Engine::release_quiet_sessions`).
+/// Runs until aborted.
 pub(super) async fn trim_when_quiet(shared: Arc<Shared>) {
     let mut trimmed_at = shared.served();
     let mut released_at = shared.served();
@@ -82,6 +84,11 @@ pub(super) async fn trim_when_quiet(shared: Arc<Shared>) {
         } else if served != trimmed_at && quiet && shared.quiet_for() >= TRIM_AFTER {
             trimmed_at = served;
             let _ = tokio::task::spawn_blocking(crate::alloc::trim).await;
+        } else if served != released_at {
+            let engine = shared.engine.clone();
+            let _ =
+                tokio::task::spawn_blocking(move || engine.release_quiet_sessions(RELEASE_AFTER))
+                    .await;
         }
     }
 }

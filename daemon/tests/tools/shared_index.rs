@@ -599,3 +599,55 @@ fn views_dropped_while_idle_are_taken_again_and_answer_the_same() {
     assert!(env.engine.store().open_texts() >= 1);
     assert_eq!(env.info(&two)["index_built"], true);
 }
+
+/// While other sessions keep the daemon busy, what is kept for a session
+/// neither searched nor loaded into for a while (its view, its documents,
+/// its texts' key hints) is dropped, but never the session searched last;
+/// a dropped session's next search answers the same.
+#[test]
+fn sessions_quiet_while_others_are_served_are_dropped_and_answer_the_same() {
+    // No build or merge in the background: each moves the index to a new
+    // snapshot, whose first search drops the views of the one before.
+    let env = Env::with(|c| {
+        c.background_index = false;
+        c.compact_index = false;
+    });
+    let ((one, one_ids), (two, two_ids)) = two_sessions(&env);
+    // Each first search indexes its session's new texts; asked again, both
+    // views are of the last snapshot, and `one` is the session searched last.
+    let want_two = search(&env, &two, "copper kettle");
+    search(&env, &one, "zanzibar quokka lighthouse");
+    search(&env, &two, "copper kettle");
+    let want_one = search(&env, &one, "zanzibar quokka lighthouse");
+    assert_eq!(env.engine.indexes_cached(), 2);
+    assert_eq!(env.engine.sessions_known(), 2);
+    let hour = std::time::Duration::from_secs(3600);
+    assert_eq!(
+        env.engine.release_quiet_sessions(hour),
+        0,
+        "none quiet that long"
+    );
+    assert_eq!(env.engine.indexes_cached(), 2);
+    // Quiet for no time at all: every session but the last searched.
+    let now = std::time::Duration::ZERO;
+    assert_eq!(env.engine.release_quiet_sessions(now), 1);
+    assert_eq!(env.engine.indexes_cached(), 1);
+    assert_eq!(env.engine.sessions_known(), 1);
+    let got_two = search(&env, &two, "copper kettle");
+    assert_eq!(got_two["index_built_this_call"], false, "{got_two}");
+    assert_same_ranking(&got_two, &two_ids, &want_two, &two_ids);
+    // Now `two` is the last searched: `one` goes.
+    assert_eq!(env.engine.release_quiet_sessions(now), 1);
+    assert_eq!(env.engine.indexes_cached(), 1);
+    let got_one = search(&env, &one, "zanzibar quokka lighthouse");
+    assert_same_ranking(&got_one, &one_ids, &want_one, &one_ids);
+    // A session loaded into and never searched is kept as long, then goes.
+    let three = env.session();
+    let three_ids = load(&env, &three, &texts()[..1]);
+    assert_eq!(env.engine.sessions_known(), 3);
+    assert_eq!(env.engine.release_quiet_sessions(hour), 0);
+    assert_eq!(env.engine.release_quiet_sessions(now), 2, "two and three");
+    assert_eq!(env.engine.sessions_known(), 1);
+    let got = search(&env, &three, "zanzibar quokka");
+    assert_eq!(got["matches"][0]["doc_id"], three_ids[0].as_str(), "{got}");
+}

@@ -19,6 +19,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use rlm::ToolError;
 use rlm::config::WordForms;
@@ -44,7 +45,7 @@ pub use compact::{
 };
 pub(crate) use memory::SessionIndex;
 use memory::{
-    CACHE_BYTES, Cache, DocMark, KEEP_IDLE_BYTES, KEPT_BYTES_A_DOCUMENT, KeyHints, Keyed,
+    CACHE_BYTES, Cache, DocMark, Hint, KEEP_IDLE_BYTES, KEPT_BYTES_A_DOCUMENT, KeyHints, Keyed,
     KnownDocs, MAX_KEY_HINTS, hint_of, keep_known,
 };
 
@@ -95,6 +96,9 @@ struct Shared {
     /// `forget_all`; the views may be gone by then, a compaction drops
     /// those of the snapshot before it).
     last: Mutex<Option<String>>,
+    /// When each session was last searched or loaded into, for the sessions
+    /// whose view or documents are kept (`release_quiet`).
+    used: Mutex<HashMap<String, Instant>>,
     hints: Mutex<KeyHints>,
     background: Mutex<HashSet<String>>,
     /// Merge the index's small segments after builds and gcs
@@ -129,6 +133,7 @@ impl IndexManager {
                 current: Mutex::default(),
                 docs: Mutex::default(),
                 last: Mutex::default(),
+                used: Mutex::default(),
                 hints: Mutex::default(),
                 background: Mutex::default(),
                 compact: config.compact_index,
@@ -216,6 +221,9 @@ impl IndexManager {
             .unwrap_or_else(|p| p.into_inner())
             .take();
         self.found_current().clear();
+        // The documents kept below have no time of use: `release_quiet`
+        // leaves them until the next idle.
+        self.lock_used().clear();
         let kept = {
             let mut known = self.known_docs();
             let kept = last.and_then(|id| known.remove_entry(&id));
@@ -244,6 +252,77 @@ impl IndexManager {
         self.lock_cache().entries.remove(session_id);
         self.found_current().remove(session_id);
         self.known_docs().remove(session_id);
+        self.lock_used().remove(session_id);
+    }
+
+    fn lock_used(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
+        self.shared.used.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Notes that a session was searched or loaded into now.
+    fn touch(&self, session_id: &str) {
+        let mut used = self.lock_used();
+        match used.get_mut(session_id) {
+            Some(at) => *at = Instant::now(),
+            None => {
+                used.insert(session_id.to_owned(), Instant::now());
+            }
+        }
+    }
+
+    /// Drops the views and documents of the sessions neither searched nor
+    /// loaded into for `quiet` (but the session searched last), and the key
+    /// hints of texts no session still kept holds: while other clients keep
+    /// the daemon busy, what a session left is not kept until the caches'
+    /// bounds (`forget_all` does it for all at once when no call comes).
+    /// Their next search reads their documents from the store. Returns how
+    /// many sessions were dropped.
+    pub(crate) fn release_quiet(&self, quiet: Duration) -> usize {
+        let last = self
+            .shared
+            .last
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let gone: Vec<String> = {
+            let mut used = self.lock_used();
+            let gone: Vec<String> = used
+                .iter()
+                .filter(|(id, at)| at.elapsed() >= quiet && last.as_deref() != Some(id.as_str()))
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in &gone {
+                used.remove(id);
+            }
+            gone
+        };
+        if gone.is_empty() {
+            return 0;
+        }
+        {
+            let mut cache = self.lock_cache();
+            for id in &gone {
+                cache.entries.remove(id);
+            }
+        }
+        let mut found = self.found_current();
+        for id in &gone {
+            found.remove(id);
+        }
+        drop(found);
+        // The hints still of use: those of the texts of the documents kept.
+        let wanted: HashSet<Hint> = {
+            let mut known = self.known_docs();
+            for id in &gone {
+                known.remove(id);
+            }
+            known
+                .values()
+                .flat_map(|k| k.marks.iter().filter_map(|m| m.hint))
+                .collect()
+        };
+        self.hints().keys.retain(|h, _| wanted.contains(h));
+        gone.len()
     }
 
     fn known_docs(&self) -> std::sync::MutexGuard<'_, HashMap<String, KnownDocs>> {
@@ -287,6 +366,7 @@ impl IndexManager {
                 hints.keys.remove(&hash);
             }
         }
+        self.touch(session_id);
         let mut known = self.known_docs();
         let before = known.remove(session_id);
         let new = rows.iter().map(DocMark::of);
@@ -547,6 +627,7 @@ impl IndexManager {
                 *last = Some(session.id.clone());
             }
         }
+        self.touch(&session.id);
         if let Some(idx) = self.cached_at(&session.id, session.generation) {
             return Ok((idx, false));
         }
