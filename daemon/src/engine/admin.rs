@@ -106,7 +106,7 @@ impl Engine {
     /// sessions neither searched nor loaded into for `quiet` (but the one
     /// searched last), while other sessions' calls keep the daemon from
     /// idling; their freed memory serves the calls that follow. Returns how
-    /// many sessions' were dropped.
+    /// many sessions' caches were dropped.
     pub fn release_quiet_sessions(&self, quiet: std::time::Duration) -> usize {
         self.inner.indexes.release_quiet(quiet)
     }
