@@ -214,37 +214,37 @@ impl IndexManager {
     /// Every other session's next search reads its documents from the store.
     pub(crate) fn forget_all(&self) {
         self.lock_cache().entries.clear();
-        let last = self
-            .shared
-            .last
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        let last = self.lock_last().take();
         self.found_current().clear();
         // The documents kept below have no time of use: `release_quiet`
         // leaves them until the next idle.
         self.lock_used().clear();
-        let kept = {
-            let mut known = self.known_docs();
-            let kept = last.and_then(|id| known.remove_entry(&id));
-            known.clear();
-            kept.filter(|(_, k)| k.marks.len() * KEPT_BYTES_A_DOCUMENT <= KEEP_IDLE_BYTES)
-        };
         {
-            let mut hints = self.hints();
-            let all = std::mem::take(&mut hints.keys);
-            if let Some((_, k)) = &kept {
-                hints.keys = k
-                    .marks
-                    .iter()
-                    .filter_map(|m| m.hint)
-                    .filter_map(|h| all.get(&h).map(|&key| (h, key)))
-                    .collect();
-            }
+            let mut known = self.known_docs();
+            let kept = last
+                .and_then(|id| known.remove_entry(&id))
+                .filter(|(_, k)| k.marks.len() * KEPT_BYTES_A_DOCUMENT <= KEEP_IDLE_BYTES);
+            known.clear();
+            known.extend(kept);
         }
-        if let Some((id, k)) = kept {
-            self.known_docs().insert(id, k);
-        }
+        self.keep_hints_of_known();
+    }
+
+    /// Keeps only the key hints of the texts of the documents still known
+    /// (no view is made from the others' hints), the map shrunk to them.
+    fn keep_hints_of_known(&self) {
+        let wanted: HashSet<Hint> = self
+            .known_docs()
+            .values()
+            .flat_map(|k| k.marks.iter().filter_map(|m| m.hint))
+            .collect();
+        let mut hints = self.hints();
+        hints.keys.retain(|h, _| wanted.contains(h));
+        hints.keys.shrink_to_fit();
+    }
+
+    fn lock_last(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        self.shared.last.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Drops a session's view (the index keeps its texts).
@@ -278,50 +278,19 @@ impl IndexManager {
     /// Their next search reads their documents from the store. Returns how
     /// many sessions were dropped.
     pub(crate) fn release_quiet(&self, quiet: Duration) -> usize {
-        let last = self
-            .shared
-            .last
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        let gone: Vec<String> = {
-            let mut used = self.lock_used();
-            let gone: Vec<String> = used
-                .iter()
-                .filter(|(id, at)| at.elapsed() >= quiet && last.as_deref() != Some(id.as_str()))
-                .map(|(id, _)| id.clone())
-                .collect();
-            for id in &gone {
-                used.remove(id);
-            }
-            gone
-        };
+        let last = self.lock_last().clone();
+        let gone: Vec<String> = self
+            .lock_used()
+            .extract_if(|id, at| at.elapsed() >= quiet && last.as_deref() != Some(id.as_str()))
+            .map(|(id, _)| id)
+            .collect();
         if gone.is_empty() {
             return 0;
         }
-        {
-            let mut cache = self.lock_cache();
-            for id in &gone {
-                cache.entries.remove(id);
-            }
-        }
-        let mut found = self.found_current();
         for id in &gone {
-            found.remove(id);
+            self.forget(id);
         }
-        drop(found);
-        // The hints still of use: those of the texts of the documents kept.
-        let wanted: HashSet<Hint> = {
-            let mut known = self.known_docs();
-            for id in &gone {
-                known.remove(id);
-            }
-            known
-                .values()
-                .flat_map(|k| k.marks.iter().filter_map(|m| m.hint))
-                .collect()
-        };
-        self.hints().keys.retain(|h, _| wanted.contains(h));
+        self.keep_hints_of_known();
         gone.len()
     }
 
@@ -622,7 +591,7 @@ impl IndexManager {
         ctx: &CallContext,
     ) -> Result<(Arc<SessionIndex>, bool), ToolError> {
         {
-            let mut last = self.shared.last.lock().unwrap_or_else(|p| p.into_inner());
+            let mut last = self.lock_last();
             if last.as_deref() != Some(session.id.as_str()) {
                 *last = Some(session.id.clone());
             }
