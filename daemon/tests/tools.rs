@@ -39,6 +39,8 @@ mod sizes;
 mod traces;
 #[path = "tools/walks.rs"]
 mod walks;
+#[path = "tools/words.rs"]
+mod words;
 
 use common::*;
 use rlmd::CallError;
