@@ -25,6 +25,12 @@ pub struct Config {
     pub idle_timeout_seconds: u64,
     /// Folders file loads may read (canonicalized; default: no restriction).
     pub allowed_roots: Option<Vec<PathBuf>>,
+    /// Seconds after which the daemon drops what it keeps in memory for
+    /// speed (default 20; 0: kept up to the caches' bounds): a session's view
+    /// of the search index and its documents after this long without a search
+    /// or load of it, while other sessions are served; every session's, and
+    /// the open texts, after this long with no call at all.
+    pub release_caches_after_seconds: u64,
     pub session: SessionDefaults,
     pub load: LoadConfig,
     pub log: LogConfig,
@@ -237,6 +243,7 @@ impl Default for Config {
             socket: None,
             idle_timeout_seconds: 600,
             allowed_roots: None,
+            release_caches_after_seconds: 20,
             session: SessionDefaults::default(),
             load: LoadConfig::default(),
             log: LogConfig::default(),
@@ -503,6 +510,13 @@ impl Config {
         (self.idle_timeout_seconds > 0).then(|| Duration::from_secs(self.idle_timeout_seconds))
     }
 
+    /// How long the daemon keeps its caches after the last call that used
+    /// them (None: up to their bounds); see `release_caches_after_seconds`.
+    pub fn release_caches_after(&self) -> Option<Duration> {
+        (self.release_caches_after_seconds > 0)
+            .then(|| Duration::from_secs(self.release_caches_after_seconds))
+    }
+
     /// The profile of the MCP client named `client_name` (its
     /// `clientInfo.name`), with the key that matched: the first entry of
     /// `[clients]` whose key the name contains, else the first built-in one.
@@ -536,6 +550,7 @@ mod tests {
         assert_eq!(c.session.max_chars_per_peek, 10_000);
         assert_eq!(c.load.max_file_size_mb, 100);
         assert_eq!(c.idle_timeout(), Some(Duration::from_secs(600)));
+        assert_eq!(c.release_caches_after(), Some(Duration::from_secs(20)));
         assert_eq!(c.retention.delete_closed_after_days, 30);
         assert_eq!(c.retention.close_idle_after_days, 0);
     }
@@ -548,6 +563,7 @@ mod tests {
             socket = "/s/rlmd.sock"
             idle_timeout_seconds = 0
             allowed_roots = ["/home/me/src"]
+            release_caches_after_seconds = 0
             [session]
             max_tool_calls = 9
             max_chars_per_response = 2000
@@ -583,6 +599,7 @@ mod tests {
             socket: Some("/s/rlmd.sock".into()),
             idle_timeout_seconds: 0,
             allowed_roots: Some(vec![PathBuf::from("/home/me/src")]),
+            release_caches_after_seconds: 0,
             session: SessionDefaults {
                 max_tool_calls: 9,
                 max_chars_per_response: 2000,
@@ -628,6 +645,10 @@ mod tests {
                 expected.idle_timeout_seconds != d.idle_timeout_seconds,
             ),
             ("allowed_roots", expected.allowed_roots != d.allowed_roots),
+            (
+                "release_caches_after_seconds",
+                expected.release_caches_after_seconds != d.release_caches_after_seconds,
+            ),
             (
                 "session.max_tool_calls",
                 s.max_tool_calls != ds.max_tool_calls,
@@ -678,6 +699,7 @@ mod tests {
         assert_eq!(c.socket().unwrap(), PathBuf::from("/s/rlmd.sock"));
         assert_eq!(c.log_dir().unwrap(), PathBuf::from("/l"));
         assert_eq!(c.idle_timeout(), None);
+        assert_eq!(c.release_caches_after(), None);
         let sd = c.session_defaults();
         assert_eq!(
             (

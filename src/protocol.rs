@@ -271,6 +271,11 @@ pub struct DaemonStatus {
     pub sessions_active: u64,
     pub sessions_total: u64,
     pub indexes_cached: u64,
+    /// Sessions whose documents the daemon keeps in memory, their views
+    /// made from them without the store (0 from a daemon older than the
+    /// field).
+    #[serde(default)]
+    pub sessions_known: u64,
 }
 
 /// What a daemon started on demand tells its starter, as one JSON line on

@@ -169,6 +169,7 @@ async fn serve(args: Args, config: Config, ready: &mut ReadyPipe) -> Result<(), 
         socket: socket.clone(),
         auto_started: args.auto_started,
         idle_timeout,
+        release_caches_after: config.release_caches_after(),
         allowed_uid: allowed_uid(),
         drain_timeout: args.drain_timeout.unwrap_or(server::DRAIN_TIMEOUT),
     };

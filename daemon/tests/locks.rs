@@ -202,6 +202,7 @@ async fn a_call_waiting_for_a_session_lock_leaves_the_runtime_serving() {
                         socket,
                         auto_started: false,
                         idle_timeout: None,
+                        release_caches_after: None,
                         allowed_uid: None,
                         drain_timeout: rlmd::server::DRAIN_TIMEOUT,
                     },

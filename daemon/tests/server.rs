@@ -98,6 +98,7 @@ async fn run_serves_calls_in_process_and_stops_when_its_shutdown_completes() {
         socket: socket.clone(),
         auto_started: false,
         idle_timeout: None,
+        release_caches_after: None,
         allowed_uid: None,
         drain_timeout: rlmd::server::DRAIN_TIMEOUT,
     };
@@ -358,6 +359,7 @@ fn start_with(
         socket,
         auto_started,
         idle_timeout: None,
+        release_caches_after: None,
         allowed_uid: None,
         drain_timeout: rlmd::server::DRAIN_TIMEOUT,
     };

@@ -294,7 +294,10 @@ async fn run(cli: Cli, config: rlm::config::Config) -> Result<ExitCode, Failure>
                     "sessions  {} active, {} in all",
                     status.sessions_active, status.sessions_total
                 );
-                println!("indexes   {} open in memory", status.indexes_cached);
+                println!(
+                    "cached    {} sessions' views of the index, {} sessions' documents",
+                    status.indexes_cached, status.sessions_known
+                );
                 println!(
                     "calls     {} served, {} in flight, {} connections",
                     status.requests_served, status.calls_in_flight, status.connections

@@ -59,36 +59,43 @@ pub(super) fn answer_shutdown_if_idle(shared: &Shared, reply: impl FnOnce(Respon
 
 /// How long the daemon must have had no call before it trims its heap.
 const TRIM_AFTER: Duration = Duration::from_secs(5);
-/// How long the daemon must have had no call before it drops its caches
-/// (sessions' views of the search index, documents, scanned texts).
-const RELEASE_AFTER: Duration = Duration::from_secs(20);
+/// How often the daemon looks whether to trim or release: half the trim's
+/// wait, shorter when caches are released sooner than that.
+const TICK: Duration = Duration::from_millis(2500);
 
 /// Gives memory back once calls have stopped, once per spell of calls: the
 /// freed heap after a few seconds (`alloc::trim`), what is kept for speed
-/// after a while more (`Engine::release_idle_memory`), so that `RssAnon`
-/// falls back while the daemon idles. While calls go on, what is kept for
-/// sessions quiet as long drops on its own (`Engine::release_quiet_sessions`).
-/// Runs until aborted.
+/// after `release_caches_after` (`Engine::release_idle_memory`), so that
+/// `RssAnon` falls back while the daemon idles. While calls go on, what is
+/// kept for sessions quiet as long drops on its own
+/// (`Engine::release_quiet_sessions`). Runs until aborted.
 pub(super) async fn trim_when_quiet(shared: Arc<Shared>) {
+    let release_after = shared.config.release_caches_after;
+    let tick = release_after.map_or(TICK, |r| (r / 4).clamp(Duration::from_millis(50), TICK));
     let mut trimmed_at = shared.served();
     let mut released_at = shared.served();
     loop {
-        tokio::time::sleep(TRIM_AFTER / 2).await;
+        tokio::time::sleep(tick).await;
         let served = shared.served();
         let quiet = shared.calls_in_flight() == 0;
-        if served != released_at && quiet && shared.quiet_for() >= RELEASE_AFTER {
-            released_at = served;
-            trimmed_at = served;
-            let engine = shared.engine.clone();
-            let _ = tokio::task::spawn_blocking(move || engine.release_idle_memory()).await;
-        } else if served != trimmed_at && quiet && shared.quiet_for() >= TRIM_AFTER {
-            trimmed_at = served;
-            let _ = tokio::task::spawn_blocking(crate::alloc::trim).await;
-        } else if served != released_at {
-            let engine = shared.engine.clone();
-            let _ =
-                tokio::task::spawn_blocking(move || engine.release_quiet_sessions(RELEASE_AFTER))
-                    .await;
+        let quiet_for = shared.quiet_for();
+        match release_after {
+            Some(after) if served != released_at && quiet && quiet_for >= after => {
+                released_at = served;
+                trimmed_at = served;
+                let engine = shared.engine.clone();
+                let _ = tokio::task::spawn_blocking(move || engine.release_idle_memory()).await;
+            }
+            _ if served != trimmed_at && quiet && quiet_for >= TRIM_AFTER => {
+                trimmed_at = served;
+                let _ = tokio::task::spawn_blocking(crate::alloc::trim).await;
+            }
+            Some(after) if served != released_at => {
+                let engine = shared.engine.clone();
+                let _ =
+                    tokio::task::spawn_blocking(move || engine.release_quiet_sessions(after)).await;
+            }
+            _ => {}
         }
     }
 }

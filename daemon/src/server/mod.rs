@@ -56,6 +56,10 @@ pub struct ServerConfig {
     pub auto_started: bool,
     /// Exit after this long with no connection and no call in flight.
     pub idle_timeout: Option<Duration>,
+    /// Drop the caches of a session after this long without a call that
+    /// used them, and every cache after this long with no call (None: never;
+    /// `release_caches_after_seconds`).
+    pub release_caches_after: Option<Duration>,
     /// Peers of another uid are refused (Unix); None accepts any peer.
     pub allowed_uid: Option<u32>,
     /// How long a stop waits for the calls in flight ([`DRAIN_TIMEOUT`]).

@@ -141,6 +141,7 @@ impl Shared {
             sessions_active: active,
             sessions_total: total,
             indexes_cached: self.engine.indexes_cached() as u64,
+            sessions_known: self.engine.sessions_known() as u64,
         }
     }
 }
