@@ -17,7 +17,7 @@ own time for the bm25 calls (without the client, the shim and the socket).
 
     python bench/scale.py --bin target/release [--corpus DIR ...] [--include REGEX]
                           [--generate MB] [--runs 3] [--idle 30] [--repeat-loads K]
-                          [--full] [--json]
+                          [--full] [--config FILE] [--json]
 
 Needs the MCP SDK (`pip install mcp`), e.g. the virtualenv the end-to-end
 tests make, `target/py/mcp1/bin/python`, or
@@ -36,6 +36,9 @@ script with that venv's python. Linux only (/proc).
   `--generate-from` (default: the `.py` files of this python's standard
   library, no site-packages or tests), kept in `--generate-dir` (default
   /tmp/rlm-scale-gen-<MB>) and reused by the next run.
+
+`--config FILE` gives the daemon that `config.toml` (`RLM_CONFIG`); without
+it the daemon runs on the defaults, whatever config the user has.
 
 Each run starts rlmd on a fresh data folder and socket in a temporary
 folder (never the user's), and stops it at the end. Timings are the client's
@@ -298,7 +301,7 @@ def write_round(files: list[tuple[str, int]], dst: str, round_no: int) -> int:
 class Daemon:
     """rlmd on a data folder and socket of a temporary folder."""
 
-    def __init__(self, bin_dir: str, tmp: str):
+    def __init__(self, bin_dir: str, tmp: str, config: str | None = None):
         self.bin_dir, self.tmp = bin_dir, tmp
         self.sock = os.path.join(tmp, "run", "rlmd.sock")
         self.data = os.path.join(tmp, "data")
@@ -306,6 +309,8 @@ class Daemon:
                         XDG_CONFIG_HOME=os.path.join(tmp, "config"),
                         RLM_LOG_DIR=os.path.join(tmp, "log"))
         self.env.pop("RLM_CONFIG", None)
+        if config:
+            self.env["RLM_CONFIG"] = os.path.abspath(config)
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
@@ -407,7 +412,7 @@ def load_summary(r: dict, dt: float, nbytes: int) -> dict:
 async def one_run(a: argparse.Namespace, run_no: int, sources: list[dict],
                   files: list[tuple[str, int]], nbytes: int) -> dict:
     tmp = tempfile.mkdtemp(prefix="rlm-scale-")
-    daemon = Daemon(a.bin, tmp)
+    daemon = Daemon(a.bin, tmp, a.config)
     daemon.start()
     sampler = Sampler(daemon.proc.pid)
     sampler.start()
@@ -752,6 +757,7 @@ def main() -> None:
     ap.add_argument("--generate-dir", metavar="DIR")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--idle", type=float, default=30)
+    ap.add_argument("--config", metavar="FILE", help="config.toml for the daemon (default: none)")
     ap.add_argument("--full", action="store_true", help="20 repeated loads instead of 5")
     ap.add_argument("--repeat-loads", type=int, metavar="K")
     ap.add_argument("--repeat-mb", type=float, default=100)
