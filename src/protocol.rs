@@ -790,4 +790,17 @@ mod tests {
         .unwrap();
         assert_eq!((old.texts_removed, old.packs_compacted), (0, 0));
     }
+
+    #[test]
+    fn an_older_daemon_s_status_reads_with_no_sessions_known() {
+        let old: DaemonStatus = serde_json::from_value(json!({
+            "daemon_version": "0.1.0", "protocol_version": PROTOCOL_VERSION, "pid": 7,
+            "started_at": "t", "uptime_seconds": 1.0, "socket": "/s", "data_dir": "/d",
+            "auto_started": true, "connections": 1, "calls_in_flight": 0,
+            "requests_served": 3, "sessions_active": 1, "sessions_total": 2,
+            "indexes_cached": 1
+        }))
+        .unwrap();
+        assert_eq!((old.indexes_cached, old.sessions_known), (1, 0));
+    }
 }
