@@ -45,7 +45,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// The daemon's version, uptime, socket, data folder, sessions, index cache and calls served.
+    /// The daemon's version, uptime, socket, data folder, sessions, what it keeps in memory (sessions' views of the index and documents) and calls served.
     Status {
         /// Print JSON.
         #[arg(long)]
