@@ -424,13 +424,23 @@ impl Store {
             Ok(t) => Arc::new(t),
             Err(why) => return Ok(Err((pack, offset, why))),
         };
+        // Another thread may have opened the same text meanwhile (a batch's
+        // `texts` opens in parallel): the first copy kept is the one every
+        // caller shares, with the line marks it keeps.
         let mut cache = self.texts.lock().unwrap_or_else(|p| p.into_inner());
-        if !cache.map.contains_key(hash) {
-            cache.map.insert(hash.to_owned(), text.clone());
-            cache.order.push_back(hash.to_owned());
-            while cache.order.len() > TEXT_CACHE_ENTRIES {
-                if let Some(old) = cache.order.pop_front() {
-                    cache.map.remove(&old);
+        match cache.map.get(hash) {
+            Some(kept) if !kept.damaged() => return Ok(Ok(kept.clone())),
+            // In the order already: only its copy changes.
+            Some(_) => {
+                cache.map.insert(hash.to_owned(), text.clone());
+            }
+            None => {
+                cache.map.insert(hash.to_owned(), text.clone());
+                cache.order.push_back(hash.to_owned());
+                while cache.order.len() > TEXT_CACHE_ENTRIES {
+                    if let Some(old) = cache.order.pop_front() {
+                        cache.map.remove(&old);
+                    }
                 }
             }
         }

@@ -731,6 +731,32 @@ fn texts_opened_together_are_those_opened_one_by_one() {
 }
 
 #[test]
+fn a_text_opened_by_several_threads_at_once_is_one_text() {
+    let (_dir, store) = store_with_session(100);
+    let Pair {
+        hashes: (ha, hb), ..
+    } = committed_pair(&store, "alpha text", "beta text");
+    // Each open below races the others on the rayon pool; the text cache
+    // may keep one copy only, and every caller must get that copy.
+    for round in 0..20 {
+        store.forget_open_texts();
+        let asked: Vec<&str> = (0..64)
+            .map(|i| if i % 2 == 0 { ha.as_str() } else { hb.as_str() })
+            .collect();
+        let opened = store.texts(&asked).unwrap();
+        let (a, b) = (store.text(&ha).unwrap(), store.text(&hb).unwrap());
+        for (i, t) in opened.iter().enumerate() {
+            let want = if i % 2 == 0 { &a } else { &b };
+            assert!(
+                std::sync::Arc::ptr_eq(want, t.as_ref().unwrap()),
+                "round {round}: open {i} is a copy of its own"
+            );
+        }
+        assert_eq!(store.open_texts(), 2);
+    }
+}
+
+#[test]
 fn texts_verified_stay_verified_while_their_pack_file_is_the_same() {
     let (dir, store) = store_with_session(100);
     let (alpha, beta) = ("alpha text", "beta text");
