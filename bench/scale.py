@@ -46,7 +46,10 @@ wall clock around each MCP call (SDK parsing and validation included). The
 K repeated loads each load a ~100 MB slice of the corpus's files copied with
 a header naming the round, so every round's texts are new to the store (read,
 hashed, packed and indexed), each into a new session, with one bm25 after it
-(its index build). `rlm gc` keeps texts claimed in the last hour (its grace
+(its index build). Then the daemon is stopped and started afresh on the
+same data folder for one round more: its `RssAnon` is what a store of that
+size costs any daemon, so what the first daemon holds beyond it is its
+history (freed heap it could not give back, caches it keeps). `rlm gc` keeps texts claimed in the last hour (its grace
 period), so the script also runs `rlm gc --grace 0` after it, which reclaims
 everything no session references at once.
 """
@@ -526,6 +529,30 @@ async def one_run(a: argparse.Namespace, run_no: int, sources: list[dict],
             R["repeat_idle"] = proc_status(daemon.proc.pid)
             data_now("after_repeat_loads")
 
+            # The same store under a daemon started afresh, and one round more:
+            # what a store of that size costs any daemon, apart from what the
+            # first daemon's history left in its heap.
+            sampler.halt.set()
+            sampler.join()
+            total = dict(sampler.total)
+            daemon.stop()
+            daemon.start()
+            sampler = Sampler(daemon.proc.pid)
+            sampler.total = total
+            sampler.start()
+            async with Shim(daemon) as shim:
+                folder = os.path.join(tmp, "round")
+                write_round(slice_files, folder, a.repeat_loads)
+                sid = await shim.new_session(f"scale-round-{a.repeat_loads}")
+                await shim.load(sid, [{"type": "directory", "path": folder, "recursive": True}])
+                await shim.search(sid, FIRST_QUERY, "bm25")
+                R["repeat_fresh"] = proc_status(daemon.proc.pid)
+                shutil.rmtree(folder, ignore_errors=True)
+            err(f"run {run_no}: a daemon started afresh on that store, one round: "
+                f"RssAnon {R['repeat_fresh']['RssAnon']} MB")
+            time.sleep(a.idle)
+            R["repeat_fresh_idle"] = proc_status(daemon.proc.pid)
+
         R["peak_total"] = dict(sampler.total)
         R["loadavg_end"] = os.getloadavg()
         R["data_folder_peak"] = dict(data_peak)
@@ -658,6 +685,8 @@ def summarize(runs: list[dict], meta: dict) -> dict:
         s["repeat_last_anon"] = med([x[-1]["RssAnon"] for x in rep])
         s["repeat_max_anon"] = med([max(y["RssAnon"] for y in x) for x in rep])
         s["repeat_idle_anon"] = med([r["repeat_idle"]["RssAnon"] for r in runs])
+        s["repeat_fresh_anon"] = med([r["repeat_fresh"]["RssAnon"] for r in runs])
+        s["repeat_fresh_idle_anon"] = med([r["repeat_fresh_idle"]["RssAnon"] for r in runs])
         s["repeat_k"] = len(rep[0])
         s["repeat_mb"] = rep[0][0]["mb"]
         s["repeat_bm25_median_s"] = med([statistics.median(y["first_bm25_s"] for y in x)
@@ -724,6 +753,10 @@ def table(s: dict, meta: dict) -> str:
                      f"({fmt(s['repeat_max_anon'], nd=0)}) MB", "flat (within 10%)"))
         rows.append((f"the same, {meta['idle']:g} s later (the daemon dropped its caches at 20 s)",
                      f"{fmt(s['repeat_idle_anon'], ' MB', 0)}", ""))
+        rows.append(("a daemon started afresh on that store: `RssAnon` after one load more; "
+                     f"{meta['idle']:g} s later (what the store's size costs, not the history)",
+                     f"{fmt(s['repeat_fresh_anon'], ' MB', 0)}; "
+                     f"{fmt(s['repeat_fresh_idle_anon'], ' MB', 0)}", ""))
         rows.append(("the bm25 after each of those loads (build included): median / slowest",
                      f"{ms(s['repeat_bm25_median_s'])} / {ms(s['repeat_bm25_max_s'])}", ""))
     rows += [
