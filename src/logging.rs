@@ -106,8 +106,10 @@ use tracing_subscriber::Layer as _;
 
 fn appender(name: &str, dir: &Path, keep: usize) -> std::io::Result<RollingFileAppender> {
     // The logs name files, sessions and queries' sizes: this user's alone.
-    crate::paths::ensure_private_dir(dir)?;
-    crate::paths::make_private_tree(dir)?;
+    // A folder that also holds the user's own files keeps its mode, and only
+    // rlm's logs in it are made private.
+    crate::paths::ensure_private_dir(dir, &crate::paths::is_log_file)?;
+    crate::paths::make_private_tree(dir, &crate::paths::is_log_file)?;
     RollingFileAppender::builder()
         .rotation(Rotation::DAILY)
         .filename_prefix(name)

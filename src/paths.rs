@@ -129,6 +129,11 @@ pub fn check_socket_path(path: &Path) -> io::Result<()> {
 /// symbolic link: a link planted at `/tmp/rlm-<uid>` would make a client
 /// and its daemon use (and tighten) whatever folder it points at, until the
 /// link is repointed.
+///
+/// A folder that also holds other files (`RLM_SOCKET=/tmp/rlmd.sock` run as
+/// root) keeps its mode: the socket itself is 0600 and both ends check the
+/// other's uid. Such a folder is refused only when other users may write in
+/// it and it has no sticky bit, since they could then replace the socket.
 pub fn ensure_socket_dir(dir: &Path) -> io::Result<()> {
     match std::fs::symlink_metadata(dir) {
         Ok(meta) if meta.file_type().is_symlink() => Err(io::Error::new(
@@ -138,14 +143,63 @@ pub fn ensure_socket_dir(dir: &Path) -> io::Result<()> {
                 dir.display()
             ),
         )),
-        _ => ensure_private_dir(dir),
+        _ => match ensure_private_dir(dir, &is_socket_file)? {
+            Privacy::Private => Ok(()),
+            Privacy::LeftOpen => {
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::MetadataExt;
+                    let mode = std::fs::metadata(dir)?.mode();
+                    if mode & 0o022 != 0 && mode & 0o1000 == 0 {
+                        return Err(io::Error::new(
+                            io::ErrorKind::PermissionDenied,
+                            format!(
+                                "the socket folder {} (mode {:o}) can be written by other users and has no sticky bit, so one of them could replace the socket; point rlm at a folder of your own (RLM_SOCKET, or XDG_RUNTIME_DIR)",
+                                dir.display(),
+                                mode & 0o7777
+                            ),
+                        ));
+                    }
+                }
+                Ok(())
+            }
+        },
     }
 }
 
+/// The files rlm puts beside its socket: the socket, the daemon's lock and
+/// a starter's spawn lock (`rlmd.sock`, `rlmd.sock.lock`,
+/// `rlmd.sock.spawn.lock`).
+pub fn is_socket_file(name: &str) -> bool {
+    name.ends_with(".sock") || name.ends_with(".sock.lock") || name.ends_with(".sock.spawn.lock")
+}
+
+/// rlm's log files: `rlmd.2026-12-01.log`, `rlm-mcp.2026-12-01.log`.
+pub fn is_log_file(name: &str) -> bool {
+    name.starts_with("rlm") && name.ends_with(".log")
+}
+
+/// What [`ensure_private_dir`] found, or made, of a folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Privacy {
+    /// Closed to other users: made so, found so, or tightened because it
+    /// held nothing but rlm's own files.
+    Private,
+    /// Open to other users and holding files that are not rlm's (a folder
+    /// such as `/tmp` or a home folder named as rlm's): left as it was.
+    /// What rlm writes in it is still its user's alone (umask 077).
+    LeftOpen,
+}
+
 /// Creates `dir` (and its parents) with mode 0700 from the first byte, or
-/// checks that an existing one belongs to this user and is not open to
-/// others: the socket's folder is what keeps other users out.
-pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
+/// checks that an existing one belongs to this user. An existing folder
+/// open to others is tightened to 0700 only when every entry in it is
+/// rlm's (`ours` says so of each name; an empty folder too): a store or a
+/// log folder of an older rlm, made with a looser umask. Any other folder
+/// keeps its mode ([`Privacy::LeftOpen`]): rlm never changes the mode of a
+/// folder that holds the user's own files, such as `/tmp` or a home folder
+/// given as `RLM_SOCKET`'s, `RLM_DATA_DIR` or `RLM_LOG_DIR`.
+pub fn ensure_private_dir(dir: &Path, ours: &dyn Fn(&str) -> bool) -> io::Result<Privacy> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
@@ -170,14 +224,21 @@ pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
                 ),
             ));
         }
-        if meta.mode() & 0o077 != 0 {
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        if meta.mode() & 0o077 == 0 {
+            return Ok(Privacy::Private);
         }
-        Ok(())
+        for entry in std::fs::read_dir(dir)? {
+            if !entry?.file_name().to_str().is_some_and(ours) {
+                return Ok(Privacy::LeftOpen);
+            }
+        }
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        Ok(Privacy::Private)
     }
     #[cfg(not(unix))]
     {
-        std::fs::create_dir_all(dir)
+        let _ = ours;
+        std::fs::create_dir_all(dir).map(|()| Privacy::Private)
     }
 }
 
@@ -194,12 +255,12 @@ pub fn private_umask() {
     }
 }
 
-/// Makes every folder under `root` 0700 and every file 0600 where group or
-/// others had any right (a store written by an older rlm, or copied in with
-/// a looser umask), without following links. Returns how many were changed.
-/// Entries of another user are left alone (chmod would fail on them) but
-/// are not readable through `root`, which is 0700 and this user's.
-pub fn make_private_tree(root: &Path) -> io::Result<usize> {
+/// Makes every folder under `root`'s entries that are rlm's (`ours` says so
+/// of each name in `root`) 0700 and every file 0600 where group or others
+/// had any right (a store written by an older rlm, or copied in with a
+/// looser umask), without following links. Entries of `root` that are not
+/// rlm's are never walked nor changed. Returns how many were changed.
+pub fn make_private_tree(root: &Path, ours: &dyn Fn(&str) -> bool) -> io::Result<usize> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -213,6 +274,9 @@ pub fn make_private_tree(root: &Path) -> io::Result<usize> {
             };
             for entry in entries {
                 let entry = entry?;
+                if folder == root && !entry.file_name().to_str().is_some_and(ours) {
+                    continue;
+                }
                 let meta = match std::fs::symlink_metadata(entry.path()) {
                     Ok(m) => m,
                     // Removed by a live process since the listing.
@@ -241,7 +305,7 @@ pub fn make_private_tree(root: &Path) -> io::Result<usize> {
     }
     #[cfg(not(unix))]
     {
-        let _ = root;
+        let _ = (root, ours);
         Ok(0)
     }
 }
@@ -263,19 +327,68 @@ mod tests {
     fn private_dirs_are_0700() {
         use std::os::unix::fs::PermissionsExt;
         let tmp = tempfile::tempdir().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
         let dir = tmp.path().join("a/b");
-        ensure_private_dir(&dir).unwrap();
         assert_eq!(
-            std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
-            0o700
+            ensure_private_dir(&dir, &is_log_file).unwrap(),
+            Privacy::Private
         );
+        assert_eq!(mode(&dir), 0o700);
+        // A log folder of an older rlm, made with a looser umask: tightened.
+        std::fs::write(dir.join("rlmd.2026-11-30.log"), "x").unwrap();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-        ensure_private_dir(&dir).unwrap();
         assert_eq!(
-            std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
-            0o700,
-            "tightened"
+            ensure_private_dir(&dir, &is_log_file).unwrap(),
+            Privacy::Private
         );
+        assert_eq!(mode(&dir), 0o700, "tightened");
+        // A folder that also holds the user's own files keeps its mode.
+        std::fs::write(dir.join("notes.txt"), "x").unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(
+            ensure_private_dir(&dir, &is_log_file).unwrap(),
+            Privacy::LeftOpen
+        );
+        assert_eq!(mode(&dir), 0o755, "left as it was");
+    }
+
+    /// A socket named in a shared folder (`/tmp` as root): the folder keeps
+    /// its mode when others cannot replace the socket in it (sticky, or not
+    /// writable by them), and is refused when they can.
+    #[cfg(unix)]
+    #[test]
+    fn a_shared_socket_folder_keeps_its_mode_or_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        let set = |p: &Path, m: u32| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
+        };
+        let shared = tmp.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::write(shared.join("someone-elses.txt"), "x").unwrap();
+        set(&shared, 0o1777);
+        ensure_socket_dir(&shared).unwrap();
+        assert_eq!(
+            mode(&shared),
+            0o1777,
+            "a /tmp-like folder is left as it was"
+        );
+        set(&shared, 0o755);
+        ensure_socket_dir(&shared).unwrap();
+        assert_eq!(mode(&shared), 0o755);
+        set(&shared, 0o777);
+        let err = ensure_socket_dir(&shared).unwrap_err().to_string();
+        assert!(
+            err.contains("sticky") && err.contains("RLM_SOCKET"),
+            "{err}"
+        );
+        assert_eq!(mode(&shared), 0o777);
+        // Holding only rlm's socket files, it is rlm's own: tightened.
+        std::fs::remove_file(shared.join("someone-elses.txt")).unwrap();
+        std::fs::write(shared.join("rlmd.sock.lock"), "").unwrap();
+        ensure_socket_dir(&shared).unwrap();
+        assert_eq!(mode(&shared), 0o700);
     }
 
     #[test]
@@ -362,12 +475,21 @@ mod tests {
         for (p, m) in [("a", 0o755), ("a/b", 0o775), ("a/b/f", 0o644), ("g", 0o600)] {
             set(&root.join(p), m);
         }
-        assert_eq!(make_private_tree(&root).unwrap(), 3);
+        std::fs::write(root.join("mine.sh"), "x").unwrap();
+        set(&root.join("mine.sh"), 0o755);
+        // Only the entries of the root that are rlm's are walked.
+        let ours = |name: &str| name != "mine.sh";
+        assert_eq!(make_private_tree(&root, &ours).unwrap(), 3);
         for (p, m) in [("a", 0o700), ("a/b", 0o700), ("a/b/f", 0o600), ("g", 0o600)] {
             assert_eq!(mode(&root.join(p)), m, "{p}");
         }
         assert_eq!(mode(&outside), 0o644, "a link's target is left alone");
-        assert_eq!(make_private_tree(&root).unwrap(), 0, "nothing left to do");
+        assert_eq!(mode(&root.join("mine.sh")), 0o755, "not rlm's: left alone");
+        assert_eq!(
+            make_private_tree(&root, &ours).unwrap(),
+            0,
+            "nothing left to do"
+        );
     }
 
     /// A link planted where the socket folder goes is refused, and the

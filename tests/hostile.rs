@@ -282,6 +282,65 @@ fn the_store_is_private_and_modes_are_repaired_at_start() {
     assert_private(&dir.data);
 }
 
+/// A data folder named where the user keeps other files (a home folder
+/// given as `RLM_DATA_DIR`): the daemon makes its store private and leaves
+/// the folder's mode and the user's own files as they were (a recursive
+/// repair once took every file of such a folder to 0600, scripts included).
+#[test]
+fn a_data_folder_that_holds_the_users_files_keeps_their_modes() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TestDir::new();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(home.join("bin")).unwrap();
+    std::fs::write(home.join("bin/tool.sh"), "#!/bin/sh\n").unwrap();
+    std::fs::write(home.join("notes.txt"), "mine").unwrap();
+    let mode = |p: &Path| std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777;
+    let theirs = [
+        ("", 0o755),
+        ("bin", 0o755),
+        ("bin/tool.sh", 0o755),
+        ("notes.txt", 0o644),
+    ];
+    for (p, m) in theirs {
+        std::fs::set_permissions(home.join(p), std::fs::Permissions::from_mode(m)).unwrap();
+    }
+    {
+        let _daemon = dir.start_daemon_limited(&home, &[], LIMIT);
+        let mut c = Ipc::handshake(&dir.socket);
+        let sid = session(&mut c, json!({}));
+        load_inline(&mut c, &sid, "secret text");
+        c.ok(
+            "rlm.search.query",
+            json!({"session_id": sid, "query": "secret"}),
+        );
+    }
+    // Started again, the daemon repairs modes: still only the store's.
+    let _daemon = dir.start_daemon_limited(&home, &[], LIMIT);
+    for (p, m) in theirs {
+        assert_eq!(mode(&home.join(p)), m, "{p} was changed");
+    }
+    let store: Vec<std::path::PathBuf> = common::walk(&home)
+        .into_iter()
+        .filter(|e| {
+            // The entries under the store's own names (the walk lists the root too).
+            e.strip_prefix(&home)
+                .unwrap()
+                .components()
+                .next()
+                .is_some_and(|first| {
+                    let first = first.as_os_str().to_string_lossy();
+                    first.starts_with("store.sqlite")
+                        || ["blobs", "search", "locks", "indexes"].contains(&first.as_ref())
+                })
+        })
+        .collect();
+    assert!(store.len() > 5, "{store:?}");
+    for entry in store {
+        let want = if entry.is_dir() { 0o700 } else { 0o600 };
+        assert_eq!(mode(&entry), want, "{}", entry.display());
+    }
+}
+
 /// The logs of the shim are the user's alone like the store's, whatever
 /// umask the MCP client started it with (here the test's, 022), also when
 /// the daemon is already running (a daemon starting repairs the modes of

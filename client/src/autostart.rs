@@ -162,7 +162,7 @@ fn spawn_and_wait(
         Some(path) => {
             // The daemon's stderr lands beside its logs: the user's alone.
             if let Some(parent) = path.parent() {
-                let _ = rlm::paths::ensure_private_dir(parent);
+                let _ = rlm::paths::ensure_private_dir(parent, &rlm::paths::is_log_file);
             }
             use std::os::unix::fs::OpenOptionsExt;
             OpenOptions::new()

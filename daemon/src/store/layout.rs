@@ -42,6 +42,17 @@ pub const LOCKS_DIR: &str = "locks";
 /// gives it: `<session>.lock`).
 pub const LOCK_SUFFIX: &str = ".lock";
 
+/// Whether `name`, an entry of the data directory, is the store's own: the
+/// database and its journal files, and the folders above. The store makes
+/// only these private (`Store::open`): a data directory named where the
+/// user keeps other files leaves those as they are.
+pub fn is_store_entry(name: &str) -> bool {
+    [BLOBS_DIR, SEARCH_DIR, LOCKS_DIR, INDEXES_DIR].contains(&name)
+        || name
+            .strip_prefix(SQLITE_FILE)
+            .is_some_and(|rest| ["", "-wal", "-shm", "-journal"].contains(&rest))
+}
+
 /// The paths of one data directory.
 #[derive(Debug, Clone)]
 pub struct Layout {

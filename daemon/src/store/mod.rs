@@ -165,17 +165,20 @@ impl Store {
             std::fs::create_dir_all(p).map_err(io_err(format!("creating {}", p.display())))
         };
         let layout = Layout::new(root);
-        // The root is 0700 and this user's (a store of an older version, or
-        // made by hand with a looser mode, is tightened): what it holds is
-        // then nobody else's to read, whatever the modes of the files below.
-        rlm::paths::ensure_private_dir(root)
+        // The root is this user's, and 0700 when it holds only the store (a
+        // store of an older version, or made by hand with a looser mode, is
+        // tightened); a folder that also holds the user's own files (a home
+        // folder given as the data directory) keeps its mode.
+        let privacy = rlm::paths::ensure_private_dir(root, &layout::is_store_entry)
             .map_err(io_err(format!("making {} private", root.display())))?;
+        if privacy == rlm::paths::Privacy::LeftOpen {
+            tracing::warn!(data_dir = %root.display(), "the data directory holds other files than the store's and is open to other users: its mode is left as it is, the store's own files are made private; give rlm a folder of its own (--data-dir, RLM_DATA_DIR)");
+        }
         check_writable(root)?;
-        // And every file below it 0600, every folder 0700.
-        let repaired = rlm::paths::make_private_tree(root).map_err(io_err(format!(
-            "making the files under {} private",
-            root.display()
-        )))?;
+        // And every file of the store 0600, every folder 0700; nothing else.
+        let repaired = rlm::paths::make_private_tree(root, &layout::is_store_entry).map_err(
+            io_err(format!("making the files under {} private", root.display())),
+        )?;
         if repaired > 0 {
             tracing::info!(repaired, data_dir = %root.display(), "made files and folders readable by this user only");
         }
