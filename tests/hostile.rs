@@ -499,6 +499,44 @@ fn a_daemon_refuses_a_data_folder_it_cannot_write() {
     fs.remount("rw");
 }
 
+/// A socket path that names something else (`--socket ~/notes.txt`, a
+/// link planted in a shared folder): rlmd used to probe it, find no daemon
+/// and remove it. It now refuses to start, and the file, the link and what
+/// the link points at are left as they were.
+#[test]
+fn a_socket_path_that_is_not_a_socket_is_never_removed() {
+    let dir = TestDir::new();
+    let data = dir.path().join("data");
+    let notes = dir.path().join("notes.txt");
+    std::fs::write(&notes, "the user's notes").unwrap();
+    let stderr = refused_start(&dir, &notes, &data);
+    assert!(
+        stderr.contains("rlmd: ")
+            && stderr.contains("not a socket")
+            && stderr.contains("notes.txt"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_to_string(&notes).unwrap(), "the user's notes");
+    let link = dir.path().join("planted.sock");
+    std::os::unix::fs::symlink(&notes, &link).unwrap();
+    let stderr = refused_start(&dir, &link, &data);
+    assert!(stderr.contains("symbolic link"), "{stderr}");
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(std::fs::read_to_string(&notes).unwrap(), "the user's notes");
+    // A link planted where the daemon's lock goes is not followed either.
+    let target = dir.path().join("elsewhere");
+    let sock = dir.path().join("rlmd-2.sock");
+    std::os::unix::fs::symlink(&target, dir.path().join("rlmd-2.sock.lock")).unwrap();
+    let stderr = refused_start(&dir, &sock, &data);
+    assert!(stderr.contains("rlmd-2.sock.lock"), "{stderr}");
+    assert!(!target.exists(), "the lock was created through the link");
+}
+
 /// A full disk: every call failed `internal` with "retry it". Now a write
 /// that cannot fit fails `disk_full` naming the folder and what to do; a
 /// read is served while its budget charge can still be written (its trace,

@@ -101,10 +101,16 @@ pub async fn start(auto: &AutoStart, socket: &Path, deadline: Instant) -> Result
     rlm::paths::ensure_socket_dir(dir)
         .map_err(|e| format!("preparing the socket folder {}: {e}", dir.display()))?;
     let lock_path = PathBuf::from(format!("{}.spawn.lock", socket.display()));
-    let lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
+    let mut options = OpenOptions::new();
+    options.create(true).truncate(false).write(true);
+    // A link planted at the lock's path (in a shared folder such as /tmp) is
+    // not followed.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(
+        &mut options,
+        nix::fcntl::OFlag::O_NOFOLLOW.bits(),
+    );
+    let lock = options
         .open(&lock_path)
         .map_err(|e| format!("opening the spawn lock {}: {e}", lock_path.display()))?;
     // Only one starter at a time; the others wait here, then find it serving.

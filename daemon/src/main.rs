@@ -293,10 +293,13 @@ async fn bind(socket: &Path) -> Result<Bound, String> {
     paths::ensure_socket_dir(dir)
         .map_err(|e| format!("preparing the socket folder {}: {e}", dir.display()))?;
     let lock_path = PathBuf::from(format!("{}.lock", socket.display()));
-    let lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
+    let mut options = OpenOptions::new();
+    options.create(true).truncate(false).write(true);
+    // A link planted at the lock's path (in a shared folder such as /tmp) is
+    // not followed: the daemon never creates or opens a file elsewhere.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NOFOLLOW);
+    let lock = options
         .open(&lock_path)
         .map_err(|e| format!("opening the daemon lock {}: {e}", lock_path.display()))?;
     match FileExt::try_lock(&lock) {
@@ -313,7 +316,29 @@ async fn bind(socket: &Path) -> Result<Bound, String> {
     let name = socket
         .to_fs_name::<GenericFilePath>()
         .map_err(|e| format!("socket name {}: {e}", socket.display()))?;
-    if socket.exists() {
+    if let Ok(meta) = std::fs::symlink_metadata(socket) {
+        // Only a socket is ever removed: a path given by mistake (`--socket
+        // ~/notes.txt`) or a link planted there is left as it is.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::FileTypeExt;
+            let kind = meta.file_type();
+            if !kind.is_socket() {
+                let what = if kind.is_symlink() {
+                    "a symbolic link"
+                } else if kind.is_dir() {
+                    "a folder"
+                } else {
+                    "a file"
+                };
+                return Err(format!(
+                    "{} exists and is {what}, not a socket; rlmd removes only a socket left by a daemon that died, never anything else: move it, or give rlmd another socket path (--socket, RLM_SOCKET)",
+                    socket.display()
+                ));
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = meta;
         // A daemon without our lock (another version, another data layout)
         // may still serve it: probe before removing.
         let probe = tokio::time::timeout(
