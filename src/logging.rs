@@ -108,7 +108,7 @@ fn appender(name: &str, dir: &Path, keep: usize) -> std::io::Result<RollingFileA
     // The logs name files, sessions and queries' sizes: this user's alone.
     // A folder that also holds the user's own files keeps its mode, and only
     // rlm's logs in it are made private.
-    crate::paths::ensure_private_dir(dir, &crate::paths::is_log_file)?;
+    crate::paths::ensure_own_dir(dir, &crate::paths::is_log_file, "log folder", "RLM_LOG_DIR")?;
     crate::paths::make_private_tree(dir, &crate::paths::is_log_file)?;
     RollingFileAppender::builder()
         .rotation(Rotation::DAILY)

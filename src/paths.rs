@@ -145,26 +145,59 @@ pub fn ensure_socket_dir(dir: &Path) -> io::Result<()> {
         )),
         _ => match ensure_private_dir(dir, &is_socket_file)? {
             Privacy::Private => Ok(()),
-            Privacy::LeftOpen => {
-                #[cfg(unix)]
-                {
-                    use std::os::unix::fs::MetadataExt;
-                    let mode = std::fs::metadata(dir)?.mode();
-                    if mode & 0o022 != 0 && mode & 0o1000 == 0 {
-                        return Err(io::Error::new(
-                            io::ErrorKind::PermissionDenied,
-                            format!(
-                                "the socket folder {} (mode {:o}) can be written by other users and has no sticky bit, so one of them could replace the socket; point rlm at a folder of your own (RLM_SOCKET, or XDG_RUNTIME_DIR)",
-                                dir.display(),
-                                mode & 0o7777
-                            ),
-                        ));
-                    }
-                }
-                Ok(())
-            }
+            Privacy::LeftOpen => match others_may_write(dir)? {
+                Some(mode) if mode & 0o1000 == 0 => Err(io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    format!(
+                        "the socket folder {} (mode {mode:o}) can be written by other users and has no sticky bit, so one of them could replace the socket; point rlm at a folder of your own (RLM_SOCKET, or XDG_RUNTIME_DIR)",
+                        dir.display(),
+                    ),
+                )),
+                _ => Ok(()),
+            },
         },
     }
+}
+
+/// The mode of `dir` when users other than its owner may create files in it
+/// (group or others writable), else `None`.
+pub fn others_may_write(dir: &Path) -> io::Result<Option<u32>> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let mode = std::fs::metadata(dir)?.mode() & 0o7777;
+        Ok((mode & 0o022 != 0).then_some(mode))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(None)
+    }
+}
+
+/// [`ensure_private_dir`] for a folder rlm writes files in by names others
+/// can guess (the store, the logs): one left open that other users may
+/// write in is refused, since they could plant a link where rlm's next file
+/// goes. `what` names it and `var` the setting that moves it.
+pub fn ensure_own_dir(
+    dir: &Path,
+    ours: &dyn Fn(&str) -> bool,
+    what: &str,
+    var: &str,
+) -> io::Result<Privacy> {
+    let privacy = ensure_private_dir(dir, ours)?;
+    if privacy == Privacy::LeftOpen
+        && let Some(mode) = others_may_write(dir)?
+    {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "the {what} {} (mode {mode:o}) holds other files and can be written by other users, who could plant links where rlm writes; give rlm a folder of its own ({var})",
+                dir.display()
+            ),
+        ));
+    }
+    Ok(privacy)
 }
 
 /// The files rlm puts beside its socket: the socket, the daemon's lock and

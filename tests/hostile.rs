@@ -339,6 +339,18 @@ fn a_data_folder_that_holds_the_users_files_keeps_their_modes() {
         let want = if entry.is_dir() { 0o700 } else { 0o600 };
         assert_eq!(mode(&entry), want, "{}", entry.display());
     }
+    drop(_daemon);
+    // Other users may write in it: they could plant links where the store
+    // writes, so the daemon refuses it and changes nothing.
+    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let stderr = refused_start(&dir, &dir.path().join("other.sock"), &home);
+    assert!(
+        stderr.contains("rlmd: ")
+            && stderr.contains("other users")
+            && stderr.contains("RLM_DATA_DIR"),
+        "{stderr}"
+    );
+    assert_eq!(mode(&home), 0o777);
 }
 
 /// The logs of the shim are the user's alone like the store's, whatever

@@ -169,8 +169,13 @@ impl Store {
         // store of an older version, or made by hand with a looser mode, is
         // tightened); a folder that also holds the user's own files (a home
         // folder given as the data directory) keeps its mode.
-        let privacy = rlm::paths::ensure_private_dir(root, &layout::is_store_entry)
-            .map_err(io_err(format!("making {} private", root.display())))?;
+        let privacy = rlm::paths::ensure_own_dir(
+            root,
+            &layout::is_store_entry,
+            "data folder",
+            "--data-dir, RLM_DATA_DIR",
+        )
+        .map_err(io_err(format!("making {} private", root.display())))?;
         if privacy == rlm::paths::Privacy::LeftOpen {
             tracing::warn!(data_dir = %root.display(), "the data directory holds other files than the store's and is open to other users: its mode is left as it is, the store's own files are made private; give rlm a folder of its own (--data-dir, RLM_DATA_DIR)");
         }
