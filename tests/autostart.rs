@@ -257,3 +257,37 @@ cli status --json > "$D/status.json"
         "{status}"
     );
 }
+
+/// A log folder other users can write in (`RLM_LOG_DIR=/tmp`-like) with a
+/// link planted at the name of the daemon's stderr log: the starting shim
+/// neither writes through the link nor creates what it points at, and the
+/// daemon still starts and serves (its logs go nowhere rather than there).
+#[test]
+fn a_planted_link_in_a_shared_log_folder_is_not_written_through() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TestDir::new();
+    std::fs::write(dir.logs.join("someone-elses.txt"), "x").unwrap();
+    std::fs::set_permissions(&dir.logs, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let target = dir.path().join("victim");
+    std::os::unix::fs::symlink(&target, dir.logs.join("rlmd.stderr.log")).unwrap();
+    let mut shim = dir.shim(&[]);
+    shim.initialize();
+    let created = shim.call("rlm.session.create", json!({})).ok();
+    assert!(created["session_id"].is_string(), "{created}");
+    assert!(
+        !target.exists(),
+        "the daemon's stderr was written through the link"
+    );
+    assert!(
+        std::fs::symlink_metadata(dir.logs.join("rlmd.stderr.log"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(
+        std::fs::metadata(&dir.logs).unwrap().permissions().mode() & 0o7777,
+        0o1777,
+        "the shared folder's mode was changed"
+    );
+    shim.close();
+}

@@ -166,18 +166,30 @@ fn spawn_and_wait(
     let write_fd = write_end.as_raw_fd();
     let stderr = match &auto.log_file {
         Some(path) => {
-            // The daemon's stderr lands beside its logs: the user's alone.
-            if let Some(parent) = path.parent() {
-                let _ = rlm::paths::ensure_private_dir(parent, &rlm::paths::is_log_file);
-            }
+            // The daemon's stderr lands beside its logs: the user's alone, in
+            // a folder no other user can plant a link in (else it is dropped,
+            // as the daemon's log files are then), never through a link.
+            let own = path.parent().is_some_and(|parent| {
+                rlm::paths::ensure_own_dir(
+                    parent,
+                    &rlm::paths::is_log_file,
+                    "log folder",
+                    "RLM_LOG_DIR",
+                )
+                .is_ok()
+            });
             use std::os::unix::fs::OpenOptionsExt;
-            OpenOptions::new()
-                .create(true)
-                .append(true)
-                .mode(0o600)
-                .open(path)
-                .map(Stdio::from)
-                .unwrap_or_else(|_| Stdio::null())
+            own.then(|| {
+                OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .mode(0o600)
+                    .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+                    .open(path)
+                    .ok()
+            })
+            .flatten()
+            .map_or_else(Stdio::null, Stdio::from)
         }
         None => Stdio::null(),
     };
