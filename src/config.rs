@@ -300,6 +300,10 @@ pub struct Loaded {
     pub file: Option<PathBuf>,
 }
 
+/// The largest config file read (a config is a few hundred bytes; a path
+/// named by mistake can be a log of gigabytes).
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
 impl Config {
     /// The config file's path: `RLM_CONFIG`, else `config.toml` in the
     /// platform's config folder (`~/.config/rlm/config.toml`).
@@ -329,10 +333,45 @@ impl Config {
         Ok(Loaded { config, file })
     }
 
-    /// Parses and checks one file.
+    /// Parses and checks one file: a regular file of at most
+    /// [`MAX_CONFIG_BYTES`], opened without blocking (`RLM_CONFIG` naming a
+    /// FIFO or a device hung every binary at start-up).
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError(format!("reading config file {}: {e}", path.display())))?;
+        use std::io::Read;
+        let failed =
+            |e: std::io::Error| ConfigError(format!("reading config file {}: {e}", path.display()));
+        let mut options = std::fs::OpenOptions::new();
+        options.read(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::custom_flags(
+            &mut options,
+            (nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_NOCTTY).bits(),
+        );
+        let file = options.open(path).map_err(failed)?;
+        let meta = file.metadata().map_err(failed)?;
+        if !meta.is_file() {
+            return Err(ConfigError(format!(
+                "config file {} is not a regular file (a folder, FIFO, socket or device); name a TOML file (RLM_CONFIG)",
+                path.display()
+            )));
+        }
+        if meta.len() > MAX_CONFIG_BYTES {
+            return Err(ConfigError(format!(
+                "config file {} is {} bytes, more than the {MAX_CONFIG_BYTES} a config file may have; name the right file (RLM_CONFIG)",
+                path.display(),
+                meta.len()
+            )));
+        }
+        let mut text = String::new();
+        file.take(MAX_CONFIG_BYTES + 1)
+            .read_to_string(&mut text)
+            .map_err(failed)?;
+        if text.len() as u64 > MAX_CONFIG_BYTES {
+            return Err(ConfigError(format!(
+                "config file {} grew past the {MAX_CONFIG_BYTES} bytes a config file may have while it was read",
+                path.display()
+            )));
+        }
         Config::parse(&text, &path.display().to_string())
     }
 
@@ -540,6 +579,35 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A config path that names a FIFO, a folder or a huge file: refused at
+    /// once with what it is (a FIFO blocked every binary's start-up forever).
+    #[cfg(unix)]
+    #[test]
+    fn a_config_path_that_is_not_a_small_regular_file_is_refused_without_waiting() {
+        let tmp = tempfile::tempdir().unwrap();
+        let fifo = tmp.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let err = Config::from_file(&fifo).unwrap_err().0;
+        assert!(
+            err.contains("not a regular file") && err.contains("fifo"),
+            "{err}"
+        );
+        let err = Config::from_file(tmp.path()).unwrap_err().0;
+        assert!(err.contains("not a regular file"), "{err}");
+        let big = tmp.path().join("big.toml");
+        let f = std::fs::File::create(&big).unwrap();
+        f.set_len(MAX_CONFIG_BYTES + 1).unwrap();
+        let err = Config::from_file(&big).unwrap_err().0;
+        assert!(
+            err.contains("more than") && err.contains("big.toml"),
+            "{err}"
+        );
+        let good = tmp.path().join("config.toml");
+        std::fs::write(&good, "release_caches_after_seconds = 5\n").unwrap();
+        let c = Config::from_file(&good).unwrap();
+        assert_eq!(c.release_caches_after(), Some(Duration::from_secs(5)));
+    }
 
     #[test]
     fn an_empty_file_gives_the_defaults() {
