@@ -549,6 +549,71 @@ fn a_socket_path_that_is_not_a_socket_is_never_removed() {
     assert!(!target.exists(), "the lock was created through the link");
 }
 
+/// A client that leaks connections: allowed 128 descriptors, the daemon
+/// gave every one to idle connections and could then neither accept a
+/// client nor open its store, logging a warning every 50 ms. Now it serves
+/// half its descriptors' worth of connections (64); a hello past that is
+/// answered with an error that names the limit and what to do, the clients
+/// already connected are still served, and closed ones make room.
+#[test]
+fn connections_past_the_limit_are_told_why_and_the_others_still_served() {
+    let dir = TestDir::new();
+    // Soft and hard alike: the daemon cannot raise it.
+    let _daemon = dir.start_daemon_with_open_files(128, 128);
+    let mut first = Ipc::handshake(&dir.socket);
+    let sid = session(&mut first, json!({}));
+    let mut held = Vec::new();
+    let refused = loop {
+        let mut c = Ipc::connect(&dir.socket).expect("connect");
+        let answer = c.hello();
+        if answer["type"] != "welcome" {
+            break answer;
+        }
+        held.push(c);
+        assert!(held.len() < 200, "no limit met");
+    };
+    // 64 in all (a probe of the daemon's start may still be counted).
+    assert!(
+        (60..=64).contains(&(held.len() + 1)),
+        "{} welcomed",
+        held.len() + 1
+    );
+    assert_eq!(refused["type"], "error", "{refused}");
+    let message = refused["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("64 connections") && message.contains("ulimit"),
+        "{message}"
+    );
+    // Those already connected are served, files opened and all.
+    load_inline(&mut first, &sid, "still served");
+    first.ok(
+        "rlm.search.query",
+        json!({"session_id": sid, "query": "served"}),
+    );
+    // Closed connections make room.
+    held.truncate(held.len() - 10);
+    wait_until(WAIT, "a new connection to be welcomed", || {
+        let mut c = Ipc::connect(&dir.socket).ok()?;
+        (c.hello()["type"] == "welcome").then_some(())
+    });
+}
+
+/// The soft open-files limit a daemon inherits (often 1024 from the client
+/// that started it) is raised to the hard one, so the connections it serves
+/// are half the hard limit's worth.
+#[test]
+fn the_daemon_raises_its_open_files_limit_to_the_hard_one() {
+    let dir = TestDir::new();
+    let daemon = dir.start_daemon_with_open_files(256, 4096);
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", daemon.child.id())).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let numbers: Vec<&str> = line.split_whitespace().skip(3).take(2).collect();
+    assert_eq!(numbers, ["4096", "4096"], "{line}");
+}
+
 /// A full disk: every call failed `internal` with "retry it". Now a write
 /// that cannot fit fails `disk_full` naming the folder and what to do; a
 /// read is served while its budget charge can still be written (its trace,

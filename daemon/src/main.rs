@@ -66,6 +66,7 @@ fn main() -> ExitCode {
     if let Some(file) = &config.file {
         tracing::info!(config = %file.display(), "configuration read");
     }
+    let open_files = raise_open_files_limit();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("rlmd")
@@ -75,7 +76,7 @@ fn main() -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(&mut ready, format!("starting the async runtime: {e}")),
     };
-    let served = runtime.block_on(serve(args, config.config, &mut ready));
+    let served = runtime.block_on(serve(args, config.config, open_files, &mut ready));
     // Calls abandoned at the drain deadline may still hold blocking threads
     // (a lock wait, a slow disk): the process exits without waiting for them.
     runtime.shutdown_timeout(Duration::from_secs(1));
@@ -123,7 +124,12 @@ fn fail(ready: &mut ReadyPipe, message: String) -> ExitCode {
     ExitCode::FAILURE
 }
 
-async fn serve(args: Args, config: Config, ready: &mut ReadyPipe) -> Result<(), String> {
+async fn serve(
+    args: Args,
+    config: Config,
+    open_files: u64,
+    ready: &mut ReadyPipe,
+) -> Result<(), String> {
     let socket = match args.socket {
         Some(s) => s,
         None => config.socket().map_err(|e| e.to_string())?,
@@ -172,6 +178,7 @@ async fn serve(args: Args, config: Config, ready: &mut ReadyPipe) -> Result<(), 
         release_caches_after: config.release_caches_after(),
         allowed_uid: allowed_uid(),
         drain_timeout: args.drain_timeout.unwrap_or(server::DRAIN_TIMEOUT),
+        max_connections: server::max_connections(open_files),
     };
     // Handlers before READY: a SIGTERM right after it drains, never kills.
     let shutdown = shutdown_signal();
@@ -359,6 +366,39 @@ async fn bind(socket: &Path) -> Result<Bound, String> {
     let listener = with_private_umask(|| ListenerOptions::new().name(name).create_tokio())
         .map_err(|e| format!("binding {}: {e}", socket.display()))?;
     Ok(Bound::Listening(listener, lock))
+}
+
+/// Raises the soft open-files limit to the hard one (1 Mi at most): the
+/// soft limit a daemon inherits from the client that started it is often
+/// 1024, and every connection holds a descriptor. Returns the limit now in
+/// force (on failure, the one inherited).
+fn raise_open_files_limit() -> u64 {
+    #[cfg(unix)]
+    {
+        use nix::sys::resource::{Resource, getrlimit, setrlimit};
+        match getrlimit(Resource::RLIMIT_NOFILE) {
+            Ok((soft, hard)) => {
+                let want = hard.min(1 << 20);
+                if want > soft {
+                    match setrlimit(Resource::RLIMIT_NOFILE, want, hard) {
+                        Ok(()) => return want,
+                        Err(e) => {
+                            tracing::warn!(error = %e, soft, hard, "could not raise the open-files limit")
+                        }
+                    }
+                }
+                soft
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the open-files limit");
+                1024
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        server::MAX_CONNECTIONS * 2
+    }
 }
 
 /// Runs `f` with umask 0177, so the socket it creates is 0600 from the first

@@ -205,6 +205,7 @@ async fn a_call_waiting_for_a_session_lock_leaves_the_runtime_serving() {
                         release_caches_after: None,
                         allowed_uid: None,
                         drain_timeout: rlmd::server::DRAIN_TIMEOUT,
+                        max_connections: rlmd::server::MAX_CONNECTIONS,
                     },
                     listener,
                     async {

@@ -101,6 +101,7 @@ async fn run_serves_calls_in_process_and_stops_when_its_shutdown_completes() {
         release_caches_after: None,
         allowed_uid: None,
         drain_timeout: rlmd::server::DRAIN_TIMEOUT,
+        max_connections: rlmd::server::MAX_CONNECTIONS,
     };
     let server_name = name.clone();
     let server_thread = std::thread::spawn(move || {
@@ -362,6 +363,7 @@ fn start_with(
         release_caches_after: None,
         allowed_uid: None,
         drain_timeout: rlmd::server::DRAIN_TIMEOUT,
+        max_connections: rlmd::server::MAX_CONNECTIONS,
     };
     let daemon = tokio::spawn(server::run(engine, config, listener, async {
         let _ = stop_rx.await;

@@ -139,6 +139,25 @@ impl TestDir {
         self.start_daemon_cmd(cmd, &self.socket, data, extra, &[])
     }
 
+    /// Starts `rlmd` on this dir with an open-files limit (`RLIMIT_NOFILE`)
+    /// of `soft` and `hard` descriptors.
+    pub fn start_daemon_with_open_files(&self, soft: u64, hard: u64) -> Daemon {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = self.command(&rlmd());
+        // SAFETY: setrlimit is async-signal-safe and touches nothing of the parent.
+        unsafe {
+            cmd.pre_exec(move || {
+                nix::sys::resource::setrlimit(
+                    nix::sys::resource::Resource::RLIMIT_NOFILE,
+                    soft,
+                    hard,
+                )
+                .map_err(std::io::Error::from)
+            });
+        }
+        self.start_daemon_cmd(cmd, &self.socket, &self.data, &[], &[])
+    }
+
     fn start_daemon_cmd(
         &self,
         mut cmd: Command,

@@ -56,6 +56,20 @@ pub(super) async fn handshake(shared: &Shared, recv: &mut Recv<'_>, out: &Outbox
             return None;
         }
     }
+    // This connection is counted: past the limit it is told why, and goes.
+    let (open, most) = (shared.connections(), shared.config.max_connections);
+    if open > most {
+        tracing::warn!(
+            connections = open,
+            max = most,
+            "refused a connection: too many open"
+        );
+        closing(format!(
+            "rlmd: serves {most} connections at once, its most, and {} are open; close the clients you no longer use (each MCP client's rlm-mcp holds one), or raise rlmd's open-files limit (it serves half of it: `ulimit -n`, or LimitNOFILE= in its unit)",
+            open - 1
+        ));
+        return None;
+    }
     if version != Some(u64::from(PROTOCOL_VERSION)) {
         let _ = out.send(Envelope::connection(Response::Refused(Refused {
             message: format!(

@@ -47,6 +47,21 @@ pub const MAX_CALLS_RUNNING: usize = 256;
 /// The size of the runtime's blocking pool.
 pub const BLOCKING_THREADS: usize = MAX_CALLS_RUNNING + 64;
 
+/// Connections served at once, at most, however high the open-files limit:
+/// each holds a descriptor, and a client that leaks connections must not
+/// take every descriptor the store and the index need.
+pub const MAX_CONNECTIONS: u64 = 4096;
+
+/// The connections a daemon allowed `open_files` descriptors serves at
+/// once: half of them (the other half is the store's, the index's and the
+/// loads'), at most [`MAX_CONNECTIONS`], at least 8.
+pub fn max_connections(open_files: u64) -> u64 {
+    (open_files / 2).clamp(8, MAX_CONNECTIONS)
+}
+
+/// How often a failing accept (out of descriptors) is logged, at most.
+const ACCEPT_WARN_EVERY: Duration = Duration::from_secs(10);
+
 /// What the server needs besides the engine.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -64,6 +79,9 @@ pub struct ServerConfig {
     pub allowed_uid: Option<u32>,
     /// How long a stop waits for the calls in flight ([`DRAIN_TIMEOUT`]).
     pub drain_timeout: Duration,
+    /// Connections served at once; a hello past it is answered with an
+    /// error naming the limit ([`max_connections`]).
+    pub max_connections: u64,
 }
 
 /// Why the server stopped.
@@ -91,6 +109,8 @@ pub async fn run(
     let trimmer = tokio::spawn(idle::trim_when_quiet(shared.clone()));
     tokio::pin!(shutdown);
     tokio::pin!(idle_watch);
+    // Failed accepts since the last warning, and when it was written.
+    let (mut failed_accepts, mut warned) = (0u64, None::<Instant>);
     loop {
         tokio::select! {
             () = &mut shutdown => {
@@ -107,7 +127,12 @@ pub async fn run(
                     tokio::spawn(connection::serve(shared.clone(), stream, guard));
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "accepting a connection failed");
+                    // Out of descriptors, say: once in a while, with the count.
+                    failed_accepts += 1;
+                    if warned.is_none_or(|t| t.elapsed() >= ACCEPT_WARN_EVERY) {
+                        tracing::warn!(error = %e, failed = failed_accepts, connections = shared.connections(), "accepting connections fails");
+                        (failed_accepts, warned) = (0, Some(Instant::now()));
+                    }
                     // Do not spin on a persistent error (e.g. out of file descriptors).
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
