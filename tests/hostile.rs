@@ -262,17 +262,8 @@ fn links_to_their_own_folder_load_each_file_once() {
 fn the_store_is_private_and_modes_are_repaired_at_start() {
     use std::os::unix::fs::PermissionsExt;
     let dir = TestDir::new();
-    {
-        let _daemon = dir.start_daemon_limited(&dir.data, &[], LIMIT);
-        let mut c = Ipc::handshake(&dir.socket);
-        let sid = session(&mut c, json!({}));
-        load_inline(&mut c, &sid, "secret text");
-        c.ok(
-            "rlm.search.query",
-            json!({"session_id": sid, "query": "secret"}),
-        );
-        assert_private(&dir.data);
-    }
+    store_and_search(&dir, &dir.data);
+    assert_private(&dir.data);
     // Another tool (or an older rlm) left it readable by everyone.
     for entry in common::walk(&dir.data) {
         let mode = if entry.is_dir() { 0o755 } else { 0o644 };
@@ -304,16 +295,7 @@ fn a_data_folder_that_holds_the_users_files_keeps_their_modes() {
     for (p, m) in theirs {
         std::fs::set_permissions(home.join(p), std::fs::Permissions::from_mode(m)).unwrap();
     }
-    {
-        let _daemon = dir.start_daemon_limited(&home, &[], LIMIT);
-        let mut c = Ipc::handshake(&dir.socket);
-        let sid = session(&mut c, json!({}));
-        load_inline(&mut c, &sid, "secret text");
-        c.ok(
-            "rlm.search.query",
-            json!({"session_id": sid, "query": "secret"}),
-        );
-    }
+    store_and_search(&dir, &home);
     // Started again, the daemon repairs modes: still only the store's.
     let _daemon = dir.start_daemon_limited(&home, &[], LIMIT);
     for (p, m) in theirs {
@@ -384,6 +366,19 @@ fn the_logs_of_the_shim_and_the_daemon_are_private() {
         let mode = std::fs::metadata(&log).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{} is {mode:o}", log.display());
     }
+}
+
+/// Starts a daemon on `data`, stores a text in a new session and searches
+/// it, and stops the daemon.
+fn store_and_search(dir: &TestDir, data: &Path) {
+    let _daemon = dir.start_daemon_limited(data, &[], LIMIT);
+    let mut c = Ipc::handshake(&dir.socket);
+    let sid = session(&mut c, json!({}));
+    load_inline(&mut c, &sid, "secret text");
+    c.ok(
+        "rlm.search.query",
+        json!({"session_id": sid, "query": "secret"}),
+    );
 }
 
 fn assert_private(data: &Path) {
