@@ -31,11 +31,7 @@ impl Shown {
         let hit = m["highlight_start"].as_u64().unwrap_or(0) as usize;
         // The file as it is now, if it is still the text the daemon loaded:
         // its lines, whole, around the hit. Else the context's whole lines.
-        let small =
-            std::fs::metadata(&source).is_ok_and(|m| m.is_file() && m.len() <= MAX_READ_BACK);
-        let file: Option<Vec<char>> = small
-            .then(|| std::fs::read_to_string(&source).ok())
-            .flatten()
+        let file: Option<Vec<char>> = read_back(&source, MAX_READ_BACK)
             .map(|t| t.chars().collect())
             .filter(|t: &Vec<char>| t.len() as u64 == length);
         let (line, lines) = match file {
@@ -52,6 +48,28 @@ impl Shown {
             lines,
         }
     }
+}
+
+/// The text of the file at `path` as it is now, if it is a regular file of
+/// at most `max` bytes. Opened without blocking and checked on the opened
+/// descriptor: a FIFO put where a loaded file was is never waited on.
+fn read_back(path: &str, max: u64) -> Option<String> {
+    use std::io::Read;
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(
+        &mut options,
+        (nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_NOCTTY).bits(),
+    );
+    let file = options.open(path).ok()?;
+    let meta = file.metadata().ok()?;
+    if !meta.is_file() || meta.len() > max {
+        return None;
+    }
+    let mut text = String::new();
+    file.take(max + 1).read_to_string(&mut text).ok()?;
+    (text.len() as u64 <= max).then_some(text)
 }
 
 /// The 1-based line of char `hit` of `text`, and the lines the window
@@ -121,6 +139,29 @@ fn whole_lines(context: &str, hit: usize) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What was loaded may have become a FIFO, a folder or a bigger file
+    /// since: none is read back (a FIFO hung `rlm search` at its output).
+    #[cfg(unix)]
+    #[test]
+    fn only_a_small_regular_file_is_read_back() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = |name: &str| tmp.path().join(name).to_string_lossy().into_owned();
+        std::fs::write(path("a.txt"), "one\ntwo\n").unwrap();
+        assert_eq!(
+            read_back(&path("a.txt"), 100).as_deref(),
+            Some("one\ntwo\n")
+        );
+        assert_eq!(read_back(&path("a.txt"), 3), None, "larger than the bound");
+        nix::unistd::mkfifo(
+            tmp.path().join("fifo").as_path(),
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        )
+        .unwrap();
+        assert_eq!(read_back(&path("fifo"), 100), None);
+        assert_eq!(read_back(&tmp.path().to_string_lossy(), 100), None);
+        assert_eq!(read_back(&path("missing"), 100), None);
+    }
 
     fn chars(s: &str) -> Vec<char> {
         s.chars().collect()
