@@ -337,41 +337,21 @@ impl Config {
     /// [`MAX_CONFIG_BYTES`], opened without blocking (`RLM_CONFIG` naming a
     /// FIFO or a device hung every binary at start-up).
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
-        use std::io::Read;
-        let failed =
-            |e: std::io::Error| ConfigError(format!("reading config file {}: {e}", path.display()));
-        let mut options = std::fs::OpenOptions::new();
-        options.read(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::custom_flags(
-            &mut options,
-            (nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_NOCTTY).bits(),
-        );
-        let file = options.open(path).map_err(failed)?;
-        let meta = file.metadata().map_err(failed)?;
-        if !meta.is_file() {
-            return Err(ConfigError(format!(
-                "config file {} is not a regular file (a folder, FIFO, socket or device); name a TOML file (RLM_CONFIG)",
-                path.display()
-            )));
-        }
-        if meta.len() > MAX_CONFIG_BYTES {
-            return Err(ConfigError(format!(
-                "config file {} is {} bytes, more than the {MAX_CONFIG_BYTES} a config file may have; name the right file (RLM_CONFIG)",
-                path.display(),
-                meta.len()
-            )));
-        }
-        let mut text = String::new();
-        file.take(MAX_CONFIG_BYTES + 1)
-            .read_to_string(&mut text)
-            .map_err(failed)?;
-        if text.len() as u64 > MAX_CONFIG_BYTES {
-            return Err(ConfigError(format!(
-                "config file {} grew past the {MAX_CONFIG_BYTES} bytes a config file may have while it was read",
-                path.display()
-            )));
-        }
+        use crate::small_file::{SmallFileError, read_small_file};
+        let text = read_small_file(path, MAX_CONFIG_BYTES).map_err(|e| {
+            ConfigError(match e {
+                SmallFileError::Io(e) => format!("reading config file {}: {e}", path.display()),
+                SmallFileError::NotRegular => format!(
+                    "config file {} is not a regular file (a folder, FIFO, socket or device); name a TOML file (RLM_CONFIG)",
+                    path.display()
+                ),
+                SmallFileError::TooLarge(size) => format!(
+                    "config file {} is {}, more than the {MAX_CONFIG_BYTES} bytes a config file may have; name the right file (RLM_CONFIG)",
+                    path.display(),
+                    size.map_or("larger".to_owned(), |n| format!("{n} bytes")),
+                ),
+            })
+        })?;
         Config::parse(&text, &path.display().to_string())
     }
 

@@ -8,6 +8,7 @@ pub mod error;
 pub mod logging;
 pub mod paths;
 pub mod protocol;
+pub mod small_file;
 pub mod tokens;
 pub mod tools;
 

@@ -51,25 +51,10 @@ impl Shown {
 }
 
 /// The text of the file at `path` as it is now, if it is a regular file of
-/// at most `max` bytes. Opened without blocking and checked on the opened
-/// descriptor: a FIFO put where a loaded file was is never waited on.
+/// at most `max` bytes (`rlm::small_file`: a FIFO put where a loaded file
+/// was is never waited on).
 fn read_back(path: &str, max: u64) -> Option<String> {
-    use std::io::Read;
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::custom_flags(
-        &mut options,
-        (nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_NOCTTY).bits(),
-    );
-    let file = options.open(path).ok()?;
-    let meta = file.metadata().ok()?;
-    if !meta.is_file() || meta.len() > max {
-        return None;
-    }
-    let mut text = String::new();
-    file.take(max + 1).read_to_string(&mut text).ok()?;
-    (text.len() as u64 <= max).then_some(text)
+    rlm::small_file::read_small_file(std::path::Path::new(path), max).ok()
 }
 
 /// The 1-based line of char `hit` of `text`, and the lines the window
