@@ -31,6 +31,10 @@ pub struct Config {
     /// or load of it, while other sessions are served; every session's, and
     /// the open texts, after this long with no call at all.
     pub release_caches_after_seconds: u64,
+    /// Megabytes of large requests (each over 1 MiB: inline texts) the
+    /// daemon holds at once, every client together (default 256): past it a
+    /// client's next large request is read once calls holding others end.
+    pub max_large_requests_mb: u64,
     pub session: SessionDefaults,
     pub load: LoadConfig,
     pub log: LogConfig,
@@ -244,6 +248,7 @@ impl Default for Config {
             idle_timeout_seconds: 600,
             allowed_roots: None,
             release_caches_after_seconds: 20,
+            max_large_requests_mb: 256,
             session: SessionDefaults::default(),
             load: LoadConfig::default(),
             log: LogConfig::default(),
@@ -303,6 +308,10 @@ pub struct Loaded {
 /// The largest config file read (a config is a few hundred bytes; a path
 /// named by mistake can be a log of gigabytes).
 pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// The largest `max_large_requests_mb` (1 TiB): past it the setting bounds
+/// nothing a machine has.
+pub const MAX_LARGE_REQUESTS_MB: u64 = 1 << 20;
 
 impl Config {
     /// The config file's path: `RLM_CONFIG`, else `config.toml` in the
@@ -441,6 +450,13 @@ impl Config {
                 );
             }
         }
+        if !(1..=MAX_LARGE_REQUESTS_MB).contains(&self.max_large_requests_mb) {
+            return bad(
+                "max_large_requests_mb",
+                self.max_large_requests_mb.to_string(),
+                &format!("must be between 1 and {MAX_LARGE_REQUESTS_MB}"),
+            );
+        }
         if self.load.max_file_size_mb < 1 {
             return bad(
                 "load.max_file_size_mb",
@@ -529,6 +545,13 @@ impl Config {
         (self.idle_timeout_seconds > 0).then(|| Duration::from_secs(self.idle_timeout_seconds))
     }
 
+    /// Bytes of large requests the daemon may hold at once
+    /// (`max_large_requests_mb`).
+    pub fn large_requests_bytes(&self) -> usize {
+        usize::try_from(self.max_large_requests_mb.min(MAX_LARGE_REQUESTS_MB) << 20)
+            .unwrap_or(usize::MAX)
+    }
+
     /// How long the daemon keeps its caches after the last call that used
     /// them (None: up to their bounds); see `release_caches_after_seconds`.
     pub fn release_caches_after(&self) -> Option<Duration> {
@@ -612,6 +635,7 @@ mod tests {
             idle_timeout_seconds = 0
             allowed_roots = ["/home/me/src"]
             release_caches_after_seconds = 0
+            max_large_requests_mb = 64
             [session]
             max_tool_calls = 9
             max_chars_per_response = 2000
@@ -648,6 +672,7 @@ mod tests {
             idle_timeout_seconds: 0,
             allowed_roots: Some(vec![PathBuf::from("/home/me/src")]),
             release_caches_after_seconds: 0,
+            max_large_requests_mb: 64,
             session: SessionDefaults {
                 max_tool_calls: 9,
                 max_chars_per_response: 2000,
@@ -696,6 +721,10 @@ mod tests {
             (
                 "release_caches_after_seconds",
                 expected.release_caches_after_seconds != d.release_caches_after_seconds,
+            ),
+            (
+                "max_large_requests_mb",
+                expected.max_large_requests_mb != d.max_large_requests_mb,
             ),
             (
                 "session.max_tool_calls",
@@ -807,6 +836,17 @@ mod tests {
         assert!(e.contains("allowed_roots") && e.contains("absolute"), "{e}");
         let e = Config::parse("colour = 1\n", "x.toml").unwrap_err().0;
         assert!(e.contains("colour"), "{e}");
+        for mb in [0, MAX_LARGE_REQUESTS_MB + 1] {
+            let e = Config::parse(&format!("max_large_requests_mb = {mb}\n"), "x.toml")
+                .unwrap_err()
+                .0;
+            assert!(
+                e.contains("max_large_requests_mb") && e.contains("between 1 and 1048576"),
+                "{e}"
+            );
+        }
+        let c = Config::parse("max_large_requests_mb = 3\n", "x.toml").unwrap();
+        assert_eq!(c.large_requests_bytes(), 3 << 20);
     }
 
     /// `search.word_forms` takes its three names, and the booleans it took

@@ -276,6 +276,15 @@ pub struct DaemonStatus {
     /// field).
     #[serde(default)]
     pub sessions_known: u64,
+    /// Bytes of large requests (inline texts) held now, and the room for
+    /// them (`max_large_requests_mb`); 0 from a daemon older than the fields.
+    #[serde(default)]
+    pub large_requests_held_bytes: u64,
+    #[serde(default)]
+    pub large_requests_room_bytes: u64,
+    /// Large requests whose reading waits for room.
+    #[serde(default)]
+    pub large_requests_waiting: u64,
 }
 
 /// What a daemon started on demand tells its starter, as one JSON line on
@@ -395,6 +404,19 @@ pub async fn read_frame_bytes<R: AsyncRead + Unpin>(
     r: &mut R,
     max: usize,
 ) -> Result<Option<Vec<u8>>, FrameError> {
+    match read_frame_len(r, max).await? {
+        None => Ok(None),
+        Some(size) => read_frame_body(r, size).await.map(Some),
+    }
+}
+
+/// Reads a frame's length, checked against `max`; `Ok(None)` is a clean end
+/// of stream (between frames). The body follows ([`read_frame_body`]): a
+/// reader may first wait for room for it.
+pub async fn read_frame_len<R: AsyncRead + Unpin>(
+    r: &mut R,
+    max: usize,
+) -> Result<Option<usize>, FrameError> {
     let mut len = [0u8; 4];
     let mut got = 0;
     while got < 4 {
@@ -412,12 +434,25 @@ pub async fn read_frame_bytes<R: AsyncRead + Unpin>(
     if size > max {
         return Err(FrameError::TooLarge { size, max });
     }
+    Ok(Some(size))
+}
+
+/// Reads the `size` bytes of a frame's body (after [`read_frame_len`]).
+pub async fn read_frame_body<R: AsyncRead + Unpin>(
+    r: &mut R,
+    size: usize,
+) -> Result<Vec<u8>, FrameError> {
     let mut body = vec![0u8; size];
     r.read_exact(&mut body).await.map_err(|e| match e.kind() {
         std::io::ErrorKind::UnexpectedEof => FrameError::Truncated,
         _ => FrameError::Io(e),
     })?;
-    Ok(Some(body))
+    Ok(body)
+}
+
+/// Decodes a frame's body as a message.
+pub fn decode_frame<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, FrameError> {
+    serde_json::from_slice(body).map_err(|e| FrameError::Garbled(e.to_string()))
 }
 
 /// Reads and decodes one message.
@@ -427,9 +462,7 @@ pub async fn read_frame<R: AsyncRead + Unpin, T: for<'de> Deserialize<'de>>(
 ) -> Result<Option<T>, FrameError> {
     match read_frame_bytes(r, max).await? {
         None => Ok(None),
-        Some(body) => serde_json::from_slice(&body)
-            .map(Some)
-            .map_err(|e| FrameError::Garbled(e.to_string())),
+        Some(body) => decode_frame(&body).map(Some),
     }
 }
 

@@ -593,6 +593,81 @@ fn connections_past_the_limit_are_told_why_and_the_others_still_served() {
     });
 }
 
+/// Clients that send large inline loads faster than the daemon stores them
+/// had each one read into memory as it came: one client's 16 loads of 100
+/// MB at once peaked at 455 MB of `RssAnon`, and nothing bounded several
+/// clients together. Now large requests (1 MiB and more) share a room
+/// (`max_large_requests_mb`, here 4): the body of one that does not fit is
+/// read only once a call holding room has run, and smaller requests never
+/// wait for it.
+#[test]
+fn large_requests_wait_for_room_and_small_ones_do_not() {
+    let dir = TestDir::new();
+    std::fs::write(&dir.config, "max_large_requests_mb = 4\n").unwrap();
+    let _daemon = dir.start_daemon_limited(&dir.data, &[], LIMIT);
+    let mut c = Ipc::handshake(&dir.socket);
+    let held = session(&mut c, json!({}));
+    let free = session(&mut c, json!({}));
+    // Some 3 MiB of text: one fits the room, two do not.
+    let text = |tag: &str| format!("{tag} {}", "lorem ipsum ".repeat((3 << 20) / 12));
+    let load = |sid: &str, tag: &str| json!({"session_id": sid, "sources": [{"type": "inline", "content": text(tag)}]});
+    let lock = hold_session_lock(&dir.data, &held);
+    let mut a = Ipc::handshake(&dir.socket);
+    let stuck = a.send_call("rlm.docs.load", load(&held, "first"), false);
+    wait_until(WAIT, "the stuck load to hold its room", || {
+        (c.status()["large_requests_held_bytes"].as_u64()? >= 3 << 20).then_some(())
+    });
+    // Another client's large load, into a session nobody holds, waits unread
+    // (its sending blocks once the socket's buffer is full: a thread of its own).
+    let socket = dir.socket.clone();
+    let second = load(&free, "second");
+    let waiting = std::thread::spawn(move || {
+        let mut b = Ipc::handshake(&socket);
+        let id = b.send_call("rlm.docs.load", second, false);
+        b.outcome_of(id)
+    });
+    wait_until(WAIT, "the second load to wait for room", || {
+        (c.status()["large_requests_waiting"].as_u64()? == 1).then_some(())
+    });
+    // Meanwhile small calls, small loads included, are served at once.
+    load_inline(&mut c, &free, "a small text");
+    let info = c.ok("rlm.session.info", json!({"session_id": free}));
+    assert_eq!(info["document_count"], 1, "{info}");
+    // The held load runs once its lock goes; then the waiting one is read.
+    drop(lock);
+    assert_eq!(a.outcome_of(stuck)["kind"], "ok");
+    let outcome = waiting.join().expect("the second client");
+    assert_eq!(outcome["kind"], "ok", "{outcome}");
+    let info = c.ok("rlm.session.info", json!({"session_id": free}));
+    assert_eq!(info["document_count"], 2, "{info}");
+    let status = c.status();
+    assert_eq!(status["large_requests_held_bytes"], 0, "{status}");
+    assert_eq!(status["large_requests_waiting"], 0, "{status}");
+    assert_eq!(status["large_requests_room_bytes"], 4 << 20, "{status}");
+}
+
+/// The first message of a connection was read up to the 256 MiB any frame
+/// may have: a client that had not said who it was could make the daemon
+/// wait for that much. A hello is a few hundred bytes; a first frame past
+/// 64 KiB is refused at its length, unread.
+#[test]
+fn a_first_message_past_64_kib_is_refused_unread() {
+    let dir = TestDir::new();
+    let _daemon = dir.start_daemon(&[]);
+    let mut c = Ipc::connect(&dir.socket).expect("connect");
+    // Only the length of a 100 MB frame: the daemon must not wait for it.
+    c.send_bytes(&(100u32 << 20).to_be_bytes()).unwrap();
+    let frames = c.frames_until_closed(WAIT);
+    let message = frames
+        .first()
+        .and_then(|f| f["message"].as_str())
+        .unwrap_or_default();
+    assert!(
+        message.contains("104857600 bytes") && message.contains("65536-byte limit"),
+        "{frames:?}"
+    );
+}
+
 /// The soft open-files limit a daemon inherits (often 1024 from the client
 /// that started it) is raised to the hard one, so the connections it serves
 /// are half the hard limit's worth.

@@ -179,6 +179,7 @@ async fn serve(
         allowed_uid: allowed_uid(),
         drain_timeout: args.drain_timeout.unwrap_or(server::DRAIN_TIMEOUT),
         max_connections: server::max_connections(open_files),
+        large_requests_bytes: config.large_requests_bytes(),
     };
     // Handlers before READY: a SIGTERM right after it drains, never kills.
     let shutdown = shutdown_signal();

@@ -206,6 +206,7 @@ async fn a_call_waiting_for_a_session_lock_leaves_the_runtime_serving() {
                         allowed_uid: None,
                         drain_timeout: rlmd::server::DRAIN_TIMEOUT,
                         max_connections: rlmd::server::MAX_CONNECTIONS,
+                        large_requests_bytes: 256 << 20,
                     },
                     listener,
                     async {

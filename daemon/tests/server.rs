@@ -102,6 +102,7 @@ async fn run_serves_calls_in_process_and_stops_when_its_shutdown_completes() {
         allowed_uid: None,
         drain_timeout: rlmd::server::DRAIN_TIMEOUT,
         max_connections: rlmd::server::MAX_CONNECTIONS,
+        large_requests_bytes: 256 << 20,
     };
     let server_name = name.clone();
     let server_thread = std::thread::spawn(move || {
@@ -364,6 +365,7 @@ fn start_with(
         allowed_uid: None,
         drain_timeout: rlmd::server::DRAIN_TIMEOUT,
         max_connections: rlmd::server::MAX_CONNECTIONS,
+        large_requests_bytes: 256 << 20,
     };
     let daemon = tokio::spawn(server::run(engine, config, listener, async {
         let _ = stop_rx.await;

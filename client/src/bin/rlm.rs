@@ -302,6 +302,12 @@ async fn run(cli: Cli, config: rlm::config::Config) -> Result<ExitCode, Failure>
                     "calls     {} served, {} in flight, {} connections",
                     status.requests_served, status.calls_in_flight, status.connections
                 );
+                println!(
+                    "large     {:.1} MB of large requests held, room for {:.0} MB, {} waiting for room",
+                    status.large_requests_held_bytes as f64 / (1u64 << 20) as f64,
+                    status.large_requests_room_bytes as f64 / (1u64 << 20) as f64,
+                    status.large_requests_waiting
+                );
             }
         }
         Command::Sessions {

@@ -7,6 +7,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use rlm::protocol::{Call, CallOutcome, Envelope, Response};
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::connection::{Backlog, Cancels, Connection, Outbox};
 use super::shared::Shared;
@@ -16,8 +17,9 @@ use crate::engine::{CallContext, CallError, ProgressFn, json_bytes};
 const SHUTTING_DOWN: &str = "rlmd is shutting down and takes no new calls; retry in a moment (a new daemon starts on demand)";
 
 impl Connection {
-    /// Starts call `id`; its result goes out under the same id.
-    pub(super) fn start_call(&self, id: u64, call: Call) {
+    /// Starts call `id`; its result goes out under the same id. `room` (of
+    /// a large request) is given back when the call has run.
+    pub(super) fn start_call(&self, id: u64, call: Call, room: Option<OwnedSemaphorePermit>) {
         if self.shared.is_stopping() {
             // Counted like any call, so its refusal is written before the daemon exits.
             self.shared.begin_call();
@@ -52,6 +54,7 @@ impl Connection {
             backlog: self.backlog.clone(),
             id,
             correlation_id: format!("{}-{id}", self.number),
+            room,
         };
         tokio::spawn(in_flight.run(call, ctx));
     }
@@ -65,6 +68,8 @@ struct InFlight {
     backlog: Backlog,
     id: u64,
     correlation_id: String,
+    /// The room its request holds, if large: until it has run.
+    room: Option<OwnedSemaphorePermit>,
 }
 
 /// Sends a call's progress as `Progress` messages of its id.
@@ -98,6 +103,7 @@ impl InFlight {
             backlog,
             id,
             correlation_id,
+            room,
         } = self;
         let engine = shared.engine.clone();
         let started = Instant::now();
@@ -116,6 +122,8 @@ impl InFlight {
             ctx.check_cancel().map_err(CallError::Tool)?;
             let result = engine.call(&call.tool, call.arguments, &ctx);
             drop(permit);
+            // The call's arguments are gone: so is what they held.
+            drop(room);
             result
         })
         .await;

@@ -13,7 +13,8 @@ use interprocess::local_socket::tokio::Stream;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 
 use rlm::protocol::{
-    Envelope, FrameError, MAX_FRAME_BYTES, Request, Response, read_frame, write_frame,
+    Envelope, FrameError, MAX_FRAME_BYTES, Request, Response, decode_frame, read_frame_body,
+    read_frame_len, write_frame,
 };
 
 use super::shared::Shared;
@@ -266,7 +267,7 @@ impl Connection {
     /// the calls it started stop early where they can.
     async fn read_loop(self, recv: &mut Recv<'_>) {
         loop {
-            let message = match read_frame::<_, Envelope<Request>>(recv, MAX_FRAME_BYTES).await {
+            let (message, room) = match self.read_request(recv).await {
                 Ok(Some(m)) => m,
                 Ok(None) => break,
                 Err(e @ (FrameError::TooLarge { .. } | FrameError::Garbled(_))) => {
@@ -283,7 +284,7 @@ impl Connection {
             {
                 self.backlog.admit().await;
             }
-            if self.dispatch(message).is_break() {
+            if self.dispatch(message, room).is_break() {
                 break;
             }
         }
@@ -297,8 +298,28 @@ impl Connection {
         }
     }
 
-    /// Serves one request; `Break` closes the connection.
-    fn dispatch(&self, message: Envelope<Request>) -> ControlFlow<()> {
+    /// Reads the next request. A large one's body is read only once the
+    /// daemon has room for it ([`Shared::room_for_request`]); the room comes
+    /// back with it, held until its call ends.
+    async fn read_request(
+        &self,
+        recv: &mut Recv<'_>,
+    ) -> Result<Option<(Envelope<Request>, Option<OwnedSemaphorePermit>)>, FrameError> {
+        let Some(size) = read_frame_len(recv, MAX_FRAME_BYTES).await? else {
+            return Ok(None);
+        };
+        let room = self.shared.room_for_request(size).await;
+        let body = read_frame_body(recv, size).await?;
+        Ok(Some((decode_frame(&body)?, room)))
+    }
+
+    /// Serves one request; `Break` closes the connection. `room` is what
+    /// the request holds of the room for large requests.
+    fn dispatch(
+        &self,
+        message: Envelope<Request>,
+        room: Option<OwnedSemaphorePermit>,
+    ) -> ControlFlow<()> {
         match (message.body, message.id) {
             (Request::Hello(_), _) => {
                 self.close("rlmd: hello sent twice; closing".into());
@@ -308,7 +329,7 @@ impl Connection {
                 self.unreadable(FrameError::Garbled("missing field `id`".into()));
                 return ControlFlow::Break(());
             }
-            (Request::Call(call), Some(id)) => self.start_call(id, call),
+            (Request::Call(call), Some(id)) => self.start_call(id, call, room),
             (Request::Cancel, Some(id)) => {
                 let cancels = self.cancels.lock().unwrap_or_else(|p| p.into_inner());
                 if let Some(flag) = cancels.get(&id) {

@@ -7,9 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use rlm::protocol::{
-    Envelope, Hello, MAX_FRAME_BYTES, PROTOCOL_VERSION, Refused, Response, Welcome, read_frame,
-};
+use rlm::protocol::{Envelope, Hello, PROTOCOL_VERSION, Refused, Response, Welcome, read_frame};
 
 use super::DAEMON_VERSION;
 use super::connection::{Outbox, Recv};
@@ -19,6 +17,11 @@ use super::shared::Shared;
 /// How long a new connection has to say hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The largest first message read: a hello is a few hundred bytes (its
+/// `cwd` a path), and nothing is held for a connection that has not said
+/// who it is.
+pub const MAX_HELLO_BYTES: usize = 64 << 10;
+
 /// Reads the hello; answers Welcome and returns it, or answers Refused /
 /// ShutdownAck / Error (the connection then closes) and returns None.
 pub(super) async fn handshake(shared: &Shared, recv: &mut Recv<'_>, out: &Outbox) -> Option<Hello> {
@@ -26,7 +29,7 @@ pub(super) async fn handshake(shared: &Shared, recv: &mut Recv<'_>, out: &Outbox
         let _ = out.send(Envelope::connection(Response::Error { message }));
     };
     let first =
-        tokio::time::timeout(HELLO_TIMEOUT, read_frame::<_, Value>(recv, MAX_FRAME_BYTES)).await;
+        tokio::time::timeout(HELLO_TIMEOUT, read_frame::<_, Value>(recv, MAX_HELLO_BYTES)).await;
     let value = match first {
         Ok(Ok(Some(v))) => v,
         Ok(Ok(None)) => return None,

@@ -59,6 +59,14 @@ pub fn max_connections(open_files: u64) -> u64 {
     (open_files / 2).clamp(8, MAX_CONNECTIONS)
 }
 
+/// A request this large or larger counts against the daemon's room for
+/// large requests (`ServerConfig::large_requests_bytes`) from the moment its
+/// length is read until its call ends: its body is read only once there is
+/// room. Smaller ones (every call but inline loads) never wait for it; what
+/// they hold is bounded by the connections and each one's requests in
+/// flight.
+pub const LARGE_REQUEST_BYTES: usize = 1 << 20;
+
 /// How often a failing accept (out of descriptors) is logged, at most.
 const ACCEPT_WARN_EVERY: Duration = Duration::from_secs(10);
 
@@ -82,6 +90,9 @@ pub struct ServerConfig {
     /// Connections served at once; a hello past it is answered with an
     /// error naming the limit ([`max_connections`]).
     pub max_connections: u64,
+    /// Bytes of large requests held at once, every connection together
+    /// (`max_large_requests_mb`; see [`LARGE_REQUEST_BYTES`]).
+    pub large_requests_bytes: usize,
 }
 
 /// Why the server stopped.

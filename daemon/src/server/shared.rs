@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use std::sync::Arc;
 
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use rlm::protocol::{DaemonStatus, PROTOCOL_VERSION};
 
@@ -32,13 +32,19 @@ pub(super) struct Shared {
     pub(super) drained: Notify,
     /// Calls running now, daemon-wide ([`super::MAX_CALLS_RUNNING`]).
     pub(super) running: Arc<Semaphore>,
+    /// Room for large requests, in bytes ([`super::LARGE_REQUEST_BYTES`]),
+    /// and all of it.
+    large_requests: Arc<Semaphore>,
+    large_requests_room: usize,
+    /// Large requests waiting for room now.
+    large_requests_waiting: AtomicU64,
 }
 
 impl Shared {
     pub(super) fn new(engine: Engine, config: ServerConfig) -> Shared {
+        let large_requests_room = config.large_requests_bytes.clamp(1, Semaphore::MAX_PERMITS);
         Shared {
             engine,
-            config,
             started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             started: Instant::now(),
             connections: AtomicU64::new(0),
@@ -50,7 +56,44 @@ impl Shared {
             stop_reason: Mutex::new(None),
             drained: Notify::new(),
             running: Arc::new(Semaphore::new(super::MAX_CALLS_RUNNING)),
+            large_requests: Arc::new(Semaphore::new(large_requests_room)),
+            large_requests_room,
+            large_requests_waiting: AtomicU64::new(0),
+            config,
         }
+    }
+
+    /// Waits for room to read a request of `size` bytes, when it is large
+    /// ([`super::LARGE_REQUEST_BYTES`]); the room is given back when the
+    /// returned permit drops (its call ended). A request larger than all the
+    /// room takes all of it, so it is read once nothing else is held.
+    pub(super) async fn room_for_request(&self, size: usize) -> Option<OwnedSemaphorePermit> {
+        if size < super::LARGE_REQUEST_BYTES {
+            return None;
+        }
+        let want = size.min(self.large_requests_room);
+        // A frame is at most MAX_FRAME_BYTES (256 MiB), below u32::MAX.
+        let want = u32::try_from(want).unwrap_or(u32::MAX);
+        let started = Instant::now();
+        self.large_requests_waiting.fetch_add(1, Ordering::SeqCst);
+        // Never closed, so acquiring cannot fail.
+        let permit = self
+            .large_requests
+            .clone()
+            .acquire_many_owned(want)
+            .await
+            .ok();
+        self.large_requests_waiting.fetch_sub(1, Ordering::SeqCst);
+        let waited = started.elapsed();
+        if waited >= Duration::from_secs(1) {
+            tracing::info!(
+                request_bytes = size,
+                waited_ms = waited.as_millis() as u64,
+                room_bytes = self.large_requests_room,
+                "a large request waited for room held by other calls (max_large_requests_mb)"
+            );
+        }
+        permit
     }
 
     pub(super) fn touch(&self) {
@@ -142,6 +185,11 @@ impl Shared {
             sessions_total: total,
             indexes_cached: self.engine.indexes_cached() as u64,
             sessions_known: self.engine.sessions_known() as u64,
+            large_requests_held_bytes: (self.large_requests_room
+                - self.large_requests.available_permits())
+                as u64,
+            large_requests_room_bytes: self.large_requests_room as u64,
+            large_requests_waiting: self.large_requests_waiting.load(Ordering::SeqCst),
         }
     }
 }
