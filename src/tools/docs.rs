@@ -23,14 +23,24 @@ pub struct DocsLoadArgs {
 /// the call's: the other sources still load.
 #[derive(Debug, Clone)]
 pub struct SourceArg {
-    /// The entry as sent.
-    pub raw: Value,
+    /// The entry as sent when it is not a source (None when it is: the
+    /// source holds all of it).
+    pub raw: Option<Value>,
     /// The source it reads as, or the reason (naming the field) it does not.
     pub parsed: Result<Source, String>,
 }
 
 impl SourceArg {
-    fn read(raw: Value) -> SourceArg {
+    fn read(mut raw: Value) -> SourceArg {
+        // An inline text (up to the file size limit, 100 MB by default)
+        // moves into its source, never copied: it is taken out while the
+        // rest of the entry is parsed by reference, and put back if the
+        // entry is no source (no error names a string's value).
+        let inline = raw.get("type").and_then(Value::as_str) == Some("inline");
+        let content = match raw.get_mut("content") {
+            Some(Value::String(s)) if inline => Some(std::mem::take(s)),
+            _ => None,
+        };
         let parsed = serde_path_to_error::deserialize::<_, Source>(&raw).map_err(|e| {
             let (path, reason) = Source::variant_error(&raw)
                 .unwrap_or_else(|| (e.path().to_string(), e.into_inner().to_string()));
@@ -40,14 +50,34 @@ impl SourceArg {
                 format!("`{path}`: {reason}")
             }
         });
-        SourceArg { raw, parsed }
+        match parsed {
+            Ok(mut source) => {
+                // An entry of type `inline` that parsed is an inline source.
+                if let (Source::Inline(inline), Some(content)) = (&mut source, content) {
+                    inline.content = content;
+                }
+                SourceArg {
+                    raw: None,
+                    parsed: Ok(source),
+                }
+            }
+            Err(reason) => {
+                if let Some(content) = content {
+                    raw["content"] = Value::String(content);
+                }
+                SourceArg {
+                    raw: Some(raw),
+                    parsed: Err(reason),
+                }
+            }
+        }
     }
 }
 
 impl From<Source> for SourceArg {
     fn from(source: Source) -> SourceArg {
         SourceArg {
-            raw: serde_json::to_value(&source).unwrap_or(Value::Null),
+            raw: None,
             parsed: Ok(source),
         }
     }
@@ -59,9 +89,13 @@ impl<'de> Deserialize<'de> for SourceArg {
     }
 }
 
+/// A source as itself, an entry that is none as it was sent.
 impl Serialize for SourceArg {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.raw.serialize(s)
+        match (&self.parsed, &self.raw) {
+            (Ok(source), _) => source.serialize(s),
+            (Err(_), raw) => raw.serialize(s),
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 //! output schemas are derived), which argument fields traces redact, and
 //! how argument errors name the failing field.
 //!
-//! Both sides use it: the engine parses arguments with [`parse_args`] and
+//! Both sides use it: the engine parses arguments with [`parse_args_owned`] and
 //! serializes results from the `Output` types; the shim lists the tools from
 //! [`Tool::ALL`]; the CLI names them from it.
 //!
@@ -364,17 +364,33 @@ pub fn parse_args<T: DeserializeOwned>(tool: Tool, args: &Value) -> Result<T, To
     serde_path_to_error::deserialize::<_, T>(args).map_err(|e| {
         let (path, inner) = refine_error(tool, args, e.path().to_string())
             .unwrap_or_else(|| (e.path().to_string(), e.into_inner().to_string()));
-        let at = if path == "." {
-            String::new()
-        } else {
-            format!(" at `{path}`")
-        };
-        ToolError::invalid(format!(
-            "invalid arguments for {}{at}: {inner}. See the tool's inputSchema.",
-            tool.name()
-        ))
-        .with("field", path)
+        invalid_args(tool, path, inner)
     })
+}
+
+/// [`parse_args`] from the arguments themselves: their strings move into
+/// the parsed arguments instead of being copied (a load's inline text may
+/// be 100 MB). The errors are the same: a tool with tagged fields, whose
+/// errors are refined from the arguments, parses them by reference.
+pub fn parse_args_owned<T: DeserializeOwned>(tool: Tool, args: Value) -> Result<T, ToolError> {
+    if !tool.spec().tagged.is_empty() {
+        return parse_args(tool, &args);
+    }
+    serde_path_to_error::deserialize::<_, T>(args)
+        .map_err(|e| invalid_args(tool, e.path().to_string(), e.into_inner().to_string()))
+}
+
+fn invalid_args(tool: Tool, path: String, inner: String) -> ToolError {
+    let at = if path == "." {
+        String::new()
+    } else {
+        format!(" at `{path}`")
+    };
+    ToolError::invalid(format!(
+        "invalid arguments for {}{at}: {inner}. See the tool's inputSchema.",
+        tool.name()
+    ))
+    .with("field", path)
 }
 
 /// When the failing path is a tagged field of the tool's declaration, the
@@ -480,8 +496,63 @@ mod tests {
             "{reasons:?}"
         );
         assert!(reasons[3].contains("invalid type"), "{reasons:?}");
-        // What traces record is the entry as sent.
-        assert_eq!(serde_json::to_value(&a).unwrap(), args);
+        // An entry that is no source reads back as sent (its content put
+        // back after the parse), a source as itself, its text whole.
+        let back = serde_json::to_value(&a).unwrap();
+        assert_eq!(
+            back["sources"].as_array().unwrap()[1..],
+            args["sources"].as_array().unwrap()[1..]
+        );
+        assert_eq!(back["sources"][0]["type"], "inline");
+        assert_eq!(back["sources"][0]["content"], "ok");
+        // The same from the arguments themselves (their strings moved).
+        let owned = parse_args_owned::<DocsLoadArgs>(Tool::DocsLoad, args).unwrap();
+        assert_eq!(serde_json::to_value(&owned).unwrap(), back);
+        match &owned.sources[0].parsed {
+            Ok(Source::Inline(inline)) => assert_eq!(inline.content, "ok"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Arguments parsed from themselves fail as those parsed by reference
+    /// do, naming the same field.
+    #[test]
+    fn arguments_parsed_from_themselves_fail_alike() {
+        let cases = [
+            (
+                Tool::DocsLoad,
+                serde_json::json!({"session_id": 3, "sources": []}),
+            ),
+            (Tool::DocsLoad, serde_json::json!({"session_id": "s"})),
+            (
+                Tool::DocsLoad,
+                serde_json::json!({"session_id": "s", "sources": {}}),
+            ),
+            (
+                Tool::SearchQuery,
+                serde_json::json!({"session_id": "s", "query": "q", "limit": "ten"}),
+            ),
+            (
+                Tool::ChunkCreate,
+                serde_json::json!({"session_id": "s", "doc_id": "d",
+                "strategy": {"type": "fixed", "overlap": "x"}}),
+            ),
+        ];
+        for (tool, args) in cases {
+            let by_reference = match tool {
+                Tool::DocsLoad => parse_args::<DocsLoadArgs>(tool, &args).map(|_| ()),
+                Tool::SearchQuery => parse_args::<SearchArgs>(tool, &args).map(|_| ()),
+                _ => parse_args::<ChunkCreateArgs>(tool, &args).map(|_| ()),
+            };
+            let owned = match tool {
+                Tool::DocsLoad => parse_args_owned::<DocsLoadArgs>(tool, args.clone()).map(|_| ()),
+                Tool::SearchQuery => parse_args_owned::<SearchArgs>(tool, args.clone()).map(|_| ()),
+                _ => parse_args_owned::<ChunkCreateArgs>(tool, args.clone()).map(|_| ()),
+            };
+            let (a, b) = (by_reference.unwrap_err(), owned.unwrap_err());
+            assert_eq!(a.message, b.message, "{args}");
+            assert_eq!(a.context, b.context, "{args}");
+        }
     }
 
     #[test]

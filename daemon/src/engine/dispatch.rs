@@ -6,14 +6,16 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use rlm::tools::{SessionUse, Tool, ToolDef, parse_args, tool};
+use rlm::tools::{SessionUse, Tool, ToolDef, parse_args_owned, tool};
 use rlm::{ErrorCode, ToolError};
 
+use super::trace::redacted_arguments;
 use super::{CallContext, CallError, Engine, SessionRow, to_value};
 
 /// A registered handler: arguments in, the result's JSON out.
+/// Its arguments are its own: their strings move into the parsed arguments.
 type Handler =
-    Box<dyn Fn(&Engine, Option<&SessionRow>, &Value, &CallContext) -> HandlerResult + Send + Sync>;
+    Box<dyn Fn(&Engine, Option<&SessionRow>, Value, &CallContext) -> HandlerResult + Send + Sync>;
 type HandlerResult = Result<Value, ToolError>;
 /// The handler of a tool charged to the session it names.
 type SessionFn<T> = fn(
@@ -95,7 +97,7 @@ impl Registry {
         let slot = &mut self.handlers[tool as usize];
         assert!(slot.is_none(), "{} is registered twice", tool.name());
         *slot = Some(Box::new(move |engine, session, args, ctx| {
-            to_value(&run(engine, session, parse_args(tool, args)?, ctx)?)
+            to_value(&run(engine, session, parse_args_owned(tool, args)?, ctx)?)
         }));
     }
 
@@ -117,11 +119,18 @@ impl Engine {
             args
         };
         let faults_before = crate::fault::faults();
+        // What the trace keeps of the arguments, and the session they name,
+        // are taken before the arguments go to the handler, which parses
+        // them by moving their strings (a load's text is never copied).
+        let traced_arguments = redacted_arguments(tool, &args);
+        let named_session = args
+            .get("session_id")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         let result = if args.is_object() {
-            let result = self.run(tool, &args, ctx);
+            let result = self.run(tool, args, ctx);
             // Reads of a pack cut short while mapped saw zeros: never served.
-            let sid = args.get("session_id").and_then(Value::as_str);
-            let damage = self.damage_check(tool, sid, faults_before);
+            let damage = self.damage_check(tool, named_session.as_deref(), faults_before);
             match result {
                 Ok(value) => damage.map(|()| value),
                 Err(e) => Err(e),
@@ -147,12 +156,12 @@ impl Engine {
         });
         let session_id = match (&result, tool.spec().session) {
             (Ok(v), SessionUse::Creates) => v.get("session_id").and_then(Value::as_str),
-            _ => args.get("session_id").and_then(Value::as_str),
+            _ => named_session.as_deref(),
         };
         self.record_trace(
             tool,
             session_id,
-            &args,
+            &traced_arguments,
             &result,
             started.elapsed().as_secs_f64() * 1000.0,
         );
@@ -161,18 +170,18 @@ impl Engine {
 
     /// Checks and charges the session as the tool's declaration says, then
     /// runs its handler.
-    fn run(&self, tool: Tool, args: &Value, ctx: &CallContext) -> Result<Value, ToolError> {
+    fn run(&self, tool: Tool, args: Value, ctx: &CallContext) -> Result<Value, ToolError> {
         let handler = self.inner.registry.get(tool).ok_or_else(|| {
             ToolError::internal(format!("{} has no handler in this daemon", tool.name()))
         })?;
         match tool.spec().session {
             SessionUse::Creates => handler(self, None, args, ctx),
             SessionUse::Uncharged => {
-                session_id_of(tool, args)?;
+                session_id_of(tool, &args)?;
                 handler(self, None, args, ctx)
             }
             SessionUse::Charged => {
-                let session = self.charge(&session_id_of(tool, args)?)?;
+                let session = self.charge(&session_id_of(tool, &args)?)?;
                 handler(self, Some(&session), args, ctx)
             }
         }

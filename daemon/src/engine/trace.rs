@@ -17,11 +17,10 @@ impl Engine {
         &self,
         tool: Tool,
         session_id: Option<&str>,
-        args: &Value,
+        arguments: &str,
         result: &Result<Value, ToolError>,
         duration_ms: f64,
     ) {
-        let arguments = redacted_arguments(tool, args);
         let (outcome, code, chars, hash) = match result {
             Ok(v) => {
                 let (chars, hash) = json_digest(v);
@@ -32,7 +31,7 @@ impl Engine {
         let written = self.inner.store.record_trace(&TraceRow {
             session_id,
             operation: tool.name(),
-            arguments: &arguments,
+            arguments,
             outcome,
             error_code: code,
             duration_ms,
@@ -67,18 +66,13 @@ const MAX_TRACED_ARGUMENTS: usize = 8192;
 /// declaration names, and any string longer than [`MAX_TRACED_STRING`], are
 /// replaced by their SHA-256 and length, never copied; arguments still
 /// longer than [`MAX_TRACED_ARGUMENTS`] are kept as one digest.
-fn redacted_arguments(tool: Tool, args: &Value) -> String {
+pub(super) fn redacted_arguments(tool: Tool, args: &Value) -> String {
     let paths = tool.spec().redact;
     let text = if paths.is_empty() && !has_long_string(args) {
         // Nothing to redact: no copy of the arguments.
         serde_json::to_string(args).unwrap_or_default()
     } else {
-        let mut out = args.clone();
-        for path in paths {
-            redact(&mut out, path);
-        }
-        shorten_strings(&mut out);
-        serde_json::to_string(&out).unwrap_or_default()
+        serde_json::to_string(&traced(args, paths)).unwrap_or_default()
     };
     let chars = utf8_chars(text.as_bytes());
     if chars <= MAX_TRACED_ARGUMENTS {
@@ -99,50 +93,71 @@ fn has_long_string(v: &Value) -> bool {
     }
 }
 
-/// Replaces every string longer than [`MAX_TRACED_STRING`] characters by its
-/// digest.
-fn shorten_strings(v: &mut Value) {
+/// A copy of `v` as a trace keeps it: the values at `paths` (`key.key`,
+/// `key[]` for every element of a list; a path that names nothing changes
+/// nothing) and every string longer than [`MAX_TRACED_STRING`] characters
+/// replaced by their digest. What is replaced is never copied: an inline
+/// text of 100 MB is read once, for its digest.
+fn traced(v: &Value, paths: &[&str]) -> Value {
     match v {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(key, field)| (key.clone(), traced_field(key, field, paths)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(|x| traced(x, &[])).collect()),
         Value::String(s)
             if s.len() > MAX_TRACED_STRING && s.chars().count() > MAX_TRACED_STRING =>
         {
-            *v = digest(v);
+            digest(v)
         }
-        Value::Array(items) => items.iter_mut().for_each(shorten_strings),
-        Value::Object(map) => map.values_mut().for_each(shorten_strings),
-        _ => {}
+        other => other.clone(),
     }
 }
 
-/// Replaces the value at `path` (`key.key`, `key[]` for every element of a
-/// list) by its digest; a path that names nothing changes nothing.
-fn redact(value: &mut Value, path: &str) {
-    let (head, rest) = match path.split_once('.') {
-        Some((head, rest)) => (head, Some(rest)),
-        None => (path, None),
-    };
-    let apply = |v: &mut Value| match rest {
-        Some(rest) => redact(v, rest),
-        None => *v = digest(v),
-    };
-    match head.strip_suffix("[]") {
-        Some(list) => {
-            if let Some(Value::Array(items)) = value.get_mut(list) {
-                items.iter_mut().for_each(apply);
-            }
+/// The field `key` of an object, `field`, as [`traced`] keeps it when the
+/// object's paths are `paths`.
+fn traced_field(key: &str, field: &Value, paths: &[&str]) -> Value {
+    let (mut inner, mut elements, mut each_whole) = (Vec::new(), Vec::new(), false);
+    for path in paths {
+        let (head, rest) = match path.split_once('.') {
+            Some((head, rest)) => (head, Some(rest)),
+            None => (*path, None),
+        };
+        match (head.strip_suffix("[]"), rest) {
+            (Some(list), Some(rest)) if list == key => elements.push(rest),
+            (Some(list), None) if list == key => each_whole = true,
+            (None, Some(rest)) if head == key => inner.push(rest),
+            (None, None) if head == key => return digest(field),
+            _ => {}
         }
-        None => {
-            if let Some(v) = value.get_mut(head) {
-                apply(v);
-            }
-        }
+    }
+    match field {
+        Value::Array(items) if each_whole || !elements.is_empty() => Value::Array(
+            items
+                .iter()
+                .map(|x| {
+                    if each_whole {
+                        digest(x)
+                    } else {
+                        traced(x, &elements)
+                    }
+                })
+                .collect(),
+        ),
+        _ => traced(field, &inner),
     }
 }
 
+/// `{sha256, chars}` of a string's text, or of another value's JSON.
 fn digest(v: &Value) -> Value {
+    let json;
     let text = match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
+        Value::String(s) => s.as_str(),
+        other => {
+            json = other.to_string();
+            json.as_str()
+        }
     };
     serde_json::json!({"sha256": sha256_hex(text.as_bytes()), "chars": text.chars().count()})
 }
@@ -191,6 +206,30 @@ mod tests {
         // Short strings stay readable.
         let args = json!({"session_id": "s", "query": "short query"});
         assert!(redacted_arguments(Tool::SearchQuery, &args).contains("short query"));
+    }
+
+    /// Each kind of path: a key, a key inside another, every element of a
+    /// list, a key of every element; paths that name nothing change nothing.
+    #[test]
+    fn every_kind_of_path_is_replaced_and_the_rest_kept() {
+        let args = json!({
+            "a": "secret-a", "x": {"y": "secret-y", "z": "kept-z"},
+            "list": ["secret-1", "secret-2"], "items": [{"k": "secret-k", "v": "kept-v"}, 7],
+            "none": "kept-none"
+        });
+        let kept = traced(
+            &args,
+            &["a", "x.y", "list[]", "items[].k", "missing.path", "none[]"],
+        );
+        let text = kept.to_string();
+        assert!(!text.contains("secret"), "{text}");
+        for k in ["kept-z", "kept-v", "kept-none"] {
+            assert!(text.contains(k), "{text}");
+        }
+        assert_eq!(kept["a"], digest(&json!("secret-a")));
+        assert_eq!(kept["list"][1], digest(&json!("secret-2")));
+        assert_eq!(kept["items"][1], 7);
+        assert_eq!(kept["x"]["y"]["chars"], 8);
     }
 
     #[test]

@@ -308,9 +308,14 @@ impl Connection {
         let Some(size) = read_frame_len(recv, MAX_FRAME_BYTES).await? else {
             return Ok(None);
         };
-        let room = self.shared.room_for_request(size).await;
+        let mut room = self.shared.room_for_request(size).await;
         let body = read_frame_body(recv, size).await?;
-        Ok(Some((decode_frame(&body)?, room)))
+        let message = decode_frame(&body)?;
+        drop(body);
+        if let Some(room) = room.as_mut() {
+            self.shared.decoded(room, size);
+        }
+        Ok(Some((message, room)))
     }
 
     /// Serves one request; `Break` closes the connection. `room` is what

@@ -65,14 +65,17 @@ impl Shared {
 
     /// Waits for room to read a request of `size` bytes, when it is large
     /// ([`super::LARGE_REQUEST_BYTES`]); the room is given back when the
-    /// returned permit drops (its call ended). A request larger than all the
-    /// room takes all of it, so it is read once nothing else is held.
+    /// returned permit drops (its call has run). While its body is read and
+    /// decoded a request is there twice (its bytes, and what they decode
+    /// to): it takes twice its size until [`Shared::decoded`]. A request
+    /// larger than all the room takes all of it, so it is read once nothing
+    /// else is held.
     pub(super) async fn room_for_request(&self, size: usize) -> Option<OwnedSemaphorePermit> {
         if size < super::LARGE_REQUEST_BYTES {
             return None;
         }
-        let want = size.min(self.large_requests_room);
-        // A frame is at most MAX_FRAME_BYTES (256 MiB), below u32::MAX.
+        let want = size.saturating_mul(2).min(self.large_requests_room);
+        // A frame is at most MAX_FRAME_BYTES (256 MiB): twice that is below u32::MAX.
         let want = u32::try_from(want).unwrap_or(u32::MAX);
         let started = Instant::now();
         self.large_requests_waiting.fetch_add(1, Ordering::SeqCst);
@@ -94,6 +97,15 @@ impl Shared {
             );
         }
         permit
+    }
+
+    /// A request of `size` bytes holding `room` is decoded: its bytes are
+    /// gone, and it keeps the room of what they decoded to.
+    pub(super) fn decoded(&self, room: &mut OwnedSemaphorePermit, size: usize) {
+        let keep = size.min(self.large_requests_room);
+        if room.num_permits() > keep {
+            drop(room.split(room.num_permits() - keep));
+        }
     }
 
     pub(super) fn touch(&self) {
