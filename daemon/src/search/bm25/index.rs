@@ -460,9 +460,10 @@ impl IndexView {
 
     /// The distinct terms of `query` after analysis, in query order.
     fn analyzed_terms(&self, query: &str) -> Vec<String> {
+        let mut seen = std::collections::HashSet::new();
         let mut terms: Vec<String> = Vec::new();
         for t in analyzer::analyze(query, self.opts) {
-            if !terms.contains(&t.term) {
+            if seen.insert(t.term.clone()) {
                 terms.push(t.term);
             }
         }
