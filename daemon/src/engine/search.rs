@@ -42,6 +42,7 @@ fn query_words(query: &str) -> usize {
     }
     seen.len()
 }
+
 /// Extra matches a scan keeps per document so that hits near the last
 /// returned one can still be highlighted.
 const SCAN_SLACK: usize = 16;
