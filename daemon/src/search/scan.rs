@@ -192,9 +192,14 @@ impl AsciiLiteral {
 /// at 17 MB/s, 10 000 at 0.1 MB/s), Aho-Corasick does not.
 const MANY_ALTERNATIVES: usize = 64;
 
+/// The longest list of words searched as literals: 1 MiB (some 150 000
+/// words) makes an automaton of 5 MB in under a second. A longer one goes
+/// to the regex crate, whose size limit refuses it.
+const MAX_ALTERNATION_BYTES: usize = 1 << 20;
+
 /// The alternatives of `pattern` when it is [`MANY_ALTERNATIVES`] or more
-/// plain ASCII literals joined by `|`: none empty, no char a regex reads
-/// as anything but itself. `(?i)` regex matching of such an alternation is
+/// plain ASCII literals joined by `|`, at most [`MAX_ALTERNATION_BYTES`]
+/// in all: none empty, no char a regex reads as anything but itself. `(?i)` regex matching of such an alternation is
 /// leftmost-first with simple case folding, which Aho-Corasick's
 /// leftmost-first ASCII-case-insensitive search gives on any text without
 /// the alternatives' non-ASCII fold members ([`Folds`]).
@@ -206,7 +211,10 @@ fn plain_alternatives(pattern: &str) -> Option<Vec<&str>> {
             && p.bytes()
                 .all(|b| b.is_ascii() && !b.is_ascii_control() && !META.contains(&b))
     };
-    (parts.len() >= MANY_ALTERNATIVES && parts.iter().all(plain)).then_some(parts)
+    (pattern.len() <= MAX_ALTERNATION_BYTES
+        && parts.len() >= MANY_ALTERNATIVES
+        && parts.iter().all(plain))
+    .then_some(parts)
 }
 
 /// The non-ASCII chars in the simple case fold classes of an ASCII needle's
@@ -855,6 +863,11 @@ mod tests {
             assert_eq!(plain_alternatives(&words(70, extra)), None, "{extra:?}");
         }
         assert!(plain_alternatives(&words(70, "a b-c,d=e'f\"g#h")).is_some());
+        // Past 1 MiB of words: the regex crate's, which refuses it as too big.
+        let huge = words(200_000, "x");
+        assert!(huge.len() > MAX_ALTERNATION_BYTES);
+        assert_eq!(plain_alternatives(&huge), None);
+        assert!(Scanner::new(ScanMethod::Regex, &huge).is_err());
         // Ten thousand words, with a Kelvin sign and a long s in the text.
         let many: Vec<String> = (0..10_000).map(|i| format!("k{i}s")).collect();
         let pattern = many.join("|");
