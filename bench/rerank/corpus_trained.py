@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Word associations learned from the corpus's own documented code: do they find undocumented code?
 
-An offline simulation of codesearch.py (the harness in ../shared/bench):
+An offline simulation of codesearch.py (the benchmark harness; see docs/BENCHMARKS.md, "Running the benchmarks"):
 the same blanked corpus and queries for a seed, but ranked here, in Python,
 over one passage per Python definition (every function, method and class,
 nested ones included), so that two ways of learning which code words go
@@ -23,7 +23,7 @@ Neither needs a download or a model: both learn in seconds from the text
 a session loads. Usage (a python with the mcp SDK, which codesearch.py
 imports, and numpy):
 
-    corpus_trained.py --harness ../shared/bench --corpus /tmp/corpora/corpus --seed 1
+    corpus_trained.py --harness "$HARNESS" --corpus /tmp/corpora/corpus --seed 1
 """
 from __future__ import annotations
 

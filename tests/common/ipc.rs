@@ -199,3 +199,19 @@ impl Ipc {
         }
     }
 }
+
+/// Creates a session on `c` with these config overrides; returns its id.
+pub fn session(c: &mut Ipc, config: Value) -> String {
+    c.ok("rlm.session.create", json!({ "config": config }))["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Loads one inline text into session `sid` (must succeed).
+pub fn load_inline(c: &mut Ipc, sid: &str, content: &str) {
+    c.ok(
+        "rlm.docs.load",
+        json!({"session_id": sid, "sources": [{"type": "inline", "content": content}]}),
+    );
+}

@@ -19,6 +19,11 @@ static SEQ: AtomicU64 = AtomicU64::new(0);
 
 /// A private temp dir under /tmp (short: socket paths must stay under 108 bytes) holding the
 /// socket, the data dir and the logs. Dropping it kills every process that mentions it.
+/// The address space a daemon of the hostile suites may use
+/// ([`TestDir::start_daemon_limited`]): room for its threads' stacks and
+/// its mappings, far below what an unbounded queue reaches.
+pub const LIMIT: u64 = 3 << 30;
+
 pub struct TestDir {
     pub tmp: tempfile::TempDir,
     pub socket: PathBuf,
@@ -451,4 +456,52 @@ impl TestDir {
         }
         out
     }
+}
+
+/// A tmpfs mounted for one test (the suites that use it run as root, as
+/// CI does), unmounted when dropped.
+pub struct Tmpfs(pub std::path::PathBuf);
+
+impl Tmpfs {
+    pub fn mount(at: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(at).unwrap();
+        mount_cmd(
+            &[
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ],
+            at,
+        );
+        Tmpfs(at.to_owned())
+    }
+
+    pub fn remount(&self, how: &str) {
+        mount_cmd(&["-o", &format!("remount,{how}")], &self.0);
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+fn mount_cmd(args: &[&str], at: &Path) {
+    let out = std::process::Command::new("mount")
+        .args(args)
+        .arg(at)
+        .output()
+        .expect("running mount");
+    assert!(
+        out.status.success(),
+        "mount {args:?} {} failed (this suite runs as root): {}",
+        at.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
