@@ -35,6 +35,9 @@
 //! `RLM_BENCH_ANALYZER=stop=0;stem=1` measures another text analysis;
 //! `RLM_BENCH_WORD_FORMS=1` searches with a query word's forms in every session, `0` in none
 //! (`[search] word_forms`; unset: its default, in sessions mostly of prose).
+//!
+//! malloc is set up as the daemon sets it (`rlmd::alloc::tune`); a
+//! `glibc.malloc.` tunable in `GLIBC_TUNABLES` measures glibc as set there.
 
 // The report is this program's output (stdout is kept clean only in the shim).
 #![allow(clippy::print_stdout)]
@@ -155,6 +158,7 @@ const LITERAL_QUERIES: &[&str] = &[
 pub(crate) const EXCLUDED_DIRS: &str = r"/(site-packages|__pycache__|test|tests|idle_test)/";
 
 fn main() -> ExitCode {
+    rlmd::alloc::tune();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let rest = args.get(1..).unwrap_or_default();
     let result = match args.first().map(String::as_str) {

@@ -1,17 +1,62 @@
-//! Giving the heap that large work freed back to the system: glibc keeps
-//! freed memory in its arenas (only the top of the main heap shrinks by
-//! itself), so after a big load or index build the daemon's anonymous
-//! memory would stay near its peak while it idles. Trimmed after large work,
-//! after gc, and once the daemon has idled a few seconds after calls
-//! (`server::idle`).
+//! The daemon's heap: glibc's malloc set up so that freed memory goes back
+//! to the system (`tune`, at start), and trimmed after large work, after
+//! gc, and once the daemon has idled a few seconds after calls
+//! (`server::idle`). Without it glibc keeps freed memory in its arenas
+//! (only the top of the main heap shrinks by itself), so after a big load
+//! or index build the daemon's anonymous memory would stay near its peak
+//! while it idles.
 
 /// Work that moved at least this many bytes through the heap is "large":
 /// smaller work frees too little to be worth a trim's walk of the arenas.
 pub const LARGE_WORK_BYTES: u64 = 32 << 20;
 
+/// malloc arenas, at most. glibc gives every thread that allocates an arena
+/// of its own and keeps freed memory in it: after an index build on several
+/// threads the daemon held 88 MB at its peak, 67 MB with one arena
+/// (measured with the stdlib corpus). Two keep most of that saving without
+/// making the loader and indexer threads queue on one lock.
+pub const MALLOC_ARENAS: i32 = 2;
+
+/// Free bytes at the top of a malloc heap past which a `free` gives them
+/// back (glibc's default, held fixed: see [`tune`]).
+pub const TRIM_THRESHOLD_BYTES: i32 = 128 << 10;
+
+/// Allocations of this size or more get a mapping of their own, unmapped
+/// when freed (a load's file buffers, a build's large vectors).
+pub const MMAP_THRESHOLD_BYTES: i32 = 4 << 20;
+
+/// Sets glibc's malloc up for a long-running daemon; call it first in
+/// `main`, before any thread exists. Two arenas ([`MALLOC_ARENAS`]), and
+/// fixed thresholds ([`TRIM_THRESHOLD_BYTES`], [`MMAP_THRESHOLD_BYTES`]):
+/// glibc raises both each time it unmaps a large block (a 32 MB buffer
+/// freed makes the trim threshold 64 MB), after which the top of the second
+/// arena's heap, which `malloc_trim` never shrinks (it shrinks only the
+/// main heap's), was kept whole: 28-30 MB of the 33-43 MB the daemon held
+/// idle after the 850 MB corpus and six loads of 100 MB, against 16 MB
+/// with the thresholds fixed (docs/BENCHMARKS.md, "The heap's top given
+/// back"). A user who sets any `glibc.malloc.` tunable in `GLIBC_TUNABLES`
+/// keeps glibc as set there: nothing is changed.
+pub fn tune() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let user_set = std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains("glibc.malloc."));
+        if user_set {
+            return;
+        }
+        // SAFETY: mallopt only sets malloc's parameters; called before any
+        // other thread exists (the caller's contract).
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, MALLOC_ARENAS);
+            libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES);
+            libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES);
+        }
+    }
+}
+
 /// Returns the free memory of every malloc arena to the system (glibc's
-/// `malloc_trim(0)`: whole free pages inside the heaps are released too,
-/// not only the top) after work of `bytes`; does nothing for small work or
+/// `malloc_trim(0)`: the whole free pages inside every heap, and the top of
+/// the main one; another arena's top goes back at `free`, see [`tune`])
+/// after work of `bytes`; does nothing for small work or
 /// with another allocator. `RLM_NO_MALLOC_TRIM` (any value) turns it off,
 /// to measure without (`bench/memory.py`).
 pub fn after_large_work(bytes: u64) {

@@ -49,7 +49,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    limit_malloc_arenas();
+    rlmd::alloc::tune();
     name_global_pool();
     rlm::paths::private_umask();
     let args = Args::parse();
@@ -91,19 +91,6 @@ fn drain_seconds(s: &str) -> Result<Duration, String> {
     match s.parse::<f64>() {
         Ok(v) if (0.0..=86_400.0).contains(&v) => Ok(Duration::from_secs_f64(v)),
         _ => Err(format!("{s:?} is not a number of seconds from 0 to 86400")),
-    }
-}
-
-/// glibc gives every thread that allocates an arena of its own and keeps
-/// freed memory in it: after an index build on several threads the daemon
-/// held 88 MB at its peak, 67 MB with one arena (measured with the stdlib
-/// corpus). Two arenas keep most of that saving without making the loader
-/// and indexer threads queue on one lock.
-fn limit_malloc_arenas() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets a tunable; called before any thread exists.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 2);
     }
 }
 

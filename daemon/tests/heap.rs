@@ -1,0 +1,62 @@
+//! The daemon's heap gives back what work freed as it frees it: with
+//! malloc set up as `rlmd` sets it (`alloc::tune`), memory freed in a
+//! thread's arena after a large block came and went leaves the process's
+//! `RssAnon` at once, without waiting for the trim of an idle daemon (which
+//! never comes while clients keep calling). A test binary of its own:
+//! malloc's settings are the whole process's.
+
+#![cfg(all(target_os = "linux", target_env = "gnu"))]
+
+/// The process's anonymous resident memory, in bytes (`/proc/self/status`).
+fn rss_anon() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").expect("reading /proc/self/status");
+    let kb: usize = status
+        .lines()
+        .find_map(|l| l.strip_prefix("RssAnon:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("RssAnon in /proc/self/status");
+    kb * 1024
+}
+
+const MIB: usize = 1 << 20;
+
+/// A build's pattern, in a thread of its own (an arena that is not the
+/// main heap): a large buffer allocated and freed (glibc, left to itself,
+/// then raises its mmap threshold to its size and its trim threshold to
+/// twice that), then a buffer of half its size, then many small blocks,
+/// each freed in turn. After each free the process holds about what it
+/// held before.
+#[test]
+fn memory_a_thread_frees_after_a_large_block_goes_back_at_once() {
+    rlmd::alloc::tune();
+    let report = std::thread::spawn(|| {
+        let before = rss_anon();
+        let large = vec![1u8; 16 * MIB];
+        assert_eq!(large[16 * MIB - 1], 1);
+        drop(large);
+        let half = vec![2u8; 8 * MIB];
+        assert_eq!(half[8 * MIB - 1], 2);
+        drop(half);
+        let after_half = rss_anon();
+        let small: Vec<Vec<u8>> = (0..24 * MIB / (16 << 10))
+            .map(|i| vec![i as u8 | 1; 16 << 10])
+            .collect();
+        let peak = rss_anon();
+        assert!(small.iter().all(|b| b[0] != 0));
+        drop(small);
+        [before, after_half, peak, rss_anon()]
+    })
+    .join()
+    .expect("the allocating thread");
+    let [before, after_half, peak, after_small] = report.map(|b| b / MIB);
+    assert!(
+        peak >= before + 20,
+        "the small blocks should have taken 24 MiB: before {before} MiB, peak {peak} MiB"
+    );
+    assert!(
+        after_half <= before + 2 && after_small <= before + 2,
+        "RssAnon should fall back as blocks are freed: before {before} MiB, after the \
+         8 MiB buffer {after_half} MiB, peak {peak} MiB, after the small blocks {after_small} MiB"
+    );
+}
