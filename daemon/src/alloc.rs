@@ -27,15 +27,17 @@ pub const MMAP_THRESHOLD_BYTES: i32 = 4 << 20;
 
 /// Sets glibc's malloc up for a long-running daemon; call it first in
 /// `main`, before any thread exists. Two arenas ([`MALLOC_ARENAS`]), and
-/// fixed thresholds ([`TRIM_THRESHOLD_BYTES`], [`MMAP_THRESHOLD_BYTES`]):
-/// glibc raises both each time it unmaps a large block (a 32 MB buffer
-/// freed makes the trim threshold 64 MB), after which the top of the second
-/// arena's heap, which `malloc_trim` never shrinks (it shrinks only the
-/// main heap's), was kept whole: 28-30 MB of the 33-43 MB the daemon held
-/// idle after the 850 MB corpus and six loads of 100 MB, against 16 MB
-/// with the thresholds fixed (docs/BENCHMARKS.md, "The heap's top given
-/// back"). A user who sets any `glibc.malloc.` tunable in `GLIBC_TUNABLES`
-/// keeps glibc as set there: nothing is changed.
+/// fixed thresholds ([`TRIM_THRESHOLD_BYTES`], [`MMAP_THRESHOLD_BYTES`]).
+/// glibc raises both each time it unmaps a large block (up to 32 and 64
+/// MB): blocks up to that size are then cut from the arenas' heaps, the
+/// small ones allocated after them scatter over the pages they freed,
+/// which no trim gives back, and a heap's free top is kept until it passes
+/// twice that. After the 850 MB corpus and a few loads of 100 MB the idle
+/// daemon held 26-40 MB, 14-28 MB of it in the second arena's heap, while the
+/// whole heap had 5 MB in use; with the thresholds fixed, 16 MB (docs/BENCHMARKS.md,
+/// "The heap's top given back"). A user who sets any `glibc.malloc.`
+/// tunable in `GLIBC_TUNABLES` keeps glibc as set there: nothing is
+/// changed.
 pub fn tune() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
@@ -54,8 +56,8 @@ pub fn tune() {
 }
 
 /// Returns the free memory of every malloc arena to the system (glibc's
-/// `malloc_trim(0)`: the whole free pages inside every heap, and the top of
-/// the main one; another arena's top goes back at `free`, see [`tune`])
+/// `malloc_trim(0)`: the whole free pages inside every heap; with the
+/// thresholds of [`tune`], a heap's free top goes back at `free` already)
 /// after work of `bytes`; does nothing for small work or
 /// with another allocator. `RLM_NO_MALLOC_TRIM` (any value) turns it off,
 /// to measure without (`bench/memory.py`).
