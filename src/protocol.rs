@@ -285,6 +285,44 @@ pub struct DaemonStatus {
     /// Large requests whose reading waits for room.
     #[serde(default)]
     pub large_requests_waiting: u64,
+    /// The daemon's memory as the kernel counts it (none where the system
+    /// does not say, and from a daemon older than the field).
+    #[serde(default)]
+    pub memory: Option<ProcessMemory>,
+}
+
+/// A process's resident memory in bytes, as Linux's `/proc/<pid>/status`
+/// gives it: its anonymous pages (heap, stacks) and its file pages (the
+/// texts and index files it maps) apart, and the peak of the two together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessMemory {
+    pub rss_anon_bytes: u64,
+    pub rss_file_bytes: u64,
+    pub peak_rss_bytes: u64,
+}
+
+impl ProcessMemory {
+    /// The figures of a `/proc/<pid>/status` text (`RssAnon`, `RssFile`,
+    /// `VmHWM`, in kB); None when one is missing.
+    pub fn from_proc_status(status: &str) -> Option<ProcessMemory> {
+        let kb = |key: &str| -> Option<u64> {
+            let line = status.lines().find_map(|l| l.strip_prefix(key))?;
+            let value = line.strip_prefix(':')?.trim().strip_suffix("kB")?;
+            value.trim().parse::<u64>().ok().map(|v| v * 1024)
+        };
+        Some(ProcessMemory {
+            rss_anon_bytes: kb("RssAnon")?,
+            rss_file_bytes: kb("RssFile")?,
+            peak_rss_bytes: kb("VmHWM")?,
+        })
+    }
+
+    /// This process's figures (None off Linux, or when `/proc` is not
+    /// mounted).
+    pub fn of_this_process() -> Option<ProcessMemory> {
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        ProcessMemory::from_proc_status(&status)
+    }
 }
 
 /// What a daemon started on demand tells its starter, as one JSON line on
@@ -529,6 +567,48 @@ pub fn decode_response(body: &[u8]) -> Result<Envelope<Response>, serde_json::Er
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn process_memory_is_read_from_procs_status_or_not_at_all() {
+        let status = "Name:\trlmd\nVmHWM:\t  230828 kB\nRssAnon:\t   16308 kB\nRssFile:\t  150016 kB\nRssShmem:\t       0 kB\n";
+        assert_eq!(
+            ProcessMemory::from_proc_status(status),
+            Some(ProcessMemory {
+                rss_anon_bytes: 16_308 * 1024,
+                rss_file_bytes: 150_016 * 1024,
+                peak_rss_bytes: 230_828 * 1024,
+            })
+        );
+        let no_file_pages = status.replace("RssFile", "RssFiles");
+        assert_eq!(ProcessMemory::from_proc_status(&no_file_pages), None);
+        assert_eq!(ProcessMemory::from_proc_status("RssAnon: many kB"), None);
+        // A status from a daemon older than the field still parses.
+        let mut old = serde_json::to_value(DaemonStatus {
+            daemon_version: "0".into(),
+            protocol_version: 1,
+            pid: 1,
+            started_at: "now".into(),
+            uptime_seconds: 0.0,
+            socket: "s".into(),
+            data_dir: "d".into(),
+            auto_started: false,
+            connections: 0,
+            calls_in_flight: 0,
+            requests_served: 0,
+            sessions_active: 0,
+            sessions_total: 0,
+            indexes_cached: 0,
+            sessions_known: 0,
+            large_requests_held_bytes: 0,
+            large_requests_room_bytes: 0,
+            large_requests_waiting: 0,
+            memory: ProcessMemory::of_this_process(),
+        })
+        .unwrap();
+        old.as_object_mut().unwrap().remove("memory");
+        let read: DaemonStatus = serde_json::from_value(old).unwrap();
+        assert_eq!(read.memory, None);
+    }
 
     #[test]
     fn responses_decode_as_the_derived_decoder_decodes_them() {

@@ -89,6 +89,23 @@ fn the_cli_reports_calls_searches_collects_and_stops_the_daemon() {
         "a search leaves no session behind: {status}"
     );
     assert_eq!(status["data_dir"], t.data.display().to_string());
+    // The daemon's memory, anonymous and file pages apart (a search read
+    // and indexed texts: both are there).
+    let memory = &status["memory"];
+    for key in ["rss_anon_bytes", "rss_file_bytes", "peak_rss_bytes"] {
+        assert!(memory[key].as_u64().unwrap_or(0) > 0, "{key}: {status}");
+    }
+    assert!(
+        memory["peak_rss_bytes"].as_u64() >= memory["rss_anon_bytes"].as_u64(),
+        "{status}"
+    );
+    let (code, out, err) = run_cli(&t, &["status"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("memory ") && l.contains("MB anonymous (RssAnon)")),
+        "{out}"
+    );
     // --keep keeps it, closed.
     let (code, _, err) = run_cli(
         &t,

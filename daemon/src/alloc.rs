@@ -26,18 +26,18 @@ pub const TRIM_THRESHOLD_BYTES: i32 = 128 << 10;
 pub const MMAP_THRESHOLD_BYTES: i32 = 4 << 20;
 
 /// Sets glibc's malloc up for a long-running daemon; call it first in
-/// `main`, before any thread exists. Two arenas ([`MALLOC_ARENAS`]), and
-/// fixed thresholds ([`TRIM_THRESHOLD_BYTES`], [`MMAP_THRESHOLD_BYTES`]).
-/// glibc raises both each time it unmaps a large block (up to 32 and 64
-/// MB): blocks up to that size are then cut from the arenas' heaps, the
-/// small ones allocated after them scatter over the pages they freed,
-/// which no trim gives back, and a heap's free top is kept until it passes
-/// twice that. After the 850 MB corpus and a few loads of 100 MB the idle
-/// daemon held 26-40 MB, 14-28 MB of it in the second arena's heap, while the
-/// whole heap had 5 MB in use; with the thresholds fixed, 16 MB (docs/BENCHMARKS.md,
-/// "The heap's top given back"). A user who sets any `glibc.malloc.`
-/// tunable in `GLIBC_TUNABLES` keeps glibc as set there: nothing is
-/// changed.
+/// `main`, so that every arena is made under these settings. Two arenas
+/// ([`MALLOC_ARENAS`]), and fixed thresholds ([`TRIM_THRESHOLD_BYTES`],
+/// [`MMAP_THRESHOLD_BYTES`]). glibc raises both each time it unmaps a
+/// large block (up to 32 and 64 MB): blocks up to that size are then cut
+/// from the arenas' heaps, the small ones allocated after them scatter over
+/// the pages they freed, which no trim gives back, and a heap's free top is
+/// kept until it passes twice that. After the 850 MB corpus and a few loads
+/// of 100 MB the idle daemon held 26-40 MB, 14-28 MB of it in the second
+/// arena's heap, while the whole heap had 5 MB in use; with the thresholds
+/// fixed, 16 MB (docs/BENCHMARKS.md, "The heap's top given back"). A user
+/// who sets any `glibc.malloc.` tunable in `GLIBC_TUNABLES` keeps glibc as
+/// set there: nothing is changed.
 pub fn tune() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
@@ -45,8 +45,8 @@ pub fn tune() {
         if user_set {
             return;
         }
-        // SAFETY: mallopt only sets malloc's parameters; called before any
-        // other thread exists (the caller's contract).
+        // SAFETY: mallopt only sets malloc's parameters, under malloc's own
+        // lock; it may be called at any time from any thread.
         unsafe {
             libc::mallopt(libc::M_ARENA_MAX, MALLOC_ARENAS);
             libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES);

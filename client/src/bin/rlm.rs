@@ -308,6 +308,15 @@ async fn run(cli: Cli, config: rlm::config::Config) -> Result<ExitCode, Failure>
                     status.large_requests_room_bytes as f64 / (1u64 << 20) as f64,
                     status.large_requests_waiting
                 );
+                if let Some(m) = status.memory {
+                    let mb = |b: u64| b as f64 / (1u64 << 20) as f64;
+                    println!(
+                        "memory    {:.1} MB anonymous (RssAnon), {:.1} MB of files (RssFile), {:.1} MB at the peak",
+                        mb(m.rss_anon_bytes),
+                        mb(m.rss_file_bytes),
+                        mb(m.peak_rss_bytes)
+                    );
+                }
             }
         }
         Command::Sessions {
