@@ -4,7 +4,8 @@
 //! (`server::idle`). Without it glibc keeps freed memory in its arenas
 //! (only the top of the main heap shrinks by itself), so after a big load
 //! or index build the daemon's anonymous memory would stay near its peak
-//! while it idles.
+//! while it idles. And what the process holds, as the kernel counts it
+//! (`process_memory`).
 
 /// Work that moved at least this many bytes through the heap is "large":
 /// smaller work frees too little to be worth a trim's walk of the arenas.
@@ -80,4 +81,11 @@ pub fn trim() {
     unsafe {
         libc::malloc_trim(0);
     }
+}
+
+/// This process's resident memory, `RssAnon` and `RssFile` apart (`rlm
+/// status`); None off Linux, or when `/proc` is not mounted.
+pub fn process_memory() -> Option<rlm::protocol::ProcessMemory> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    rlm::protocol::ProcessMemory::from_proc_status(&status)
 }

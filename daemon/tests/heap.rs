@@ -7,16 +7,10 @@
 
 #![cfg(all(target_os = "linux", target_env = "gnu"))]
 
-/// The process's anonymous resident memory, in bytes (`/proc/self/status`).
+/// The process's anonymous resident memory, in bytes.
 fn rss_anon() -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").expect("reading /proc/self/status");
-    let kb: usize = status
-        .lines()
-        .find_map(|l| l.strip_prefix("RssAnon:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .expect("RssAnon in /proc/self/status");
-    kb * 1024
+    let memory = rlmd::alloc::process_memory().expect("/proc/self/status");
+    usize::try_from(memory.rss_anon_bytes).expect("a size")
 }
 
 const MIB: usize = 1 << 20;

@@ -202,7 +202,7 @@ impl Shared {
                 as u64,
             large_requests_room_bytes: self.large_requests_room as u64,
             large_requests_waiting: self.large_requests_waiting.load(Ordering::SeqCst),
-            memory: rlm::protocol::ProcessMemory::of_this_process(),
+            memory: crate::alloc::process_memory(),
         }
     }
 }
