@@ -32,17 +32,6 @@ const MAX_CONTEXT_CHARS: u64 = 100_000;
 /// holds it, so a query of 100 000 words took 24 s and 400 MB.
 const MAX_QUERY_WORDS: usize = 1024;
 
-/// The distinct words of a bm25 query as the index analyses them.
-fn query_words(query: &str) -> usize {
-    let mut seen = std::collections::HashSet::new();
-    for token in
-        crate::search::analyzer::analyze(query, crate::search::analyzer::AnalyzerOptions::DEFAULT)
-    {
-        seen.insert(token.term);
-    }
-    seen.len()
-}
-
 /// Extra matches a scan keeps per document so that hits near the last
 /// returned one can still be highlighted.
 const SCAN_SLACK: usize = 16;
@@ -114,7 +103,12 @@ impl Engine {
             None => None,
         };
         if method == SearchMethod::Bm25 {
-            let words = query_words(&args.query);
+            // Counted as a default index analyses them (before any index is opened).
+            let words = crate::search::analyzer::distinct_terms(
+                &args.query,
+                crate::search::analyzer::AnalyzerOptions::DEFAULT,
+            )
+            .len();
             if words > MAX_QUERY_WORDS {
                 return Err(ToolError::invalid(format!(
                     "the bm25 query has {words} distinct words; at most {MAX_QUERY_WORDS} are searched: keep the words that matter (a sentence or a paragraph), or split it into several searches"

@@ -167,6 +167,19 @@ pub fn analyze(text: &str, opts: AnalyzerOptions) -> Vec<Token> {
     out
 }
 
+/// The distinct terms of `text` as the index analyses it, in their first
+/// order (a query's words: each looked up and scored once).
+pub fn distinct_terms(text: &str, opts: AnalyzerOptions) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    let mut terms = Vec::new();
+    for t in analyze(text, opts) {
+        if seen.insert(t.term.clone()) {
+            terms.push(t.term);
+        }
+    }
+    terms
+}
+
 /// Runs the analysis of `text` and hands every token to `sink` (no allocation per token
 /// beyond what the analysis itself needs).
 pub fn for_each_token(text: &str, opts: AnalyzerOptions, mut sink: impl FnMut(&TantivyToken)) {

@@ -460,14 +460,7 @@ impl IndexView {
 
     /// The distinct terms of `query` after analysis, in query order.
     fn analyzed_terms(&self, query: &str) -> Vec<String> {
-        let mut seen = std::collections::HashSet::new();
-        let mut terms: Vec<String> = Vec::new();
-        for t in analyzer::analyze(query, self.opts) {
-            if seen.insert(t.term.clone()) {
-                terms.push(t.term);
-            }
-        }
-        terms
+        analyzer::distinct_terms(query, self.opts)
     }
 
     /// The top passages of the view for `query`, best first (BM25 over the analysed query
