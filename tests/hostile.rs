@@ -649,3 +649,79 @@ fn a_pack_cut_short_while_mapped_fails_its_calls_and_the_daemon_lives() {
     other.ok("rlm.session.info", json!({"session_id": sid}));
     assert!(daemon.is_running(), "rlmd died");
 }
+
+/// A regex that is slow over one large document (2 000 alternated words
+/// with `\b`, over text with a non-ASCII char in every line, where the regex
+/// crate's lazy DFA gives up: 3 MB/s in a release build) ran to the
+/// document's end after its client had cancelled or gone: a core and a
+/// thread for half a minute per 100 MB, per call. Now a scan that takes
+/// long tells its client how far it is every second, and a cancel stops it
+/// at its next window of 256 KiB, inside the document. (Before, no progress
+/// came, and the scan of this 8 MB ran for tens of seconds.)
+#[test]
+fn a_slow_regex_is_stopped_inside_a_document_by_a_cancel() {
+    let dir = TestDir::new();
+    let _daemon = dir.start_daemon_limited(&dir.data, &[], LIMIT);
+    let mut c = Ipc::handshake(&dir.socket);
+    let sid = session(&mut c, json!({}));
+    let words: Vec<String> = (0..2000).map(|i| format!("w{i:04}q")).collect();
+    // Lines of words from the list and others, an é in each: 8 MB.
+    let mut seed = 7u64;
+    let mut text = String::new();
+    while text.len() < 8 << 20 {
+        for _ in 0..10 {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let i = (seed >> 33) as usize % 4000;
+            match words.get(i) {
+                Some(w) => text.push_str(w),
+                None => text.push_str(&format!("v{i:04}z")),
+            }
+            text.push(' ');
+        }
+        text.push_str("café\n");
+    }
+    load_inline(&mut c, &sid, &text);
+    let pattern = words
+        .iter()
+        .map(|w| format!(r"\b{w}\b"))
+        .collect::<Vec<_>>()
+        .join("|");
+    let id = c.send_call(
+        "rlm.search.query",
+        json!({"session_id": sid, "query": pattern, "method": "regex", "limit": 1}),
+        true,
+    );
+    match c.read_within(WAIT) {
+        common::Read1::Frame(v) if v["type"] == "progress" && v["id"] == id => assert!(
+            v["done"].as_u64() < v["total"].as_u64(),
+            "the scan is under way, inside the document: {v}"
+        ),
+        common::Read1::Frame(v) if v["type"] == "result" => {
+            panic!("the scan ended before its first progress: {v}")
+        }
+        other => panic!("no progress from the scan within {WAIT:?}: {other:?}"),
+    }
+    c.send(&json!({"type": "cancel", "id": id}))
+        .expect("sending the cancel");
+    let deadline = std::time::Instant::now() + WAIT;
+    let outcome = loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the scan went on for {WAIT:?} after its cancel"
+        );
+        match c.read_within(WAIT) {
+            common::Read1::Frame(v) if v["type"] == "progress" => {}
+            common::Read1::Frame(v) if v["type"] == "result" && v["id"] == id => {
+                break v["outcome"].clone();
+            }
+            other => panic!("no answer to the cancelled scan: {other:?}"),
+        }
+    };
+    let (code, message) = failure(&outcome);
+    assert_eq!(code, "cancelled", "{message}");
+    // The daemon serves the next call.
+    let info = c.ok("rlm.session.info", json!({"session_id": sid}));
+    assert_eq!(info["document_count"], 1);
+}

@@ -24,6 +24,20 @@
 //!   long s U+017F (fold classes whose members differ in UTF-8 length), and
 //!   `STRASSE` does not match `straße`, which needs full folding.
 //!
+//! **Searched in pieces.** The regex crate cannot be stopped inside one
+//! search, and one document can be 100 MB: a slow pattern (a long
+//! alternation with `\b` over text with non-ASCII chars, where the lazy DFA
+//! gives up: 3 MB/s for 2 000 words) held a thread for half a minute after
+//! its client had gone. [`Scanner::for_each_match`] searches a text in
+//! windows of [`WINDOW_BYTES`] and asks its caller between them whether to
+//! go on, where that gives exactly the matches of one search ([`Pieces`]):
+//! a pattern no match of which can be longer than [`MAX_OVERLAP_BYTES`]
+//! (each window's haystack reaches that far past it), or none of which can
+//! hold a line break (windows end just after one). A pattern that can match
+//! the empty string, or match across lines without bound (`a[\s\S]*b`,
+//! `foo\s+bar`), is searched a whole text at once; literals (1 GB/s and
+//! more) are too.
+//!
 //!   A needle with a non-ASCII char is the escaped regex. An ASCII needle
 //!   uses the byte paths below, with ASCII folding, which is exact on any
 //!   text that holds no non-ASCII member of the needle's fold classes: an
@@ -127,6 +141,77 @@ pub const REGEX_SIZE_LIMIT: usize = 10 * (1 << 20);
 /// Lazy-DFA cache limit of a search regex (bytes).
 pub const REGEX_DFA_SIZE_LIMIT: usize = 10 * (1 << 20);
 
+/// Bytes of a text searched between two questions to the caller of
+/// [`Scanner::for_each_match`] (see [`Pieces`]): a quarter of a MiB is a
+/// tenth of a millisecond at the regex crate's usual speed (a search call
+/// per window costs well under a microsecond) and a few seconds at its
+/// slowest (0.1 MB/s: 10 000 alternated words with `\b` on non-ASCII text).
+pub const WINDOW_BYTES: usize = 256 << 10;
+
+/// The longest match a regex may have for its windows to overlap by it: a
+/// window then reads at most a sixteenth of its bytes twice.
+pub const MAX_OVERLAP_BYTES: usize = WINDOW_BYTES / 16;
+
+/// How a regex's matches can be found window by window, exactly as one
+/// search of the whole text finds them (leftmost-first, each search going on
+/// from the end of the last match). Only for patterns whose every match is
+/// at least one byte long, so that the searches never meet an empty match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pieces {
+    /// No match is longer than this many bytes: a window's haystack goes on
+    /// that far past its end (to a char's end), so that every match that
+    /// starts in the window, and the chars its look-arounds see, are in it.
+    Bounded(usize),
+    /// No match holds a line break: a window ends just after one, and no
+    /// match that starts in it can reach past it.
+    Lines,
+}
+
+/// The [`Pieces`] of a pattern as the regex crate parses it here
+/// (case-insensitive, Unicode), if any.
+fn pieces_of(pattern: &str) -> Option<Pieces> {
+    let hir = regex_syntax::ParserBuilder::new()
+        .case_insensitive(true)
+        .unicode(true)
+        .build()
+        .parse(pattern)
+        .ok()?;
+    let props = hir.properties();
+    if props.minimum_len().is_none_or(|n| n == 0) {
+        return None;
+    }
+    match props.maximum_len() {
+        Some(n) if n <= MAX_OVERLAP_BYTES => Some(Pieces::Bounded(n)),
+        _ => (!may_consume_newline(&hir)).then_some(Pieces::Lines),
+    }
+}
+
+/// Whether some match of `hir` can hold a `\n` (look-arounds consume
+/// nothing). Recursion is bounded by the parser's nesting limit.
+fn may_consume_newline(hir: &regex_syntax::hir::Hir) -> bool {
+    use regex_syntax::hir::{Class, HirKind};
+    match hir.kind() {
+        HirKind::Empty | HirKind::Look(_) => false,
+        HirKind::Literal(lit) => lit.0.contains(&b'\n'),
+        HirKind::Class(Class::Unicode(c)) => c
+            .ranges()
+            .iter()
+            .any(|r| r.start() <= '\n' && '\n' <= r.end()),
+        HirKind::Class(Class::Bytes(c)) => c
+            .ranges()
+            .iter()
+            .any(|r| r.start() <= b'\n' && b'\n' <= r.end()),
+        HirKind::Repetition(rep) => rep.max != Some(0) && may_consume_newline(&rep.sub),
+        HirKind::Capture(cap) => may_consume_newline(&cap.sub),
+        HirKind::Concat(subs) | HirKind::Alternation(subs) => subs.iter().any(may_consume_newline),
+    }
+}
+
+/// Why [`Scanner::for_each_match`] left a text before its end: its caller
+/// said to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stopped;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ScanMethod {
     Regex,
@@ -152,6 +237,8 @@ enum Kind {
         /// The same pattern with Unicode off, for texts that are all ASCII,
         /// when that gives the same matches.
         ascii: Option<regex::bytes::Regex>,
+        /// How its matches can be searched window by window, if they can.
+        pieces: Option<Pieces>,
     },
     /// An ASCII needle.
     Ascii {
@@ -385,14 +472,17 @@ impl Scanner {
                     Kind::Regex {
                         re: re.map_err(|e| regex_error(&e))?,
                         ascii,
+                        pieces: pieces_of(pattern),
                     }
                 }
             },
             ScanMethod::Literal => {
                 let b = pattern.as_bytes();
                 if !pattern.is_ascii() {
+                    let escaped = regex::escape(pattern);
                     Kind::Regex {
-                        re: build_regex(&regex::escape(pattern)).map_err(|_| {
+                        pieces: pieces_of(&escaped),
+                        re: build_regex(&escaped).map_err(|_| {
                             ScanError(format!(
                                 "the literal of {} characters is too long to search for; \
                                  search for a shorter part of it",
@@ -463,6 +553,70 @@ impl Scanner {
         }
     }
 
+    /// Hands every match of `text` to `each`, in order, the same as
+    /// [`Scanner::find_iter_hinted`] gives them, and asks `stop` after each
+    /// window of about [`WINDOW_BYTES`] it has searched (with the bytes it
+    /// went over since it last asked) whether to go on: `Err(Stopped)` as
+    /// soon as it says stop, with the matches of the windows before given.
+    /// A pattern that cannot be searched in windows (see the module docs)
+    /// is searched whole, and `stop` asked once, after.
+    pub fn for_each_match(
+        &self,
+        text: &str,
+        text_is_ascii: bool,
+        stop: impl FnMut(usize) -> bool,
+        each: impl FnMut(usize, usize),
+    ) -> Result<(), Stopped> {
+        self.for_each_match_in(text, text_is_ascii, WINDOW_BYTES, stop, each)
+    }
+
+    /// [`Scanner::for_each_match`] with windows of `window` bytes.
+    fn for_each_match_in(
+        &self,
+        text: &str,
+        text_is_ascii: bool,
+        window: usize,
+        mut stop: impl FnMut(usize) -> bool,
+        mut each: impl FnMut(usize, usize),
+    ) -> Result<(), Stopped> {
+        match &self.kind {
+            Kind::Regex {
+                re,
+                ascii,
+                pieces: Some(pieces),
+            } => {
+                let windows = Windows {
+                    text,
+                    pieces: *pieces,
+                    window,
+                };
+                match ascii {
+                    Some(ascii) if text_is_ascii => windows.search(
+                        |end, at| {
+                            ascii
+                                .find_at(&text.as_bytes()[..end], at)
+                                .map(|m| (m.start(), m.end()))
+                        },
+                        stop,
+                        each,
+                    ),
+                    _ => windows.search(
+                        |end, at| re.find_at(&text[..end], at).map(|m| (m.start(), m.end())),
+                        stop,
+                        each,
+                    ),
+                }
+            }
+            _ => {
+                for (a, b) in self.find_iter_hinted(text, text_is_ascii) {
+                    each(a, b);
+                }
+                stop(text.len());
+                Ok(())
+            }
+        }
+    }
+
     /// Number of matches in `text` (as `find_iter(text).count()`).
     pub fn count(&self, text: &str) -> usize {
         self.count_hinted(text, false)
@@ -482,6 +636,78 @@ impl Scanner {
             _ => self.find_iter_hinted(text, text_is_ascii).count(),
         }
     }
+}
+
+/// A text cut into windows for a regex whose matches allow it.
+struct Windows<'t> {
+    text: &'t str,
+    pieces: Pieces,
+    window: usize,
+}
+
+impl Windows<'_> {
+    /// Searches window after window with `find_at(end, at)`: the regex's
+    /// first match in `text[..end]` at or after `at` (the search sees the
+    /// text before `at`, as a whole-text search going on from there does).
+    /// A window takes the matches that start in it; the next one starts at
+    /// its end, or at the end of its last match when that reaches past it.
+    fn search(
+        &self,
+        find_at: impl Fn(usize, usize) -> Option<(usize, usize)>,
+        mut stop: impl FnMut(usize) -> bool,
+        mut each: impl FnMut(usize, usize),
+    ) -> Result<(), Stopped> {
+        let text = self.text;
+        let len = text.len();
+        let mut pos = 0;
+        while pos < len {
+            let from = pos.saturating_add(self.window.max(1)).min(len);
+            // Where the window ends, and where its haystack does.
+            let (end, reach) = match self.pieces {
+                Pieces::Bounded(longest) => {
+                    let end = char_boundary_at_or_after(text, from);
+                    // A match that starts before `end` ends before `end +
+                    // longest`, so the char after it ends by the boundary
+                    // at or after that.
+                    let reach = end.saturating_add(longest).min(len);
+                    (end, char_boundary_at_or_after(text, reach))
+                }
+                Pieces::Lines => {
+                    let end = memchr::memchr(b'\n', &text.as_bytes()[from..])
+                        .map_or(len, |i| from + i + 1);
+                    (end, end)
+                }
+            };
+            let mut at = pos;
+            while let Some((s, e)) = find_at(reach, at) {
+                if s >= end {
+                    break;
+                }
+                // The ASCII program on a text wrongly said to be ASCII may
+                // cut a char; such a match is left out, as `Matches` does.
+                if text.is_char_boundary(s) && text.is_char_boundary(e) {
+                    each(s, e);
+                }
+                // Every match is at least a byte long (`Pieces`).
+                at = e.max(s + 1);
+            }
+            let next = end.max(at);
+            if stop(next - pos) && next < len {
+                return Err(Stopped);
+            }
+            pos = next;
+        }
+        Ok(())
+    }
+}
+
+/// The first char boundary of `text` at or after byte `i` (its length at
+/// most).
+fn char_boundary_at_or_after(text: &str, mut i: usize) -> usize {
+    while i < text.len() && !text.is_char_boundary(i) {
+        i += 1;
+    }
+    i.min(text.len())
 }
 
 fn build_regex(pattern: &str) -> Result<Regex, regex::Error> {
@@ -820,6 +1046,126 @@ mod tests {
             assert_eq!(s.count_hinted(text, true), v.len());
         }
         v
+    }
+
+    /// The matches [`Scanner::for_each_match_in`] gives with windows of
+    /// `window` bytes, never stopped, and how many windows it asked about.
+    fn windowed(
+        s: &Scanner,
+        text: &str,
+        ascii: bool,
+        window: usize,
+    ) -> (Vec<(usize, usize)>, usize) {
+        let mut got = Vec::new();
+        let mut asked = 0;
+        let mut bytes = 0;
+        let r = s.for_each_match_in(
+            text,
+            ascii,
+            window,
+            |n| {
+                asked += 1;
+                bytes += n;
+                false
+            },
+            |a, b| got.push((a, b)),
+        );
+        assert_eq!(r, Ok(()));
+        assert_eq!(bytes, text.len(), "every byte told once");
+        (got, asked)
+    }
+
+    fn pieces(p: &str) -> Option<Pieces> {
+        match re(p).kind {
+            Kind::Regex { pieces, .. } => pieces,
+            Kind::Ascii { .. } => panic!("{p} is searched as literals"),
+        }
+    }
+
+    /// A pattern is searched in windows where that is exact: a bound on its
+    /// matches' length, or no line break in them, and never an empty match.
+    #[test]
+    fn pieces_where_windows_find_the_same_matches() {
+        assert_eq!(pieces(r"\bfoo\b|\bbar\b"), Some(Pieces::Bounded(3)));
+        assert_eq!(
+            pieces("k"),
+            Some(Pieces::Bounded(3)),
+            "the Kelvin sign is 3 bytes"
+        );
+        assert_eq!(pieces(r"\w{2}"), Some(Pieces::Bounded(8)));
+        assert_eq!(pieces(r"fn \w+\("), Some(Pieces::Lines));
+        assert_eq!(
+            pieces(r"(?m)^def .*:$"),
+            Some(Pieces::Lines),
+            "`.` is not `\n`"
+        );
+        assert_eq!(pieces(r"[^\n]+x"), Some(Pieces::Lines));
+        assert_eq!(
+            pieces(r"a\s{1,3}b"),
+            Some(Pieces::Bounded(11)),
+            "U+3000 is 3 bytes"
+        );
+        assert_eq!(pieces(r"foo\s+bar"), None, "unbounded across lines");
+        assert_eq!(pieces(r"(?s)a.*b"), None);
+        assert_eq!(pieces(r"[^x]+y"), None, "`[^x]` holds the line break");
+        assert_eq!(pieces(r"a\nb*"), None);
+        assert_eq!(pieces(r"a*"), None, "can match the empty string");
+        assert_eq!(pieces(r"\b"), None);
+        // Past the overlap bound, only lines can cut it.
+        let most = MAX_OVERLAP_BYTES;
+        assert_eq!(
+            pieces(&format!("x[ab]{{1,{}}}", most - 1)),
+            Some(Pieces::Bounded(most))
+        );
+        assert_eq!(pieces(&format!("x[ab]{{1,{most}}}")), Some(Pieces::Lines));
+        assert_eq!(pieces(&format!("x[a\n]{{1,{most}}}")), None);
+        // A literal with a non-ASCII char, searched as its escaped regex.
+        match lit("été").kind {
+            Kind::Regex { pieces, .. } => assert_eq!(pieces, Some(Pieces::Bounded(5))),
+            Kind::Ascii { .. } => panic!("a non-ASCII literal is a regex"),
+        }
+    }
+
+    /// A stop asked between windows ends the search of one text there: the
+    /// matches of the windows before were given, none after.
+    #[test]
+    fn a_stop_between_windows_ends_the_search_inside_a_text() {
+        let line = "alpha beta gamma\n";
+        let text = line.repeat(20_000); // 340 000 bytes
+        for pattern in [r"\bbeta\b", r"b\w+"] {
+            let s = re(pattern);
+            let mut asked = 0;
+            let mut got = Vec::new();
+            let r = s.for_each_match_in(
+                &text,
+                false,
+                1000,
+                |_| {
+                    asked += 1;
+                    asked == 3
+                },
+                |a, b| got.push((a, b)),
+            );
+            assert_eq!(r, Err(Stopped), "{pattern}");
+            assert_eq!(asked, 3);
+            let all: Vec<_> = s.find_iter(&text).collect();
+            assert_eq!(all.len(), 20_000);
+            assert!(
+                !got.is_empty() && got.len() < 300,
+                "{pattern}: {} matches of 20 000 before the stop",
+                got.len()
+            );
+            assert_eq!(got[..], all[..got.len()], "the first matches, in order");
+            // Asked nothing between windows, it gives every match.
+            let (every, windows) = windowed(&s, &text, false, 1000);
+            assert_eq!(every, all);
+            assert!(windows >= 300, "{windows} windows");
+        }
+        // A pattern without windows is searched whole, and asked once.
+        let s = re(r"beta\s+gamma");
+        let (every, asked) = windowed(&s, &text, false, 1000);
+        assert_eq!(every.len(), 20_000);
+        assert_eq!(asked, 1);
     }
 
     fn texts<'a>(s: &Scanner, text: &'a str) -> Vec<&'a str> {
@@ -1216,6 +1562,69 @@ mod tests {
             .prop_map(|v| v.into_iter().collect())
     }
 
+    fn windows_text() -> impl Strategy<Value = String> {
+        const CHARS: &[char] = &[
+            'a',
+            'b',
+            'k',
+            'K',
+            ' ',
+            ' ',
+            '\n',
+            '\n',
+            '_',
+            '1',
+            '.',
+            '\u{E9}',
+            '\u{212A}',
+            '\u{1F600}',
+        ];
+        prop_oneof![
+            chars_of(CHARS, 0..200),
+            chars_of(&['a', 'b', ' ', '\n'], 0..300),
+            "[ab ]{0,120}",
+        ]
+    }
+
+    /// Patterns of one to three alternatives, each one to four atoms with a
+    /// repetition or none.
+    fn windows_pattern() -> impl Strategy<Value = String> {
+        const ATOMS: &[&str] = &[
+            "a",
+            "b",
+            "ab",
+            "k",
+            "\u{E9}",
+            r"\w",
+            r"\s",
+            r"\S",
+            r"\d",
+            ".",
+            "[^a]",
+            r"[^\n]",
+            "[ab]",
+            r"\n",
+            r"\b",
+            r"\B",
+            "(?m:^)",
+            "(?m:$)",
+            "^",
+            "$",
+            r"\z",
+            r"\A",
+            r"\b{start}",
+            r"\b{end}",
+            "(?:a|ab)",
+            "(?:ab|a)",
+            r"\x{1F600}",
+        ];
+        const REPEATS: &[&str] = &["", "", "", "?", "*", "+", "{1,3}", "{2}", "??", "+?"];
+        let piece = (prop::sample::select(ATOMS), prop::sample::select(REPEATS))
+            .prop_map(|(a, r)| format!("{a}{r}"));
+        let alternative = prop::collection::vec(piece, 1..5).prop_map(|v| v.concat());
+        prop::collection::vec(alternative, 1..4).prop_map(|v| v.join("|"))
+    }
+
     fn fold_text() -> impl Strategy<Value = String> {
         prop_oneof![
             chars_of(FOLD_RICH, 0..80),
@@ -1283,6 +1692,27 @@ mod tests {
             b in prop::collection::vec(prop_oneof![4 => 0u8..0x80, 1 => 0x80u8..=0xff], 0..40),
         ) {
             prop_assert_eq!(ascii_run(&b), b.iter().take_while(|c| c.is_ascii()).count());
+        }
+
+        /// Window by window, the matches of one whole search, for patterns
+        /// built from atoms that mix look-arounds, classes with and without
+        /// the line break, non-ASCII chars and repetitions, on texts of
+        /// short lines, long lines and multi-byte chars, with windows of
+        /// 1 to 40 bytes (so that window ends fall inside chars and matches).
+        #[test]
+        fn prop_windows_find_what_one_search_finds(
+            text in windows_text(),
+            pattern in windows_pattern(),
+            window in 1usize..40,
+        ) {
+            let Ok(s) = Scanner::new(ScanMethod::Regex, &pattern) else {
+                return Ok(());
+            };
+            let want: Vec<_> = s.find_iter(&text).collect();
+            prop_assert_eq!(&windowed(&s, &text, false, window).0, &want, "{:?}", pattern);
+            if text.is_ascii() {
+                prop_assert_eq!(&windowed(&s, &text, true, window).0, &want, "{:?} hinted", pattern);
+            }
         }
 
         #[test]
