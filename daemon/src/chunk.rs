@@ -21,10 +21,16 @@
 //!   (a split at the start of the text or at the same place as the previous
 //!   one is dropped). One quirk of the regex crate's iterator: an empty match
 //!   right where a non-empty match ended is not reported, so it does not
-//!   split. No match: the whole document is one span.
+//!   split. No match: the whole document is one span. A delimiter whose
+//!   matches are bounded or hold no line break, and are never empty, is
+//!   searched in windows (`scan::Windows`, the same matches), and
+//!   [`chunk_until`] asks its caller between them whether to stop: the
+//!   regex crate cannot be stopped inside one search of a 100 MB text.
 //! - An empty document has no spans, whatever the strategy.
 
 use regex::{Regex, RegexBuilder};
+
+use crate::search::scan::{self, Pieces, WINDOW_BYTES, Windows};
 
 /// Compiled-program size limit of a delimiter regex (bytes).
 pub const DELIMITER_SIZE_LIMIT: usize = 10 * (1 << 20);
@@ -78,8 +84,23 @@ pub fn chunk(
     strategy: &Strategy,
     max_chunks: Option<u64>,
 ) -> Result<Vec<ChunkRange>, ChunkError> {
+    chunk_until(text, total_chars, strategy, max_chunks, || false)
+        .map(|spans| spans.unwrap_or_default())
+}
+
+/// [`chunk`], asking `stop` while a delimiter is searched (see the module
+/// docs): `Ok(None)` when it said to stop before the spans were all found.
+pub fn chunk_until(
+    text: &str,
+    total_chars: u64,
+    strategy: &Strategy,
+    max_chunks: Option<u64>,
+    stop: impl FnMut() -> bool,
+) -> Result<Option<Vec<ChunkRange>>, ChunkError> {
     let regex = match strategy {
-        Strategy::Delimiter { pattern } => Some(compile_delimiter(pattern)?),
+        Strategy::Delimiter { pattern } => {
+            Some((compile_delimiter(pattern)?, scan::pieces_of(pattern, false)))
+        }
         other => {
             validate_sizes(other)?;
             None
@@ -95,7 +116,7 @@ pub fn chunk(
     }
     let max = max_chunks.unwrap_or(u64::MAX);
     if text.is_empty() || max == 0 {
-        return Ok(Vec::new());
+        return Ok(Some(Vec::new()));
     }
     let out = match strategy {
         Strategy::Fixed {
@@ -113,9 +134,13 @@ pub fn chunk(
             overlap,
         } => lines(text, ascii, *line_count, *overlap, max),
         // `regex` is Some exactly for a delimiter strategy.
-        Strategy::Delimiter { .. } => regex
-            .as_ref()
-            .map_or_else(Vec::new, |re| delimiter(text, ascii, re, max)),
+        Strategy::Delimiter { .. } => match &regex {
+            Some((re, pieces)) => match delimiter(text, ascii, re, *pieces, max, stop) {
+                Some(spans) => spans,
+                None => return Ok(None),
+            },
+            None => Vec::new(),
+        },
     };
     // Lines and delimiter spans count code points themselves; if they reached
     // the end, the count must agree with what the store said.
@@ -125,7 +150,7 @@ pub fn chunk(
     {
         return Err(mismatch(text, total_chars));
     }
-    Ok(out)
+    Ok(Some(out))
 }
 
 fn validate_sizes(strategy: &Strategy) -> Result<(), ChunkError> {
@@ -393,15 +418,23 @@ fn lines(text: &str, ascii: bool, count: u64, overlap: u64, max: u64) -> Vec<Chu
     }
 }
 
-fn delimiter(text: &str, ascii: bool, re: &Regex, max: u64) -> Vec<ChunkRange> {
+/// The delimiter's spans; None when `stop` said to stop first.
+fn delimiter(
+    text: &str,
+    ascii: bool,
+    re: &Regex,
+    pieces: Option<Pieces>,
+    max: u64,
+    mut stop: impl FnMut() -> bool,
+) -> Option<Vec<ChunkRange>> {
     let mut out = Vec::new();
     let mut last = LineCursor::default();
-    for m in re.find_iter(text) {
-        let at = m.start();
-        if at == last.byte {
+    let full = std::cell::Cell::new(false);
+    let mut split_at = |at: usize| {
+        if full.get() || at == last.byte {
             // A match at the start of the text or where the last span starts
             // (an empty match after a non-empty one): no empty span.
-            continue;
+            return;
         }
         let chars = last.chars + count_chars(text, ascii, last.byte, at);
         out.push(ChunkRange {
@@ -410,10 +443,36 @@ fn delimiter(text: &str, ascii: bool, re: &Regex, max: u64) -> Vec<ChunkRange> {
             start_byte: last.byte,
             end_byte: at,
         });
-        if out.len() as u64 >= max {
-            return out;
-        }
+        full.set(out.len() as u64 >= max);
         last = LineCursor { byte: at, chars };
+    };
+    match pieces {
+        Some(pieces) => {
+            let windows = Windows {
+                text,
+                pieces,
+                window: WINDOW_BYTES,
+            };
+            let found = windows.search(
+                |end, at| re.find_at(&text[..end], at).map(|m| (m.start(), m.end())),
+                |_| full.get() || stop(),
+                |at, _| split_at(at),
+            );
+            if found.is_err() && !full.get() {
+                return None;
+            }
+        }
+        None => {
+            for m in re.find_iter(text) {
+                split_at(m.start());
+                if full.get() {
+                    break;
+                }
+            }
+        }
+    }
+    if full.get() {
+        return Some(out);
     }
     if last.byte < text.len() {
         out.push(ChunkRange {
@@ -423,7 +482,7 @@ fn delimiter(text: &str, ascii: bool, re: &Regex, max: u64) -> Vec<ChunkRange> {
             end_byte: text.len(),
         });
     }
-    out
+    Some(out)
 }
 
 #[cfg(test)]
@@ -663,6 +722,38 @@ mod tests {
         assert_eq!(pieces("aXbxc", &delim("x")), ["aXb", "xc"]);
         // Non-ASCII offsets.
         assert_eq!(run("été§ça§", &delim("§")), [(0, 3), (3, 6), (6, 7)]);
+    }
+
+    /// Over a text of several windows, a delimiter searched window by
+    /// window splits where one search of the whole text does, and a stop
+    /// asked between windows ends the chunking there.
+    #[test]
+    fn delimiters_searched_in_windows_split_alike_and_stop_when_asked() {
+        let section = |i: usize| format!("## Part {i}\nsome text of the part, é and more\n");
+        let text: String = (0..40_000).map(section).collect(); // ~1.8 MB, 7 windows
+        for pattern in [r"\n## ", r"(?m)^## Part \d+", "## "] {
+            assert!(scan::pieces_of(pattern, false).is_some(), "{pattern}");
+            let spans = chunk(&text, total(&text), &delim(pattern), None).unwrap();
+            let re = Regex::new(pattern).unwrap();
+            let mut starts: Vec<usize> = re.find_iter(&text).map(|m| m.start()).collect();
+            starts.retain(|&s| s > 0);
+            let want: Vec<usize> = std::iter::once(0).chain(starts).collect();
+            let got: Vec<usize> = spans.iter().map(|r| r.start_byte).collect();
+            assert_eq!(got, want, "{pattern}");
+            check_common(&text, &spans);
+
+            let mut asked = 0;
+            let stopped = chunk_until(&text, total(&text), &delim(pattern), None, || {
+                asked += 1;
+                asked == 2
+            });
+            assert_eq!(stopped, Ok(None), "{pattern}");
+            // A chunking that reaches its cap gives its spans, whatever the
+            // stop says after.
+            let capped =
+                chunk_until(&text, total(&text), &delim(pattern), Some(10), || true).unwrap();
+            assert_eq!(capped.as_deref(), Some(&spans[..10]), "{pattern}");
+        }
     }
 
     #[test]

@@ -73,14 +73,27 @@ impl Engine {
                 let cap = max_chunks
                     .unwrap_or(u64::MAX)
                     .min(MAX_SPANS_PER_CHUNKING + 1);
-                let ranges = chunk::chunk(text.as_str(), doc.length_chars, &strategy, Some(cap))
-                    .map_err(|e| {
-                        if e.0.starts_with("internal error") {
-                            ToolError::internal(e.to_string())
-                        } else {
-                            ToolError::invalid(e.to_string()).with("field", "strategy")
-                        }
-                    })?;
+                let ranges = chunk::chunk_until(
+                    text.as_str(),
+                    doc.length_chars,
+                    &strategy,
+                    Some(cap),
+                    || ctx.cancelled(),
+                )
+                .map_err(|e| {
+                    if e.0.starts_with("internal error") {
+                        ToolError::internal(e.to_string())
+                    } else {
+                        ToolError::invalid(e.to_string()).with("field", "strategy")
+                    }
+                })?;
+                // None only when the cancel stopped the delimiter's search.
+                let Some(ranges) = ranges else {
+                    ctx.check_cancel()?;
+                    return Err(ToolError::internal(
+                        "the chunking stopped without a cancel; this is a bug",
+                    ));
+                };
                 if ranges.len() as u64 > MAX_SPANS_PER_CHUNKING {
                     return Err(ToolError::new(
                         ErrorCode::TooLarge,

@@ -157,7 +157,7 @@ pub const MAX_OVERLAP_BYTES: usize = WINDOW_BYTES / 16;
 /// from the end of the last match). Only for patterns whose every match is
 /// at least one byte long, so that the searches never meet an empty match.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Pieces {
+pub(crate) enum Pieces {
     /// No match is longer than this many bytes: a window's haystack goes on
     /// that far past its end (to a char's end), so that every match that
     /// starts in the window, and the chars its look-arounds see, are in it.
@@ -167,11 +167,11 @@ enum Pieces {
     Lines,
 }
 
-/// The [`Pieces`] of a pattern as the regex crate parses it here
-/// (case-insensitive, Unicode), if any.
-fn pieces_of(pattern: &str) -> Option<Pieces> {
+/// The [`Pieces`] of a pattern as the regex crate parses it (Unicode on,
+/// case folded or not, as the regex is built), if any.
+pub(crate) fn pieces_of(pattern: &str, case_insensitive: bool) -> Option<Pieces> {
     let hir = regex_syntax::ParserBuilder::new()
-        .case_insensitive(true)
+        .case_insensitive(case_insensitive)
         .unicode(true)
         .build()
         .parse(pattern)
@@ -472,7 +472,7 @@ impl Scanner {
                     Kind::Regex {
                         re: re.map_err(|e| regex_error(&e))?,
                         ascii,
-                        pieces: pieces_of(pattern),
+                        pieces: pieces_of(pattern, true),
                     }
                 }
             },
@@ -481,7 +481,7 @@ impl Scanner {
                 if !pattern.is_ascii() {
                     let escaped = regex::escape(pattern);
                     Kind::Regex {
-                        pieces: pieces_of(&escaped),
+                        pieces: pieces_of(&escaped, true),
                         re: build_regex(&escaped).map_err(|_| {
                             ScanError(format!(
                                 "the literal of {} characters is too long to search for; \
@@ -639,10 +639,10 @@ impl Scanner {
 }
 
 /// A text cut into windows for a regex whose matches allow it.
-struct Windows<'t> {
-    text: &'t str,
-    pieces: Pieces,
-    window: usize,
+pub(crate) struct Windows<'t> {
+    pub(crate) text: &'t str,
+    pub(crate) pieces: Pieces,
+    pub(crate) window: usize,
 }
 
 impl Windows<'_> {
@@ -651,7 +651,7 @@ impl Windows<'_> {
     /// text before `at`, as a whole-text search going on from there does).
     /// A window takes the matches that start in it; the next one starts at
     /// its end, or at the end of its last match when that reaches past it.
-    fn search(
+    pub(crate) fn search(
         &self,
         find_at: impl Fn(usize, usize) -> Option<(usize, usize)>,
         mut stop: impl FnMut(usize) -> bool,
