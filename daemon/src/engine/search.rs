@@ -43,6 +43,10 @@ const SCAN_CACHE_SESSIONS: usize = 16;
 /// client that asked for progress resets its time-out on each): none for a
 /// scan done sooner, as most are.
 const SCAN_PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+/// Bytes a piece of a scan searches before it counts them in the scan's
+/// progress (and looks at the clock): a window of a large text, some 16
+/// documents of 16 KB.
+const SCAN_PROGRESS_BYTES: u64 = crate::search::scan::WINDOW_BYTES as u64;
 
 /// The documents of a session with their texts, as of one generation of the session
 /// (documents are only ever appended, and each load bumps the generation).
@@ -501,27 +505,37 @@ impl Engine {
         // matches of each are kept, in byte offsets. A cancel stops the scan
         // between documents, and inside one between the windows of a
         // pattern that allows them (`Scanner::for_each_match`).
+        // Each piece of the parallel scan counts its bytes on its own and
+        // adds them to the shared count every `SCAN_PROGRESS_BYTES` (a
+        // shared count and a clock read per document cost more than a
+        // literal scan of most documents).
         let per_doc: Vec<(u64, Vec<(usize, usize)>)> = texts
             .par_iter()
-            .map(|t| {
-                if ctx.cancelled() {
-                    return (0, Vec::new());
-                }
-                let mut first = Vec::new();
-                let mut count = 0u64;
-                let stop = |bytes: usize| {
-                    progress.advance(bytes as u64, ctx);
-                    ctx.cancelled()
-                };
-                // A stopped scan's figures are not used: the call fails below.
-                let _ = scanner.for_each_match(t.as_str(), t.is_ascii(), stop, |a, b| {
-                    if first.len() < keep {
-                        first.push((a, b));
+            .map_init(
+                || 0u64,
+                |unsent, t| {
+                    if ctx.cancelled() {
+                        return (0, Vec::new());
                     }
-                    count += 1;
-                });
-                (count, first)
-            })
+                    let mut first = Vec::new();
+                    let mut count = 0u64;
+                    let stop = |bytes: usize| {
+                        *unsent += bytes as u64;
+                        if *unsent >= SCAN_PROGRESS_BYTES {
+                            progress.advance(std::mem::take(unsent), ctx);
+                        }
+                        ctx.cancelled()
+                    };
+                    // A stopped scan's figures are not used: the call fails below.
+                    let _ = scanner.for_each_match(t.as_str(), t.is_ascii(), stop, |a, b| {
+                        if first.len() < keep {
+                            first.push((a, b));
+                        }
+                        count += 1;
+                    });
+                    (count, first)
+                },
+            )
             .collect();
         ctx.check_cancel()?;
         let total: u64 = per_doc.iter().map(|(c, _)| *c).sum();
