@@ -84,18 +84,19 @@ pub fn chunk(
     strategy: &Strategy,
     max_chunks: Option<u64>,
 ) -> Result<Vec<ChunkRange>, ChunkError> {
-    chunk_until(text, total_chars, strategy, max_chunks, || false)
+    chunk_until(text, total_chars, strategy, max_chunks, |_| false)
         .map(|spans| spans.unwrap_or_default())
 }
 
 /// [`chunk`], asking `stop` while a delimiter is searched (see the module
-/// docs): `Ok(None)` when it said to stop before the spans were all found.
+/// docs; with the bytes searched since it last asked): `Ok(None)` when it
+/// said to stop before the spans were all found.
 pub fn chunk_until(
     text: &str,
     total_chars: u64,
     strategy: &Strategy,
     max_chunks: Option<u64>,
-    stop: impl FnMut() -> bool,
+    stop: impl FnMut(usize) -> bool,
 ) -> Result<Option<Vec<ChunkRange>>, ChunkError> {
     let regex = match strategy {
         Strategy::Delimiter { pattern } => {
@@ -425,7 +426,7 @@ fn delimiter(
     re: &Regex,
     pieces: Option<Pieces>,
     max: u64,
-    mut stop: impl FnMut() -> bool,
+    mut stop: impl FnMut(usize) -> bool,
 ) -> Option<Vec<ChunkRange>> {
     let mut out = Vec::new();
     let mut last = LineCursor::default();
@@ -455,7 +456,7 @@ fn delimiter(
             };
             let found = windows.search(
                 |end, at| re.find_at(&text[..end], at).map(|m| (m.start(), m.end())),
-                |_| full.get() || stop(),
+                |bytes| full.get() || stop(bytes),
                 |at, _| split_at(at),
             );
             if found.is_err() && !full.get() {
@@ -743,7 +744,7 @@ mod tests {
             check_common(&text, &spans);
 
             let mut asked = 0;
-            let stopped = chunk_until(&text, total(&text), &delim(pattern), None, || {
+            let stopped = chunk_until(&text, total(&text), &delim(pattern), None, |_| {
                 asked += 1;
                 asked == 2
             });
@@ -751,7 +752,7 @@ mod tests {
             // A chunking that reaches its cap gives its spans, whatever the
             // stop says after.
             let capped =
-                chunk_until(&text, total(&text), &delim(pattern), Some(10), || true).unwrap();
+                chunk_until(&text, total(&text), &delim(pattern), Some(10), |_| true).unwrap();
             assert_eq!(capped.as_deref(), Some(&spans[..10]), "{pattern}");
         }
     }

@@ -10,6 +10,7 @@ use rlm::tools::{
 };
 use rlm::{ErrorCode, ToolError};
 
+use super::context::TimedProgress;
 use super::integrity::check_read;
 use super::{CallContext, Engine, ResponseBudget, SessionRow, now};
 use crate::chunk::{self, Strategy};
@@ -73,12 +74,17 @@ impl Engine {
                 let cap = max_chunks
                     .unwrap_or(u64::MAX)
                     .min(MAX_SPANS_PER_CHUNKING + 1);
+                let progress =
+                    TimedProgress::new(text.as_str().len() as u64, "cutting the document (bytes)");
                 let ranges = chunk::chunk_until(
                     text.as_str(),
                     doc.length_chars,
                     &strategy,
                     Some(cap),
-                    || ctx.cancelled(),
+                    |bytes| {
+                        progress.advance(bytes as u64, ctx);
+                        ctx.cancelled()
+                    },
                 )
                 .map_err(|e| {
                     if e.0.starts_with("internal error") {

@@ -59,3 +59,48 @@ impl CallContext {
         }
     }
 }
+
+/// How often work that takes long tells its client how far it is (a
+/// client that asked for progress resets its time-out on each): none for
+/// work done sooner, as most is.
+pub(crate) const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The progress of work counted in units (bytes) from several threads,
+/// told to the client every [`PROGRESS_EVERY`]: a scan, a chunking.
+pub(crate) struct TimedProgress {
+    started: std::time::Instant,
+    total: u64,
+    message: &'static str,
+    done: std::sync::atomic::AtomicU64,
+    /// Milliseconds after `started` when the next report is due.
+    next_ms: std::sync::atomic::AtomicU64,
+}
+
+impl TimedProgress {
+    pub(crate) fn new(total: u64, message: &'static str) -> TimedProgress {
+        TimedProgress {
+            started: std::time::Instant::now(),
+            total,
+            message,
+            done: Default::default(),
+            next_ms: (PROGRESS_EVERY.as_millis() as u64).into(),
+        }
+    }
+
+    /// Counts `units` more done, and reports when a report is due (one
+    /// thread reports it).
+    pub(crate) fn advance(&self, units: u64, ctx: &CallContext) {
+        let done = self.done.fetch_add(units, Ordering::Relaxed) + units;
+        let now = self.started.elapsed().as_millis() as u64;
+        let due = self.next_ms.load(Ordering::Relaxed);
+        let next = now + PROGRESS_EVERY.as_millis() as u64;
+        if now >= due
+            && self
+                .next_ms
+                .compare_exchange(due, next, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            ctx.progress(done.min(self.total), Some(self.total), self.message);
+        }
+    }
+}

@@ -11,6 +11,7 @@ use rlm::tools::{
     Highlight, MatchUnit, SearchArgs, SearchMatch, SearchMethod, SearchResult, SpanRef,
 };
 
+use super::context::TimedProgress;
 use super::docs::DocRow;
 use super::index::SessionIndex;
 use super::integrity::{check_read, open_text};
@@ -39,10 +40,6 @@ const SCAN_SLACK: usize = 16;
 /// Sessions whose documents the scan cache keeps.
 const SCAN_CACHE_SESSIONS: usize = 16;
 
-/// How often a scan that takes long tells its client how far it is (a
-/// client that asked for progress resets its time-out on each): none for a
-/// scan done sooner, as most are.
-const SCAN_PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 /// Bytes a piece of a scan searches before it counts them in the scan's
 /// progress (and looks at the clock): a window of a large text, some 16
 /// documents of 16 KB.
@@ -61,49 +58,6 @@ pub(crate) struct SessionTexts {
 /// of every document then neither reads the document rows again nor looks up each text,
 /// which together cost more than a literal scan of a 12 MB session.
 pub(crate) type ScanCache = Mutex<Vec<Arc<SessionTexts>>>;
-
-/// How far a scan is, told to the client every [`SCAN_PROGRESS_EVERY`]
-/// (bytes of the session's texts searched, of all of them).
-struct ScanProgress {
-    started: std::time::Instant,
-    total: u64,
-    done: std::sync::atomic::AtomicU64,
-    /// Milliseconds after `started` when the next report is due.
-    next_ms: std::sync::atomic::AtomicU64,
-}
-
-impl ScanProgress {
-    fn new(total: u64) -> ScanProgress {
-        ScanProgress {
-            started: std::time::Instant::now(),
-            total,
-            done: Default::default(),
-            next_ms: (SCAN_PROGRESS_EVERY.as_millis() as u64).into(),
-        }
-    }
-
-    /// Counts `bytes` more searched, and reports when a report is due (one
-    /// thread of the scan reports it).
-    fn advance(&self, bytes: u64, ctx: &CallContext) {
-        use std::sync::atomic::Ordering::Relaxed;
-        let done = self.done.fetch_add(bytes, Relaxed) + bytes;
-        let now = self.started.elapsed().as_millis() as u64;
-        let due = self.next_ms.load(Relaxed);
-        let next = now + SCAN_PROGRESS_EVERY.as_millis() as u64;
-        if now >= due
-            && self
-                .next_ms
-                .compare_exchange(due, next, Relaxed, Relaxed)
-                .is_ok()
-        {
-            ctx.progress(
-                done.min(self.total),
-                Some(self.total),
-                "searching texts (bytes)",
-            );
-        }
-    }
-}
 
 /// A match before it is cut to the response cap.
 struct Found {
@@ -500,7 +454,10 @@ impl Engine {
         let docs = &session_texts.docs;
         let texts = &session_texts.texts;
         let keep = limit + SCAN_SLACK;
-        let progress = ScanProgress::new(texts.iter().map(|t| t.as_str().len() as u64).sum());
+        let progress = TimedProgress::new(
+            texts.iter().map(|t| t.as_str().len() as u64).sum(),
+            "searching texts (bytes)",
+        );
         // Every document is scanned (all matches are counted); the first few
         // matches of each are kept, in byte offsets. A cancel stops the scan
         // between documents, and inside one between the windows of a
