@@ -24,20 +24,6 @@
 //!   long s U+017F (fold classes whose members differ in UTF-8 length), and
 //!   `STRASSE` does not match `straße`, which needs full folding.
 //!
-//! **Searched in pieces.** The regex crate cannot be stopped inside one
-//! search, and one document can be 100 MB: a slow pattern (a long
-//! alternation with `\b` over text with non-ASCII chars, where the lazy DFA
-//! gives up: 3 MB/s for 2 000 words) held a thread for half a minute after
-//! its client had gone. [`Scanner::for_each_match`] searches a text in
-//! windows of [`WINDOW_BYTES`] and asks its caller between them whether to
-//! go on, where that gives exactly the matches of one search ([`Pieces`]):
-//! a pattern no match of which can be longer than [`MAX_OVERLAP_BYTES`]
-//! (each window's haystack reaches that far past it), or none of which can
-//! hold a line break (windows end just after one). A pattern that can match
-//! the empty string, or match across lines without bound (`a[\s\S]*b`,
-//! `foo\s+bar`), is searched a whole text at once; literals (1 GB/s and
-//! more) are too.
-//!
 //!   A needle with a non-ASCII char is the escaped regex. An ASCII needle
 //!   uses the byte paths below, with ASCII folding, which is exact on any
 //!   text that holds no non-ASCII member of the needle's fold classes: an
@@ -49,6 +35,20 @@
 //!   ASCII letter it folds with, any other non-ASCII char to 0x80), searched
 //!   with the same byte paths, and the spans mapped back: linear, one byte
 //!   of memory per char.
+//!
+//! **Searched in pieces.** The regex crate cannot be stopped inside one
+//! search, and one document can be 100 MB: a slow pattern (a long
+//! alternation with `\b` over text with non-ASCII chars, where the lazy DFA
+//! gives up: 3 MB/s for 2 000 words) held a thread for half a minute after
+//! its client had gone. [`Scanner::for_each_match`] searches a text in
+//! windows of [`WINDOW_BYTES`] and asks its caller between them whether to
+//! go on, where that gives exactly the matches of one search ([`Pieces`]):
+//! a pattern no match of which can be longer than [`MAX_OVERLAP_BYTES`]
+//! (each window's haystack reaches that far past it), or none of which can
+//! hold a line break (windows end just after one). A pattern that can match
+//! the empty string, or match across lines without bound (`a[\s\S]*b`,
+//! `foo\s+bar`), is searched a whole text at once; so are ASCII literals,
+//! searched on bytes at 1 GB/s and more.
 //!
 //! Speed notes (`rlm-engine-bench scan`; release, 2-core AMD EPYC Zen 4 VM shared with other jobs,
 //! load ~3; 734 Python stdlib files = 12.0 MB scanned one document at a
