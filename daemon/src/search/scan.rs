@@ -371,49 +371,144 @@ fn ascii_fold_members() -> &'static [(char, u8)] {
     })
 }
 
+impl AsciiLiteral {
+    /// The longest match, in bytes of the ASCII search (chars of a mapped
+    /// text).
+    fn longest(&self) -> usize {
+        match self {
+            AsciiLiteral::Byte(..) => 1,
+            AsciiLiteral::Pair(lit) => lit.lower.len(),
+            AsciiLiteral::Many(ac) => ac.max_pattern_len(),
+        }
+    }
+}
+
+/// Chars of a text mapped at a time by [`FoldedMatches`]: its memory is
+/// about 17 bytes a char of a window (the mapped byte, and the matches of
+/// the window at worst), some 4.5 MB, whatever the text's size.
+const FOLD_WINDOW_CHARS: usize = 256 << 10;
+
 /// Matches of an ASCII needle in a text that holds members of its fold
 /// classes: each char of the text becomes one byte (ASCII as is, a member
 /// as the ASCII char it folds with, any other char 0x80, which no needle
 /// has), the ASCII search runs over those bytes, and its ranges, in chars,
-/// are turned back into byte ranges by walking the text once more. Linear
-/// in the text; one byte of memory per char.
-fn folded_matches(lit: &AsciiLiteral, folds: &Folds, text: &str) -> Vec<(usize, usize)> {
-    let bytes = text.as_bytes();
-    let mut symbols = Vec::with_capacity(text.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let run = ascii_run(&bytes[i..]);
-        symbols.extend_from_slice(&bytes[i..i + run]);
-        i += run;
-        if let Some(c) = text.get(i..).and_then(|rest| rest.chars().next()) {
-            symbols.push(folds.symbol(c));
-            i += c.len_utf8();
+/// are turned back into byte ranges by walking the text once more. Window
+/// by window of [`FOLD_WINDOW_CHARS`]: a window's mapped bytes run on past
+/// it by the longest match less one, and it takes the matches that start
+/// in it, so the matches are those of one search of the whole mapped text
+/// (they have a bounded length and no context), with memory bounded by the
+/// window, not the text (a 95 MB text mapped whole took 180 MB for a
+/// search of `s`). Linear in the text.
+struct FoldedMatches<'t> {
+    lit: &'t AsciiLiteral,
+    folds: &'t Folds,
+    text: &'t str,
+    window: usize,
+    /// Where the next window starts (a char boundary).
+    next: usize,
+    /// The mapped bytes of the current window.
+    symbols: Vec<u8>,
+    /// The matches of the current window, in byte ranges, still to give.
+    found: std::collections::VecDeque<(usize, usize)>,
+}
+
+impl<'t> FoldedMatches<'t> {
+    fn new(lit: &'t AsciiLiteral, folds: &'t Folds, text: &'t str, window: usize) -> Self {
+        let window = window.max(1);
+        // A window's mapped bytes: at most one a byte of the text.
+        let mapped = text.len().min(window + lit.longest());
+        FoldedMatches {
+            lit,
+            folds,
+            text,
+            window,
+            next: 0,
+            symbols: Vec::with_capacity(mapped),
+            found: Default::default(),
         }
     }
-    // Matches come in order and do not overlap, so one walk from the start
-    // turns every char offset into a byte offset.
-    let (mut chars, mut at) = (0, 0);
-    let mut to_byte = |char_offset: usize| {
-        while chars < char_offset {
-            // No further than needed (at least one byte per char), which
-            // keeps the walk linear however many matches there are.
-            let need = (char_offset - chars).min(bytes.len() - at);
-            let run = ascii_run(&bytes[at..at + need]);
-            chars += run;
-            at += run;
-            if chars < char_offset {
-                at += text
-                    .get(at..)
-                    .and_then(|rest| rest.chars().next())
-                    .map_or(1, char::len_utf8);
-                chars += 1;
+
+    /// Maps `chars` chars of the text from byte `from` into `symbols`
+    /// (fewer at the text's end); returns the byte just after them.
+    fn map(&mut self, from: usize, chars: usize) -> usize {
+        let bytes = self.text.as_bytes();
+        let (mut i, mut mapped) = (from, 0);
+        while i < bytes.len() && mapped < chars {
+            let run = ascii_run(&bytes[i..(i + chars - mapped).min(bytes.len())]);
+            self.symbols.extend_from_slice(&bytes[i..i + run]);
+            i += run;
+            mapped += run;
+            if mapped < chars
+                && let Some(c) = self.text.get(i..).and_then(|rest| rest.chars().next())
+            {
+                self.symbols.push(self.folds.symbol(c));
+                i += c.len_utf8();
+                mapped += 1;
             }
         }
-        at
-    };
-    lit.find_iter(&symbols)
-        .map(|(a, b)| (to_byte(a), to_byte(b)))
-        .collect()
+        i
+    }
+
+    /// Finds the matches of the window at `self.next`; false at the end.
+    fn fill(&mut self) -> bool {
+        let text = self.text;
+        let bytes = text.as_bytes();
+        let start = self.next;
+        if start >= bytes.len() {
+            return false;
+        }
+        self.symbols.clear();
+        let own_end = self.map(start, self.window);
+        let own = self.symbols.len();
+        self.map(own_end, self.lit.longest().saturating_sub(1));
+        // Matches come in order and do not overlap, so one walk from the
+        // window's start turns every char offset into a byte offset.
+        let (mut chars, mut at) = (0, start);
+        let mut to_byte = |char_offset: usize| {
+            while chars < char_offset {
+                // No further than needed (at least one byte per char),
+                // which keeps the walk linear however many matches there are.
+                let need = (char_offset - chars).min(bytes.len() - at);
+                let run = ascii_run(&bytes[at..at + need]);
+                chars += run;
+                at += run;
+                if chars < char_offset {
+                    at += text
+                        .get(at..)
+                        .and_then(|rest| rest.chars().next())
+                        .map_or(1, char::len_utf8);
+                    chars += 1;
+                }
+            }
+            at
+        };
+        let mut next = own_end;
+        for (a, b) in self.lit.find_iter(&self.symbols) {
+            if a >= own {
+                break;
+            }
+            let range = (to_byte(a), to_byte(b));
+            next = next.max(range.1);
+            self.found.push_back(range);
+        }
+        self.next = next;
+        true
+    }
+}
+
+impl Iterator for FoldedMatches<'_> {
+    type Item = (usize, usize);
+
+    fn next(&mut self) -> Option<(usize, usize)> {
+        loop {
+            if let Some(m) = self.found.pop_front() {
+                return Some(m);
+            }
+            if !self.fill() {
+                return None;
+            }
+        }
+    }
 }
 
 /// Length of the ASCII prefix of `b`, eight bytes at a time.
@@ -547,9 +642,12 @@ impl Scanner {
             Kind::Ascii { lit, folds } if text_is_ascii || !folds.occur_in(text) => {
                 lit.find_iter(text.as_bytes())
             }
-            Kind::Ascii { lit, folds } => {
-                Matches::Folded(folded_matches(lit, folds, text).into_iter())
-            }
+            Kind::Ascii { lit, folds } => Matches::Folded(Box::new(FoldedMatches::new(
+                lit,
+                folds,
+                text,
+                FOLD_WINDOW_CHARS,
+            ))),
         }
     }
 
@@ -765,7 +863,7 @@ enum Matches<'t> {
     Pair(PairIter<'t>),
     Many(aho_corasick::FindIter<'t, 't>),
     /// Of an ASCII needle over a text holding members of its fold classes.
-    Folded(std::vec::IntoIter<(usize, usize)>),
+    Folded(Box<FoldedMatches<'t>>),
 }
 
 impl Iterator for Matches<'_> {
@@ -1712,6 +1810,32 @@ mod tests {
                 .map(|m| (m.start(), m.end()))
                 .collect();
             prop_assert_eq!(all(&s, &text), want);
+        }
+
+        /// A text holding fold members, mapped window by window (1 to 11
+        /// chars, so that window ends fall inside matches and members):
+        /// the matches of the regex crate on the escaped needle.
+        #[test]
+        fn prop_folded_windows_find_what_one_search_finds(
+            text in fold_text(),
+            needle in chars_of(ASCII_WITH_FOLDS, 1..6),
+            words in prop::collection::vec(chars_of(ASCII_WITH_FOLDS, 1..4), 64..70),
+            window in 1usize..12,
+        ) {
+            let folded = |s: &Scanner| match &s.kind {
+                Kind::Ascii { lit, folds } => FoldedMatches::new(lit, folds, &text, window).collect::<Vec<_>>(),
+                Kind::Regex { .. } => panic!("an ASCII needle is searched on bytes"),
+            };
+            prop_assert_eq!(folded(&lit(&needle)), reference(&needle, &text));
+            // A list of words, searched as literals, leftmost-first.
+            let pattern = words.join("|");
+            let want: Vec<(usize, usize)> = Regex::new(&format!("(?i){pattern}"))
+                .unwrap()
+                .find_iter(&text)
+                .filter(|m| !m.is_empty())
+                .map(|m| (m.start(), m.end()))
+                .collect();
+            prop_assert_eq!(folded(&re(&pattern)), want);
         }
 
         #[test]
