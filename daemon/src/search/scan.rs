@@ -33,8 +33,8 @@
 //!   `k` and U+017F for `s`, so a needle without `k` or `s` never checks).
 //!   A text that holds one is mapped to one byte per char (a member to the
 //!   ASCII letter it folds with, any other non-ASCII char to 0x80), searched
-//!   with the same byte paths, and the spans mapped back: linear, one byte
-//!   of memory per char.
+//!   with the same byte paths, and the spans mapped back: linear, 256 Ki
+//!   chars at a time (a few MB, whatever the text's size).
 //!
 //! **Searched in pieces.** The regex crate cannot be stopped inside one
 //! search, and one document can be 100 MB: a slow pattern (a long
