@@ -1351,6 +1351,16 @@ mod tests {
 
     /// The regex crate's matches of `(?i)` and the escaped needle: what a
     /// literal search must find.
+    /// The non-empty matches of the regex crate's `(?i)` + `pattern`.
+    fn regex_matches(pattern: &str, text: &str) -> Vec<(usize, usize)> {
+        Regex::new(&format!("(?i){pattern}"))
+            .unwrap()
+            .find_iter(text)
+            .filter(|m| !m.is_empty())
+            .map(|m| (m.start(), m.end()))
+            .collect()
+    }
+
     fn reference(needle: &str, text: &str) -> Vec<(usize, usize)> {
         Regex::new(&format!("(?i){}", regex::escape(needle)))
             .unwrap()
@@ -1781,12 +1791,7 @@ mod tests {
             let s = re(&pattern);
             let many = matches!(s.kind, Kind::Ascii { lit: AsciiLiteral::Many(_), .. });
             prop_assert!(many, "not searched as literals");
-            let want: Vec<(usize, usize)> = Regex::new(&format!("(?i){pattern}"))
-                .unwrap()
-                .find_iter(&text)
-                .filter(|m| !m.is_empty())
-                .map(|m| (m.start(), m.end()))
-                .collect();
+            let want = regex_matches(&pattern, &text);
             prop_assert_eq!(all(&s, &text), want);
         }
 
@@ -1807,12 +1812,7 @@ mod tests {
             prop_assert_eq!(folded(&lit(&needle)), reference(&needle, &text));
             // A list of words, searched as literals, leftmost-first.
             let pattern = words.join("|");
-            let want: Vec<(usize, usize)> = Regex::new(&format!("(?i){pattern}"))
-                .unwrap()
-                .find_iter(&text)
-                .filter(|m| !m.is_empty())
-                .map(|m| (m.start(), m.end()))
-                .collect();
+            let want = regex_matches(&pattern, &text);
             prop_assert_eq!(folded(&re(&pattern)), want);
         }
 
