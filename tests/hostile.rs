@@ -741,6 +741,12 @@ fn literal_searches_over_a_text_with_fold_members_stay_bounded() {
     let mut text = "some words with s in them\n".repeat((24 << 20) / 26);
     text.push_str("the \u{17F}ign\n");
     load_inline(&mut c, &sid, &text);
+    // A bm25 search waits for the index build the load began (its writer's
+    // memory would otherwise peak during the searches measured).
+    c.ok(
+        "rlm.search.query",
+        json!({"session_id": sid, "query": "words", "limit": 1}),
+    );
     let expected = text.matches('s').count() + 1;
     let before = proc_status(daemon.pid(), "VmHWM");
     let ids: Vec<u64> = (0..4)
