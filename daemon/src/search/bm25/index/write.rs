@@ -127,6 +127,13 @@ pub const MAX_ENCLOSING_HEADERS: usize = 3;
 /// innermost [`MAX_ENCLOSING_HEADERS`]: a method's passage is also found by
 /// its class's name), and again those of the definitions it holds
 /// (`units::headers_in`), so that their words count [`HEADER_WEIGHT`] times.
+///
+/// All of it is one value of the text field, the pieces joined by line
+/// breaks ([`join_pieces`]): the index records term frequencies and the
+/// field's length in tokens, not positions, so it holds what it would for
+/// the pieces as values of their own, and tantivy's per-value work (a
+/// boxed token stream each, the document's values collected and sorted)
+/// is done once a passage instead of up to a dozen times.
 fn passage_documents(
     f: Fields,
     key: u64,
@@ -141,43 +148,54 @@ fn passage_documents(
     // elements: their words, as the passage's): every passage of a section
     // carries its heading again.
     let headers: Vec<Cow<'_, str>> = defs.iter().map(|d| read(&text[d.header.clone()])).collect();
+    // The headers a passage carries, by their index in `defs`.
+    let mut pieces: Vec<usize> = Vec::new();
+    let mut joined = String::new();
     layout.into_iter().map(move |p| {
         // Header lines start in the order of the definitions, one each.
-        let header = |h: std::ops::Range<usize>| -> &str {
+        let header = |h: std::ops::Range<usize>| -> usize {
             let i = defs.partition_point(|d| d.header.start < h.start);
             debug_assert_eq!(defs[i].header, h);
-            &headers[i]
+            i
         };
-        let enclosing: Vec<&str> = units::enclosing(&defs, p.start_byte)
-            .take(MAX_ENCLOSING_HEADERS)
-            .map(header)
-            .collect();
-        let held: Vec<&str> = units::headers_in(&defs, p.start_byte..p.end_byte)
-            .map(header)
-            .collect();
         let body = read(&text[p.start_byte..p.end_byte]);
-        // The document's bytes, sized once: grown value by value, its
-        // buffer was reallocated several times a passage.
-        let bytes = body.len()
-            + enclosing.iter().map(|h| h.len()).sum::<usize>()
-            + held.iter().map(|h| h.len()).sum::<usize>() * (HEADER_WEIGHT - 1)
-            + 16 * (4 + enclosing.len() + held.len() * (HEADER_WEIGHT - 1));
-        let mut doc = TantivyDocument::with_capacity(bytes);
+        pieces.clear();
+        pieces.extend(
+            units::enclosing(&defs, p.start_byte)
+                .take(MAX_ENCLOSING_HEADERS)
+                .map(header),
+        );
+        // The headers it holds weigh more, as a title would.
+        for held in units::headers_in(&defs, p.start_byte..p.end_byte).map(header) {
+            pieces.extend(std::iter::repeat_n(held, HEADER_WEIGHT - 1));
+        }
+        let value: &str = if pieces.is_empty() {
+            &body
+        } else {
+            join_pieces(&mut joined, &body, pieces.iter().map(|&i| &*headers[i]));
+            &joined
+        };
+        // The document's bytes, sized once (three numbers and a string).
+        let mut doc = TantivyDocument::with_capacity(value.len() + 64);
         doc.add_u64(f.key, key);
         doc.add_u64(f.start, p.start_char);
         doc.add_u64(f.end, p.end_char);
-        for text in &enclosing {
-            doc.add_text(f.text, text);
-        }
-        // The headers it holds weigh more, as a title would.
-        for text in &held {
-            for _ in 1..HEADER_WEIGHT {
-                doc.add_text(f.text, text);
-            }
-        }
-        doc.add_text(f.text, &body);
+        doc.add_text(f.text, value);
         doc
     })
+}
+
+/// Writes `body` and each of `pieces` into `out`, each on a line of its own:
+/// a line break is no part of a word, so the analysis gives the tokens of
+/// each piece, and none that spans two.
+fn join_pieces<'p>(out: &mut String, body: &str, pieces: impl Iterator<Item = &'p str> + Clone) {
+    out.clear();
+    out.reserve(body.len() + pieces.clone().map(|p| p.len() + 1).sum::<usize>());
+    out.push_str(body);
+    for piece in pieces {
+        out.push('\n');
+        out.push_str(piece);
+    }
 }
 
 /// A piece of a text as the index reads it: an HTML page's without its
@@ -335,6 +353,16 @@ mod tests {
     use super::*;
     use crate::search::bm25::index::build_schema;
     use crate::search::bm25::passages;
+    use tantivy::schema::Value as _;
+
+    /// The pieces a passage's value holds beside its body: its lines
+    /// past the body's.
+    fn pieces_beside(doc: &TantivyDocument, f: Fields, body: &str) -> usize {
+        let values: Vec<&str> = doc.get_all(f.text).filter_map(|v| v.as_str()).collect();
+        assert_eq!(values.len(), 1, "one text value a passage");
+        assert!(values[0].starts_with(body));
+        values[0].split('\n').count() - body.split('\n').count()
+    }
 
     /// A text nested thousands of definitions deep: each passage carries at
     /// most [`MAX_ENCLOSING_HEADERS`] enclosing headers beside its own text
@@ -351,16 +379,56 @@ mod tests {
         assert_eq!(defs.len(), 2000);
         let docs: Vec<TantivyDocument> = passage_documents(f, 1, &deep, None).collect();
         assert!(docs.len() > 100);
-        for (doc, p) in docs.iter().zip(passages(&deep, None)) {
+        let layout = passages(&deep, None);
+        for (doc, p) in docs.iter().zip(&layout) {
             let held = units::headers_in(&defs, p.start_byte..p.end_byte).count();
-            let values = doc.get_all(f.text).count();
+            let pieces = pieces_beside(doc, f, &deep[p.start_byte..p.end_byte]);
             assert!(
-                values <= 1 + MAX_ENCLOSING_HEADERS + (HEADER_WEIGHT - 1) * held,
-                "{values} values for {held} headers"
+                pieces <= MAX_ENCLOSING_HEADERS + (HEADER_WEIGHT - 1) * held,
+                "{pieces} pieces for {held} headers"
             );
         }
         // A passage past the first holds part of the nesting: it carries some.
-        let values = docs[10].get_all(f.text).count();
-        assert!(values > 1 + (HEADER_WEIGHT - 1) * 2, "{values}");
+        let p = &layout[10];
+        let pieces = pieces_beside(&docs[10], f, &deep[p.start_byte..p.end_byte]);
+        assert!(pieces > (HEADER_WEIGHT - 1) * 2, "{pieces}");
+    }
+
+    /// The joined value analyses to the tokens of its pieces one after
+    /// another (what the index held when each piece was a value of its
+    /// own): no word runs on across a join, none is cut, wherever the
+    /// pieces end and start (a letter, `_`, a digit, a Han char, a
+    /// combining mark, nothing).
+    #[test]
+    fn joined_pieces_give_the_tokens_of_each_piece() {
+        use crate::search::analyzer::{AnalyzerOptions, analyze};
+        let pieces = [
+            "fn read_file(path: &Path) -> io::Result<String> {",
+            "impl Reader",
+            "parseHTTPHeader",
+            "_",
+            "__init__",
+            "class 文字列処理",
+            "漢字",
+            "cafe\u{301}",
+            "",
+            "x1",
+            "2y",
+            "trailing_",
+            "  indented body\nsecond line_end",
+        ];
+        let opts = AnalyzerOptions::DEFAULT;
+        let terms =
+            |t: &str| -> Vec<String> { analyze(t, opts).into_iter().map(|t| t.term).collect() };
+        for (i, body) in pieces.iter().enumerate() {
+            let rest: Vec<&str> = pieces.iter().cycle().skip(i + 1).take(5).copied().collect();
+            let mut joined = String::new();
+            join_pieces(&mut joined, body, rest.iter().copied());
+            let mut expected = terms(body);
+            for piece in &rest {
+                expected.extend(terms(piece));
+            }
+            assert_eq!(terms(&joined), expected, "{joined:?}");
+        }
     }
 }
