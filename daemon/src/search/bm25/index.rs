@@ -463,7 +463,8 @@ impl IndexView {
         analyzer::distinct_terms(query, self.opts)
     }
 
-    /// The top passages of the view for `query`, best first (BM25 over the analysed query
+    /// The top passages of the view for `query`, best first (equal scores by
+    /// text key, then offset; BM25 over the analysed query
     /// words, any of which may match, each with its other forms in the index scored as one
     /// term: `forms.rs`, and the index words that join two nearby query words, scored at
     /// [`COMPOUND_WEIGHT`]: `compounds.rs`), with the terms to find in the passages (every
@@ -603,6 +604,15 @@ impl IndexView {
                 score,
             });
         }
+        // Equal scores in the order of their texts' keys and offsets, not
+        // of where the build's threads happened to put the passages: the
+        // same query over the same store answers the same, in the same order.
+        hits.sort_by(|a, b| {
+            b.score
+                .total_cmp(&a.score)
+                .then(a.key.cmp(&b.key))
+                .then(a.start_char.cmp(&b.start_char))
+        });
         Ok((hits, terms))
     }
 
@@ -743,6 +753,28 @@ mod tests {
             )
             .unwrap();
         docs
+    }
+
+    /// Passages of equal score come in the order of their texts' keys and
+    /// offsets, whatever order the build added them in.
+    #[test]
+    fn equal_scores_come_in_key_order() {
+        let tmp = tempfile::tempdir().unwrap();
+        let index = PassageIndex::create(&tmp.path().join("idx")).unwrap();
+        let text = "alpha beta gamma\n".repeat(3);
+        // One commit each, the highest key first: a segment each, in that order.
+        for (n, key) in [9u64, 5, 7, 3].into_iter().enumerate() {
+            index
+                .add_documents([(key, text.as_str())], &stamp(n as u64 + 1, n as u64 + 1))
+                .unwrap();
+        }
+        let hits = index.search("alpha", 10, None).unwrap();
+        assert!(
+            hits.windows(2).all(|w| w[0].score == w[1].score),
+            "{hits:?}"
+        );
+        let keys: Vec<u64> = hits.iter().map(|h| h.key).collect();
+        assert_eq!(keys, [3, 5, 7, 9]);
     }
 
     #[test]
