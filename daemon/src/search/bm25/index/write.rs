@@ -129,7 +129,7 @@ pub const MAX_ENCLOSING_HEADERS: usize = 3;
 /// (`units::headers_in`), so that their words count [`HEADER_WEIGHT`] times.
 ///
 /// All of it is one value of the text field, the pieces joined by line
-/// breaks ([`join_pieces`]): the index records term frequencies and the
+/// breaks ([`append_pieces`]): the index records term frequencies and the
 /// field's length in tokens, not positions, so it holds what it would for
 /// the pieces as values of their own, and tantivy's per-value work (a
 /// boxed token stream each, the document's values collected and sorted)
@@ -158,7 +158,6 @@ fn passage_documents(
             debug_assert_eq!(defs[i].header, h);
             i
         };
-        let body = read(&text[p.start_byte..p.end_byte]);
         pieces.clear();
         pieces.extend(
             units::enclosing(&defs, p.start_byte)
@@ -169,10 +168,20 @@ fn passage_documents(
         for held in units::headers_in(&defs, p.start_byte..p.end_byte).map(header) {
             pieces.extend(std::iter::repeat_n(held, HEADER_WEIGHT - 1));
         }
-        let value: &str = if pieces.is_empty() {
-            &body
+        let body = &text[p.start_byte..p.end_byte];
+        let carried = pieces.iter().map(|&i| &*headers[i]);
+        // One buffer for every passage: a page's passage is compacted into
+        // it, another's copied there only when headers follow it.
+        let value: &str = if html {
+            markup::compact_into(body, &mut joined);
+            append_pieces(&mut joined, carried);
+            &joined
+        } else if pieces.is_empty() {
+            body
         } else {
-            join_pieces(&mut joined, &body, pieces.iter().map(|&i| &*headers[i]));
+            joined.clear();
+            joined.push_str(body);
+            append_pieces(&mut joined, carried);
             &joined
         };
         // The document's bytes, sized once (three numbers and a string).
@@ -185,13 +194,11 @@ fn passage_documents(
     })
 }
 
-/// Writes `body` and each of `pieces` into `out`, each on a line of its own:
-/// a line break is no part of a word, so the analysis gives the tokens of
-/// each piece, and none that spans two.
-fn join_pieces<'p>(out: &mut String, body: &str, pieces: impl Iterator<Item = &'p str> + Clone) {
-    out.clear();
-    out.reserve(body.len() + pieces.clone().map(|p| p.len() + 1).sum::<usize>());
-    out.push_str(body);
+/// Appends each of `pieces` to `out` on a line of its own: a line break is
+/// no part of a word, so the analysis gives the tokens of what `out` held
+/// and of each piece, and none that spans two.
+fn append_pieces<'p>(out: &mut String, pieces: impl Iterator<Item = &'p str> + Clone) {
+    out.reserve(pieces.clone().map(|p| p.len() + 1).sum::<usize>());
     for piece in pieces {
         out.push('\n');
         out.push_str(piece);
@@ -394,6 +401,51 @@ mod tests {
         assert!(pieces > (HEADER_WEIGHT - 1) * 2, "{pieces}");
     }
 
+    /// An HTML page's passages are read without their markup, their
+    /// headings' words after their own: a value's tokens start with those
+    /// of its passage as the search reads it (masked), and no tag, attribute
+    /// or reference is in it.
+    #[test]
+    fn a_pages_passages_are_read_without_markup() {
+        use crate::search::analyzer::{AnalyzerOptions, analyze};
+        let mut page =
+            String::from("<!DOCTYPE html><html><head><style>p { x: y }</style></head><body>");
+        for s in 0..6 {
+            page.push_str(&format!(
+                "<h2 id=\"s{s}\">Section <code>topic_{s}</code> &amp; more</h2>"
+            ));
+            for n in 0..40 {
+                page.push_str(&format!(
+                    "<p class=\"docblock\">Paragraph {n} of <a href=\"../x/{s}.html\">section {s}</a>.</p>\n"
+                ));
+            }
+        }
+        page.push_str("</body></html>");
+        let (_, f) = build_schema();
+        let terms = |t: &str| -> Vec<String> {
+            analyze(t, AnalyzerOptions::DEFAULT)
+                .into_iter()
+                .map(|t| t.term)
+                .collect()
+        };
+        let docs: Vec<TantivyDocument> = passage_documents(f, 1, &page, None).collect();
+        let layout = passages(&page, None);
+        assert!(layout.len() > 6, "{}", layout.len());
+        let mut carried = 0;
+        for (doc, p) in docs.iter().zip(&layout) {
+            let value = doc.get_first(f.text).and_then(|v| v.as_str()).unwrap();
+            for markup in ["<", ">", "href", "docblock", "&amp;", "style"] {
+                assert!(!value.contains(markup), "{markup:?} in {value:?}");
+            }
+            let read = terms(&markup::mask(&page[p.start_byte..p.end_byte]));
+            let all = terms(value);
+            assert_eq!(all[..read.len()], read[..]);
+            carried += all.len() - read.len();
+        }
+        // The passages of a section carry its heading's words.
+        assert!(carried > 0);
+    }
+
     /// The joined value analyses to the tokens of its pieces one after
     /// another (what the index held when each piece was a value of its
     /// own): no word runs on across a join, none is cut, wherever the
@@ -422,8 +474,8 @@ mod tests {
             |t: &str| -> Vec<String> { analyze(t, opts).into_iter().map(|t| t.term).collect() };
         for (i, body) in pieces.iter().enumerate() {
             let rest: Vec<&str> = pieces.iter().cycle().skip(i + 1).take(5).copied().collect();
-            let mut joined = String::new();
-            join_pieces(&mut joined, body, rest.iter().copied());
+            let mut joined = (*body).to_owned();
+            append_pieces(&mut joined, rest.iter().copied());
             let mut expected = terms(body);
             for piece in &rest {
                 expected.extend(terms(piece));
