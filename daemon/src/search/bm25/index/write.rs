@@ -362,6 +362,15 @@ mod tests {
     use crate::search::bm25::passages;
     use tantivy::schema::Value as _;
 
+    /// The terms of `text` as the index analyses it.
+    fn terms(text: &str) -> Vec<String> {
+        use crate::search::analyzer::{AnalyzerOptions, analyze};
+        analyze(text, AnalyzerOptions::DEFAULT)
+            .into_iter()
+            .map(|t| t.term)
+            .collect()
+    }
+
     /// The pieces a passage's value holds beside its body: its lines
     /// past the body's.
     fn pieces_beside(doc: &TantivyDocument, f: Fields, body: &str) -> usize {
@@ -407,7 +416,6 @@ mod tests {
     /// or reference is in it.
     #[test]
     fn a_pages_passages_are_read_without_markup() {
-        use crate::search::analyzer::{AnalyzerOptions, analyze};
         let mut page =
             String::from("<!DOCTYPE html><html><head><style>p { x: y }</style></head><body>");
         for s in 0..6 {
@@ -422,12 +430,6 @@ mod tests {
         }
         page.push_str("</body></html>");
         let (_, f) = build_schema();
-        let terms = |t: &str| -> Vec<String> {
-            analyze(t, AnalyzerOptions::DEFAULT)
-                .into_iter()
-                .map(|t| t.term)
-                .collect()
-        };
         let docs: Vec<TantivyDocument> = passage_documents(f, 1, &page, None).collect();
         let layout = passages(&page, None);
         assert!(layout.len() > 6, "{}", layout.len());
@@ -453,7 +455,6 @@ mod tests {
     /// combining mark, nothing).
     #[test]
     fn joined_pieces_give_the_tokens_of_each_piece() {
-        use crate::search::analyzer::{AnalyzerOptions, analyze};
         let pieces = [
             "fn read_file(path: &Path) -> io::Result<String> {",
             "impl Reader",
@@ -469,9 +470,6 @@ mod tests {
             "trailing_",
             "  indented body\nsecond line_end",
         ];
-        let opts = AnalyzerOptions::DEFAULT;
-        let terms =
-            |t: &str| -> Vec<String> { analyze(t, opts).into_iter().map(|t| t.term).collect() };
         for (i, body) in pieces.iter().enumerate() {
             let rest: Vec<&str> = pieces.iter().cycle().skip(i + 1).take(5).copied().collect();
             let mut joined = (*body).to_owned();
