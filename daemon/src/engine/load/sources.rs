@@ -473,8 +473,13 @@ impl Canonical {
         else {
             return e.path().canonicalize();
         };
-        let dir = match self.parent_of(e) {
-            Some(dir) => dir.to_path_buf(),
+        if let Some((p, dir)) = &self.last
+            && p.as_os_str() == parent.as_os_str()
+        {
+            return Ok(dir.join(name));
+        }
+        let dir = match self.folders.get(parent.as_os_str()) {
+            Some(dir) => dir.clone(),
             None => parent.canonicalize()?,
         };
         let file = dir.join(name);
