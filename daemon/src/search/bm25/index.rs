@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use tantivy::Directory as _;
-use tantivy::collector::TopDocs;
 use tantivy::directory::META_LOCK;
 use tantivy::index::SegmentComponent;
 use tantivy::query::{
@@ -581,11 +580,7 @@ impl IndexView {
             view: self,
             freqs: &freqs,
         };
-        let top = self.searcher.search_with_statistics_provider(
-            &query,
-            &TopDocs::with_limit(limit).order_by_score(),
-            &stats,
-        )?;
+        let top = top_by_score(&self.searcher, query.as_ref(), &stats, limit)?;
         let mut hits = Vec::with_capacity(top.len());
         for (score, address) in top {
             let cols = self
@@ -635,6 +630,76 @@ impl IndexView {
             })
             .collect()
     }
+}
+
+/// The `limit` best-scored passages `query` matches in `searcher`'s segments,
+/// with the view's statistics: tantivy's top-k by score, with one heap for
+/// every segment instead of one each. tantivy searches the segments one
+/// after the other, each from a threshold of nothing, so block-max WAND
+/// prunes nothing in a segment until that segment alone has filled a top-k;
+/// here each segment starts from the k-th best score of those before it.
+/// The same passages come back but for ties at the last place, of which
+/// the first segment's are kept (tantivy kept each segment's first, then
+/// chose among them by segment).
+fn top_by_score(
+    searcher: &tantivy::Searcher,
+    query: &dyn Query,
+    stats: &ViewStats<'_>,
+    limit: usize,
+) -> Result<Vec<(f32, tantivy::DocAddress)>, IndexError> {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    /// A hit in the heap, ordered by score, then the later found first: of
+    /// the entries tied for the least score, the one found last is the one
+    /// a better hit replaces.
+    #[derive(PartialEq)]
+    struct Entry(f32, u32, u32);
+    impl Eq for Entry {}
+    impl PartialOrd for Entry {
+        fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+            Some(self.cmp(other))
+        }
+    }
+    impl Ord for Entry {
+        fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+            self.0
+                .total_cmp(&other.0)
+                .then(other.1.cmp(&self.1))
+                .then(other.2.cmp(&self.2))
+        }
+    }
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let weight = query
+        .weight(tantivy::query::EnableScoring::enabled_from_statistics_provider(stats, searcher))?;
+    let mut heap: BinaryHeap<Reverse<Entry>> = BinaryHeap::with_capacity(limit);
+    let mut threshold = f32::MIN;
+    for (ord, reader) in searcher.segment_readers().iter().enumerate() {
+        let ord = ord as u32;
+        let alive = reader.alive_bitset();
+        weight.for_each_pruning(threshold, reader, &mut |doc, score| {
+            if alive.is_some_and(|a| a.is_deleted(doc)) {
+                return threshold;
+            }
+            if heap.len() < limit {
+                heap.push(Reverse(Entry(score, ord, doc)));
+                if heap.len() == limit {
+                    threshold = heap.peek().map_or(f32::MIN, |Reverse(e)| e.0);
+                }
+            } else if score > threshold {
+                if let Some(mut min) = heap.peek_mut() {
+                    *min = Reverse(Entry(score, ord, doc));
+                }
+                threshold = heap.peek().map_or(f32::MIN, |Reverse(e)| e.0);
+            }
+            threshold
+        })?;
+    }
+    Ok(heap
+        .into_iter()
+        .map(|Reverse(Entry(score, ord, doc))| (score, tantivy::DocAddress::new(ord, doc)))
+        .collect())
 }
 
 /// `ln(1 + (N - n + 0.5) / (n + 0.5))` for a term in `df` of `total` passages; 0 when no
@@ -775,6 +840,60 @@ mod tests {
         );
         let keys: Vec<u64> = hits.iter().map(|h| h.key).collect();
         assert_eq!(keys, [3, 5, 7, 9]);
+    }
+
+    /// The top k of an index of many segments, searched with one threshold
+    /// carried from segment to segment (`top_by_score`), is the head of the
+    /// whole ranking for every k, and never holds a deleted text's passage.
+    #[test]
+    fn the_top_of_many_segments_is_the_head_of_the_whole_ranking() {
+        let tmp = tempfile::tempdir().unwrap();
+        let index = PassageIndex::create(&tmp.path().join("idx")).unwrap();
+        // Texts whose scores differ (the word's count and the text's length
+        // vary), the weaker ones first and the best in the middle, a commit
+        // (a segment) each few texts.
+        let text = |i: u64| {
+            let n = (i * 7 + 3) % 11 + 1;
+            format!(
+                "{} {}\n",
+                "ember ".repeat(n as usize),
+                "ash coal smoke ".repeat((i % 5) as usize + 1)
+            )
+        };
+        let keys: Vec<u64> = (1..=40).collect();
+        for (n, group) in keys.chunks(5).enumerate() {
+            let texts: Vec<String> = group.iter().map(|&k| text(k)).collect();
+            index
+                .add_documents(
+                    group.iter().copied().zip(texts.iter().map(String::as_str)),
+                    &stamp(n as u64 + 1, n as u64 + 1),
+                )
+                .unwrap();
+        }
+        index
+            .delete_texts(&[keys[13], keys[27]], &stamp(20, 20))
+            .unwrap();
+        index.reload().unwrap();
+        assert!(index.num_segments() >= 8, "{}", index.num_segments());
+        let all = index.search("ember", 1000, None).unwrap();
+        assert_eq!(all.len(), 38, "every text but the two deleted");
+        assert!(all.iter().all(|h| h.key != keys[13] && h.key != keys[27]));
+        assert!(all.windows(2).all(|w| w[0].score >= w[1].score));
+        for k in 1..all.len() {
+            let top = index.search("ember", k, None).unwrap();
+            assert_eq!(top.len(), k);
+            let scores = |h: &[PassageHit]| h.iter().map(|h| h.score).collect::<Vec<_>>();
+            assert_eq!(scores(&top), scores(&all[..k]), "top {k}");
+            // The same passages, but for those tied with the last one kept.
+            let last = all[k - 1].score;
+            let sure = |h: &[PassageHit]| {
+                h.iter()
+                    .filter(|h| h.score > last)
+                    .map(|h| (h.key, h.start_char))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(sure(&top), sure(&all[..k]), "top {k}");
+        }
     }
 
     #[test]
