@@ -491,7 +491,7 @@ impl Drop for Releaser {
 }
 
 /// Bytes between two of a text's line marks ([`Text::line_of`]).
-const LINE_BLOCK: usize = 64 << 10;
+const LINE_BLOCK: usize = 8 << 10;
 
 /// One stored text, readable by code-point offsets.
 pub struct Text {
@@ -662,8 +662,9 @@ impl Text {
     /// text): one more than the newlines before it. Counted from the last
     /// mark at or before it; the marks up to it are counted once and kept,
     /// so a text's first call reads up to `at` and the next ones at most
-    /// 64 KiB (a match's unit in a page of megabytes took a count from its
-    /// first byte each time: 90% of a unit's time on rustdoc pages).
+    /// 8 KiB (a match's unit in a page of megabytes took a count from its
+    /// first byte each time: 90% of a unit's time on rustdoc pages). The
+    /// marks cost 8 bytes per 8 KiB of the text read so far, a thousandth.
     pub fn line_of(&self, at: usize) -> u64 {
         let bytes = self.as_str().as_bytes();
         let at = at.min(bytes.len());

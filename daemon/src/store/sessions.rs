@@ -208,7 +208,7 @@ impl Store {
     /// under any concurrency, in any process), and returns the session as it
     /// is after the charge; or, in the same transaction, why nothing was counted.
     pub fn charge(&self, session_id: &str) -> Result<Charge, StoreError> {
-        self.db.write(|tx| {
+        self.db.write_small(|tx| {
             let row = tx
                 .prepare_cached(&format!(
                     "UPDATE sessions SET tool_calls_used = tool_calls_used + 1 \

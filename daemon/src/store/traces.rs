@@ -25,7 +25,7 @@ impl Store {
     /// Records a call's trace (a write of its own, `synchronous=NORMAL`: a
     /// power cut may lose the last few).
     pub fn record_trace(&self, t: &TraceRow<'_>) -> Result<(), StoreError> {
-        self.db.write(|tx| {
+        self.db.write_small(|tx| {
             tx.prepare_cached(
                 "INSERT INTO traces (session_id, operation, arguments, outcome, error_code, duration_ms, result_chars, result_hash, created_at) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",

@@ -331,7 +331,13 @@ fn header_name(line: &str) -> Option<&str> {
     if !may_be_header(line) {
         return None;
     }
-    with_header_patterns(|(one_by_one, _)| {
+    // Most lines match none: one pass of the set says so, and only a line
+    // that matches one is searched for captures, pattern by pattern (a unit
+    // asks this of every line less indented than those met since its match).
+    with_header_patterns(|(one_by_one, set)| {
+        if !set.is_match(line) {
+            return None;
+        }
         one_by_one
             .iter()
             .find_map(|re| re.captures(line)?.name("name"))
