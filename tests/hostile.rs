@@ -664,8 +664,64 @@ fn a_slow_regex_is_stopped_inside_a_document_by_a_cancel() {
     let _daemon = dir.start_daemon_limited(&dir.data, &[], LIMIT);
     let mut c = Ipc::handshake(&dir.socket);
     let sid = session(&mut c, json!({}));
+    let (text, pattern) = slow_pattern_case();
+    load_inline(&mut c, &sid, &text);
+    let id = c.send_call(
+        "rlm.search.query",
+        json!({"session_id": sid, "query": pattern, "method": "regex", "limit": 1}),
+        true,
+    );
+    cancel_under_way(&mut c, id, "the scan");
+    // The daemon serves the next call.
+    let info = c.ok("rlm.session.info", json!({"session_id": sid}));
+    assert_eq!(info["document_count"], 1);
+}
+
+/// A chunking by a delimiter that is slow to search for (the pattern of the
+/// test above, over the same text) is stopped inside its one document by a
+/// cancel, stores no span, and leaves the session's lock free: the next
+/// chunking of that document, by another strategy, is made at once.
+#[test]
+fn a_slow_delimiter_chunking_is_stopped_inside_its_document_by_a_cancel() {
+    let dir = TestDir::new();
+    let _daemon = dir.start_daemon_limited(&dir.data, &[], LIMIT);
+    let mut c = Ipc::handshake(&dir.socket);
+    let sid = session(&mut c, json!({}));
+    let (text, pattern) = slow_pattern_case();
+    load_inline(&mut c, &sid, &text);
+    let listed = c.ok("rlm.docs.list", json!({"session_id": sid}));
+    let doc = listed["documents"][0]["doc_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let id = c.send_call(
+        "rlm.chunk.create",
+        json!({"session_id": sid, "doc_id": doc,
+               "strategy": {"type": "delimiter", "delimiter": pattern}}),
+        true,
+    );
+    cancel_under_way(&mut c, id, "the chunking");
+    let listed = c.ok("rlm.docs.list", json!({"session_id": sid}));
+    assert_eq!(
+        listed["documents"][0]["span_count"], 0,
+        "a cancelled chunking stores no span: {listed}"
+    );
+    let fixed = c.ok(
+        "rlm.chunk.create",
+        json!({"session_id": sid, "doc_id": doc,
+               "strategy": {"type": "fixed", "chunk_size": 1_000_000}}),
+    );
+    assert_eq!(
+        fixed["total_spans"],
+        text.chars().count().div_ceil(1_000_000)
+    );
+}
+
+/// About 8 MB of lines of words, an é in each, and a regex of 2 000 of
+/// those words alternated, each between `\b`: over such text the regex
+/// crate's lazy DFA gives up, and a search runs at some 3 MB/s (release).
+fn slow_pattern_case() -> (String, String) {
     let words: Vec<String> = (0..2000).map(|i| format!("w{i:04}q")).collect();
-    // Lines of words from the list and others, an é in each: 8 MB.
     let mut seed = 7u64;
     let mut text = String::new();
     while text.len() < 8 << 20 {
@@ -682,26 +738,27 @@ fn a_slow_regex_is_stopped_inside_a_document_by_a_cancel() {
         }
         text.push_str("café\n");
     }
-    load_inline(&mut c, &sid, &text);
     let pattern = words
         .iter()
         .map(|w| format!(r"\b{w}\b"))
         .collect::<Vec<_>>()
         .join("|");
-    let id = c.send_call(
-        "rlm.search.query",
-        json!({"session_id": sid, "query": pattern, "method": "regex", "limit": 1}),
-        true,
-    );
+    (text, pattern)
+}
+
+/// Waits for the first progress of call `id` (`what`), which must come from
+/// inside its one document, then cancels it: the call must fail with
+/// `cancelled` within `WAIT`.
+fn cancel_under_way(c: &mut Ipc, id: u64, what: &str) {
     match c.read_within(WAIT) {
         common::Read1::Frame(v) if v["type"] == "progress" && v["id"] == id => assert!(
             v["done"].as_u64() < v["total"].as_u64(),
-            "the scan is under way, inside the document: {v}"
+            "{what} is under way, inside the document: {v}"
         ),
         common::Read1::Frame(v) if v["type"] == "result" => {
-            panic!("the scan ended before its first progress: {v}")
+            panic!("{what} ended before its first progress: {v}")
         }
-        other => panic!("no progress from the scan within {WAIT:?}: {other:?}"),
+        other => panic!("no progress from {what} within {WAIT:?}: {other:?}"),
     }
     c.send(&json!({"type": "cancel", "id": id}))
         .expect("sending the cancel");
@@ -709,21 +766,18 @@ fn a_slow_regex_is_stopped_inside_a_document_by_a_cancel() {
     let outcome = loop {
         assert!(
             std::time::Instant::now() < deadline,
-            "the scan went on for {WAIT:?} after its cancel"
+            "{what} went on for {WAIT:?} after its cancel"
         );
         match c.read_within(WAIT) {
             common::Read1::Frame(v) if v["type"] == "progress" => {}
             common::Read1::Frame(v) if v["type"] == "result" && v["id"] == id => {
                 break v["outcome"].clone();
             }
-            other => panic!("no answer to the cancelled scan: {other:?}"),
+            other => panic!("no answer to the cancelled {what}: {other:?}"),
         }
     };
     let (code, message) = failure(&outcome);
     assert_eq!(code, "cancelled", "{message}");
-    // The daemon serves the next call.
-    let info = c.ok("rlm.session.info", json!({"session_id": sid}));
-    assert_eq!(info["document_count"], 1);
 }
 
 /// A literal search over a text holding a non-ASCII member of the needle's
