@@ -640,7 +640,8 @@ impl IndexView {
 /// here each segment starts from the k-th best score of those before it.
 /// The same passages come back but for ties at the last place, of which
 /// the first segment's are kept (tantivy kept each segment's first, then
-/// chose among them by segment).
+/// chose among them by segment); a score can differ in its last bits, as
+/// WAND sums a passage's terms in the order it meets them.
 fn top_by_score(
     searcher: &tantivy::Searcher,
     query: &dyn Query,
