@@ -661,11 +661,14 @@ fn a_pack_cut_short_while_mapped_fails_its_calls_and_the_daemon_lives() {
 #[test]
 fn a_slow_regex_is_stopped_inside_a_document_by_a_cancel() {
     let dir = TestDir::new();
-    let _daemon = dir.start_daemon_limited(&dir.data, &[], LIMIT);
-    let mut c = Ipc::handshake(&dir.socket);
-    let sid = session(&mut c, json!({}));
-    let (text, pattern) = slow_pattern_case();
-    load_inline(&mut c, &sid, &text);
+    // `_daemon` bound by name: it lives to the end of the test.
+    let SlowCase {
+        _daemon,
+        mut c,
+        sid,
+        pattern,
+        ..
+    } = SlowCase::loaded(&dir);
     let id = c.send_call(
         "rlm.search.query",
         json!({"session_id": sid, "query": pattern, "method": "regex", "limit": 1}),
@@ -684,11 +687,13 @@ fn a_slow_regex_is_stopped_inside_a_document_by_a_cancel() {
 #[test]
 fn a_slow_delimiter_chunking_is_stopped_inside_its_document_by_a_cancel() {
     let dir = TestDir::new();
-    let _daemon = dir.start_daemon_limited(&dir.data, &[], LIMIT);
-    let mut c = Ipc::handshake(&dir.socket);
-    let sid = session(&mut c, json!({}));
-    let (text, pattern) = slow_pattern_case();
-    load_inline(&mut c, &sid, &text);
+    let SlowCase {
+        _daemon,
+        mut c,
+        sid,
+        text,
+        pattern,
+    } = SlowCase::loaded(&dir);
     let listed = c.ok("rlm.docs.list", json!({"session_id": sid}));
     let doc = listed["documents"][0]["doc_id"]
         .as_str()
@@ -715,6 +720,33 @@ fn a_slow_delimiter_chunking_is_stopped_inside_its_document_by_a_cancel() {
         fixed["total_spans"],
         text.chars().count().div_ceil(1_000_000)
     );
+}
+
+/// A daemon with a session holding one text over which a pattern is slow
+/// to search for ([`slow_pattern_case`]).
+struct SlowCase {
+    _daemon: common::Daemon,
+    c: Ipc,
+    sid: String,
+    text: String,
+    pattern: String,
+}
+
+impl SlowCase {
+    fn loaded(dir: &TestDir) -> SlowCase {
+        let daemon = dir.start_daemon_limited(&dir.data, &[], LIMIT);
+        let mut c = Ipc::handshake(&dir.socket);
+        let sid = session(&mut c, json!({}));
+        let (text, pattern) = slow_pattern_case();
+        load_inline(&mut c, &sid, &text);
+        SlowCase {
+            _daemon: daemon,
+            c,
+            sid,
+            text,
+            pattern,
+        }
+    }
 }
 
 /// About 8 MB of lines of words, an é in each, and a regex of 2 000 of
