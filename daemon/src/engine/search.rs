@@ -191,8 +191,14 @@ impl Engine {
             .collect();
         // Usually far below the cap, with few highlights: then no need to
         // measure each match exactly. Otherwise cut, never drop (`fit.rs`).
-        let bound: usize = all.iter().map(|m| units_bound(&budget, m) + 1).sum();
-        let (matches, truncated) = if budget.fits(bound) && all.iter().all(few_highlights) {
+        // The loose bound (no token counted) first; then the tighter one.
+        let bound = |string: fn(&str) -> Cost| -> usize {
+            all.iter()
+                .map(|m| units_bound(&budget, m, string) + 1)
+                .sum()
+        };
+        let fits = budget.fits(bound(Cost::string_loose)) || budget.fits(bound(Cost::string));
+        let (matches, truncated) = if fits && all.iter().all(few_highlights) {
             (all, false)
         } else {
             fit::take_matches(all, &mut budget)
@@ -618,15 +624,27 @@ impl Cost {
     /// estimate adds up across a quote, a colon or a comma (each ends the
     /// counter's run), so a string counts inside a piece what it counts alone.
     fn string(s: &str) -> Cost {
+        let mut tokens = TokenCounter::default();
+        s.chars().for_each(|c| push_escaped(&mut tokens, c));
+        Cost {
+            chars: Cost::string_loose(s).chars,
+            tokens: tokens.total(),
+        }
+    }
+
+    /// At least what [`Cost::string`] says `s` costs, without counting its
+    /// tokens: the estimate counts at most a token a byte (`rlm::tokens`),
+    /// and an escape at most one a character of its six, so the characters
+    /// bound the tokens too. A byte scan instead of a walk of the chars.
+    fn string_loose(s: &str) -> Cost {
         let escaped = s
             .bytes()
             .filter(|&b| b < 0x20 || b == b'"' || b == b'\\')
             .count();
-        let mut tokens = TokenCounter::default();
-        s.chars().for_each(|c| push_escaped(&mut tokens, c));
+        let chars = s.len() + 5 * escaped;
         Cost {
-            chars: s.len() + 5 * escaped,
-            tokens: tokens.total(),
+            chars,
+            tokens: chars as u64,
         }
     }
 
@@ -711,23 +729,25 @@ fn skeletons() -> (Cost, Cost, Cost) {
 }
 
 /// At least what `m` costs in a response, in characters and in estimated tokens,
-/// without serializing it: its skeletons, numbers and strings, each bounded.
-fn json_bound(m: &SearchMatch) -> Cost {
+/// without serializing it: its skeletons, numbers and strings, each bounded,
+/// the strings by `string` ([`Cost::string`], or the looser and cheaper
+/// [`Cost::string_loose`]).
+fn json_bound(m: &SearchMatch, string: fn(&str) -> Cost) -> Cost {
     let (matched, _, unit) = skeletons();
     let mut cost = matched
-        + Cost::string(&m.doc_id)
-        + Cost::string(&m.span.doc_id)
+        + string(&m.doc_id)
+        + string(&m.span.doc_id)
         + Cost::number(m.span.start)
         + Cost::number(m.span.end)
         + Cost::FLOAT
-        + Cost::string(&m.context)
+        + string(&m.context)
         + Cost::number(m.highlight_start)
         + Cost::number(m.highlight_end)
-        + highlights_bound(m);
+        + highlights_bound(m, string);
     if let Some(u) = &m.unit {
         cost += unit
-            + Cost::string(&u.kind)
-            + Cost::string(&u.name)
+            + string(&u.kind)
+            + string(&u.name)
             + Cost::number(u.line_start)
             + Cost::number(u.line_end)
             + Cost::number(u.start)
@@ -735,35 +755,34 @@ fn json_bound(m: &SearchMatch) -> Cost {
         if !u.within.is_empty() {
             cost += Cost::raw(WITHIN_KEY);
             for name in &u.within {
-                cost += Cost::string(name) + Cost::QUOTES + Cost::COMMA;
+                cost += string(name) + Cost::QUOTES + Cost::COMMA;
             }
         }
     }
     if let Some(id) = &m.span_id {
         // Quoted, in place of `null`.
-        cost += Cost::string(id) + Cost::QUOTES;
+        cost += string(id) + Cost::QUOTES;
     }
     cost
 }
 
-/// At least `budget.cost(m)` ([`json_bound`]): caps in tokens weigh a token as
-/// several characters, so a bound counting a token a character would be far too much.
-fn units_bound(budget: &ResponseBudget, m: &SearchMatch) -> usize {
-    let cost = json_bound(m);
+/// At least `budget.cost(m)` ([`json_bound`], its strings bounded by `string`):
+/// caps in tokens weigh a token as several characters, so with
+/// [`Cost::string_loose`] a bound is several times the size of a text, and
+/// only [`Cost::string`]'s count of the tokens tells a large answer that fits.
+fn units_bound(budget: &ResponseBudget, m: &SearchMatch, string: fn(&str) -> Cost) -> usize {
+    let cost = json_bound(m, string);
     budget.units(cost.chars, cost.tokens)
 }
 
-/// At least what `m`'s highlights cost: each its skeleton, numbers and term, a
-/// comma between.
-fn highlights_bound(m: &SearchMatch) -> Cost {
+/// At least what `m`'s highlights cost: each its skeleton, numbers and term
+/// (bounded by `string`), a comma between.
+fn highlights_bound(m: &SearchMatch, string: fn(&str) -> Cost) -> Cost {
     let (_, highlight, _) = skeletons();
     let mut cost = Cost::default();
     for h in &m.highlights {
-        cost += highlight
-            + Cost::number(h.start)
-            + Cost::number(h.end)
-            + Cost::string(&h.term)
-            + Cost::COMMA;
+        cost +=
+            highlight + Cost::number(h.start) + Cost::number(h.end) + string(&h.term) + Cost::COMMA;
     }
     cost
 }
@@ -772,7 +791,9 @@ fn highlights_bound(m: &SearchMatch) -> Cost {
 /// `fit::bound_highlights` would keep them all): a context costs at least
 /// its characters and two quotes.
 fn few_highlights(m: &SearchMatch) -> bool {
-    highlights_bound(m).chars <= (m.context.chars().count() + 2).max(fit::HIGHLIGHTS_FLOOR)
+    // Characters only: the loose bound's are the exact one's.
+    highlights_bound(m, Cost::string_loose).chars
+        <= (m.context.chars().count() + 2).max(fit::HIGHLIGHTS_FLOOR)
 }
 
 /// Chars `[start, end)` of `text` (clamped), without walking an ASCII text.
@@ -901,6 +922,16 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// A string's loose cost has its characters and at least its tokens.
+        #[test]
+        fn a_strings_loose_cost_bounds_its_cost(s in proptest::prelude::any::<String>()) {
+            let (loose, exact) = (Cost::string_loose(&s), Cost::string(&s));
+            proptest::prop_assert_eq!(loose.chars, exact.chars);
+            proptest::prop_assert!(loose.tokens >= exact.tokens, "{} < {}", loose.tokens, exact.tokens);
+        }
+    }
+
     #[test]
     fn json_bound_is_never_below_the_size() {
         let nasty = "\u{0}\u{1f}\"\\\n\t\r\u{8}\u{c}é日😀 plain";
@@ -936,14 +967,18 @@ mod tests {
             },
         ] {
             let exact = ResponseBudget::of(usize::MAX).cost(&m);
-            let bound = json_bound(&m).chars;
+            let bound = json_bound(&m, Cost::string).chars;
             assert!(bound >= exact, "{bound} < {exact} for {m:?}");
             // The bound holds in every unit: caps in tokens weigh a token
             // as several characters.
             for (chars, tokens) in [(50_000, 12_500), (1_000, 1), (7, 1_000_000)] {
                 let budget = ResponseBudget::with_caps(chars, tokens);
-                let (bound, exact) = (units_bound(&budget, &m), budget.cost(&m));
+                let (bound, exact) = (units_bound(&budget, &m, Cost::string), budget.cost(&m));
                 assert!(bound >= exact, "{bound} < {exact} for {m:?}");
+                // The loose bound (strings' tokens taken as their characters)
+                // is above the bound.
+                let loose = units_bound(&budget, &m, Cost::string_loose);
+                assert!(loose >= bound, "{loose} < {bound} for {m:?}");
             }
         }
     }
