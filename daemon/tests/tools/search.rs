@@ -783,6 +783,55 @@ fn matches_name_the_definition_or_section_they_fell_in() {
     }
 }
 
+/// One text loaded under several names is one passage of the index and a
+/// match in each document: each match's unit is read as its own document's
+/// name says (found once a reading, not once a text).
+#[test]
+fn one_text_under_several_names_has_the_unit_each_name_reads() {
+    let env = Env::new();
+    let sid = env.session();
+    let text =
+        "# Retry notes\n\ndef backoff_delay(attempt):\n    return zanzibar_factor * attempt\n";
+    for name in ["a.py", "b.py", "c.md", "d.txt"] {
+        env.write_file(&format!("same/{name}"), text);
+    }
+    env.call(
+        "rlm.docs.load",
+        json!({"session_id": sid, "sources": [{"type": "directory", "path": "same"}]}),
+    );
+    let listed = env.call("rlm.docs.list", json!({"session_id": sid}));
+    let name_of = |doc: &Value| -> String {
+        let docs = listed["documents"].as_array().unwrap();
+        let d = docs.iter().find(|d| d["doc_id"] == *doc).unwrap();
+        str_of(d, "source").rsplit('/').next().unwrap().to_owned()
+    };
+    let r = env.call(
+        "rlm.search.query",
+        json!({"session_id": sid, "query": "zanzibar factor", "method": "bm25"}),
+    );
+    let mut seen: Vec<(String, Value)> = r["matches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (name_of(&m["doc_id"]), m["unit"].clone()))
+        .collect();
+    seen.sort_by(|a, b| a.0.cmp(&b.0));
+    let names: Vec<&str> = seen.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["a.py", "b.py", "c.md", "d.txt"], "{r}");
+    for (name, unit) in &seen[..2] {
+        assert_eq!(unit["kind"], "definition", "{name}: {unit}");
+        assert_eq!(unit["name"], "backoff_delay", "{name}: {unit}");
+    }
+    assert_eq!(seen[0].1, seen[1].1, "the same reading, the same unit");
+    assert_eq!(seen[2].1["kind"], "section", "c.md: {}", seen[2].1);
+    assert_eq!(seen[2].1["name"], "Retry notes", "c.md: {}", seen[2].1);
+    assert!(
+        seen[3].1.is_null(),
+        "d.txt: plain text has no unit: {}",
+        seen[3].1
+    );
+}
+
 /// A match's unit deep in a big file names the lines a count from the
 /// file's start gives, on the first search and the next ones (the stored
 /// text's line marks, `Text::line_of`, kept between them).
