@@ -632,12 +632,14 @@ impl IndexView {
     }
 }
 
-/// The `limit` best-scored passages `query` matches in `searcher`'s segments,
-/// with the view's statistics: tantivy's top-k by score, with one heap for
-/// every segment instead of one each. tantivy searches the segments one
-/// after the other, each from a threshold of nothing, so block-max WAND
-/// prunes nothing in a segment until that segment alone has filled a top-k;
-/// here each segment starts from the k-th best score of those before it.
+/// The `limit` best-scored passages `query` (restricted to a view,
+/// [`IndexView::restrict`], which leaves deleted passages out) matches in
+/// `searcher`'s segments, with the view's statistics: tantivy's top-k by
+/// score, with one heap for every segment instead of one each. tantivy
+/// searches the segments one after the other, each from a threshold of
+/// nothing, so block-max WAND prunes nothing in a segment until that
+/// segment alone has filled a top-k; here each segment starts from the
+/// k-th best score of those before it.
 /// The same passages come back but for ties at the last place, of which
 /// the first segment's are kept (tantivy kept each segment's first, then
 /// chose among them by segment); a score can differ in its last bits, as
@@ -669,20 +671,13 @@ fn top_by_score(
                 .then(other.2.cmp(&self.2))
         }
     }
-    if limit == 0 {
-        return Ok(Vec::new());
-    }
     let weight = query
         .weight(tantivy::query::EnableScoring::enabled_from_statistics_provider(stats, searcher))?;
     let mut heap: BinaryHeap<Reverse<Entry>> = BinaryHeap::with_capacity(limit);
     let mut threshold = f32::MIN;
     for (ord, reader) in searcher.segment_readers().iter().enumerate() {
         let ord = ord as u32;
-        let alive = reader.alive_bitset();
         weight.for_each_pruning(threshold, reader, &mut |doc, score| {
-            if alive.is_some_and(|a| a.is_deleted(doc)) {
-                return threshold;
-            }
             if heap.len() < limit {
                 heap.push(Reverse(Entry(score, ord, doc)));
                 if heap.len() == limit {
