@@ -309,7 +309,7 @@ impl Db {
     /// its trace): the connection keeps its small page cache. Setting the
     /// writer's and back is two statements more than such a write: in a
     /// `perf` profile of bm25 calls in-process on the stdlib, those pragmas
-    /// of the charge and the trace were a tenth of the calls' time.
+    /// of the charge and the trace were some 7% of the calls' samples.
     pub fn write_small<T, E: From<DbError>>(
         &self,
         f: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
