@@ -6,7 +6,7 @@
 //! a key is never given to another text, even after gc: a passage's key
 //! always names the text it was cut from.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use super::documents::DocRow;
 use super::{Store, StoreError};
@@ -143,22 +143,18 @@ impl Store {
                     rows.insert(hash, (key as u64, None));
                 }
             }
-            let mut claimed: HashSet<&str> = HashSet::with_capacity(hashes.len());
-            let mut claims = Vec::with_capacity(hashes.len());
-            for &hash in hashes {
-                let Some(&(key, committed)) = rows.get(hash) else {
-                    continue;
-                };
-                if committed == Some(true) || !claimed.insert(hash) {
-                    continue;
-                }
-                claims.push(KeyClaim {
-                    hash: hash.to_owned(),
+            // Each row taken once: a text named again finds none.
+            let claims = hashes
+                .iter()
+                .filter_map(|&hash| rows.remove_entry(hash))
+                .filter(|(_, (_, committed))| *committed != Some(true))
+                .map(|(hash, (key, committed))| KeyClaim {
+                    hash,
                     key,
                     // Made by an earlier claim, never committed.
                     replace: committed == Some(false),
-                });
-            }
+                })
+                .collect();
             Ok(claims)
         })
     }
