@@ -77,6 +77,12 @@ pub struct FileRead {
     pub read_at_ns: i64,
 }
 
+/// The store's count of changes that can take a stored text from a load
+/// (a `blobs` row deleted or marked damaged; kept by triggers, migration
+/// 8), as [`Store::blob_removals`] read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlobRemovals(i64);
+
 /// What the commit of a load found.
 #[derive(Debug)]
 pub enum LoadCommit {
@@ -310,12 +316,31 @@ impl Store {
         })
     }
 
+    /// How many changes that can take a stored text from a load (a `blobs`
+    /// row deleted or marked damaged) the store has seen. A load reads it
+    /// before it first looks a stored text up, and hands it to
+    /// [`Store::commit_load`].
+    pub fn blob_removals(&self) -> Result<BlobRemovals, StoreError> {
+        self.db.read(|c| {
+            Ok(BlobRemovals(c.query_row(
+                "SELECT generation FROM blob_removals WHERE id = 1",
+                [],
+                |r| r.get(0),
+            )?))
+        })
+    }
+
     /// The one durable commit of a load, in one `IMMEDIATE` transaction:
     /// checks the session is still active, records the blobs this load's pack
     /// (`pack`, already synced and renamed into place) holds, adds the
     /// documents with the next `seq` numbers, and bumps the session's
     /// generation and counters, and records the identity of each file read
     /// (`file_identities`). Only under the session's lock (`_held`).
+    ///
+    /// Every text a document names without this load's pack (`offset`
+    /// None) is checked to be still stored, unless `seen`, read before the
+    /// load first found any of them stored, is still the store's count of
+    /// [`BlobRemovals`]: then none was removed since it was found.
     ///
     /// Foreign keys are not enforced in this transaction: the checks here
     /// are the same ones, made once (the session row is read first; every
@@ -329,6 +354,7 @@ impl Store {
         session_id: &str,
         docs: &[NewDocument<'_>],
         pack: Option<&str>,
+        seen: Option<BlobRemovals>,
         created_at: &str,
     ) -> Result<LoadCommit, StoreError> {
         self.db.write_durable_unchecked(|tx| {
@@ -355,15 +381,23 @@ impl Store {
             {
                 return Ok(LoadCommit::Collected(vec![format!("pack {name}")]));
             }
-            let mut known = tx.prepare_cached("SELECT 1 FROM blobs WHERE hash = ?1 AND offset >= 0")?;
-            let mut gone = Vec::new();
-            for d in docs.iter().filter(|d| d.offset.is_none()) {
-                if !known.exists([d.hash])? {
-                    gone.push(d.hash.to_owned());
+            let removals = BlobRemovals(tx.query_row(
+                "SELECT generation FROM blob_removals WHERE id = 1",
+                [],
+                |r| r.get(0),
+            )?);
+            if seen != Some(removals) {
+                let mut known =
+                    tx.prepare_cached("SELECT 1 FROM blobs WHERE hash = ?1 AND offset >= 0")?;
+                let mut gone = Vec::new();
+                for d in docs.iter().filter(|d| d.offset.is_none()) {
+                    if !known.exists([d.hash])? {
+                        gone.push(d.hash.to_owned());
+                    }
                 }
-            }
-            if !gone.is_empty() {
-                return Ok(LoadCommit::Collected(gone));
+                if !gone.is_empty() {
+                    return Ok(LoadCommit::Collected(gone));
+                }
             }
             let mut put_blob = tx.prepare_cached(
                 "INSERT INTO blobs (hash, pack, offset, length_bytes, length_chars, checkpoints, created_at) \

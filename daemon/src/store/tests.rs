@@ -102,7 +102,14 @@ fn a_load_commit_adds_documents_in_order_and_bumps_the_generation() {
     let p = w.finish().unwrap().unwrap();
     assert!(matches!(
         store
-            .commit_load(&store.lock_session("s").unwrap(), "s", &docs, Some(&p), "t")
+            .commit_load(
+                &store.lock_session("s").unwrap(),
+                "s",
+                &docs,
+                Some(&p),
+                None,
+                "t"
+            )
             .unwrap(),
         LoadCommit::Committed { .. }
     ));
@@ -136,6 +143,7 @@ fn writes_to_a_closed_session_leave_nothing() {
             "s",
             &[doc("d1", "h1", &a)],
             Some("p"),
+            None,
             "t",
         )
         .unwrap()
@@ -193,7 +201,14 @@ fn a_text_placed_in_no_pack_is_refused_before_any_row() {
     let docs = [doc("d0", "h0", &empty), doc("d1", "h1", &a)];
     assert!(matches!(
         store
-            .commit_load(&store.lock_session("s").unwrap(), "s", &docs, None, "t")
+            .commit_load(
+                &store.lock_session("s").unwrap(),
+                "s",
+                &docs,
+                None,
+                None,
+                "t"
+            )
             .unwrap(),
         LoadCommit::NoPack
     ));
@@ -221,7 +236,7 @@ fn gc_removes_only_what_nothing_references() {
     let lock = store.lock_session("s").unwrap();
     assert!(matches!(
         store
-            .commit_load(&lock, "s", &[doc("d1", "h1", &a)], Some(&kept), "t")
+            .commit_load(&lock, "s", &[doc("d1", "h1", &a)], Some(&kept), None, "t")
             .unwrap(),
         LoadCommit::Committed { .. }
     ));
@@ -374,7 +389,7 @@ fn committed_pair(store: &Store, a: &str, b: &str) -> Pair {
     ];
     assert!(matches!(
         store
-            .commit_load(&lock, "s", &docs, Some(&pair.pack), T0)
+            .commit_load(&lock, "s", &docs, Some(&pair.pack), None, T0)
             .unwrap(),
         LoadCommit::Committed { .. }
     ));
@@ -397,7 +412,9 @@ fn a_deleted_session_leaves_no_row_index_or_lock_and_gc_reclaims_its_texts() {
     let lock = store.lock_session("t").unwrap();
     let docs = [text_doc("d3", &hb, &sb, None)];
     assert!(matches!(
-        store.commit_load(&lock, "t", &docs, None, T0).unwrap(),
+        store
+            .commit_load(&lock, "t", &docs, None, None, T0)
+            .unwrap(),
         LoadCommit::Committed { .. }
     ));
     drop(lock);
@@ -482,18 +499,21 @@ fn a_load_commit_finds_what_gc_collected_since_the_load_looked() {
             "old",
             &[text_doc("d0", &h, &shape, Some(at))],
             Some(&pack),
+            None,
             T0,
         )
         .unwrap();
     drop(lock);
     // A load of s is under way (holding the loads lock, as every load does
-    // from its start to its commit); it finds the text stored (claiming it
-    // long ago), then gc collects it once "old" is deleted.
+    // from its start to its commit, and having read the store's removals
+    // before its first lookup); it finds the text stored (claiming it long
+    // ago), then gc collects it once "old" is deleted.
     let _under_way = super::lock::LoadsLock::shared(
         &super::Layout::new(dir.path()).loads_lock(),
         std::time::Duration::from_secs(5),
     )
     .unwrap();
+    let seen = store.blob_removals().unwrap();
     assert_eq!(
         store
             .known_blobs([h.as_str()].into_iter(), T0, T0)
@@ -542,7 +562,14 @@ fn a_load_commit_finds_what_gc_collected_since_the_load_looked() {
     );
     let lock = store.lock_session("s").unwrap();
     match store
-        .commit_load(&lock, "s", &[text_doc("d1", &h, &shape, None)], None, T1)
+        .commit_load(
+            &lock,
+            "s",
+            &[text_doc("d1", &h, &shape, None)],
+            None,
+            Some(seen),
+            T1,
+        )
         .unwrap()
     {
         LoadCommit::Collected(gone) => assert_eq!(gone, vec![h.clone()]),
@@ -555,6 +582,7 @@ fn a_load_commit_finds_what_gc_collected_since_the_load_looked() {
             "s",
             &[text_doc("d1", &h, &shape, Some(0))],
             Some("nosuchpack"),
+            Some(store.blob_removals().unwrap()),
             T1,
         )
         .unwrap()
@@ -567,6 +595,44 @@ fn a_load_commit_finds_what_gc_collected_since_the_load_looked() {
         0,
         "nothing was written"
     );
+}
+
+#[test]
+fn a_load_commit_finds_a_text_marked_damaged_since_the_load_looked() {
+    let (_dir, store) = store_with_session(100);
+    add_session(&store, "old");
+    let (h, shape, at, pack) = stored_one(&store, "a text that will be found damaged");
+    let lock = store.lock_session("old").unwrap();
+    let docs = [text_doc("d0", &h, &shape, Some(at))];
+    assert!(matches!(
+        store
+            .commit_load(&lock, "old", &docs, Some(&pack), None, T0)
+            .unwrap(),
+        LoadCommit::Committed { .. }
+    ));
+    drop(lock);
+    // A load of s finds the text stored; a reader then finds its copy
+    // damaged and marks it.
+    let seen = store.blob_removals().unwrap();
+    let now = crate::engine::now();
+    assert_eq!(
+        store
+            .known_blobs([h.as_str()].into_iter(), &now, &now)
+            .unwrap()
+            .len(),
+        1
+    );
+    store.forget_blob(&h, &pack, at as i64).unwrap();
+    let lock = store.lock_session("s").unwrap();
+    let reused = [text_doc("d1", &h, &shape, None)];
+    match store
+        .commit_load(&lock, "s", &reused, None, Some(seen), T1)
+        .unwrap()
+    {
+        LoadCommit::Collected(gone) => assert_eq!(gone, vec![h.clone()]),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(store.session("s").unwrap().unwrap().document_count, 0);
 }
 
 #[test]
@@ -602,7 +668,7 @@ fn gc_deletes_what_hangs_on_a_text_and_leaves_the_foreign_keys_whole() {
         d.file = Some(file(inode));
         assert!(matches!(
             store
-                .commit_load(&lock, sid, &[d], Some(&pack), T0)
+                .commit_load(&lock, sid, &[d], Some(&pack), None, T0)
                 .unwrap(),
             LoadCommit::Committed { .. }
         ));
@@ -660,7 +726,7 @@ fn gc_needs_no_grace_while_no_load_is_under_way() {
     let docs = [text_doc("d1", &ha, &sa, Some(oa))];
     assert!(matches!(
         store
-            .commit_load(&lock, "s", &docs, Some(&pack), &now)
+            .commit_load(&lock, "s", &docs, Some(&pack), None, &now)
             .unwrap(),
         LoadCommit::Committed { .. }
     ));
@@ -830,7 +896,7 @@ fn texts_a_load_wrote_are_vouched_for_until_their_pack_file_changes() {
     ];
     assert!(matches!(
         store
-            .commit_load(&lock, "s", &docs, Some(&pack), T0)
+            .commit_load(&lock, "s", &docs, Some(&pack), None, T0)
             .unwrap(),
         LoadCommit::Committed { .. }
     ));

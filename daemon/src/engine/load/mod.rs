@@ -16,7 +16,7 @@ use rlm::{ErrorCode, ToolError};
 
 use super::{CallContext, Engine, ResponseBudget, SessionRow, now};
 use crate::store::PackWriter;
-use crate::store::documents::{DocRow, FileRead, LoadCommit, NewDocument};
+use crate::store::documents::{BlobRemovals, DocRow, FileRead, LoadCommit, NewDocument};
 use crate::store::files::{FileIdentity, Recorded};
 use crate::text::TextShape;
 use read::Prepared;
@@ -130,6 +130,10 @@ impl Engine {
         // Held until the commit has ended: a gc meanwhile keeps what this
         // load claims and the pack it writes (`store::lock::LoadsLock`).
         let loads = self.inner.store.lock_for_load()?;
+        // Before any stored text is looked up: if no text was removed from
+        // the store by the commit, every one found is still there
+        // (`Store::commit_load`).
+        let removals = self.inner.store.blob_removals()?;
         let mut pack = self.inner.store.new_pack().map_err(|e| {
             ToolError::internal(format!("starting a pack under the data directory: {e}"))
         })?;
@@ -149,7 +153,7 @@ impl Engine {
         })?;
         let synced_in = started.elapsed();
         let pack_name = finished.as_ref().map(|(name, _)| name.as_str());
-        let loaded = self.commit_load(session, &stored, pack_name)?;
+        let loaded = self.commit_load(session, &stored, pack_name, removals)?;
         // Each text written was hashed from the bytes written: its first
         // open (the index build, seconds from now) need not hash it again.
         if let Some((name, Some(id))) = &finished {
@@ -404,12 +408,15 @@ impl Engine {
     }
 
     /// Commits the load under the session's lock: one durable transaction
-    /// (see `Store::commit_load`), after the pack it names is on disk.
+    /// (see `Store::commit_load`), after the pack it names is on disk;
+    /// `removals` as the store counted them before the load looked up any
+    /// stored text.
     fn commit_load(
         &self,
         session: &SessionRow,
         stored: &[Stored],
         pack: Option<&str>,
+        removals: BlobRemovals,
     ) -> Result<Vec<LoadedDoc>, ToolError> {
         let store = &self.inner.store;
         let lock = store.lock_session(&session.id)?;
@@ -435,7 +442,7 @@ impl Engine {
                 file: s.file,
             })
             .collect();
-        match store.commit_load(&lock, &session.id, &docs, pack, &created)? {
+        match store.commit_load(&lock, &session.id, &docs, pack, Some(removals), &created)? {
             LoadCommit::Committed {
                 first_seq,
                 generation,

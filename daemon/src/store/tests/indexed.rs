@@ -25,7 +25,7 @@ fn loaded_texts(store: &Store, texts: &[&str]) -> Vec<String> {
     let lock = store.lock_session("s").unwrap();
     assert!(matches!(
         store
-            .commit_load(&lock, "s", &docs, Some(&pack), T0)
+            .commit_load(&lock, "s", &docs, Some(&pack), None, T0)
             .unwrap(),
         LoadCommit::Committed { .. }
     ));
