@@ -1,6 +1,6 @@
 //! The SQLite side of the store: connections (WAL, busy timeout), the schema
-//! and its `PRAGMA user_version` migrations, and write transactions that
-//! always begin `IMMEDIATE`.
+//! and its `PRAGMA user_version` migrations, write transactions that always
+//! begin `IMMEDIATE`, and the log's checkpoints on a thread of their own.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};

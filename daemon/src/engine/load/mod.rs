@@ -130,9 +130,9 @@ impl Engine {
         // Held until the commit has ended: a gc meanwhile keeps what this
         // load claims and the pack it writes (`store::lock::LoadsLock`).
         let loads = self.inner.store.lock_for_load()?;
-        // Before any stored text is looked up: if no text was removed from
-        // the store by the commit, every one found is still there
-        // (`Store::commit_load`).
+        // Read before any stored text is looked up: if the store removes
+        // none before the commit, every text this load finds stored is
+        // still there then (`Store::commit_load`).
         let removals = self.inner.store.blob_removals()?;
         let mut pack = self.inner.store.new_pack().map_err(|e| {
             ToolError::internal(format!("starting a pack under the data directory: {e}"))
