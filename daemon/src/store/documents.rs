@@ -83,6 +83,16 @@ pub struct FileRead {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BlobRemovals(i64);
 
+impl BlobRemovals {
+    fn in_store(c: &Connection) -> rusqlite::Result<BlobRemovals> {
+        c.query_row(
+            "SELECT generation FROM blob_removals WHERE id = 1",
+            [],
+            |r| r.get(0).map(BlobRemovals),
+        )
+    }
+}
+
 /// What the commit of a load found.
 #[derive(Debug)]
 pub enum LoadCommit {
@@ -321,13 +331,7 @@ impl Store {
     /// before it first looks a stored text up, and hands it to
     /// [`Store::commit_load`].
     pub fn blob_removals(&self) -> Result<BlobRemovals, StoreError> {
-        self.db.read(|c| {
-            Ok(BlobRemovals(c.query_row(
-                "SELECT generation FROM blob_removals WHERE id = 1",
-                [],
-                |r| r.get(0),
-            )?))
-        })
+        self.db.read(|c| Ok(BlobRemovals::in_store(c)?))
     }
 
     /// The one durable commit of a load, in one `IMMEDIATE` transaction:
@@ -381,12 +385,7 @@ impl Store {
             {
                 return Ok(LoadCommit::Collected(vec![format!("pack {name}")]));
             }
-            let removals = BlobRemovals(tx.query_row(
-                "SELECT generation FROM blob_removals WHERE id = 1",
-                [],
-                |r| r.get(0),
-            )?);
-            if seen != Some(removals) {
+            if seen != Some(BlobRemovals::in_store(tx)?) {
                 let mut known =
                     tx.prepare_cached("SELECT 1 FROM blobs WHERE hash = ?1 AND offset >= 0")?;
                 let mut gone = Vec::new();

@@ -424,7 +424,7 @@ fn walk_files(
 
 /// The walk's order within a folder: by name, as walkdir's
 /// `sort_by_file_name`, which parses each path's components to find its
-/// name at every comparison (a fifth of the walk's CPU in a re-load of
+/// name at every comparison (a quarter of the walk's CPU in a re-load of
 /// the 850 MB scale corpus). An entry below the walk's start is its
 /// folder's path joined with its name, which holds no separator: its name
 /// is what follows the last one.
@@ -519,8 +519,8 @@ struct GlobMatch {
     /// For a pattern `BASE/**/NAME`, NAME one component without `**`:
     /// NAME alone, which decides for every path under BASE (`**/` is any
     /// folders, none included), and `BASE`'s length. Matching the whole
-    /// pattern tries every split of a path at its `**`: a sixth of the CPU
-    /// of a re-load of the 850 MB scale corpus's `**/*.html`.
+    /// pattern tries every split of a path at its `**`: a third of the
+    /// walk's CPU in a re-load of the 850 MB scale corpus.
     name: Option<(glob::Pattern, usize)>,
 }
 
