@@ -19,7 +19,7 @@ use crate::store::PackWriter;
 use crate::store::documents::{BlobRemovals, DocRow, FileRead, LoadCommit, NewDocument};
 use crate::store::files::{FileIdentity, Recorded};
 use crate::text::TextShape;
-use read::Prepared;
+use read::{Prepared, shown_path};
 use sources::Item;
 
 /// Bytes read into memory at once during a load; larger loads go in batches
@@ -349,7 +349,7 @@ impl Engine {
         let shown: Vec<Option<String>> = batch
             .iter()
             .map(|(item, identity)| match (item, identity) {
-                (Item::File { path, .. }, Some(_)) => Some(path.display().to_string()),
+                (Item::File { path, .. }, Some(_)) => Some(shown_path(path)),
                 _ => None,
             })
             .collect();
@@ -361,29 +361,29 @@ impl Engine {
             .div_ceil(self.pool().current_num_threads().max(1))
             .max(MIN_LOOKUPS_PER_THREAD);
         let store = &self.inner.store;
-        let found: Vec<HashMap<&str, Recorded>> = self.pool().install(|| {
+        let found: Vec<Vec<Option<Recorded>>> = self.pool().install(|| {
             paths
                 .par_chunks(share)
-                .map(|part| store.recorded_files(part.iter().copied()))
+                .map(|part| store.recorded_files(part))
                 .collect::<Result<_, _>>()
         })?;
-        let mut recorded: HashMap<&str, Recorded> = HashMap::with_capacity(paths.len());
-        for part in found {
-            recorded.extend(part);
-        }
+        // One answer for each path shown, in order.
+        let mut recorded = found.into_iter().flatten();
         let window = self.inner.config.racy_window;
         Ok(batch
             .into_iter()
-            .zip(&shown)
+            .zip(shown)
             .map(|((item, identity), shown)| {
-                let (Item::File { hint, .. }, Some(identity), Some(shown)) =
-                    (&item, identity, shown)
-                else {
+                let Some(shown) = shown else {
                     return Slot::Read(item);
                 };
-                match recorded.remove(shown.as_str()) {
+                let recorded = recorded.next().flatten();
+                let (Item::File { hint, .. }, Some(identity)) = (&item, identity) else {
+                    return Slot::Read(item);
+                };
+                match recorded {
                     Some(r) if identity.size <= max_bytes && r.vouches_for(&identity, window) => {
-                        Slot::Unchanged(Prepared::reused(shown.clone(), r, *hint))
+                        Slot::Unchanged(Prepared::reused(shown, r, *hint))
                     }
                     _ => Slot::Read(item),
                 }

@@ -28,6 +28,14 @@ pub(super) struct Prepared {
     pub(super) claimed_at: Option<String>,
 }
 
+/// A file's path as its document's `source` names it: as written when it
+/// is UTF-8 (a copy, without `Path::display`'s formatting), else with each
+/// invalid sequence replaced, as `display` shows it.
+pub(super) fn shown_path(path: &std::path::Path) -> String {
+    path.to_str()
+        .map_or_else(|| path.display().to_string(), str::to_owned)
+}
+
 impl Prepared {
     /// The stored text a recorded file identity vouches for.
     pub(super) fn reused(source: String, r: Recorded, hint: Option<u64>) -> Prepared {
@@ -173,7 +181,7 @@ pub(super) fn read_item(
             (source, content.into_bytes(), hint, None)
         }
         Item::File { path, hint } => {
-            let shown = path.display().to_string();
+            let shown = shown_path(&path);
             let (bytes, file) = read_regular_file(&path, max_bytes).map_err(|e| match e {
                 ReadError::TooLarge(Some(n)) => too_large(&shown, n),
                 ReadError::TooLarge(None) => Skip::new(
@@ -213,4 +221,22 @@ pub(super) fn read_item(
         file,
         claimed_at: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_path_is_shown_as_display_shows_it() {
+        let plain = std::path::Path::new("/src/ünï/lib.rs");
+        assert_eq!(shown_path(plain), "/src/ünï/lib.rs");
+        #[cfg(unix)]
+        {
+            use std::os::unix::ffi::OsStrExt;
+            let invalid = std::path::Path::new(std::ffi::OsStr::from_bytes(b"/src/a\xffb.rs"));
+            assert_eq!(shown_path(invalid), invalid.display().to_string());
+            assert_eq!(shown_path(invalid), "/src/a\u{fffd}b.rs");
+        }
+    }
 }
