@@ -142,18 +142,6 @@ impl IndexManager {
             .unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Counts a background build of the session out (it ended, or its
-    /// thread never began).
-    fn built(&self, session_id: &str) {
-        let mut building = self.building();
-        if let Some(n) = building.get_mut(session_id) {
-            *n -= 1;
-            if *n == 0 {
-                building.remove(session_id);
-            }
-        }
-    }
-
     /// Adds these texts (one document each names them) in batches, each
     /// committed to the index and then recorded in the store.
     fn add_texts(
@@ -333,12 +321,16 @@ impl IndexManager {
         {
             return; // one is pending; it reads the documents once it holds the lock
         }
-        *self.building().entry(session_id.to_owned()).or_default() += 1;
+        // Counted out when the thread ends, however it ends (a panic too:
+        // a count left behind would send every search of the session to
+        // the write lock), or when it never begins.
+        let counted = Building::new(self, session_id);
         let manager = self.clone();
         let sid = session_id.to_owned();
         let spawned = std::thread::Builder::new()
             .name("rlm-index".into())
             .spawn(move || {
+                let _counted = counted;
                 manager
                     .shared
                     .background
@@ -348,7 +340,6 @@ impl IndexManager {
                 if let Err(e) = manager.ensure_with(&sid, &CallContext::default(), true) {
                     tracing::warn!(session_id = %sid, error = %e, "background index build failed; the next search retries");
                 }
-                manager.built(&sid);
             });
         if spawned.is_err() {
             self.shared
@@ -356,7 +347,34 @@ impl IndexManager {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(session_id);
-            self.built(session_id);
+        }
+    }
+}
+
+/// A background build of a session counted in `building` while it lives.
+struct Building {
+    manager: IndexManager,
+    session_id: String,
+}
+
+impl Building {
+    fn new(manager: &IndexManager, session_id: &str) -> Building {
+        *manager.building().entry(session_id.to_owned()).or_default() += 1;
+        Building {
+            manager: manager.clone(),
+            session_id: session_id.to_owned(),
+        }
+    }
+}
+
+impl Drop for Building {
+    fn drop(&mut self) {
+        let mut building = self.manager.building();
+        if let Some(n) = building.get_mut(&self.session_id) {
+            *n -= 1;
+            if *n == 0 {
+                building.remove(&self.session_id);
+            }
         }
     }
 }
