@@ -54,6 +54,17 @@ impl Env {
         self.engine.config().data_dir.clone()
     }
 
+    /// The search index's write lock, as another process's writer (a build,
+    /// a compaction step) holds it.
+    pub fn index_write_lock(&self) -> rlmd::store::lock::SessionLock {
+        rlmd::store::lock::SessionLock::acquire(
+            &self.data().join(rlmd::store::layout::SEARCH_DIR),
+            rlmd::store::layout::SEARCH_WRITE_LOCK,
+            std::time::Duration::from_secs(10),
+        )
+        .expect("the index's write lock")
+    }
+
     /// A second engine on the same data dir (a restart, or another daemon).
     pub fn reopen(&self) -> Engine {
         Engine::open(self.engine.config().clone()).expect("the engine reopens")

@@ -8,7 +8,6 @@
 use std::time::{Duration, Instant};
 
 use rlmd::store::layout::SEARCH_DIR;
-use rlmd::store::lock::SessionLock;
 use rlmd::{CallContext, Engine, EngineConfig};
 use serde_json::{Value, json};
 
@@ -110,16 +109,6 @@ fn many_segments(env: &Env) -> usize {
     n
 }
 
-/// The index's write lock, as another process's writer holds it.
-fn index_write_lock(env: &Env) -> SessionLock {
-    SessionLock::acquire(
-        &env.data().join(SEARCH_DIR),
-        rlmd::store::layout::SEARCH_WRITE_LOCK,
-        Duration::from_secs(10),
-    )
-    .unwrap()
-}
-
 fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !done() {
@@ -171,7 +160,7 @@ fn a_build_is_compacted_after_it_and_answers_the_same() {
 fn a_compaction_leaves_the_index_to_another_process_holding_it() {
     let env = env(false);
     let (sid, before) = built(&env);
-    let held = index_write_lock(&env);
+    let held = env.index_write_lock();
     let done = env.engine.compact_index(STEP).unwrap();
     assert_eq!(done.steps, 0, "{done:?}");
     assert_eq!(segments(&env), before);
@@ -206,7 +195,7 @@ fn a_compaction_waits_for_a_writer_of_its_process() {
     let want = answers(&env.engine, &env.ctx, &sid);
     many_segments(&env);
     // Another process holds the index: the next load's background build waits.
-    let held = index_write_lock(&env);
+    let held = env.index_write_lock();
     let sid2 = env.session();
     env.load_all(&sid2, &["a numbat digs for termites"]);
     let loaded = Instant::now();

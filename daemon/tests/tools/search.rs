@@ -636,66 +636,6 @@ fn a_search_right_after_a_load_sees_the_new_documents_with_background_indexing()
     search_sees_new_documents(true);
 }
 
-/// The index's write lock, as another process's build holds it.
-fn index_write_lock(env: &Env) -> rlmd::store::lock::SessionLock {
-    rlmd::store::lock::SessionLock::acquire(
-        &env.data().join(rlmd::store::layout::SEARCH_DIR),
-        rlmd::store::layout::SEARCH_WRITE_LOCK,
-        std::time::Duration::from_secs(10),
-    )
-    .unwrap()
-}
-
-/// A search of a session whose load's background build waits (another
-/// process holds the index) waits for that build and then trusts what it
-/// indexed: it answers with every text of the session as it was when the
-/// search began, and a text loaded while a build ran, after the build
-/// found the session's texts, is indexed by the next build that finds it
-/// missing, not taken as held.
-#[test]
-fn a_search_waits_for_the_build_its_load_began_and_misses_no_later_load() {
-    let env = Env::with(|c| c.background_index = true);
-    let sid = env.session();
-    let held = index_write_lock(&env);
-    let first = env.load(&sid, "the first text is about an ocelot\n");
-    let second = env.load(&sid, "the second text is about a narwhal\n");
-    let ids = |r: &Value| -> Vec<String> {
-        let mut ids: Vec<String> = r["matches"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["doc_id"].as_str().unwrap().to_owned())
-            .collect();
-        ids.sort();
-        ids
-    };
-    let mut both = vec![first.clone(), second];
-    both.sort();
-    std::thread::scope(|s| {
-        let search = s.spawn(|| env.search(&sid, json!({"query": "ocelot narwhal"})));
-        // Neither the build nor the search can go on while the lock is held.
-        assert!(!search.is_finished());
-        drop(held);
-        let r = search.join().unwrap();
-        assert_eq!(ids(&r), both, "{r}");
-    });
-    // A build found the session current, and a new load moved it on: the
-    // next search's build (after the background one) indexes the new text.
-    assert_eq!(env.info(&sid)["index_built"], true);
-    let held = index_write_lock(&env);
-    let third = env.load(&sid, "the third text is about a quokka\n");
-    std::thread::scope(|s| {
-        let search = s.spawn(|| env.search(&sid, json!({"query": "quokka ocelot"})));
-        drop(held);
-        let r = search.join().unwrap();
-        let mut want = vec![first.clone(), third.clone()];
-        want.sort();
-        assert_eq!(ids(&r), want, "{r}");
-    });
-    let r = env.search(&sid, json!({"query": "narwhal quokka ocelot"}));
-    assert_eq!(ids(&r).len(), 3, "{r}");
-}
-
 /// A bm25 query of 100 000 distinct words ran for 24 s and took 400 MB
 /// (each word deduplicated against all before it, then looked up with its
 /// forms in every segment). A query has at most 1 024 distinct words:

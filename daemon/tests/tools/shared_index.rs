@@ -2,7 +2,8 @@
 //! sessions hold it; each session still finds only its own documents, with
 //! its own ids; its scores do not depend on what other sessions hold; gc
 //! takes the passages of deleted texts; an addition cut short is redone, not
-//! doubled; a load and an index build report their progress.
+//! doubled; a load and an index build report their progress; a search
+//! waits for the build its load began.
 
 use std::sync::{Arc, Mutex};
 
@@ -650,4 +651,54 @@ fn sessions_quiet_while_others_are_served_are_dropped_and_answer_the_same() {
     assert_eq!(env.engine.sessions_known(), 1);
     let got = search(&env, &three, "zanzibar quokka");
     assert_eq!(got["matches"][0]["doc_id"], three_ids[0].as_str(), "{got}");
+}
+
+/// A search of a session whose load's background build waits (another
+/// process holds the index) waits for that build and then trusts what it
+/// indexed: it answers with every text of the session as it was when the
+/// search began, and a text loaded while a build ran, after the build
+/// found the session's texts, is indexed by the next build that finds it
+/// missing, not taken as held.
+#[test]
+fn a_search_waits_for_the_build_its_load_began_and_misses_no_later_load() {
+    let env = Env::with(|c| c.background_index = true);
+    let sid = env.session();
+    let held = env.index_write_lock();
+    let first = env.load(&sid, "the first text is about an ocelot\n");
+    let second = env.load(&sid, "the second text is about a narwhal\n");
+    let ids = |r: &Value| -> Vec<String> {
+        let mut ids: Vec<String> = r["matches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["doc_id"].as_str().unwrap().to_owned())
+            .collect();
+        ids.sort();
+        ids
+    };
+    let mut both = vec![first.clone(), second];
+    both.sort();
+    std::thread::scope(|s| {
+        let search = s.spawn(|| env.search(&sid, json!({"query": "ocelot narwhal"})));
+        // Neither the build nor the search can go on while the lock is held.
+        assert!(!search.is_finished());
+        drop(held);
+        let r = search.join().unwrap();
+        assert_eq!(ids(&r), both, "{r}");
+    });
+    // A build found the session current, and a new load moved it on: the
+    // next search's build (after the background one) indexes the new text.
+    assert_eq!(env.info(&sid)["index_built"], true);
+    let held = env.index_write_lock();
+    let third = env.load(&sid, "the third text is about a quokka\n");
+    std::thread::scope(|s| {
+        let search = s.spawn(|| env.search(&sid, json!({"query": "quokka ocelot"})));
+        drop(held);
+        let r = search.join().unwrap();
+        let mut want = vec![first.clone(), third.clone()];
+        want.sort();
+        assert_eq!(ids(&r), want, "{r}");
+    });
+    let r = env.search(&sid, json!({"query": "narwhal quokka ocelot"}));
+    assert_eq!(ids(&r).len(), 3, "{r}");
 }
